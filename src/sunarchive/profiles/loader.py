@@ -1,0 +1,139 @@
+"""Load and validate profile files (YAML); errors name the file and the field."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+import yaml
+
+from sunarchive.model import ConfigError, FieldKind
+from sunarchive.profiles.spec import IDENTIFIER, RESERVED_COLUMNS, FieldSpec, Profile
+
+PROFILE_KEYS = {"name", "description", "tags", "fields", "sample_rate_hz", "max_gap_s",
+                "chunk_interval", "extra"}
+FIELD_KEYS = {"unit", "kind", "description", "energy_column", "max_rate_per_s"}
+
+
+def _fail(source: str, key: str, why: str) -> ConfigError:
+    return ConfigError(f"{source}: {key}: {why}")
+
+
+def _identifier(source: str, key: str, value: object) -> str:
+    if not isinstance(value, str) or not IDENTIFIER.match(value):
+        raise _fail(source, key, f"{value!r} is not a valid name (lower case letters, digits, _)")
+    return value
+
+
+def _positive(source: str, key: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise _fail(source, key, f"{value!r} must be a positive number")
+    return float(value)
+
+
+def _parse_field(source: str, name: str, raw: object) -> FieldSpec:
+    key = f"fields.{name}"
+    _identifier(source, key, name)
+    if not isinstance(raw, dict):
+        raise _fail(source, key, "must be a mapping with at least 'unit' and 'kind'")
+    unknown = set(raw) - FIELD_KEYS
+    if unknown:
+        raise _fail(source, f"{key}.{sorted(unknown)[0]}", f"unknown key; allowed: "
+                    f"{', '.join(sorted(FIELD_KEYS))}")
+    try:
+        kind = FieldKind(raw.get("kind", "gauge"))
+    except ValueError:
+        raise _fail(source, f"{key}.kind", f"{raw.get('kind')!r} is not one of "
+                    f"{', '.join(k.value for k in FieldKind)}") from None
+    energy = raw.get("energy_column")
+    if energy is not None:
+        if kind is not FieldKind.POWER:
+            raise _fail(source, f"{key}.energy_column", "only a 'power' field has energy")
+        _identifier(source, f"{key}.energy_column", energy)
+    rate = raw.get("max_rate_per_s")
+    return FieldSpec(
+        name=name,
+        unit=str(raw.get("unit", "")),
+        kind=kind,
+        description=str(raw.get("description", "")),
+        energy_column=energy,
+        max_rate_per_s=None if rate is None else _positive(source, f"{key}.max_rate_per_s", rate),
+    )
+
+
+def parse_profile(data: object, source: str) -> Profile:
+    """Build a :class:`Profile` from parsed YAML, validating every key."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a profile must be a mapping")
+    unknown = set(data) - PROFILE_KEYS
+    if unknown:
+        raise _fail(source, sorted(unknown)[0], f"unknown key; allowed: "
+                    f"{', '.join(sorted(PROFILE_KEYS))}")
+    name = _identifier(source, "name", data.get("name"))
+    tags_raw = data.get("tags", [])
+    if not isinstance(tags_raw, list):
+        raise _fail(source, "tags", "must be a list of tag names")
+    tags = tuple(_identifier(source, f"tags[{i}]", t) for i, t in enumerate(tags_raw))
+    fields_raw = data.get("fields")
+    if not isinstance(fields_raw, dict) or not fields_raw:
+        raise _fail(source, "fields", "must be a non-empty mapping of field name to spec")
+    fields = tuple(_parse_field(source, str(n), spec) for n, spec in fields_raw.items())
+    profile = Profile(
+        name=name,
+        tags=tags,
+        fields=fields,
+        description=str(data.get("description", "")),
+        sample_rate_hz=(None if data.get("sample_rate_hz") is None
+                        else _positive(source, "sample_rate_hz", data["sample_rate_hz"])),
+        max_gap_s=_positive(source, "max_gap_s", data.get("max_gap_s", 120)),
+        chunk_interval=str(data.get("chunk_interval", "1 day")),
+        source_file=source,
+        extra=dict(data.get("extra") or {}),
+    )
+    _check_columns(profile)
+    return profile
+
+
+def _check_columns(profile: Profile) -> None:
+    seen: set[str] = set(profile.tags) | RESERVED_COLUMNS
+    for tag in profile.tags:
+        if tag in RESERVED_COLUMNS:
+            raise _fail(profile.source_file, "tags", f"{tag!r} is a reserved column name")
+    for spec in profile.fields:
+        for col in spec.columns():
+            if col.name in seen and col.name not in ("sample_count", "covered_s"):
+                raise _fail(profile.source_file, f"fields.{spec.name}",
+                            f"column {col.name!r} clashes with another column")
+            seen.add(col.name)
+
+
+def load_profile_file(path: Path) -> Profile:
+    """Load one YAML profile file."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse_profile(data, str(path))
+
+
+def _builtin_profiles() -> list[Profile]:
+    folder = resources.files("sunarchive.profiles") / "builtin"
+    out = []
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            out.append(parse_profile(yaml.safe_load(entry.read_text("utf-8")),
+                                     f"<builtin>/{entry.name}"))
+    return out
+
+
+def load_profiles(extra_dir: Path | None = None) -> dict[str, Profile]:
+    """Built-in profiles plus ``*.yaml`` files from ``extra_dir``; a user file may override."""
+    profiles = {p.name: p for p in _builtin_profiles()}
+    if extra_dir is not None:
+        if not extra_dir.is_dir():
+            raise ConfigError(f"{extra_dir}: profile directory does not exist")
+        for path in sorted(extra_dir.glob("*.y*ml")):
+            profile = load_profile_file(path)
+            profiles[profile.name] = profile
+    return profiles

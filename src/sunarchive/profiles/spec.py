@@ -1,0 +1,123 @@
+"""Profile and field specifications, and the statistics columns each field kind stores."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from sunarchive.model import FieldKind
+
+IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+RESERVED_COLUMNS = {"time", "series_id", "sample_count", "covered_s"}
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One statistics column: its name, SQL type and the merge rule used for rollups.
+
+    Merge rules: ``sum``, ``min``, ``max``, ``any`` (boolean or), ``mean`` (count-weighted,
+    needs ``count_column``), ``stddev`` (population, from mean and count), ``first`` and
+    ``last`` (by time).
+    """
+
+    name: str
+    sql_type: str
+    merge: str
+    count_column: str | None = None
+    mean_column: str | None = None
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """A field of a measurement: unit, kind and, for counters, the reset rule input."""
+
+    name: str
+    unit: str
+    kind: FieldKind
+    description: str = ""
+    energy_column: str | None = None
+    max_rate_per_s: float | None = None
+
+    def columns(self) -> list[ColumnSpec]:
+        """Statistics columns stored for this field at every tier."""
+        f = self.name
+        count = f"{f}_count"
+        if self.kind in (FieldKind.GAUGE, FieldKind.POWER):
+            cols = [
+                ColumnSpec(f"{f}_avg", "DOUBLE", "mean", count_column=count),
+                ColumnSpec(f"{f}_min", "DOUBLE", "min"),
+                ColumnSpec(f"{f}_max", "DOUBLE", "max"),
+                ColumnSpec(f"{f}_stddev", "DOUBLE", "stddev", count_column=count,
+                           mean_column=f"{f}_avg"),
+                ColumnSpec(count, "INTEGER", "sum"),
+            ]
+            if self.kind is FieldKind.POWER:
+                cols.append(ColumnSpec(self.energy_column_name, "DOUBLE", "sum"))
+            return cols
+        if self.kind is FieldKind.COUNTER:
+            return [
+                ColumnSpec(f"{f}_first", "DOUBLE", "first"),
+                ColumnSpec(f"{f}_last", "DOUBLE", "last"),
+                ColumnSpec(f"{f}_increase", "DOUBLE", "sum"),
+                ColumnSpec(count, "INTEGER", "sum"),
+            ]
+        if self.kind is FieldKind.STATE:
+            return [
+                ColumnSpec(f"{f}_first", "BIGINT", "first"),
+                ColumnSpec(f"{f}_last", "BIGINT", "last"),
+                ColumnSpec(f"{f}_min", "BIGINT", "min"),
+                ColumnSpec(f"{f}_max", "BIGINT", "max"),
+                ColumnSpec(f"{f}_changes", "INTEGER", "sum"),
+                ColumnSpec(count, "INTEGER", "sum"),
+            ]
+        return [  # flag
+            ColumnSpec(f"{f}_any", "BOOLEAN", "any"),
+            ColumnSpec(f"{f}_true_count", "INTEGER", "sum"),
+            ColumnSpec(count, "INTEGER", "sum"),
+        ]
+
+    @property
+    def energy_column_name(self) -> str:
+        """Column holding the energy in Wh integrated from this power field."""
+        return self.energy_column or f"{self.name}_energy_wh"
+
+
+COMMON_COLUMNS = [
+    ColumnSpec("sample_count", "INTEGER", "sum"),
+    ColumnSpec("covered_s", "INTEGER", "sum"),
+]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A measurement schema: tags, fields and storage hints."""
+
+    name: str
+    tags: tuple[str, ...]
+    fields: tuple[FieldSpec, ...]
+    description: str = ""
+    sample_rate_hz: float | None = None
+    max_gap_s: float = 120.0
+    chunk_interval: str = "1 day"
+    source_file: str = "<builtin>"
+    extra: dict[str, object] = field(default_factory=dict, compare=False)
+
+    def stats_columns(self) -> list[ColumnSpec]:
+        """All statistics columns (common ones first), in table order."""
+        cols = list(COMMON_COLUMNS)
+        for spec in self.fields:
+            cols.extend(spec.columns())
+        return cols
+
+    def field(self, name: str) -> FieldSpec:
+        for spec in self.fields:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def fields_of(self, *kinds: FieldKind) -> list[FieldSpec]:
+        return [f for f in self.fields if f.kind in kinds]
+
+    def table(self, tier: str) -> str:
+        """Table name of a tier, e.g. ``ps100_readings_1s``."""
+        return f"{self.name}_{tier}"
