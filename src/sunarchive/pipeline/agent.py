@@ -1,0 +1,248 @@
+"""Wiring: sources → accumulator → reducers → the one writer thread → store.
+
+The writer thread is the only thread that touches the store for writing. It pulls batches,
+feeds the per-measurement reducers, and every ``commit_interval_s`` closes the seconds the
+lateness allowance permits, writes them in one commit per measurement, materializes rollup
+buckets that became complete, and records events. A clean stop drains the queue and flushes
+every reducer, so nothing accepted is left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from sunarchive.model import Event, InputError, SampleBatch, SeriesKey, StatsRows
+from sunarchive.pipeline.accumulator import Accumulator
+from sunarchive.pipeline.live import LiveState
+from sunarchive.reducer import ReduceResult, Reducer, concat_rows, select_rows
+from sunarchive.sources.base import Source
+from sunarchive.storage.base import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WriterStats:
+    """What the writer has done since start."""
+
+    started_at: float = field(default_factory=time.time)
+    rows_written: int = 0
+    rollup_rows: int = 0
+    commits: int = 0
+    too_late_samples: int = 0
+    rejected_batches: int = 0
+    write_errors: int = 0
+    last_write_at: float | None = None
+    last_error: str | None = None
+    gaps: int = 0
+
+
+class SeriesRegistry:
+    """Maps (measurement, tag values) to compact ids, persisting new ones in the store."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._ids = store.load_series()
+        self.tags: dict[int, tuple[str, ...]] = {i: k.tags for k, i in self._ids.items()}
+        self.measurement_of: dict[int, str] = {i: k.measurement for k, i in self._ids.items()}
+
+    def ids_for(self, batch: SampleBatch) -> np.ndarray[Any, np.dtype[np.int32]]:
+        ids = np.array([self.id_of(SeriesKey(batch.measurement, tuple(t)))
+                        for t in batch.tag_sets], dtype=np.int32)
+        return ids[batch.tag_index]
+
+    def id_of(self, key: SeriesKey) -> int:
+        found = self._ids.get(key)
+        if found is not None:
+            return found
+        new = max(self._ids.values(), default=0) + 1
+        self._store.add_series(key, new)
+        self._ids[key] = new
+        self.tags[new] = key.tags
+        self.measurement_of[new] = key.measurement
+        return new
+
+
+class Agent:
+    """Runs sources and the writer thread against one store."""
+
+    def __init__(self, store: Store, accumulator: Accumulator, lateness_s: float = 2.0,
+                 commit_interval_s: float = 1.0, maintenance_interval_s: float = 60.0,
+                 live: LiveState | None = None) -> None:
+        self.store = store
+        self.accumulator = accumulator
+        self.lateness_s = lateness_s
+        self.commit_interval_s = commit_interval_s
+        self.maintenance_interval_s = maintenance_interval_s
+        self.live = live or LiveState()
+        self.stats = WriterStats()
+        self.sources: list[Source] = []
+        self.source_errors: dict[str, str] = {}
+        self._reducers: dict[str, Reducer] = {}
+        self._stored_until: dict[str, int | None] = {}
+        self._registry = SeriesRegistry(store)
+        self._stop_sources = threading.Event()
+        self._stop_writer = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._writer: threading.Thread | None = None
+        self._retry: list[tuple[StatsRows, StatsRows]] = []
+        self._pending_events: list[Event] = []
+        self._next_maintenance = 0.0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def add_source(self, source: Source) -> None:
+        self.sources.append(source)
+
+    def start(self) -> None:
+        """Catch up rollups left from an earlier run, then start the writer and sources."""
+        for name in self.store.profiles:
+            last = self.store.last_time_s(name)
+            self._stored_until[name] = last
+            if last is not None:
+                self.stats.rollup_rows += self.store.rollup(name, last + 1)
+        self._writer = threading.Thread(target=self._write_loop, name="sunarchive-writer",
+                                        daemon=True)
+        self._writer.start()
+        for source in self.sources:
+            thread = threading.Thread(target=self._run_source, args=(source,),
+                                      name=f"source-{source.name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _run_source(self, source: Source) -> None:
+        try:
+            source.run(self.accumulator, self._stop_sources)
+        except Exception as exc:  # a source failing must not stop the others
+            log.exception("source %s failed", source.name)
+            self.source_errors[source.name] = f"{type(exc).__name__}: {exc}"
+
+    def sources_done(self) -> bool:
+        """True when every source thread has finished (e.g. a simulated duration ended)."""
+        return all(not t.is_alive() for t in self._threads)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop sources, drain and flush everything into the store."""
+        self._stop_sources.set()
+        for thread in self._threads:
+            thread.join(timeout_s)
+        self._stop_writer.set()
+        self.accumulator.wake()
+        if self._writer is not None:
+            self._writer.join(timeout_s)
+            if self._writer.is_alive():
+                log.error("writer did not finish within %.0f s", timeout_s)
+
+    # -- writer thread -----------------------------------------------------------------------
+    def _write_loop(self) -> None:
+        next_commit = time.monotonic() + self.commit_interval_s
+        while not self._stop_writer.is_set():
+            batch = self.accumulator.get(next_commit - time.monotonic())
+            if batch is not None:
+                self._ingest(batch)
+            if time.monotonic() >= next_commit:
+                self._commit(final=False)
+                next_commit = time.monotonic() + self.commit_interval_s
+        for batch in self.accumulator.drain():
+            self._ingest(batch)
+        self._commit(final=True)
+
+    def _ingest(self, batch: SampleBatch) -> None:
+        profile = self.store.profiles.get(batch.measurement)
+        if profile is None:
+            self.stats.rejected_batches += 1
+            self.stats.last_error = (f"measurement {batch.measurement!r} has no profile; "
+                                     f"{len(batch)} samples rejected")
+            log.warning(self.stats.last_error)
+            return
+        unknown = set(batch.fields) - {f.name for f in profile.fields}
+        if unknown:
+            self.stats.rejected_batches += 1
+            self.stats.last_error = str(InputError(
+                f"{batch.measurement}: unknown field {sorted(unknown)[0]!r}; "
+                f"profile {profile.source_file} defines "
+                f"{', '.join(f.name for f in profile.fields)}"))
+            log.warning(self.stats.last_error)
+            return
+        reducer = self._reducers.get(batch.measurement)
+        if reducer is None:
+            reducer = self._reducers[batch.measurement] = Reducer(profile, self.lateness_s)
+        reducer.add(self._registry.ids_for(batch), batch.time_ns, batch.fields)
+        self.live.count_samples(batch)
+
+    def _commit(self, final: bool) -> None:
+        for name, reducer in self._reducers.items():
+            result = reducer.flush() if final else reducer.close()
+            self.stats.too_late_samples += result.too_late_samples
+            self._pending_events.extend(result.events)
+            self._write(name, result, reducer.closed_until_s)
+        self._retry_failed()
+        self._flush_events()
+        if time.monotonic() >= self._next_maintenance:
+            self._maintain()
+        self.live.update_writer(self.stats, self.accumulator, self._buffered())
+
+    def _write(self, name: str, result: ReduceResult, closed_until: int | None) -> None:
+        fresh, merge = self._route_overlap(name, result.fresh, result.merge)
+        if not len(fresh) and not len(merge) and closed_until is None:
+            return
+        try:
+            self.store.write(fresh, merge, self._registry.tags)
+            self.stats.rows_written += len(fresh) + len(merge)
+            self.stats.commits += 1
+            self.stats.last_write_at = time.time()
+            self.live.update_rows(fresh, self._registry.tags)
+            self.stats.rollup_rows += self.store.rollup(name, closed_until)
+        except Exception as exc:
+            self.stats.write_errors += 1
+            self.stats.last_error = f"write to {name}: {type(exc).__name__}: {exc}"
+            log.exception("write failed; keeping %d rows for retry", len(fresh) + len(merge))
+            self._retry.append((fresh, merge))
+
+    def _route_overlap(self, name: str, fresh: StatsRows,
+                       merge: StatsRows) -> tuple[StatsRows, StatsRows]:
+        """Fresh rows at or before data stored by an earlier run are merged, not appended."""
+        stored = self._stored_until.get(name)
+        if stored is None or not len(fresh):
+            return fresh, merge
+        old = fresh.time_s <= stored
+        if not old.any():
+            self._stored_until[name] = None
+            return fresh, merge
+        return select_rows(fresh, ~old), concat_rows([merge, select_rows(fresh, old)])
+
+    def _retry_failed(self) -> None:
+        pending, self._retry = self._retry, []
+        for fresh, merge in pending:
+            name = fresh.measurement or merge.measurement
+            self._write(name, ReduceResult(fresh, merge), None)
+
+    def _flush_events(self) -> None:
+        if not self._pending_events:
+            return
+        events, self._pending_events = self._pending_events, []
+        self.stats.gaps += sum(1 for e in events if e.kind == "gap")
+        self.live.add_events(events)
+        try:
+            self.store.write_events(events)
+        except Exception:
+            log.exception("could not record %d events", len(events))
+            self._pending_events.extend(events)
+
+    def _maintain(self) -> None:
+        self._next_maintenance = time.monotonic() + self.maintenance_interval_s
+        try:
+            deleted = self.store.apply_retention(datetime.now(UTC))
+            for table, count in deleted.items():
+                log.info("retention: deleted %d rows from %s", count, table)
+        except Exception:
+            log.exception("retention failed; will retry")
+
+    def _buffered(self) -> int:
+        return sum(r.buffered for r in self._reducers.values())

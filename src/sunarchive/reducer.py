@@ -1,0 +1,531 @@
+"""Raw samples → exact 1-second statistics, vectorized with numpy.
+
+The reducer of one measurement buffers samples and *closes* whole seconds once the newest
+sample it has seen is more than ``lateness_s`` ahead of them. Closing turns the buffered samples
+of those seconds into one statistics row per (series, second):
+
+* gauge / power fields: count, mean, min, max, population stddev;
+* power fields also: energy in Wh, the time integral of power with a zero-order hold — each
+  sample holds until the next sample of the same series, the hold is split exactly across
+  second boundaries, and a hold longer than the profile's ``max_gap_s`` contributes nothing and
+  is reported as a ``gap`` event. A second covered only by a hold gets an energy-only row
+  (``sample_count`` 0, statistics NULL);
+* counter fields: first, last and increase. The increase of a sample is its difference to the
+  previous sample of the series and belongs to the sample's own second. A decrease is a reset
+  (midnight, restart, replacement): it contributes the new value only when the field declares
+  ``max_rate_per_s`` and the new value is within ``max_rate_per_s`` × elapsed time, otherwise
+  nothing. With ``max_rate_per_s`` a rise faster than that rate is a spike and contributes
+  nothing. Increase is therefore never negative and never spikes;
+* state fields: first, last, min, max and changes (a change belongs to the second of the sample
+  that differs from its predecessor);
+* flag fields: any, number true, count.
+
+A sample that arrives after its second was closed is *too late*: it is reduced on its own and
+returned as a ``merge`` row that the store merges into the stored row; its gauge, flag and count
+statistics are exact, its energy and counter/state transitions are not revised (they depend on
+neighbours that have already been accounted). Too-late samples are counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from sunarchive.model import NS_PER_S, Event, FieldKind, FloatArray, IntArray, StatsRows
+from sunarchive.profiles.spec import FieldSpec, Profile
+
+I32Array = npt.NDArray[np.int32]
+BoolArray = npt.NDArray[np.bool_]
+WH_PER_WS = 1.0 / 3600.0
+
+
+@dataclass
+class ReduceResult:
+    """Rows produced by one close: ``fresh`` rows are new, ``merge`` rows update stored rows."""
+
+    fresh: StatsRows
+    merge: StatsRows
+    events: list[Event] = field(default_factory=list)
+    too_late_samples: int = 0
+
+
+@dataclass
+class _Samples:
+    series: I32Array
+    time_ns: IntArray
+    values: dict[str, FloatArray]
+
+    def __len__(self) -> int:
+        return len(self.time_ns)
+
+    def take(self, index: npt.NDArray[np.intp] | BoolArray) -> _Samples:
+        return _Samples(self.series[index], self.time_ns[index],
+                        {k: v[index] for k, v in self.values.items()})
+
+    @staticmethod
+    def concat(parts: list[_Samples], names: list[str]) -> _Samples:
+        if not parts:
+            return _Samples(np.empty(0, np.int32), np.empty(0, np.int64),
+                            {n: np.empty(0, np.float64) for n in names})
+        if len(parts) == 1:
+            return parts[0]
+        return _Samples(np.concatenate([p.series for p in parts]),
+                        np.concatenate([p.time_ns for p in parts]),
+                        {n: np.concatenate([p.values[n] for p in parts]) for n in names})
+
+
+class _Carry:
+    """Per-series state that crosses closes, in arrays indexed by series id."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.hold_t: dict[str, IntArray] = {}
+        self.hold_p: dict[str, FloatArray] = {}
+        self.hold_done: dict[str, BoolArray] = {}
+        self.prev_v: dict[str, FloatArray] = {}
+        self.prev_t: dict[str, IntArray] = {}
+
+    def ensure(self, n: int, power: list[str], sequential: list[str]) -> None:
+        if n <= self.size:
+            return
+        grow = max(n, 2 * self.size, 16)
+        for name in power:
+            self.hold_t[name] = _grow(self.hold_t.get(name), grow, -1, np.int64)
+            self.hold_p[name] = _grow(self.hold_p.get(name), grow, np.nan, np.float64)
+            self.hold_done[name] = _grow(self.hold_done.get(name), grow, True, np.bool_)
+        for name in sequential:
+            self.prev_v[name] = _grow(self.prev_v.get(name), grow, np.nan, np.float64)
+            self.prev_t[name] = _grow(self.prev_t.get(name), grow, -1, np.int64)
+        self.size = grow
+
+
+def _grow(old: npt.NDArray[np.generic] | None, n: int, fill: object,
+          dtype: type[np.generic]) -> npt.NDArray[np.generic]:
+    new = np.full(n, fill, dtype=dtype)
+    if old is not None:
+        new[: len(old)] = old
+    return new
+
+
+def _sort_order(series: I32Array, time_ns: IntArray) -> npt.NDArray[np.intp]:
+    """Indices sorting by (series, time); cheap when the input is already nearly sorted."""
+    if len(time_ns) == 0:
+        return np.empty(0, np.intp)
+    base = int(time_ns.min())
+    span = int(time_ns.max()) - base
+    if span < (1 << 42) and int(series.max()) < (1 << 20):
+        key = (series.astype(np.int64) << 42) | (time_ns - base)
+        if bool(np.all(key[1:] >= key[:-1])):
+            return np.arange(len(key))
+        return np.argsort(key, kind="stable")
+    return np.lexsort((time_ns, series))
+
+
+def _group_starts(series: I32Array, second: IntArray) -> npt.NDArray[np.intp]:
+    """Start index of every (series, second) run in sorted arrays."""
+    if len(series) == 0:
+        return np.empty(0, np.intp)
+    change = np.empty(len(series), dtype=bool)
+    change[0] = True
+    change[1:] = (series[1:] != series[:-1]) | (second[1:] != second[:-1])
+    return np.flatnonzero(change)
+
+
+class Reducer:
+    """Streaming reducer of one measurement (see the module docstring for the rules)."""
+
+    def __init__(self, profile: Profile, lateness_s: float = 2.0) -> None:
+        self.profile = profile
+        self.lateness_ns = int(round(lateness_s * NS_PER_S))
+        self.max_gap_ns = int(round(profile.max_gap_s * NS_PER_S))
+        self.names = [f.name for f in profile.fields]
+        self.power = profile.fields_of(FieldKind.POWER)
+        self.sequential = profile.fields_of(FieldKind.COUNTER, FieldKind.STATE)
+        self.closed_until_s: int | None = None
+        self.watermark_ns: int | None = None
+        self.too_late_total = 0
+        self._buffer: list[_Samples] = []
+        self._buffered = 0
+        self._pending_energy: list[tuple[I32Array, IntArray, str, FloatArray]] = []
+        self._carry = _Carry()
+        self._too_late: list[_Samples] = []
+
+    # -- input -----------------------------------------------------------------------------
+    def add(self, series: I32Array, time_ns: IntArray, values: dict[str, FloatArray]) -> None:
+        """Buffer samples; ``series`` holds compact series ids, ``time_ns`` UTC epoch ns."""
+        if len(time_ns) == 0:
+            return
+        cols = {n: np.asarray(values[n], np.float64) if n in values
+                else np.full(len(time_ns), np.nan) for n in self.names}
+        samples = _Samples(np.asarray(series, np.int32), np.asarray(time_ns, np.int64), cols)
+        self._carry.ensure(int(samples.series.max()) + 1, [f.name for f in self.power],
+                           [f.name for f in self.sequential])
+        if self.closed_until_s is not None:
+            late = samples.time_ns < self.closed_until_s * NS_PER_S
+            if late.any():
+                self._too_late.append(samples.take(late))
+                self.too_late_total += int(late.sum())
+                samples = samples.take(~late)
+        if len(samples):
+            self._buffer.append(samples)
+            self._buffered += len(samples)
+            newest = int(samples.time_ns.max())
+            if self.watermark_ns is None or newest > self.watermark_ns:
+                self.watermark_ns = newest
+
+    @property
+    def buffered(self) -> int:
+        """Samples waiting for their second to close."""
+        return self._buffered
+
+    # -- closing ---------------------------------------------------------------------------
+    def ready_until_s(self) -> int | None:
+        """Seconds before this instant may be closed now (watermark minus lateness)."""
+        if self.watermark_ns is None:
+            return None
+        return (self.watermark_ns - self.lateness_ns) // NS_PER_S
+
+    def close(self) -> ReduceResult:
+        """Close every second the watermark allows."""
+        until = self.ready_until_s()
+        if until is None:
+            return self._close_late_only()
+        return self.close_until(until)
+
+    def flush(self) -> ReduceResult:
+        """Close everything buffered (clean stop or end of an import)."""
+        if self.watermark_ns is None:
+            return self._close_late_only()
+        return self.close_until(self.watermark_ns // NS_PER_S + 1)
+
+    def _close_late_only(self) -> ReduceResult:
+        result = ReduceResult(StatsRows.empty(self.profile.name),
+                              StatsRows.empty(self.profile.name))
+        self._reduce_too_late(result)
+        return result
+
+    def close_until(self, until_s: int) -> ReduceResult:
+        """Close all seconds before ``until_s`` (UTC epoch seconds)."""
+        prev = self.closed_until_s
+        if prev is not None and until_s <= prev:
+            return self._close_late_only()
+        everything = _Samples.concat(self._buffer, self.names)
+        closing = everything.time_ns < until_s * NS_PER_S
+        now = everything.take(closing)
+        rest = everything.take(~closing)
+        self._buffer = [rest] if len(rest) else []
+        self._buffered = len(rest)
+        order = _sort_order(now.series, now.time_ns)
+        now = now.take(order)
+        events: list[Event] = []
+        stats_keys, stats_cols = self._stats(now)
+        energy = self._energy(now, rest, until_s, events)
+        self.closed_until_s = until_s
+        fresh, merge = self._assemble(stats_keys, stats_cols, energy, prev)
+        result = ReduceResult(fresh, merge, events)
+        self._reduce_too_late(result)
+        return result
+
+    # -- statistics ------------------------------------------------------------------------
+    def _stats(self, s: _Samples) -> tuple[tuple[I32Array, IntArray], dict[str, FloatArray]]:
+        second = s.time_ns // NS_PER_S
+        starts = _group_starts(s.series, second)
+        keys = (s.series[starts], second[starts])
+        counts = np.diff(np.append(starts, len(s))).astype(np.float64)
+        cols: dict[str, FloatArray] = {"sample_count": counts,
+                                       "covered_s": np.ones(len(starts))}
+        for spec in self.profile.fields:
+            cols.update(self._field_stats(spec, s, starts, counts))
+        return keys, cols
+
+    def _field_stats(self, spec: FieldSpec, s: _Samples, starts: npt.NDArray[np.intp],
+                     counts: FloatArray) -> dict[str, FloatArray]:
+        if len(starts) == 0:
+            return {c.name: np.empty(0) for c in spec.columns()}
+        v = s.values[spec.name]
+        present = ~np.isnan(v)
+        n = np.add.reduceat(present.astype(np.float64), starts)
+        f = spec.name
+        if spec.kind in (FieldKind.GAUGE, FieldKind.POWER):
+            return _gauge_stats(f, v, present, starts, n, counts)
+        if spec.kind is FieldKind.FLAG:
+            truthy = np.where(present, v != 0, False)
+            true_count = np.add.reduceat(truthy.astype(np.float64), starts)
+            any_true = np.where(n > 0, (true_count > 0).astype(np.float64), np.nan)
+            return {f"{f}_any": any_true, f"{f}_true_count": true_count, f"{f}_count": n}
+        return self._sequential_stats(spec, s, v, present, starts, n)
+
+    def _sequential_stats(self, spec: FieldSpec, s: _Samples, v: FloatArray,
+                          present: BoolArray, starts: npt.NDArray[np.intp],
+                          n: FloatArray) -> dict[str, FloatArray]:
+        f = spec.name
+        first, last = _first_last(v, present, starts)
+        idx = np.flatnonzero(present)
+        ser, tv, vv = s.series[idx], s.time_ns[idx], v[idx]
+        prev_v = np.empty(len(idx))
+        prev_t = np.empty(len(idx), np.int64)
+        if len(idx):
+            new_series = np.empty(len(idx), bool)
+            new_series[0] = True
+            new_series[1:] = ser[1:] != ser[:-1]
+            prev_v[1:], prev_t[1:] = vv[:-1], tv[:-1]
+            prev_v[new_series] = self._carry.prev_v[f][ser[new_series]]
+            prev_t[new_series] = self._carry.prev_t[f][ser[new_series]]
+            last_of_series = np.append(new_series[1:], True)
+            self._carry.prev_v[f][ser[last_of_series]] = vv[last_of_series]
+            self._carry.prev_t[f][ser[last_of_series]] = tv[last_of_series]
+        per_sample = np.zeros(len(v))
+        if spec.kind is FieldKind.COUNTER:
+            per_sample[idx] = _counter_increase(vv, prev_v, (tv - prev_t) / NS_PER_S,
+                                                spec.max_rate_per_s)
+            return {f"{f}_first": first, f"{f}_last": last,
+                    f"{f}_increase": np.where(n > 0, np.add.reduceat(per_sample, starts),
+                                              np.nan),
+                    f"{f}_count": n}
+        per_sample[idx] = (~np.isnan(prev_v) & (vv != prev_v)).astype(np.float64)
+        changes = np.where(n > 0, np.add.reduceat(per_sample, starts), np.nan)
+        return {f"{f}_first": first, f"{f}_last": last,
+                f"{f}_min": np.fmin.reduceat(np.where(present, v, np.nan), starts),
+                f"{f}_max": np.fmax.reduceat(np.where(present, v, np.nan), starts),
+                f"{f}_changes": changes, f"{f}_count": n}
+
+    # -- energy ----------------------------------------------------------------------------
+    def _energy(self, now: _Samples, rest: _Samples, until_s: int,
+                events: list[Event]) -> list[tuple[I32Array, IntArray, str, FloatArray]]:
+        """Energy contributions (series, second, column, Wh) for seconds before ``until_s``."""
+        out: list[tuple[I32Array, IntArray, str, FloatArray]] = []
+        keep: list[tuple[I32Array, IntArray, str, FloatArray]] = []
+        for ser, sec, col, wh in self._pending_energy:
+            due = sec < until_s
+            out.append((ser[due], sec[due], col, wh[due]))
+            keep.append((ser[~due], sec[~due], col, wh[~due]))
+        for spec in self.power:
+            ser, sec, wh = self._field_energy(spec, now, rest, events)
+            due = sec < until_s
+            col = spec.energy_column_name
+            out.append((ser[due], sec[due], col, wh[due]))
+            keep.append((ser[~due], sec[~due], col, wh[~due]))
+        self._pending_energy = [k for k in keep if len(k[0])]
+        return [o for o in out if len(o[0])]
+
+    def _field_energy(self, spec: FieldSpec, now: _Samples, rest: _Samples,
+                      events: list[Event]) -> tuple[I32Array, IntArray, FloatArray]:
+        f = spec.name
+        carry = self._carry
+        mask = ~np.isnan(now.values[f])
+        s_ser, s_t, s_p = now.series[mask], now.time_ns[mask], now.values[f][mask]
+        peek_ser, peek_t, peek_p = _first_per_series(rest, f)
+        open_hold = np.flatnonzero(~carry.hold_done[f])
+        c_ser = open_hold.astype(np.int32)
+        ser = np.concatenate([c_ser, s_ser, peek_ser])
+        t = np.concatenate([carry.hold_t[f][open_hold], s_t, peek_t])
+        p = np.concatenate([carry.hold_p[f][open_hold], s_p, peek_p])
+        is_peek = np.concatenate([np.zeros(len(c_ser) + len(s_ser), bool),
+                                  np.ones(len(peek_ser), bool)])
+        order = np.lexsort((t, ser))
+        ser, t, p, is_peek = ser[order], t[order], p[order], is_peek[order]
+        same = ser[1:] == ser[:-1]
+        a_idx = np.flatnonzero(same & ~is_peek[:-1])
+        start, end, power, iser = t[a_idx], t[a_idx + 1], p[a_idx], ser[a_idx]
+        gap = (end - start) > self.max_gap_ns
+        for i in np.flatnonzero(gap):
+            events.append(Event(start[i] / NS_PER_S, "gap", self.profile.name,
+                                f"{f}: no sample for {(end[i] - start[i]) / NS_PER_S:.1f} s "
+                                f"(limit {self.max_gap_ns / NS_PER_S:g} s); no energy counted",
+                                series_id=int(iser[i]), end_s=end[i] / NS_PER_S))
+        self._update_holds(f, s_ser, s_t, s_p, peek_ser)
+        ok = ~gap
+        return _split_holds(iser[ok], start[ok], end[ok], power[ok])
+
+    def _update_holds(self, f: str, s_ser: I32Array, s_t: IntArray, s_p: FloatArray,
+                      peek_ser: I32Array) -> None:
+        carry = self._carry
+        has_peek = np.zeros(carry.size, bool)
+        has_peek[peek_ser] = True
+        # Open holds resolved by a peek are done; holds whose successor lies in `now` are
+        # replaced below by the series' newest sample.
+        carry.hold_done[f] |= has_peek
+        if len(s_ser):
+            last = np.append(s_ser[1:] != s_ser[:-1], True)
+            ls = s_ser[last]
+            carry.hold_t[f][ls] = s_t[last]
+            carry.hold_p[f][ls] = s_p[last]
+            carry.hold_done[f][ls] = has_peek[ls]
+
+    # -- output ----------------------------------------------------------------------------
+    def _assemble(self, stats_keys: tuple[I32Array, IntArray], stats: dict[str, FloatArray],
+                  energy: list[tuple[I32Array, IntArray, str, FloatArray]],
+                  prev_until: int | None) -> tuple[StatsRows, StatsRows]:
+        ser = np.concatenate([stats_keys[0], *[e[0] for e in energy]])
+        sec = np.concatenate([stats_keys[1], *[e[1] for e in energy]])
+        if len(ser) == 0:
+            empty = StatsRows.empty(self.profile.name)
+            return empty, StatsRows.empty(self.profile.name)
+        key_order = np.lexsort((sec, ser))
+        s_sorted, t_sorted = ser[key_order], sec[key_order]
+        first = np.ones(len(key_order), bool)
+        first[1:] = (s_sorted[1:] != s_sorted[:-1]) | (t_sorted[1:] != t_sorted[:-1])
+        row_of_sorted = np.cumsum(first) - 1
+        row_of = np.empty(len(key_order), np.intp)
+        row_of[key_order] = row_of_sorted
+        nrows = int(row_of_sorted[-1]) + 1
+        out_ser, out_sec = s_sorted[first], t_sorted[first]
+        columns = self._empty_columns(nrows)
+        n_stats = len(stats_keys[0])
+        stat_rows = row_of[:n_stats]
+        for name, values in stats.items():
+            columns[name][stat_rows] = values
+        offset = n_stats
+        for e_ser, _, col, wh in energy:
+            rows = row_of[offset: offset + len(e_ser)]
+            offset += len(e_ser)
+            target = columns[col]
+            add = np.bincount(rows, weights=wh, minlength=nrows)
+            hit = np.bincount(rows, minlength=nrows) > 0
+            target[hit] = np.nan_to_num(target[hit]) + add[hit]
+        for spec in self.power:
+            col = columns[spec.energy_column_name]
+            has_power = columns[f"{spec.name}_count"] > 0
+            col[np.isnan(col) & has_power] = 0.0
+        rows = StatsRows(self.profile.name, out_sec.astype(np.int64),
+                         out_ser.astype(np.int32), dict(columns))
+        return _split_rows(rows, prev_until)
+
+    def _empty_columns(self, n: int) -> dict[str, FloatArray]:
+        cols: dict[str, FloatArray] = {}
+        for c in self.profile.stats_columns():
+            zero = c.name in ("sample_count", "covered_s") or c.name.endswith(("_count",
+                                                                              "_changes"))
+            cols[c.name] = np.zeros(n) if zero else np.full(n, np.nan)
+        return cols
+
+    def _reduce_too_late(self, result: ReduceResult) -> None:
+        if not self._too_late:
+            return
+        late = _Samples.concat(self._too_late, self.names)
+        self._too_late = []
+        late = late.take(_sort_order(late.series, late.time_ns))
+        second = late.time_ns // NS_PER_S
+        starts = _group_starts(late.series, second)
+        counts = np.diff(np.append(starts, len(late))).astype(np.float64)
+        cols: dict[str, FloatArray] = {"sample_count": counts, "covered_s": np.ones(len(starts))}
+        for spec in self.profile.fields:
+            if spec.kind in (FieldKind.GAUGE, FieldKind.POWER, FieldKind.FLAG):
+                cols.update(self._field_stats(spec, late, starts, counts))
+            else:
+                v = late.values[spec.name]
+                cols[f"{spec.name}_count"] = np.add.reduceat((~np.isnan(v)).astype(float),
+                                                             starts)
+        rows = self._empty_columns(len(starts))
+        rows.update(cols)
+        for spec in self.power:
+            rows[spec.energy_column_name] = np.zeros(len(starts))
+        late_rows = StatsRows(self.profile.name, second[starts], late.series[starts],
+                              dict(rows))
+        result.merge = concat_rows([result.merge, late_rows])
+        result.too_late_samples += len(late)
+        result.events.append(Event(float(late.time_ns.min()) / NS_PER_S, "late_samples",
+                                   self.profile.name,
+                                   f"{len(late)} samples arrived after their second was "
+                                   "closed; merged into the stored rows",
+                                   end_s=float(late.time_ns.max()) / NS_PER_S))
+
+
+def _gauge_stats(f: str, v: FloatArray, present: BoolArray, starts: npt.NDArray[np.intp],
+                 n: FloatArray, counts: FloatArray) -> dict[str, FloatArray]:
+    zeroed = np.where(present, v, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.add.reduceat(zeroed, starts) / n
+        lengths = counts.astype(np.intp)
+        dev = np.where(present, v - np.repeat(mean, lengths), 0.0)
+        m2 = np.add.reduceat(dev * dev, starts)
+        std = np.sqrt(m2 / n)
+    nan_v = np.where(present, v, np.nan)
+    return {f"{f}_avg": mean, f"{f}_min": np.fmin.reduceat(nan_v, starts),
+            f"{f}_max": np.fmax.reduceat(nan_v, starts), f"{f}_stddev": std, f"{f}_count": n}
+
+
+def _first_last(v: FloatArray, present: BoolArray,
+                starts: npt.NDArray[np.intp]) -> tuple[FloatArray, FloatArray]:
+    """First and last present value of each group (NaN when none is present)."""
+    idx = np.arange(len(v))
+    big = len(v)
+    first_i = np.minimum.reduceat(np.where(present, idx, big), starts)
+    last_i = np.maximum.reduceat(np.where(present, idx, -1), starts)
+    padded = np.append(v, np.nan)
+    return padded[first_i], padded[np.where(last_i < 0, big, last_i)]
+
+
+def _counter_increase(value: FloatArray, prev: FloatArray, dt_s: FloatArray,
+                      max_rate_per_s: float | None) -> FloatArray:
+    """Increase contributed by each sample (see the module docstring for the reset rule)."""
+    delta = value - prev
+    out = np.where(np.isnan(prev), 0.0, np.maximum(delta, 0.0))
+    reset = ~np.isnan(prev) & (delta < 0)
+    if max_rate_per_s is None:
+        out[reset] = 0.0
+        return out
+    allowed = max_rate_per_s * np.maximum(dt_s, 1.0)
+    out[reset] = np.where(value[reset] <= allowed[reset], value[reset], 0.0)
+    spike = ~reset & (out > allowed)
+    out[spike] = 0.0
+    return out
+
+
+def _first_per_series(s: _Samples, f: str) -> tuple[I32Array, IntArray, FloatArray]:
+    """Earliest present sample of field ``f`` per series."""
+    mask = ~np.isnan(s.values[f])
+    ser, t, p = s.series[mask], s.time_ns[mask], s.values[f][mask]
+    if len(ser) == 0:
+        return ser, t, p
+    order = np.lexsort((t, ser))
+    ser, t, p = ser[order], t[order], p[order]
+    _, first = np.unique(ser, return_index=True)
+    return ser[first], t[first], p[first]
+
+
+def _split_holds(series: I32Array, start_ns: IntArray, end_ns: IntArray,
+                 power_w: FloatArray) -> tuple[I32Array, IntArray, FloatArray]:
+    """Split holds [start, end) of constant power across whole seconds → (series, second, Wh)."""
+    first_s = start_ns // NS_PER_S
+    last_s = (end_ns - 1) // NS_PER_S
+    pieces = (last_s - first_s + 1).astype(np.intp)
+    if len(pieces) == 0:
+        return series, first_s, np.empty(0)
+    owner = np.repeat(np.arange(len(pieces)), pieces)
+    offset = np.arange(len(owner)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    sec = first_s[owner] + offset
+    lo = np.maximum(sec * NS_PER_S, start_ns[owner])
+    hi = np.minimum((sec + 1) * NS_PER_S, end_ns[owner])
+    wh = power_w[owner] * ((hi - lo) / NS_PER_S) * WH_PER_WS
+    return series[owner], sec, wh
+
+
+def _split_rows(rows: StatsRows, prev_until: int | None) -> tuple[StatsRows, StatsRows]:
+    if prev_until is None:
+        return rows, StatsRows.empty(rows.measurement)
+    old = rows.time_s < prev_until
+    return select_rows(rows, ~old), select_rows(rows, old)
+
+
+def select_rows(rows: StatsRows, mask: BoolArray | npt.NDArray[np.intp]) -> StatsRows:
+    """Rows picked by a boolean mask or index array."""
+    return StatsRows(rows.measurement, rows.time_s[mask], rows.series_id[mask],
+                     {k: v[mask] for k, v in rows.columns.items()})
+
+
+def concat_rows(parts: list[StatsRows]) -> StatsRows:
+    """Concatenate rows of one measurement (columns missing in a part become NaN)."""
+    measurement = parts[0].measurement if parts else ""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return StatsRows.empty(measurement)
+    if len(parts) == 1:
+        return parts[0]
+    names = sorted({k for p in parts for k in p.columns})
+    cols = {n: np.concatenate([p.columns.get(n, np.full(len(p), np.nan)).astype(np.float64)
+                               for p in parts]) for n in names}
+    return StatsRows(parts[0].measurement, np.concatenate([p.time_s for p in parts]),
+                     np.concatenate([p.series_id for p in parts]), cols)

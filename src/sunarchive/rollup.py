@@ -1,0 +1,163 @@
+"""Rollup tiers, merge rules per field kind as SQL, and local-day bucketing.
+
+Every tier row carries mergeable state (count, mean, min, max, population stddev, energy,
+first/last, increase, changes, any/true count), so merging rows of a lower tier gives exactly
+what computing from the raw samples gives:
+
+* mean  = Σ(avg·n) / Σn
+* stddev = sqrt((Σ n·stddev² + Σ n·(avg − mean)²) / Σn)   (parallel-variance merge, two pass)
+* min/max/sum/any as their names say; first/last by time among rows where the value is present.
+
+The SQL is generated once here and used by every engine through a small :class:`Dialect`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sunarchive.profiles.spec import ColumnSpec, Profile
+
+TIER_SECONDS = {"1s": 1, "5min": 300, "1hour": 3600}
+ROLLUP_TIERS = ("5min", "1hour", "daily")
+ALL_TIERS = ("1s", "5min", "1hour", "daily")
+TIER_SOURCE = {"5min": "1s", "1hour": "5min", "daily": "5min"}
+NOMINAL_SECONDS = {"1s": 1, "5min": 300, "1hour": 3600, "daily": 86400}
+DAY_TABLE = "_sunarchive_days"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """The few SQL spellings that differ between engines."""
+
+    name: str
+
+    def quote(self, ident: str) -> str:
+        return '"' + ident.replace('"', '""') + '"'
+
+    def first(self, col: str) -> str:
+        c = self.quote(col)
+        if self.name == "duckdb":
+            return f"arg_min({c}, CASE WHEN {c} IS NOT NULL THEN time END)"
+        return f"(array_agg({c} ORDER BY time) FILTER (WHERE {c} IS NOT NULL))[1]"
+
+    def last(self, col: str) -> str:
+        c = self.quote(col)
+        if self.name == "duckdb":
+            return f"arg_max({c}, CASE WHEN {c} IS NOT NULL THEN time END)"
+        return f"(array_agg({c} ORDER BY time DESC) FILTER (WHERE {c} IS NOT NULL))[1]"
+
+    def bucket(self, seconds: int, col: str = "time") -> str:
+        if self.name == "duckdb":
+            return f"time_bucket(INTERVAL '{seconds} seconds', {col})"
+        return f"date_bin(INTERVAL '{seconds} seconds', {col}, TIMESTAMP '2000-01-03')"
+
+
+DUCKDB = Dialect("duckdb")
+POSTGRES = Dialect("postgres")
+
+
+def _merge_expr(col: ColumnSpec, d: Dialect, same_bucket: bool) -> str:
+    q = d.quote(col.name)
+    if col.name == "covered_s" and same_bucket:
+        return f"MAX({q})"
+    if col.merge == "sum":
+        return f"CAST(SUM({q}) AS {col.sql_type})"
+    if col.merge in ("min", "max"):
+        return f"{col.merge.upper()}({q})"
+    if col.merge == "any":
+        return f"bool_or({q})"
+    if col.merge == "first":
+        return d.first(col.name)
+    if col.merge == "last":
+        return d.last(col.name)
+    assert col.count_column is not None
+    n = d.quote(col.count_column)
+    if col.merge == "mean":
+        return f"SUM({q} * {n}) / NULLIF(SUM({n}), 0)"
+    assert col.merge == "stddev" and col.mean_column is not None
+    avg = d.quote(col.mean_column)
+    gm = d.quote(f"_gm_{col.mean_column}")
+    return (f"SQRT(GREATEST(SUM({n} * {q} * {q}) + SUM({n} * ({avg} - {gm}) * ({avg} - {gm})),"
+            f" 0) / NULLIF(SUM({n}), 0))")
+
+
+def merge_select(profile: Profile, source: str, bucket: str, d: Dialect,
+                 same_bucket: bool = False, extra_select: str = "",
+                 join: str = "", extra_inner: str = "") -> str:
+    """SELECT merging rows of ``source`` into buckets given by the SQL expression ``bucket``.
+
+    ``source`` is a table name or a parenthesised subquery with the tier columns. The result
+    has the tier's columns (``time`` = bucket start). ``same_bucket`` merges rows of the same
+    second (late samples): ``covered_s`` is then the maximum rather than the sum.
+    """
+    cols = profile.stats_columns()
+    means = [c for c in cols if c.merge == "mean"]
+    window = "PARTITION BY series_id, _bucket"
+    gm = ", ".join(
+        f"SUM({d.quote(c.name)} * {d.quote(c.count_column or '')}) OVER w / "
+        f"NULLIF(SUM({d.quote(c.count_column or '')}) OVER w, 0) AS {d.quote('_gm_' + c.name)}"
+        for c in means)
+    head = f"SELECT src.*, {bucket} AS _bucket{extra_inner}"
+    inner = (f"{head}, {gm} FROM {source} AS src {join} WINDOW w AS ({window})" if gm
+             else f"{head} FROM {source} AS src {join}")
+    tags = "".join(f", MIN({d.quote(t)}) AS {d.quote(t)}" for t in profile.tags)
+    stats = ", ".join(f"{_merge_expr(c, d, same_bucket)} AS {d.quote(c.name)}" for c in cols)
+    return (f"SELECT _bucket AS time, series_id{tags}{extra_select}, {stats} "
+            f"FROM ({inner}) AS g GROUP BY series_id, _bucket")
+
+
+def floor_to(seconds: int, instant_s: int) -> int:
+    """Start of the fixed-length bucket (UTC epoch seconds) containing ``instant_s``."""
+    return instant_s - instant_s % seconds
+
+
+def local_day_start(instant_s: int, tz: ZoneInfo) -> int:
+    """UTC epoch seconds of the local midnight that starts the day containing ``instant_s``."""
+    local = datetime.fromtimestamp(instant_s, tz)
+    return int(datetime(local.year, local.month, local.day, tzinfo=tz).timestamp())
+
+
+def local_days(start_s: int, end_s: int, tz: ZoneInfo) -> list[tuple[date, int, int]]:
+    """Local calendar days overlapping [start_s, end_s): (date, utc start s, utc end s).
+
+    DST days have 23 or 25 hours; the bounds come from the zone database, not from a fixed
+    offset.
+    """
+    out: list[tuple[date, int, int]] = []
+    day = datetime.fromtimestamp(start_s, tz).date()
+    while True:
+        begin = int(datetime(day.year, day.month, day.day, tzinfo=tz).timestamp())
+        if begin >= end_s:
+            break
+        nxt = day + timedelta(days=1)
+        end = int(datetime(nxt.year, nxt.month, nxt.day, tzinfo=tz).timestamp())
+        out.append((day, begin, end))
+        day = nxt
+    return out
+
+
+def tier_floor(tier: str, instant_s: int, tz: ZoneInfo) -> int:
+    """Start of the bucket of ``tier`` containing ``instant_s``."""
+    if tier == "daily":
+        return local_day_start(instant_s, tz)
+    return floor_to(TIER_SECONDS[tier], instant_s)
+
+
+def tier_next(tier: str, bucket_s: int, tz: ZoneInfo) -> int:
+    """Start of the bucket after the one starting at ``bucket_s``."""
+    if tier == "daily":
+        return local_day_start(bucket_s + 26 * 3600, tz)
+    return bucket_s + TIER_SECONDS[tier]
+
+
+def coalesce_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Merge overlapping or touching [lo, hi) ranges."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
