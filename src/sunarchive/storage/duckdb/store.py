@@ -98,6 +98,11 @@ class DuckDBStore:
             self._load_horizons()
             return changes
 
+    def load_state(self) -> None:
+        """Read rollup horizons (for a read-only store that was not set up here)."""
+        with self._lock:
+            self._load_horizons()
+
     def _load_horizons(self) -> None:
         rows = self._con.execute(
             "SELECT measurement, tier, horizon_s FROM sunarchive_rollup_state").fetchall()

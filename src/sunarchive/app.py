@@ -1,0 +1,138 @@
+"""Assemble a running sunarchive from settings: store, sources, writer, live state."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sunarchive.model import require_aware
+from sunarchive.pipeline.accumulator import Accumulator
+from sunarchive.pipeline.agent import Agent
+from sunarchive.pipeline.live import LiveState
+from sunarchive.profiles import Profile, load_profiles
+from sunarchive.settings import Settings
+from sunarchive.sources.base import Source
+from sunarchive.sources.simulator import SimulatorConfig, SimulatorSource
+from sunarchive.storage.duckdb.store import DuckDBStore
+from sunarchive.storage.open import duckdb_path, live_file_for, open_duckdb
+
+
+def profiles_for(settings: Settings) -> dict[str, Profile]:
+    return load_profiles(settings.profiles_dir)
+
+
+def retention_of(settings: Settings) -> dict[str, float | None]:
+    return {"1s": settings.retention_1s_days, "5min": settings.retention_5min_days,
+            "1hour": settings.retention_1hour_days, "daily": settings.retention_daily_days}
+
+
+def open_store(settings: Settings, read_only: bool = False) -> DuckDBStore:
+    return open_duckdb(settings.database_url, profiles_for(settings), settings.timezone,
+                       settings.duckdb_memory_limit_mb, settings.duckdb_threads,
+                       read_only=read_only, retention_days=retention_of(settings))
+
+
+def live_file(settings: Settings) -> Path:
+    return live_file_for(duckdb_path(settings.database_url))
+
+
+@contextmanager
+def open_reader(settings: Settings) -> Iterator[DuckDBStore]:
+    store = open_store(settings, read_only=True)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@contextmanager
+def open_writer(settings: Settings) -> Iterator[tuple[DuckDBStore, list[str]]]:
+    store = DuckDBStore(duckdb_path(settings.database_url), profiles_for(settings),
+                        timezone=settings.timezone,
+                        memory_limit_mb=settings.duckdb_memory_limit_mb,
+                        threads=settings.duckdb_threads, retention_days=retention_of(settings))
+    try:
+        yield store, store.setup()
+    finally:
+        store.close()
+
+
+def simulator_config(sim: Any) -> SimulatorConfig:
+    return SimulatorConfig(panels=sim.panels, seed=sim.seed, sample_rate_hz=sim.sample_rate_hz,
+                           latitude=sim.latitude_deg, longitude=sim.longitude_deg,
+                           tilt_deg=sim.tilt_deg, azimuth_deg=sim.azimuth_deg,
+                           drop_probability=sim.drop_probability)
+
+
+def demo_start(requested: datetime | None, stored_until_s: int | None) -> datetime:
+    """Where a simulation starts: as asked (default now), or after data already stored."""
+    start = require_aware(requested, "start") if requested else datetime.now(UTC)
+    if stored_until_s is not None and start.timestamp() <= stored_until_s:
+        return datetime.fromtimestamp(stored_until_s + 1, UTC)
+    return start
+
+
+@dataclass
+class App:
+    """A store, its writer agent and the sources feeding it."""
+
+    store: DuckDBStore
+    agent: Agent
+    live: LiveState
+    location: str
+    sources_config: list[tuple[SimulatorConfig, datetime | None, float]]
+    resumed_from: datetime | None = None
+    _sources_started: bool = False
+    _deadline: list[threading.Event] = field(default_factory=list)
+
+    def start(self, duration_s: float | None = None) -> None:
+        for config, start, speed in self.sources_config:
+            self.agent.add_source(SimulatorSource(config, start=start, speed=speed,
+                                                  duration_s=duration_s))
+        self.agent.start()
+
+    def finished(self) -> bool:
+        return bool(self.agent.sources) and self.agent.sources_done()
+
+    def stop(self) -> dict[str, Any]:
+        self.agent.stop()
+        stats = self.agent.stats
+        self.live.update_writer(stats, self.agent.accumulator, 0)
+        summary = {"samples_in": self.agent.accumulator.stats.samples_in,
+                   "rows_written": stats.rows_written, "rollup_rows": stats.rollup_rows,
+                   "too_late_samples": stats.too_late_samples, "gaps": stats.gaps,
+                   "write_errors": stats.write_errors,
+                   "source_errors": dict(self.agent.source_errors)}
+        self.live.remove_file()
+        self.store.close()
+        return summary
+
+
+def build_app(settings: Settings, demo: bool) -> App:
+    """A ready-to-start app: the store is open and set up, sources are configured."""
+    store = open_store(settings)
+    sims = [s for s in settings.effective_sources() if s.type == "simulator"]
+    configs = []
+    resumed = None
+    targets: dict[str, float] = {}
+    for sim in sims:
+        config = simulator_config(sim)
+        stored = store.last_time_s(config.measurement)
+        start = demo_start(sim.start, stored) if (demo or sim.start) else None
+        if sim.start is not None and start is not None and start != sim.start:
+            resumed = start - timedelta(seconds=1)
+        speed = sim.speed if sim.speed > 0 else float("inf")
+        configs.append((config, start, speed))
+        rate = config.panels * config.sample_rate_hz * (speed if speed != float("inf") else 1)
+        targets[config.measurement] = targets.get(config.measurement, 0.0) + rate
+    live = LiveState(live_file(settings), targets_hz=targets)
+    accumulator = Accumulator(settings.queue_max_batches, settings.queue_full_policy,
+                              settings.queue_put_timeout_s)
+    agent = Agent(store, accumulator, settings.lateness_s, settings.commit_interval_s,
+                  settings.maintenance_interval_s, live)
+    return App(store, agent, live, str(store.path), configs, resumed)

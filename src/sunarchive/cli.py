@@ -1,0 +1,294 @@
+"""The ``sunarchive`` command. Commands are thin: they parse, call the library, print."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from sunarchive import output
+from sunarchive.app import App, build_app, demo_start
+from sunarchive.model import SunarchiveError
+from sunarchive.query import parse_time, run_query
+from sunarchive.rollup import ALL_TIERS
+from sunarchive.settings import load_settings
+
+log = logging.getLogger("sunarchive")
+
+EPILOG = """Settings come from defaults < --config YAML < .env < SUNARCHIVE_* environment
+variables < command-line flags. See docs/settings.md for every setting."""
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="YAML config file (${ENV} substitution)")
+    parser.add_argument("--db", type=Path, help="DuckDB file (shorthand for "
+                        "--database-url duckdb:///PATH)")
+    parser.add_argument("--database-url", help="duckdb:///path (default "
+                        "duckdb:///./sunarchive-data/sunarchive.duckdb)")
+    parser.add_argument("--timezone", help="IANA zone of the site for daily buckets "
+                        "(default UTC)")
+
+
+def _collector(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--duration", type=float, metavar="S",
+                        help="stop after S seconds of (simulated) time; default: until Ctrl-C")
+    parser.add_argument("--no-console", action="store_true",
+                        help="do not draw the live console (log lines only)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sunarchive", epilog=EPILOG,
+        description="Solar and home-energy telemetry historian: collects readings, keeps "
+                    "exact 1-second statistics and 5-minute, hourly and daily rollups.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="simulated PS100 panels into the store, live console",
+                          description="Simulate PS100-class panels at 10 Hz (pvlib clear sky, "
+                          "seeded clouds, INA226 noise) and store them like real devices.",
+                          epilog=EPILOG)
+    _common(demo)
+    _collector(demo)
+    demo.add_argument("--panels", type=int, help="number of panels (default 4)")
+    demo.add_argument("--speed", type=float, help="simulated seconds per wall second "
+                      "(default 1; 0 = as fast as possible)")
+    demo.add_argument("--start", help="simulated start, ISO 8601 with offset (default: now; "
+                      "a start inside stored data resumes after it)")
+    demo.add_argument("--seed", type=int, help="random seed of clouds and noise (default 42)")
+    demo.set_defaults(handler=cmd_demo)
+
+    run = sub.add_parser("run", help="collect from the configured sources",
+                         description="Run the collector for the sources in the config "
+                         "(without a sources list: the simulator).", epilog=EPILOG)
+    _common(run)
+    _collector(run)
+    run.set_defaults(handler=cmd_run)
+
+    monitor = sub.add_parser("monitor", help="live console of a running collector",
+                             description="Show the live console of a `run` or `demo` "
+                             "working on the same store.")
+    _common(monitor)
+    monitor.add_argument("--once", action="store_true", help="print one frame and exit")
+    monitor.add_argument("--json", action="store_true", help="print the raw snapshot as JSON")
+    monitor.set_defaults(handler=cmd_monitor)
+
+    status = sub.add_parser("status", help="engine, file size, per-table rows and ranges")
+    _common(status)
+    status.add_argument("--json", action="store_true", help="machine-readable JSON")
+    status.set_defaults(handler=cmd_status)
+
+    query = sub.add_parser("query", help="rows of a measurement from a tier",
+                           description="Read a measurement. --tier auto picks the coarsest "
+                           "tier that still gives at least --max-points rows.")
+    _common(query)
+    query.add_argument("measurement")
+    query.add_argument("--tier", default="auto", choices=["auto", *ALL_TIERS])
+    query.add_argument("--start", help="ISO 8601 with offset, or -24h/-7d/now "
+                       "(default: 24 h before end)")
+    query.add_argument("--end", help="ISO 8601 with offset or now (default: now)")
+    query.add_argument("--tag", action="append", default=[], metavar="K=V",
+                       help="only series with this tag value (repeatable)")
+    query.add_argument("--fields", help="comma-separated fields or columns (default: all)")
+    query.add_argument("--max-points", type=int, default=1000,
+                       help="for --tier auto (default 1000)")
+    query.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    query.set_defaults(handler=cmd_query)
+
+    sql = sub.add_parser("sql", help="read-only SQL on the store")
+    _common(sql)
+    sql.add_argument("statement")
+    sql.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    sql.set_defaults(handler=cmd_sql)
+
+    setup = sub.add_parser("setup", help="create or upgrade the schema (idempotent)")
+    _common(setup)
+    setup.set_defaults(handler=cmd_setup)
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if getattr(args, "db", None):
+        out["database_url"] = f"duckdb:///{args.db}"
+    if getattr(args, "database_url", None):
+        out["database_url"] = args.database_url
+    if getattr(args, "timezone", None):
+        out["timezone"] = args.timezone
+    sim = {k: getattr(args, k, None) for k in ("panels", "speed", "seed")}
+    if getattr(args, "start", None) and args.command == "demo":
+        sim["start"] = parse_time(args.start, "--start")
+    sim = {k: v for k, v in sim.items() if v is not None}
+    if sim:
+        out["simulator"] = sim
+    return out
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    return load_settings(config_file=args.config, overrides=_overrides(args))
+
+
+# -- collector commands -------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    return _collect(build_app(settings, demo=True), args, settings)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    return _collect(build_app(settings, demo=False), args, settings)
+
+
+def _collect(app: App, args: argparse.Namespace, settings: Any) -> int:
+    stop = _install_signal_handlers()
+    if app.resumed_from is not None:
+        print(f"store already holds simulated data up to {app.resumed_from.isoformat()}; "
+              "resuming after it", file=sys.stderr)
+    app.start(duration_s=args.duration)
+    print(f"collecting into {app.location} (Ctrl-C to stop)", file=sys.stderr)
+    try:
+        if args.no_console or not sys.stdout.isatty():
+            _wait(app, stop, lambda: None)
+        else:
+            from rich.live import Live
+
+            from sunarchive.console import render
+            with Live(render(app.live.snapshot()), refresh_per_second=2) as live:
+                _wait(app, stop, lambda: live.update(render(app.live.snapshot())))
+    finally:
+        print("stopping: flushing everything to the store …", file=sys.stderr)
+        summary = app.stop()
+    print(json.dumps(summary) if not sys.stdout.isatty() else _summary_text(summary))
+    return 0
+
+
+def _wait(app: App, stop: list[bool], tick: Callable[[], None]) -> None:
+    while not stop[0] and not app.finished():
+        time.sleep(0.5)
+        tick()
+
+
+def _summary_text(summary: dict[str, Any]) -> str:
+    return (f"done: {summary['samples_in']:,} samples → {summary['rows_written']:,} "
+            f"1 s rows, {summary['rollup_rows']:,} rollup rows, "
+            f"{summary['too_late_samples']} too-late samples, {summary['gaps']} gaps, "
+            f"{summary['write_errors']} write errors")
+
+
+def _install_signal_handlers() -> list[bool]:
+    stop = [False]
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop[0] = True
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return stop
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from sunarchive.app import live_file
+    from sunarchive.console import render
+    from sunarchive.pipeline.live import read_live_file
+
+    path = live_file(_settings(args))
+    snapshot = read_live_file(path)
+    if snapshot is None:
+        print(f"no running collector publishes to {path}; start `sunarchive run` or "
+              "`sunarchive demo` on this store", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(snapshot))
+        return 0
+    from rich.console import Console
+    console = Console()
+    if args.once:
+        console.print(render(snapshot))
+        return 0
+    from rich.live import Live
+    stop = _install_signal_handlers()
+    with Live(render(snapshot), console=console, refresh_per_second=2) as live:
+        while not stop[0]:
+            time.sleep(1.0)
+            live.update(render(read_live_file(path) or snapshot))
+    return 0
+
+
+# -- reading commands ---------------------------------------------------------------------
+def cmd_status(args: argparse.Namespace) -> int:
+    from sunarchive.app import open_reader
+
+    with open_reader(_settings(args)) as store:
+        info = store.status()
+    if args.json:
+        print(json.dumps(info))
+    else:
+        output.print_status(info)
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from sunarchive.app import open_reader
+
+    tags = dict(_tag(t) for t in args.tag)
+    fields = [f.strip() for f in args.fields.split(",")] if args.fields else None
+    start = parse_time(args.start, "--start") if args.start else None
+    end = parse_time(args.end, "--end") if args.end else None
+    with open_reader(_settings(args)) as store:
+        result = run_query(store, args.measurement, args.tier, start, end, tags, fields,
+                           args.max_points)
+    output.print_result(result, args.format, title=f"{args.measurement} ({result.tier})")
+    return 0
+
+
+def _tag(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise SunarchiveError(f"--tag {text!r}: write KEY=VALUE")
+    return key, value
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from sunarchive.app import open_reader
+
+    with open_reader(_settings(args)) as store:
+        result = store.sql(args.statement)
+    output.print_result(result, args.format)
+    return 0
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    from sunarchive.app import open_writer
+
+    with open_writer(_settings(args)) as (store, changes):
+        location = str(getattr(store, "path", ""))
+    for change in changes:
+        print(change)
+    print(f"schema up to date ({len(changes)} changes) in {location}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        code: int = args.handler(args)
+        return code
+    except SunarchiveError as exc:
+        print(f"sunarchive: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,73 @@
+"""Printing results as a table, CSV or JSON (JSON and CSV carry no decoration)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from sunarchive.storage.base import QueryResult
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def print_result(result: QueryResult, fmt: str, title: str | None = None) -> None:
+    columns = result.columns
+    rows = [[_plain(v) for v in row] for row in result.rows()]
+    if fmt == "json":
+        json.dump([dict(zip(columns, row, strict=True)) for row in rows], sys.stdout)
+        sys.stdout.write("\n")
+    elif fmt == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    else:
+        table = Table(title=title)
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*[_cell(v) for v in row])
+        Console().print(table)
+        if not rows:
+            print("(no rows)")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def print_status(info: dict[str, Any]) -> None:
+    console = Console()
+    console.print(f"engine: {info['engine']} {info.get('duckdb_version', '')}")
+    console.print(f"store: {info.get('path')} ({info.get('file_bytes', 0) / 1e6:.1f} MB), "
+                  f"site time zone {info.get('timezone')}, {info.get('events', 0)} events")
+    if info.get("live"):
+        live = info["live"]
+        console.print(f"collector running (pid {live.get('pid')}): "
+                      f"{live.get('counters', {}).get('samples_in', 0):,} samples")
+    table = Table()
+    for column in ("table", "rows", "first", "last", "bytes/row", "rolled up until"):
+        table.add_column(column)
+    for t in info.get("tables", []):
+        table.add_row(t["table"], f"{t['rows']:,}", t["first"] or "—", t["last"] or "—",
+                      "—" if t["bytes_per_row"] is None else f"{t['bytes_per_row']:.1f}",
+                      t.get("rollup_horizon") or "—")
+    console.print(table)

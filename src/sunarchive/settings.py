@@ -1,0 +1,636 @@
+"""The one typed settings schema of sunarchive, and where its values come from.
+
+Sources, lowest precedence first:
+
+1. defaults (the ``Field(default=...)`` of :class:`Settings`);
+2. a YAML config file (path given explicitly) — ``${VAR}`` and ``${VAR:-default}`` are
+   substituted inside string values (``$${`` gives a literal ``${``); an undefined variable
+   without a default is an error;
+3. a ``.env`` file (``./.env`` unless another path is given; a missing file is skipped);
+4. the process environment: ``SUNARCHIVE_<NAME>``, upper case, nested with ``__``
+   (``SUNARCHIVE_SIMULATOR__PANELS=8``);
+5. explicit overrides (from command-line flags); keys are setting names (dotted for nested
+   settings), ``None`` values are ignored.
+
+Dictionaries (nested settings) are merged key by key across sources; every other value,
+including lists such as ``sources``, is replaced as a whole.
+
+In ``.env`` and the environment an empty value sets an optional setting to ``None``, and list
+settings (``SUNARCHIVE_SOURCES``) are given as JSON. A secret setting ``x`` can also be read
+from a file: ``SUNARCHIVE_X_FILE=/run/secrets/x`` (content stripped). Secrets are
+:class:`pydantic.SecretStr`, so they never show in ``repr``/``str`` or logs.
+
+Every problem raises :class:`~sunarchive.model.ConfigError` whose message names where the
+value came from, the dotted key and why, e.g.
+``config.yaml: simulator.panels: Input should be greater than 0``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import types
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import annotated_types
+import yaml
+from dotenv import dotenv_values
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic.fields import FieldInfo
+
+from sunarchive.model import ConfigError
+
+__all__ = [
+    "ENV_PREFIX",
+    "SettingDoc",
+    "Settings",
+    "SimulatorSettings",
+    "SimulatorSource",
+    "SourceConfig",
+    "describe_settings",
+    "load_settings",
+    "settings_markdown",
+]
+
+ENV_PREFIX = "SUNARCHIVE_"
+ENV_NESTED_DELIMITER = "__"
+SECRET_FILE_SUFFIX = "_FILE"
+
+#: Unit of a setting, from the suffix of its name (checked in order).
+UNIT_SUFFIXES: dict[str, str] = {
+    "_ms": "ms",
+    "_s": "s",
+    "_mb": "MB",
+    "_hz": "Hz",
+    "_days": "days",
+    "_deg": "degrees",
+    "_bytes": "bytes",
+}
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- schema
+
+
+class SimulatorSettings(BaseModel):
+    """The built-in PV plant simulator."""
+
+    model_config = _STRICT
+
+    panels: int = Field(default=4, gt=0, description="Number of simulated panels (inverter "
+                        "channels).")
+    seed: int = Field(default=42, description="Random seed; the same seed gives the same data.")
+    speed: float = Field(default=1.0, ge=0, description="Playback speed as a multiple of real "
+                         "time; 0 = as fast as possible.")
+    start: AwareDatetime | None = Field(
+        default=None,
+        description="Simulated start time, ISO 8601 with a UTC offset (e.g. "
+                    "2024-06-21T04:00:00+02:00); unset = now.")
+    sample_rate_hz: float = Field(default=10.0, gt=0, description="Samples per second per "
+                                  "measurement.")
+    latitude_deg: float = Field(default=52.52, ge=-90, le=90, description="Site latitude, "
+                                "north positive.")
+    longitude_deg: float = Field(default=13.405, ge=-180, le=180, description="Site longitude, "
+                                 "east positive.")
+    tilt_deg: float = Field(default=35.0, ge=0, le=90, description="Panel tilt from horizontal.")
+    azimuth_deg: float = Field(default=180.0, ge=0, le=360, description="Panel azimuth, "
+                               "clockwise from north (180 = south).")
+    drop_probability: float = Field(default=0.001, ge=0, lt=1, description="Probability that a "
+                                    "sample is dropped, to exercise gap handling.")
+
+
+class SimulatorSource(SimulatorSettings):
+    """A ``sources`` entry of ``type: simulator``."""
+
+    type: Literal["simulator"] = Field(default="simulator", description="Source type.")
+    name: str = Field(default="simulator", min_length=1, description="Unique source name.")
+
+
+#: One entry of ``Settings.sources``. Add new source types as further union members, each
+#: with its own ``type: Literal[...]`` tag, and add the tag to ``_SOURCE_TAGS``.
+SourceConfig = Annotated[Union[SimulatorSource], Field(discriminator="type")]  # noqa: UP007
+
+_SOURCE_TAGS = frozenset({"simulator"})
+
+
+class Settings(BaseModel):
+    """All settings of sunarchive. Build it with :func:`load_settings`."""
+
+    model_config = _STRICT
+
+    database_url: str = Field(
+        default="duckdb:///./sunarchive-data/sunarchive.duckdb",
+        description="Where data is stored: duckdb:///path/to/file.duckdb or "
+                    "postgresql://user@host:port/dbname.")
+    database_password: SecretStr | None = Field(
+        default=None, json_schema_extra={"secret": True},
+        description="PostgreSQL password, if not in database_url.")
+    timezone: str = Field(default="UTC", description="IANA time zone of the site (e.g. "
+                          "Europe/Berlin); used for daily rollups and display.")
+    profiles_dir: Path | None = Field(default=None, description="Directory with extra "
+                                      "measurement profiles (*.yaml).")
+    lateness_s: float = Field(default=2.0, ge=0, description="How long the reducer waits for "
+                              "late samples before closing a second.")
+    commit_interval_s: float = Field(default=1.0, gt=0, description="How often the writer "
+                                     "commits.")
+    queue_max_batches: int = Field(default=10000, gt=0, description="Capacity of the queue "
+                                   "between sources and the writer, in batches.")
+    queue_full_policy: Literal["block", "drop_newest"] = Field(
+        default="block", description="What a source does when the queue is full: block "
+                                     "(back-pressure) or drop_newest (count and drop).")
+    queue_put_timeout_s: float = Field(default=5.0, gt=0, description="With block, how long a "
+                                       "put waits before reporting the writer as stalled.")
+    duckdb_memory_limit_mb: int = Field(default=256, gt=0, description="DuckDB memory_limit.")
+    duckdb_threads: int = Field(default=2, gt=0, description="DuckDB worker threads.")
+    retention_1s_days: float | None = Field(default=None, gt=0, description="Keep 1-second "
+                                            "statistics this long; unset = forever.")
+    retention_5min_days: float | None = Field(default=None, gt=0, description="Keep 5-minute "
+                                              "rollups this long; unset = forever.")
+    retention_1hour_days: float | None = Field(default=None, gt=0, description="Keep hourly "
+                                               "rollups this long; unset = forever.")
+    retention_daily_days: float | None = Field(default=None, gt=0, description="Keep daily "
+                                               "rollups this long; unset = forever.")
+    maintenance_interval_s: float = Field(default=60.0, gt=0, description="How often "
+                                          "retention (and other maintenance) runs.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level (case-insensitive).")
+    http_host: str = Field(default="127.0.0.1", description="HTTP API bind address "
+                           "(reserved).")
+    http_port: int = Field(default=8080, ge=1, le=65535, description="HTTP API port "
+                           "(reserved).")
+    simulator: SimulatorSettings = Field(
+        default_factory=SimulatorSettings,
+        description="Built-in simulator settings, used when sources is empty.")
+    sources: list[SourceConfig] = Field(
+        default_factory=list,
+        description="Data sources, each a table with a type (simulator) and a unique name "
+                    "plus that type's settings; empty = one simulator with the simulator "
+                    "settings.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as "
+                             "Europe/Berlin or UTC") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if not value.startswith(("duckdb:///", "postgresql://", "postgres://")):
+            raise ValueError("expected duckdb:///path/to/file.duckdb or "
+                             "postgresql://user@host:port/dbname")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_source_names(cls, value: list[SourceConfig]) -> list[SourceConfig]:
+        seen: set[str] = set()
+        for source in value:
+            if source.name in seen:
+                raise ValueError(f"duplicate source name {source.name!r}")
+            seen.add(source.name)
+        return value
+
+    @property
+    def zoneinfo(self) -> ZoneInfo:
+        """The site time zone."""
+        return ZoneInfo(self.timezone)
+
+    def effective_sources(self) -> list[SourceConfig]:
+        """``sources``, or one simulator with the ``simulator`` settings if it is empty."""
+        if self.sources:
+            return list(self.sources)
+        return [SimulatorSource(**self.simulator.model_dump())]
+
+
+# --------------------------------------------------------------------------- description
+
+
+@dataclass(frozen=True)
+class SettingDoc:
+    """One leaf setting, for docs and help output."""
+
+    name: str          #: dotted name, e.g. ``simulator.panels``
+    env_var: str       #: e.g. ``SUNARCHIVE_SIMULATOR__PANELS``
+    type: str          #: human-readable type with constraints, e.g. ``int (> 0)``
+    default: Any       #: the default value (``None`` = unset)
+    unit: str | None   #: from the name suffix, e.g. ``s`` for ``lateness_s``
+    help: str          #: the field description
+    secret: bool = False
+
+    @property
+    def default_text(self) -> str:
+        """The default as text: JSON-like, ``None`` for unset."""
+        if self.default is None:
+            return "None"
+        if isinstance(self.default, Path):
+            return str(self.default)
+        if isinstance(self.default, str):
+            return self.default
+        if isinstance(self.default, list | dict):
+            return json.dumps(self.default)
+        return repr(self.default)
+
+
+@dataclass(frozen=True)
+class _Leaf:
+    path: tuple[str, ...]
+    field: FieldInfo
+
+    @property
+    def name(self) -> str:
+        return ".".join(self.path)
+
+    @property
+    def env_var(self) -> str:
+        return ENV_PREFIX + ENV_NESTED_DELIMITER.join(self.path).upper()
+
+    @property
+    def secret(self) -> bool:
+        extra = self.field.json_schema_extra
+        return isinstance(extra, dict) and extra.get("secret") is True
+
+    @property
+    def optional(self) -> bool:
+        return type(None) in _union_members(self.field.annotation)
+
+    @property
+    def structured(self) -> bool:
+        """True for list/dict/model values, which the environment gives as JSON."""
+        return any(get_origin(t) in (list, dict) or _is_model(t)
+                   for t in _union_members(self.field.annotation))
+
+
+def _union_members(annotation: Any) -> tuple[Any, ...]:
+    if get_origin(annotation) in (Union, types.UnionType):
+        return get_args(annotation)
+    return (annotation,)
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _leaves(model: type[BaseModel] = Settings,
+            prefix: tuple[str, ...] = ()) -> Iterator[_Leaf]:
+    for name, info in model.model_fields.items():
+        path = (*prefix, name)
+        if _is_model(info.annotation):
+            yield from _leaves(info.annotation, path)  # type: ignore[arg-type]
+        else:
+            yield _Leaf(path, info)
+
+
+def _type_text(annotation: Any) -> str:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _type_text(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        args = get_args(annotation)
+        parts = [_type_text(a) for a in args if a is not type(None)]
+        if type(None) in args:
+            parts.append("None")
+        return " | ".join(parts)
+    if origin is Literal:
+        return "one of " + ", ".join(str(v) for v in get_args(annotation))
+    if origin is list:
+        return f"list[{_type_text(get_args(annotation)[0])}]"
+    if annotation is AwareDatetime:
+        return "datetime with offset"
+    if annotation is SecretStr:
+        return "secret str"
+    if isinstance(annotation, type) and issubclass(annotation, Path):
+        return "path"
+    if _is_model(annotation):
+        return str(annotation.__name__)
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _constraint_text(info: FieldInfo) -> str:
+    parts: list[str] = []
+    for item in info.metadata:
+        if isinstance(item, annotated_types.Gt):
+            parts.append(f"> {item.gt}")
+        elif isinstance(item, annotated_types.Ge):
+            parts.append(f"≥ {item.ge}")
+        elif isinstance(item, annotated_types.Lt):
+            parts.append(f"< {item.lt}")
+        elif isinstance(item, annotated_types.Le):
+            parts.append(f"≤ {item.le}")
+        elif isinstance(item, annotated_types.MinLen):
+            parts.append(f"length ≥ {item.min_length}")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def unit_of(name: str) -> str | None:
+    """The unit implied by a setting name's suffix, or ``None``."""
+    for suffix, unit in UNIT_SUFFIXES.items():
+        if name.endswith(suffix):
+            return unit
+    return None
+
+
+def describe_settings() -> list[SettingDoc]:
+    """Every leaf setting (nested models flattened to dotted names), in schema order."""
+    docs: list[SettingDoc] = []
+    for leaf in _leaves():
+        info = leaf.field
+        default = info.get_default(call_default_factory=True)
+        if isinstance(default, BaseModel):  # pragma: no cover - models are flattened
+            default = default.model_dump(mode="json")
+        docs.append(SettingDoc(
+            name=leaf.name,
+            env_var=leaf.env_var,
+            type=_type_text(info.annotation) + _constraint_text(info),
+            default=default,
+            unit=unit_of(leaf.path[-1]),
+            help=info.description or "",
+            secret=leaf.secret,
+        ))
+    return docs
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def settings_markdown() -> str:
+    """A markdown page with a table of all settings (the content of ``docs/settings.md``)."""
+    lines = [
+        "# Settings",
+        "",
+        "<!-- Generated from src/sunarchive/settings.py by settings_markdown(); "
+        "do not edit by hand.",
+        "     Regenerate: python -m sunarchive.settings > docs/settings.md -->",
+        "",
+        "Sources, lowest precedence first: defaults, the YAML config file, the `.env` file, "
+        "the process environment, command-line flags.",
+        "",
+        "* YAML keys are the setting names; nested settings are nested mappings "
+        "(`simulator: {panels: 8}`). Unknown keys are an error. String values may use "
+        "`${VAR}` or `${VAR:-default}`; `$${` is a literal `${`.",
+        f"* Environment variables are `{ENV_PREFIX}` plus the name in upper case, nested "
+        f"with `{ENV_NESTED_DELIMITER}` (`{ENV_PREFIX}SIMULATOR__PANELS=8`). An empty value "
+        "unsets an optional setting; lists are JSON.",
+        f"* Secrets can be read from a file: `<VARIABLE>{SECRET_FILE_SUFFIX}=/path` "
+        f"(e.g. `{ENV_PREFIX}DATABASE_PASSWORD{SECRET_FILE_SUFFIX}`); surrounding whitespace "
+        "is stripped.",
+        "",
+        "| Setting | Environment variable | Type | Default | Unit | Description |",
+        "|---|---|---|---|---|---|",
+    ]
+    for doc in describe_settings():
+        description = doc.help + (" Secret." if doc.secret else "")
+        cells = [f"`{doc.name}`", f"`{doc.env_var}`", doc.type, f"`{doc.default_text}`",
+                 doc.unit or "", description]
+        lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- loading
+
+_Path = tuple[str | int, ...]
+
+_VAR_RE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{")
+
+
+def _dotted(path: _Path) -> str:
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + part
+    return text or "(top level)"
+
+
+class _Layers:
+    """The merged raw data of all sources and, per key path, which source gave it."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.origins: dict[_Path, str] = {}
+
+    def set(self, path: tuple[str, ...], value: Any, origin: str) -> None:
+        node = self.data
+        for i, key in enumerate(path[:-1]):
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = node[key] = {}
+                self._forget(path[:i + 1])
+            self.origins[path[:i + 1]] = origin
+            node = child
+        self._merge(node, path, value, origin)
+
+    def _merge(self, node: dict[str, Any], path: tuple[str, ...], value: Any,
+               origin: str) -> None:
+        key = path[-1]
+        if isinstance(value, dict):
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = node[key] = {}
+                self._forget(path)
+            self.origins[path] = origin
+            for sub_key, sub_value in value.items():
+                self._merge(child, (*path, sub_key), sub_value, origin)
+        else:
+            node[key] = value
+            self._forget(path)
+            self.origins[path] = origin
+
+    def _forget(self, prefix: _Path) -> None:
+        for path in [p for p in self.origins if p[:len(prefix)] == prefix]:
+            del self.origins[path]
+
+    def origin_of(self, path: _Path) -> str:
+        for end in range(len(path), 0, -1):
+            origin = self.origins.get(path[:end])
+            if origin is not None:
+                return origin
+        return "defaults"
+
+
+def _substitute(value: str, lookup: Mapping[str, str], where: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        text = match.group(0)
+        if text == "$${":
+            return "${"
+        name = match.group(1)
+        if name is None:
+            raise ConfigError(f"{where}: malformed variable reference; use ${{NAME}} or "
+                              "${NAME:-default}, or $${ for a literal ${")
+        found = lookup.get(name)
+        default = match.group(2)
+        if default is not None and not found:
+            return default
+        if found is None:
+            raise ConfigError(f"{where}: environment variable {name} is not set and has no "
+                              f"default (use ${{{name}:-default}} to give one)")
+        return found
+
+    return _VAR_RE.sub(replace, value)
+
+
+def _expand(node: Any, lookup: Mapping[str, str], file: Path, path: _Path) -> Any:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if not isinstance(key, str):
+                raise ConfigError(f"{file}: {_dotted((*path, str(key)))}: keys must be "
+                                  "strings")
+            out[key] = _expand(value, lookup, file, (*path, key))
+        return out
+    if isinstance(node, list):
+        return [_expand(v, lookup, file, (*path, i)) for i, v in enumerate(node)]
+    if isinstance(node, str):
+        return _substitute(node, lookup, f"{file}: {_dotted(path)}")
+    return node
+
+
+def _read_yaml(file: Path, lookup: Mapping[str, str]) -> dict[str, Any]:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read config file: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: invalid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: expected a mapping of setting names to values at the top "
+                          f"level, got {type(data).__name__}")
+    expanded: dict[str, Any] = _expand(data, lookup, file, ())
+    return expanded
+
+
+def _apply_env(layers: _Layers, variables: Mapping[str, str | None],
+               origin_of_var: Callable[[str], str]) -> None:
+    """Put ``SUNARCHIVE_*`` values (and ``*_FILE`` secrets) into ``layers``."""
+    for leaf in _leaves():
+        var = leaf.env_var
+        raw = variables.get(var)
+        file_var = var + SECRET_FILE_SUFFIX
+        file_name = variables.get(file_var) if leaf.secret else None
+        if raw is not None and file_name is not None:
+            raise ConfigError(f"{origin_of_var(var)}: {leaf.name}: set either {var} or "
+                              f"{file_var}, not both")
+        if file_name is not None:
+            origin = origin_of_var(file_var)
+            try:
+                content = Path(file_name).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"{origin}: {leaf.name}: cannot read secret file "
+                                  f"{file_name}: {exc.strerror or exc}") from None
+            layers.set(leaf.path, content, origin)
+        elif raw is not None:
+            origin = origin_of_var(var)
+            value: Any = raw
+            if raw == "" and leaf.optional:
+                value = None
+            elif leaf.structured:
+                try:
+                    value = json.loads(raw)
+                except json.JSONDecodeError as exc:
+                    raise ConfigError(f"{origin}: {leaf.name}: expected JSON: {exc}") from None
+            layers.set(leaf.path, value, origin)
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def _error_path(loc: tuple[str | int, ...]) -> _Path:
+    """Drop the union tag pydantic puts into locations inside ``sources``."""
+    if (len(loc) > 2 and loc[0] == "sources" and isinstance(loc[1], int)
+            and loc[2] in _SOURCE_TAGS):
+        return (*loc[:2], *loc[3:])
+    return loc
+
+
+def _error_message(error: Mapping[str, Any]) -> str:
+    message = str(error["msg"])
+    if error["type"] == "extra_forbidden":
+        return "unknown setting (extra inputs are not permitted)"
+    if error["type"] == "timezone_aware":
+        return ("time has no UTC offset; give an explicit offset such as +00:00 or Z "
+                f"({message})")
+    if error["type"] == "union_tag_not_found":
+        return f"missing type (one of: {', '.join(sorted(_SOURCE_TAGS))})"
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    return message
+
+
+def load_settings(config_file: Path | None = None,
+                  overrides: Mapping[str, Any] | None = None,
+                  env: Mapping[str, str] | None = None,
+                  dotenv_file: Path | None = Path(".env")) -> Settings:
+    """Build :class:`Settings` from defaults < ``config_file`` < ``dotenv_file`` < ``env``
+    (``None`` = ``os.environ``) < ``overrides``.
+
+    ``overrides`` keys are setting names, dotted for nested ones (``"simulator.panels"``) or
+    with a mapping value (``{"simulator": {"panels": 8}}``); ``None`` values are ignored.
+    A missing ``dotenv_file`` is skipped; ``dotenv_file=None`` reads no ``.env`` file.
+    Raises :class:`ConfigError` naming the source, the dotted key and the reason.
+    """
+    environ: Mapping[str, str] = os.environ if env is None else env
+    dotenv: dict[str, str] = {}
+    if dotenv_file is not None and dotenv_file.is_file():
+        dotenv = {k: v for k, v in dotenv_values(dotenv_file, interpolate=False).items()
+                  if v is not None}
+
+    layers = _Layers()
+    if config_file is not None:
+        lookup = {**dotenv, **environ}
+        for key, value in _read_yaml(config_file, lookup).items():
+            layers.set((key,), value, str(config_file))
+    if dotenv:
+        _apply_env(layers, dotenv, lambda var: f"{dotenv_file} (variable {var})")
+    _apply_env(layers, environ, lambda var: f"environment variable {var}")
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            layers.set(tuple(key.split(".")), _drop_none(value), "override")
+
+    try:
+        return Settings.model_validate(layers.data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            path = _error_path(tuple(error["loc"]))
+            problems.append(f"{layers.origin_of(path)}: {_dotted(path)}: "
+                            f"{_error_message(error)}")
+        # ``from None``: the pydantic error would show input values, which may be secrets.
+        raise ConfigError("\n".join(problems)) from None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.stdout.write(settings_markdown())
