@@ -27,7 +27,7 @@ UNITLESS = {
     "database_password",
     "timezone",
     "profiles_dir",
-    "queue_max_batches",
+    "queue_max_samples",
     "queue_full_policy",
     "duckdb_threads",
     "log_level",
@@ -99,7 +99,7 @@ def test_precedence_of_all_layers(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     config = write(tmp_path / "config.yaml", """
 lateness_s: 3
 commit_interval_s: 3
-queue_max_batches: 3
+queue_max_samples: 3
 duckdb_threads: 3
 simulator:
   seed: 3
@@ -107,17 +107,17 @@ simulator:
 """)
     write(tmp_path / ".env", "\n".join([
         "SUNARCHIVE_COMMIT_INTERVAL_S=4",
-        "SUNARCHIVE_QUEUE_MAX_BATCHES=4",
+        "SUNARCHIVE_QUEUE_MAX_SAMPLES=4",
         "SUNARCHIVE_DUCKDB_THREADS=4",
         "SUNARCHIVE_SIMULATOR__PANELS=4",
     ]) + "\n")
     env = {
-        "SUNARCHIVE_QUEUE_MAX_BATCHES": "5",
+        "SUNARCHIVE_QUEUE_MAX_SAMPLES": "5",
         "SUNARCHIVE_DUCKDB_THREADS": "5",
         "SUNARCHIVE_SIMULATOR__PANELS": "5",
         "UNRELATED": "x",
     }
-    overrides = {"duckdb_threads": 6, "queue_max_batches": None, "simulator.panels": 6}
+    overrides = {"duckdb_threads": 6, "queue_max_samples": None, "simulator.panels": 6}
     monkeypatch.chdir(tmp_path)  # the default dotenv_file is ./.env
 
     settings = load_settings(config, overrides=overrides, env=env)
@@ -125,7 +125,7 @@ simulator:
     assert settings.maintenance_interval_s == 60.0  # default
     assert settings.lateness_s == 3                 # YAML over default
     assert settings.commit_interval_s == 4          # .env over YAML
-    assert settings.queue_max_batches == 5          # env over .env; None override ignored
+    assert settings.queue_max_samples == 5          # env over .env; None override ignored
     assert settings.duckdb_threads == 6             # override over env
     assert settings.simulator.seed == 3             # nested keys merge across layers
     assert settings.simulator.panels == 6

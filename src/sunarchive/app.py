@@ -16,7 +16,6 @@ from sunarchive.pipeline.agent import Agent
 from sunarchive.pipeline.live import LiveState
 from sunarchive.profiles import Profile, load_profiles
 from sunarchive.settings import Settings
-from sunarchive.sources.base import Source
 from sunarchive.sources.simulator import SimulatorConfig, SimulatorSource
 from sunarchive.storage.duckdb.store import DuckDBStore
 from sunarchive.storage.open import duckdb_path, live_file_for, open_duckdb
@@ -131,7 +130,7 @@ def build_app(settings: Settings, demo: bool) -> App:
         rate = config.panels * config.sample_rate_hz * (speed if speed != float("inf") else 1)
         targets[config.measurement] = targets.get(config.measurement, 0.0) + rate
     live = LiveState(live_file(settings), targets_hz=targets)
-    accumulator = Accumulator(settings.queue_max_batches, settings.queue_full_policy,
+    accumulator = Accumulator(settings.queue_max_samples, settings.queue_full_policy,
                               settings.queue_put_timeout_s)
     agent = Agent(store, accumulator, settings.lateness_s, settings.commit_interval_s,
                   settings.maintenance_interval_s, live)

@@ -14,7 +14,7 @@ from types import FrameType
 from typing import Any
 
 from sunarchive import output
-from sunarchive.app import App, build_app, demo_start
+from sunarchive.app import App, build_app
 from sunarchive.model import SunarchiveError
 from sunarchive.query import parse_time, run_query
 from sunarchive.rollup import ALL_TIERS

@@ -120,7 +120,8 @@ def _statistics(snapshot: dict[str, Any]) -> Table:
                  "buffered", f"{counters.get('samples_buffered', 0):,}")
     grid.add_row("rows written", f"{counters.get('rows_written', 0):,}",
                  "queue", f"{counters.get('queue_depth', 0)} batches")
-    grid.add_row("errors", f"{counters.get('write_errors', 0) + counters.get('rejected_batches', 0)}",
+    errors = counters.get("write_errors", 0) + counters.get("rejected_batches", 0)
+    grid.add_row("errors", f"{errors}",
                  "late samples", f"{counters.get('too_late_samples', 0)}")
     return grid
 

@@ -29,6 +29,7 @@ neighbours that have already been accounted). Too-late samples are counted.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +38,7 @@ from sunarchive.model import NS_PER_S, Event, FieldKind, FloatArray, IntArray, S
 from sunarchive.profiles.spec import FieldSpec, Profile
 
 I32Array = npt.NDArray[np.int32]
+G = TypeVar("G", bound=np.generic)
 BoolArray = npt.NDArray[np.bool_]
 WH_PER_WS = 1.0 / 3600.0
 
@@ -101,9 +103,9 @@ class _Carry:
         self.size = grow
 
 
-def _grow(old: npt.NDArray[np.generic] | None, n: int, fill: object,
-          dtype: type[np.generic]) -> npt.NDArray[np.generic]:
-    new = np.full(n, fill, dtype=dtype)
+def _grow(old: npt.NDArray[G] | None, n: int, fill: object,
+          dtype: type[G]) -> npt.NDArray[G]:
+    new: npt.NDArray[G] = np.full(n, fill, dtype=dtype)
     if old is not None:
         new[: len(old)] = old
     return new
@@ -138,8 +140,8 @@ class Reducer:
 
     def __init__(self, profile: Profile, lateness_s: float = 2.0) -> None:
         self.profile = profile
-        self.lateness_ns = int(round(lateness_s * NS_PER_S))
-        self.max_gap_ns = int(round(profile.max_gap_s * NS_PER_S))
+        self.lateness_ns = round(lateness_s * NS_PER_S)
+        self.max_gap_ns = round(profile.max_gap_s * NS_PER_S)
         self.names = [f.name for f in profile.fields]
         self.power = profile.fields_of(FieldKind.POWER)
         self.sequential = profile.fields_of(FieldKind.COUNTER, FieldKind.STATE)
@@ -379,19 +381,26 @@ class Reducer:
             columns[name][stat_rows] = values
         offset = n_stats
         for e_ser, _, col, wh in energy:
-            rows = row_of[offset: offset + len(e_ser)]
+            targets = row_of[offset: offset + len(e_ser)]
             offset += len(e_ser)
             target = columns[col]
-            add = np.bincount(rows, weights=wh, minlength=nrows)
-            hit = np.bincount(rows, minlength=nrows) > 0
+            add = np.bincount(targets, weights=wh, minlength=nrows)
+            hit = np.bincount(targets, minlength=nrows) > 0
             target[hit] = np.nan_to_num(target[hit]) + add[hit]
         for spec in self.power:
-            col = columns[spec.energy_column_name]
+            energy_col = columns[spec.energy_column_name]
             has_power = columns[f"{spec.name}_count"] > 0
-            col[np.isnan(col) & has_power] = 0.0
+            energy_col[np.isnan(energy_col) & has_power] = 0.0
+        self._round(columns)
         rows = StatsRows(self.profile.name, out_sec.astype(np.int64),
                          out_ser.astype(np.int32), dict(columns))
         return _split_rows(rows, prev_until)
+
+    def _round(self, columns: dict[str, FloatArray]) -> None:
+        """Round to the profile's declared resolution (see ``FieldSpec.rounded_columns``)."""
+        for spec in self.profile.fields:
+            for name, decimals in spec.rounded_columns().items():
+                columns[name] = np.round(columns[name], decimals)
 
     def _empty_columns(self, n: int) -> dict[str, FloatArray]:
         cols: dict[str, FloatArray] = {}
@@ -422,6 +431,7 @@ class Reducer:
         rows.update(cols)
         for spec in self.power:
             rows[spec.energy_column_name] = np.zeros(len(starts))
+        self._round(rows)
         late_rows = StatsRows(self.profile.name, second[starts], late.series[starts],
                               dict(rows))
         result.merge = concat_rows([result.merge, late_rows])

@@ -148,8 +148,9 @@ class Settings(BaseModel):
                               "late samples before closing a second.")
     commit_interval_s: float = Field(default=1.0, gt=0, description="How often the writer "
                                      "commits.")
-    queue_max_batches: int = Field(default=10000, gt=0, description="Capacity of the queue "
-                                   "between sources and the writer, in batches.")
+    queue_max_samples: int = Field(default=1_000_000, gt=0, description="Capacity of the "
+                                   "queue between sources and the writer, in samples (about "
+                                   "50 bytes each with four fields).")
     queue_full_policy: Literal["block", "drop_newest"] = Field(
         default="block", description="What a source does when the queue is full: block "
                                      "(back-pressure) or drop_newest (count and drop).")

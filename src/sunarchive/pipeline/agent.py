@@ -21,7 +21,7 @@ import numpy as np
 from sunarchive.model import Event, InputError, SampleBatch, SeriesKey, StatsRows
 from sunarchive.pipeline.accumulator import Accumulator
 from sunarchive.pipeline.live import LiveState
-from sunarchive.reducer import ReduceResult, Reducer, concat_rows, select_rows
+from sunarchive.reducer import Reducer, ReduceResult, concat_rows, select_rows
 from sunarchive.sources.base import Source
 from sunarchive.storage.base import Store
 

@@ -9,10 +9,11 @@ A profile file looks like::
     max_gap_s: 5              # a hold longer than this contributes no energy and is a gap
     chunk_interval: 1 day
     fields:
-      voltage: {unit: V, kind: gauge, description: bus voltage}
+      voltage: {unit: V, kind: gauge, decimals: 3, description: bus voltage}
       power: {unit: W, kind: power, energy_column: energy_wh}
 
-Field kinds are described in :class:`sunarchive.model.FieldKind`.
+``decimals`` (gauge and power fields) rounds the stored statistics to the sensor's
+resolution, and energy to µWh. Field kinds are described in :class:`sunarchive.model.FieldKind`.
 """
 
 from __future__ import annotations

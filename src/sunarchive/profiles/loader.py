@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+
 import yaml
 
 from sunarchive.model import ConfigError, FieldKind
@@ -11,7 +12,7 @@ from sunarchive.profiles.spec import IDENTIFIER, RESERVED_COLUMNS, FieldSpec, Pr
 
 PROFILE_KEYS = {"name", "description", "tags", "fields", "sample_rate_hz", "max_gap_s",
                 "chunk_interval", "extra"}
-FIELD_KEYS = {"unit", "kind", "description", "energy_column", "max_rate_per_s"}
+FIELD_KEYS = {"unit", "kind", "description", "energy_column", "max_rate_per_s", "decimals"}
 
 
 def _fail(source: str, key: str, why: str) -> ConfigError:
@@ -50,6 +51,10 @@ def _parse_field(source: str, name: str, raw: object) -> FieldSpec:
             raise _fail(source, f"{key}.energy_column", "only a 'power' field has energy")
         _identifier(source, f"{key}.energy_column", energy)
     rate = raw.get("max_rate_per_s")
+    decimals = raw.get("decimals")
+    if decimals is not None and (isinstance(decimals, bool) or not isinstance(decimals, int)
+                                 or not 0 <= decimals <= 12):
+        raise _fail(source, f"{key}.decimals", f"{decimals!r} must be an integer 0..12")
     return FieldSpec(
         name=name,
         unit=str(raw.get("unit", "")),
@@ -57,6 +62,7 @@ def _parse_field(source: str, name: str, raw: object) -> FieldSpec:
         description=str(raw.get("description", "")),
         energy_column=energy,
         max_rate_per_s=None if rate is None else _positive(source, f"{key}.max_rate_per_s", rate),
+        decimals=decimals,
     )
 
 

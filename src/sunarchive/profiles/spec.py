@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sunarchive.model import FieldKind
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+ENERGY_DECIMALS = 6
 RESERVED_COLUMNS = {"time", "series_id", "sample_count", "covered_s"}
 
 
@@ -37,6 +38,7 @@ class FieldSpec:
     description: str = ""
     energy_column: str | None = None
     max_rate_per_s: float | None = None
+    decimals: int | None = None
 
     def columns(self) -> list[ColumnSpec]:
         """Statistics columns stored for this field at every tier."""
@@ -75,6 +77,19 @@ class FieldSpec:
             ColumnSpec(f"{f}_true_count", "INTEGER", "sum"),
             ColumnSpec(count, "INTEGER", "sum"),
         ]
+
+    def rounded_columns(self) -> dict[str, int]:
+        """Columns stored rounded, with their decimals (sensor resolution; energy in µWh).
+
+        Rounding to the sensor's resolution lets DuckDB store a 1 s row in ~40 bytes; the
+        error it adds is below what the sensor can tell apart.
+        """
+        if self.decimals is None or self.kind not in (FieldKind.GAUGE, FieldKind.POWER):
+            return {}
+        out = {f"{self.name}_{stat}": self.decimals for stat in ("avg", "min", "max", "stddev")}
+        if self.kind is FieldKind.POWER:
+            out[self.energy_column_name] = ENERGY_DECIMALS
+        return out
 
     @property
     def energy_column_name(self) -> str:

@@ -50,6 +50,7 @@ from sunarchive.model import (
     SampleBatch,
     require_aware,
 )
+from sunarchive.pipeline.accumulator import QueueFullError
 from sunarchive.sources.base import SampleSink
 
 __all__ = ["PanelSimulator", "SimulatorConfig", "SimulatorSource"]
@@ -501,7 +502,18 @@ class SimulatorSource:
             batch = self.simulator.generate(pos, target)
             pos = target
             if len(batch):
-                sink.put(batch)
+                _put_waiting(sink, batch, stop)
+
+
+def _put_waiting(sink: SampleSink, batch: SampleBatch, stop: threading.Event) -> None:
+    """Simulated data can wait: on a full queue, retry until accepted or stopped."""
+    while True:
+        try:
+            sink.put(batch)
+            return
+        except QueueFullError:
+            if stop.is_set():
+                return
 
 
 def _datetime_ns(value: datetime) -> int:

@@ -82,7 +82,7 @@ def rows_to_arrow(profile: Profile, rows: StatsRows,
     """Arrow table with the 1 s tier's columns: time (UTC, naive), series_id, tags, stats."""
     time = pa.array(rows.time_s.astype("datetime64[s]").astype("datetime64[us]"),
                     pa.timestamp("us"))
-    arrays: dict[str, pa.Array] = {"time": time, "series_id": pa.array(rows.series_id,
+    arrays: dict[str, pa.Array[Any]] = {"time": time, "series_id": pa.array(rows.series_id,
                                                                         pa.int32())}
     ids = rows.series_id
     unique_ids, inverse = np.unique(ids, return_inverse=True)
@@ -97,7 +97,7 @@ def rows_to_arrow(profile: Profile, rows: StatsRows,
     return pa.table(arrays)
 
 
-def _typed(values: np.ndarray[Any, np.dtype[np.float64]], sql_type: str) -> pa.Array:
+def _typed(values: np.ndarray[Any, np.dtype[np.float64]], sql_type: str) -> pa.Array[Any]:
     missing = np.isnan(values)
     if sql_type == "DOUBLE":
         return pa.array(values, pa.float64(), mask=missing)

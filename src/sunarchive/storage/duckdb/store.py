@@ -7,6 +7,7 @@ the daily tier come from an explicit table of day boundaries computed with the z
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -86,10 +87,8 @@ class DuckDBStore:
 
     def _set_utc(self) -> None:
         """Session time zone UTC, so stored UTC TIMESTAMPs compare right with NOW()."""
-        try:
+        with contextlib.suppress(duckdb.Error):  # without ICU, DuckDB is always UTC
             self._con.execute("SET TimeZone = 'UTC'")
-        except duckdb.Error:  # without the ICU extension DuckDB is always UTC
-            pass
 
     # -- schema ------------------------------------------------------------------------------
     def setup(self) -> list[str]:
