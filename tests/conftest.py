@@ -1,0 +1,40 @@
+"""Shared fixtures: a demo store made by the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DEMO_START = "2026-06-21T09:00:00+02:00"
+DEMO_SECONDS = 7200
+DEMO_PANELS = 4
+
+
+def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+        check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m sunarchive`` with a clean SUNARCHIVE_* environment."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SUNARCHIVE_")}
+    clean.update(env or {})
+    result = subprocess.run([sys.executable, "-m", "sunarchive", *args], cwd=cwd, env=clean,
+                            capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"sunarchive {' '.join(args)} failed ({result.returncode}):\n"
+                             f"{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two simulated hours of four panels, made by `sunarchive demo` as fast as it goes."""
+    db = tmp_path_factory.mktemp("demo") / "demo.duckdb"
+    result = cli("demo", "--db", str(db), "--panels", str(DEMO_PANELS), "--speed", "0",
+                 "--duration", str(DEMO_SECONDS), "--start", DEMO_START, "--no-console",
+                 "--timezone", "Europe/Berlin")
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["write_errors"] == 0
+    return db
