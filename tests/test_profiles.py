@@ -14,9 +14,12 @@ from sunarchive.profiles import load_profiles
 from sunarchive.reducer import Reducer
 from sunarchive.storage.duckdb.store import DuckDBStore
 
-PS100_COLUMNS = ("time panel_id voltage_avg voltage_min voltage_max voltage_stddev current_avg "
-                 "current_min current_max current_stddev power_avg power_min power_max energy_wh "
-                 "temperature_avg temperature_min temperature_max sample_count").split()
+PS100_COLUMNS = [
+    "time", "panel_id", "voltage_avg", "voltage_min", "voltage_max", "voltage_stddev",
+    "current_avg", "current_min", "current_max", "current_stddev", "power_avg", "power_min",
+    "power_max", "energy_wh", "temperature_avg", "temperature_min", "temperature_max",
+    "sample_count",
+]
 
 SHIPPED = {
     "ps100_readings": (("panel_id",), {"voltage": "gauge", "current": "gauge",
