@@ -405,8 +405,11 @@ class Reducer:
     def _empty_columns(self, n: int) -> dict[str, FloatArray]:
         cols: dict[str, FloatArray] = {}
         for c in self.profile.stats_columns():
-            zero = c.name in ("sample_count", "covered_s") or c.name.endswith(("_count",
-                                                                              "_changes"))
+            # FIX(tests/test_reducer_properties.py): `<state>_changes` is no longer pre-filled
+            # with 0. An energy-only row has no state sample, so its changes are missing
+            # (NULL), as in a row whose samples lack the state field (see _sequential_stats)
+            # and as the module docstring says ("statistics NULL"); counts stay 0.
+            zero = c.name in ("sample_count", "covered_s") or c.name.endswith("_count")
             cols[c.name] = np.zeros(n) if zero else np.full(n, np.nan)
         return cols
 

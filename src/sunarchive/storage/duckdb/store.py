@@ -42,6 +42,7 @@ from sunarchive.storage.duckdb.schema import create_schema, table_columns
 from sunarchive.storage.duckdb.sizes import table_bytes
 
 Q = DUCKDB.quote
+PROTECT_ALL = 0  # 1970: a tier whose consumer has never run keeps every row
 
 
 class StoreLockedError(ConfigError):
@@ -315,7 +316,9 @@ class DuckDBStore:
                     if days is None:
                         continue
                     cutoff = int((now - timedelta(days=days)).timestamp())
-                    cutoff = min(cutoff, self._protected_until(profile.name, tier))
+                    protected = self._protected_from(profile.name, tier)
+                    if protected is not None:
+                        cutoff = min(cutoff, protected)
                     table = Q(profile.table(tier))
                     before = self._count(con, table)
                     con.execute(f"DELETE FROM {table} WHERE time < {_ts(cutoff)}")
@@ -330,13 +333,16 @@ class DuckDBStore:
             return float(own)
         return self.retention_days.get(tier)
 
-    def _protected_until(self, measurement: str, tier: str) -> int:
-        """Rows at or after this instant feed a rollup not yet materialized: never drop them."""
+    def _protected_from(self, measurement: str, tier: str) -> int | None:
+        """Rows at or after this instant feed a rollup not yet materialized: never drop them.
+
+        None when no rollup reads this tier.
+        """
         consumers = [t for t, src in TIER_SOURCE.items() if src == tier]
+        if not consumers:
+            return None
         bounds = [self._horizons.get((measurement, t)) for t in consumers]
-        if any(b is None for b in bounds):
-            return -(2**62) if consumers else 2**62
-        return min([b for b in bounds if b is not None], default=2**62)
+        return min(PROTECT_ALL if b is None else b for b in bounds)
 
     # -- reading -----------------------------------------------------------------------------
     def last_time_s(self, measurement: str) -> int | None:
