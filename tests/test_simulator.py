@@ -274,3 +274,25 @@ def test_source_stops_on_event() -> None:
 def test_naive_start_rejected() -> None:
     with pytest.raises(InputError):
         SimulatorSource(SimulatorConfig(), start=datetime(2024, 6, 21, 12, 0))
+
+
+def test_faiman_matches_pvlib() -> None:
+    import pvlib
+
+    from sunarchive.sources.clearsky import faiman_cell_temperature
+
+    poa = np.array([0.0, 200.0, 800.0, 1050.0])
+    air = np.array([5.0, 12.0, 25.0, 31.0])
+    expected = np.asarray(pvlib.temperature.faiman(poa, air, 2.0))
+    np.testing.assert_allclose(faiman_cell_temperature(poa, air, 2.0), expected, rtol=1e-12)
+
+
+def test_isolated_clear_sky_equals_in_process() -> None:
+    from sunarchive.sources.clearsky import Site, poa_minutes, poa_minutes_isolated
+
+    site = Site(52.52, 13.405, 35.0, 180.0)
+    day = 20625  # 2026-06-21
+    here = poa_minutes(site, [day])[day]
+    there = poa_minutes_isolated(site, [day])[day]
+    np.testing.assert_array_equal(here, there)
+    assert 700 < here.max() < 1100 and here[0] == 0.0  # solstice noon vs midnight

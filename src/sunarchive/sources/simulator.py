@@ -9,7 +9,7 @@ Physics (per panel):
   irradiance to 20–40 % with edges of a few seconds; all panels see the same clouds with a small
   per-panel delay (0–2 s) and depth offset;
 * air temperature [°C] with a seasonal and diurnal curve (clear days warmer), wind 2 m/s, cell
-  temperature [°C] from :func:`pvlib.temperature.faiman` smoothed with a first-order thermal
+  temperature [°C] from the Faiman model (pvlib's coefficients) smoothed with a first-order thermal
   time constant of 5 minutes;
 * pvwatts-style DC power [W] (100 W STC, −0.44 %/°C, 3 % losses, ±2 % per-panel mismatch),
   maximum-power voltage [V] from Vmp 27.25 V with −0.5 %/°C and a log-irradiance term, current
@@ -25,6 +25,10 @@ non-negative read latency (≈ 0.5–8 ms); a dropped sample has no row.
 Everything random is derived from the seed and absolute simulated time (one RNG stream per
 panel and UTC hour), so :meth:`PanelSimulator.generate` returns identical rows however a span is
 split into calls.
+
+pvlib runs in a short-lived child process once per eight simulated days (see
+:mod:`sunarchive.sources.clearsky`), so a long-running collector does not carry pvlib, pandas
+and scipy in memory; ``SimulatorConfig.isolate_pvlib=False`` runs it in-process.
 """
 
 from __future__ import annotations
@@ -32,15 +36,12 @@ from __future__ import annotations
 import math
 import threading
 import time
-import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
-import pvlib
 
 from sunarchive.model import (
     NS_PER_S,
@@ -52,6 +53,12 @@ from sunarchive.model import (
 )
 from sunarchive.pipeline.accumulator import QueueFullError
 from sunarchive.sources.base import SampleSink
+from sunarchive.sources.clearsky import (
+    Site,
+    faiman_cell_temperature,
+    poa_minutes,
+    poa_minutes_isolated,
+)
 
 __all__ = ["PanelSimulator", "SimulatorConfig", "SimulatorSource"]
 
@@ -85,6 +92,7 @@ _CLOUD_WINDOW_S = 600
 _CLOUD_MAX_DURATION_S = 400.0    # < _CLOUD_WINDOW_S: clouds spill into one window at most
 _THERMAL_WARMUP_S = 3600         # filter start-up error decays to e^-12 before the block
 _THERMAL_BIN_S = 10
+_PREFETCH_DAYS = 8
 _U64 = (1 << 64) - 1
 
 # RNG stream identifiers (second entropy word), so the streams never overlap.
@@ -115,6 +123,7 @@ class SimulatorConfig:
     azimuth_deg: float = 180.0
     drop_probability: float = 0.001
     measurement: str = "ps100_readings"
+    isolate_pvlib: bool = True
 
     def __post_init__(self) -> None:
         if self.panels < 1:
@@ -169,10 +178,12 @@ class PanelSimulator:
         period_ns = _HOUR_S * NS_PER_S // self._slots
         # read latency stays well below the sample period so blocks never overlap in time
         self._latency_max_ns = min(8_000_000, period_ns // 4)
-        self._location = pvlib.location.Location(config.latitude, config.longitude, tz="UTC")
+        self._site = Site(config.latitude, config.longitude, config.tilt_deg,
+                          config.azimuth_deg)
         self._lock = threading.Lock()
         self._blocks: OrderedDict[int, _Block] = OrderedDict()
         self._days: OrderedDict[int, tuple[FloatArray, FloatArray]] = OrderedDict()
+        self._poa_days: OrderedDict[int, FloatArray] = OrderedDict()
         self._clouds: OrderedDict[int, _Clouds] = OrderedDict()
         self._panel_params = [self._panel(p) for p in range(config.panels)]
 
@@ -298,26 +309,14 @@ class PanelSimulator:
             return cached
         cfg = self.config
         seconds = day * _DAY_S + np.arange(0, _DAY_S, _COARSE_STEP_S, dtype=np.int64)
-        times = pd.DatetimeIndex(pd.to_datetime(seconds * NS_PER_S, utc=True))
-        with warnings.catch_warnings():
-            # pvlib (0.16) still uses DatetimeIndex.dayofyear, deprecated in pandas 3
-            warnings.filterwarnings("ignore", message=".*dayofyear is deprecated",
-                                    category=DeprecationWarning)
-            solpos = self._location.get_solarposition(times)
-            clearsky = self._location.get_clearsky(times, model="ineichen",
-                                                   solar_position=solpos)
-            poa = pvlib.irradiance.get_total_irradiance(
-                cfg.tilt_deg, cfg.azimuth_deg, solpos["apparent_zenith"], solpos["azimuth"],
-                clearsky["dni"], clearsky["ghi"], clearsky["dhi"],
-                dni_extra=pvlib.irradiance.get_extra_radiation(times), model="haydavies",
-                albedo=0.2)
-        g = np.clip(np.nan_to_num(np.asarray(poa["poa_global"], np.float64)), 0.0, None)
+        g = self._poa(day)
 
         # air temperature: seasonal mean, diurnal swing peaking at 14:30 solar time; clear
         # days swing more and run warmer. Day parameters blend linearly over the day.
         frac = (seconds - day * _DAY_S) / _DAY_S
         c = (1 - frac) * self._day_cloudiness(day) + frac * self._day_cloudiness(day + 1)
-        doy = times.day_of_year.to_numpy().astype(np.float64) + frac
+        day_of_year = datetime.fromtimestamp(day * _DAY_S, UTC).timetuple().tm_yday
+        doy = day_of_year + frac
         season = np.sin(2 * np.pi * (doy - 105.0) / 365.25)    # +1 late July, −1 January
         mean = 10.0 + 9.0 * season + (1 - c) * (2.5 + 1.5 * season)
         amplitude = 4.0 + 5.0 * (1 - c)
@@ -328,6 +327,18 @@ class PanelSimulator:
         while len(self._days) > 8:
             self._days.popitem(last=False)
         return result
+
+    def _poa(self, day: int) -> FloatArray:
+        """Clear-sky POA [W/m²] per minute of a UTC day; fetched eight days at a time."""
+        cached = self._poa_days.get(day)
+        if cached is not None:
+            return cached
+        days = list(range(day, day + _PREFETCH_DAYS))
+        compute = poa_minutes_isolated if self.config.isolate_pvlib else poa_minutes
+        self._poa_days.update(compute(self._site, days))
+        while len(self._poa_days) > 4 * _PREFETCH_DAYS:
+            self._poa_days.popitem(last=False)
+        return self._poa_days[day]
 
     def _coarse(self, first_s: int, last_s: int) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Minute grid (absolute s), POA [W/m²] and air temperature [°C] covering a range."""
@@ -348,7 +359,7 @@ class PanelSimulator:
                 return cached
             block = self._compute_block(h)
             self._blocks[h] = block
-            while len(self._blocks) > 3:
+            while len(self._blocks) > 2:
                 self._blocks.popitem(last=False)
             return block
 
@@ -386,7 +397,7 @@ class PanelSimulator:
 
             # cell temperature: Faiman steady state, first-order lag on 10 s bins
             g1 = g1_clear * self._transmission(t1, delay, depth_off)
-            steady = np.asarray(pvlib.temperature.faiman(g1, air1, _WIND_M_S), np.float64)
+            steady = faiman_cell_temperature(g1, air1, _WIND_M_S)
             steady_bins = steady[: bins * _THERMAL_BIN_S].reshape(bins, _THERMAL_BIN_S).mean(1)
             cell_bins = _first_order_lag(steady_bins, alpha)
             t_cell = np.interp(t_s, bin_end, cell_bins) + t_off
@@ -474,6 +485,8 @@ class SimulatorSource:
         self._max_chunk_ns = max(self._chunk_ns, round(self.MAX_CHUNK_S * NS_PER_S))
         self._end_ns = (None if duration_s is None
                         else self._start_ns + round(duration_s * NS_PER_S))
+        # warm up (clear-sky grid, first hour) now, so the first batch is on time
+        self.simulator.generate(self._start_ns, self._start_ns + 1)
 
     def run(self, sink: SampleSink, stop: threading.Event) -> None:
         """Put batches into ``sink`` until ``stop`` is set or ``duration_s`` has been covered."""
