@@ -223,10 +223,21 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 # -- reading commands ---------------------------------------------------------------------
 def cmd_status(args: argparse.Namespace) -> int:
-    from sunarchive.app import open_reader
+    from sunarchive.app import live_file, open_reader
+    from sunarchive.pipeline.live import read_live_file
+    from sunarchive.storage.duckdb.store import StoreLockedError
 
-    with open_reader(_settings(args)) as store:
-        info = store.status()
+    settings = _settings(args)
+    try:
+        with open_reader(settings) as store:
+            info = store.status()
+    except StoreLockedError as exc:
+        snapshot = read_live_file(live_file(settings))
+        if snapshot is None:
+            raise
+        # the running collector holds the file: report what it publishes
+        info = {"engine": "duckdb", "path": str(settings.database_url), "tables": [],
+                "note": str(exc), "live": snapshot}
     if args.json:
         print(json.dumps(info))
     else:

@@ -57,8 +57,11 @@ def _cell(value: Any) -> str:
 def print_status(info: dict[str, Any]) -> None:
     console = Console()
     console.print(f"engine: {info['engine']} {info.get('duckdb_version', '')}")
-    console.print(f"store: {info.get('path')} ({info.get('file_bytes', 0) / 1e6:.1f} MB), "
-                  f"site time zone {info.get('timezone')}, {info.get('events', 0)} events")
+    if info.get("note"):
+        console.print(info["note"])
+    if "file_bytes" in info:
+        console.print(f"store: {info.get('path')} ({info['file_bytes'] / 1e6:.1f} MB), "
+                      f"site time zone {info.get('timezone')}, {info.get('events', 0)} events")
     if info.get("live"):
         live = info["live"]
         console.print(f"collector running (pid {live.get('pid')}): "
