@@ -1,8 +1,5 @@
 """A deliberately naive reference: raw samples → the expected rows of every tier.
 
-(The ``Harness`` at the end is not part of the reference: it runs the real reducer and a real
-DuckDB store so that tests can compare what they produce with the reference.)
-
 Pure Python loops, no numpy, no reuse of sunarchive's reducer or rollup code, so that the
 property tests compare two independent implementations of the rules in the reducer's module
 docstring and ARCHITECTURE.md (invariants 1, 3, 4, 5):
@@ -23,13 +20,16 @@ docstring and ARCHITECTURE.md (invariants 1, 3, 4, 5):
 * sample_count = samples in the bucket, covered_s = distinct seconds holding ≥ 1 sample.
 
 A statistic with no value in the bucket is ``None`` (missing is not zero); counts are 0.
+
+(The ``Harness`` at the end is not part of the reference: it runs the real reducer and a real
+DuckDB store so that tests can compare what they produce with the reference.)
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ import numpy as np
 
 from sunarchive.model import Event, FieldKind, SeriesKey
 from sunarchive.profiles.spec import FieldSpec, Profile
-from sunarchive.reducer import ReduceResult, Reducer
+from sunarchive.reducer import Reducer, ReduceResult
 from sunarchive.storage.duckdb.store import DuckDBStore
 
 NS = 1_000_000_000
@@ -157,7 +157,7 @@ def _sequential(samples: list[RawSample], spec: FieldSpec) -> list[_Point]:
 def holds(samples: list[RawSample], f: str, max_gap_s: float
           ) -> tuple[list[tuple[int, int, float]], list[tuple[int, int]]]:
     """Zero-order holds (start ns, end ns, W) of one series' power field, and the gaps."""
-    max_gap_ns = int(round(max_gap_s * NS))
+    max_gap_ns = round(max_gap_s * NS)
     present = [(s.time_ns, s.get(f)) for s in samples if s.get(f) is not None]
     out: list[tuple[int, int, float]] = []
     gaps: list[tuple[int, int]] = []
@@ -218,8 +218,12 @@ def _series_rows(profile: Profile, sid: int, samples: list[RawSample], tier: str
                 b = b_end
         energy[spec.name] = per_bucket
 
-    points = {spec.name: _sequential(samples, spec)
-              for spec in profile.fields_of(FieldKind.COUNTER, FieldKind.STATE)}
+    points: dict[str, dict[int, list[_Point]]] = {}
+    for spec in profile.fields_of(FieldKind.COUNTER, FieldKind.STATE):
+        grouped: dict[int, list[_Point]] = {}
+        for point in _sequential(samples, spec):
+            grouped.setdefault(bucket(point.time_ns), []).append(point)
+        points[spec.name] = grouped
 
     starts = set(members)
     for per_bucket in energy.values():
@@ -233,13 +237,15 @@ def _series_rows(profile: Profile, sid: int, samples: list[RawSample], tier: str
             row["day"] = local_date(b, tz)
         for spec in profile.fields:
             row.update(_field_row(spec, b, inside, energy.get(spec.name, {}),
-                                  points.get(spec.name, []), bucket))
+                                  points.get(spec.name, {}).get(b, [])))
         out[(sid, b)] = row
     return out
 
 
 def _field_row(spec: FieldSpec, b: int, inside: list[RawSample], energy: dict[int, float],
-               points: list[_Point], bucket: Any) -> Row:
+               mine: list[_Point]) -> Row:
+    """Columns of one field in bucket ``b``: ``inside`` are the bucket's samples, ``mine``
+    the field's sequential points (value + increase / change) in the bucket, time order."""
     f = spec.name
     values = [v for v in (s.get(f) for s in inside) if v is not None]
     if spec.kind in (FieldKind.GAUGE, FieldKind.POWER):
@@ -255,7 +261,6 @@ def _field_row(spec: FieldSpec, b: int, inside: list[RawSample], energy: dict[in
                 true_count += 1
         return {f"{f}_any": (true_count > 0) if values else None,
                 f"{f}_true_count": true_count, f"{f}_count": len(values)}
-    mine = [p for p in points if bucket(p.time_ns) == b]
     first = mine[0].value if mine else None
     last = mine[-1].value if mine else None
     total = 0.0
@@ -293,9 +298,44 @@ def utc_seconds(value: datetime) -> int:
     return int(value.timestamp())
 
 
+LONGEST_BUCKET_S = {"1s": 1, "5min": 300, "1hour": 3600, "daily": 25 * 3600}
+
+
+def exact_variant(profile: Profile) -> Profile:
+    """``profile`` without declared sensor resolution (``decimals``): nothing is rounded."""
+    fields = tuple(replace(f, decimals=None) if getattr(f, "decimals", None) is not None else f
+                   for f in profile.fields)
+    return replace(profile, fields=fields)
+
+
+def resolution_tolerances(profile: Profile, tier: str) -> dict[str, float]:
+    """Absolute tolerance per column that the declared resolution allows at ``tier``.
+
+    1 s rows are stored rounded to ``decimals`` (energy to µWh): a mean/min/max is off by at
+    most half a unit, a merged stddev by at most √5 half units, and a bucket's energy by half
+    a unit per 1 s row it merges.
+    """
+    out: dict[str, float] = {}
+    for spec in profile.fields:
+        rounded = getattr(spec, "rounded_columns", dict)()
+        for col, decimals in rounded.items():
+            half = 0.5 * 10.0 ** -decimals
+            if spec.kind is FieldKind.POWER and col == spec.energy_column_name:
+                out[col] = half * LONGEST_BUCKET_S[tier] + 1e-9
+            elif col.endswith("_stddev"):
+                out[col] = 3 * half + 1e-9
+            else:
+                out[col] = half + 1e-9
+    return out
+
+
 def differences(expected: Mapping[Key, Row], actual: Mapping[Key, Row],
-                rel: float = 1e-9, abs_tol: float = 1e-9, limit: int = 20) -> list[str]:
-    """Human-readable differences between two row sets (empty when they agree)."""
+                rel: float = 1e-9, abs_tol: float = 1e-9, limit: int = 20,
+                col_abs: Mapping[str, float] | None = None) -> list[str]:
+    """Human-readable differences between two row sets (empty when they agree).
+
+    ``col_abs`` gives a column its own absolute tolerance (see :func:`resolution_tolerances`).
+    """
     problems: list[str] = []
     for key in sorted(set(expected) - set(actual)):
         problems.append(f"missing row {key}: expected {expected[key]}")
@@ -305,7 +345,8 @@ def differences(expected: Mapping[Key, Row], actual: Mapping[Key, Row],
         want, got = expected[key], actual[key]
         for col, w in want.items():
             g = got.get(col)
-            if not same_value(w, g, rel, abs_tol):
+            tol = abs_tol if col_abs is None else col_abs.get(col, abs_tol)
+            if not same_value(w, g, rel, tol):
                 problems.append(f"row {key} column {col}: expected {w!r}, got {g!r}")
     return problems[:limit]
 
@@ -383,7 +424,6 @@ class Harness:
             data = table.to_pylist()
             keyed = {(int(r["series_id"]), utc_seconds(r["time"])): r for r in data}
         else:
-            lo, hi = -(2**40), 2**40
             first = store.sql(f'SELECT epoch(MIN(time))::BIGINT AS lo, epoch(MAX(time))::BIGINT '
                               f'AS hi FROM "{self.profile.table("1s")}"').table.to_pylist()[0]
             if first["lo"] is None:
@@ -392,7 +432,7 @@ class Harness:
             data = store.query_tier(self.profile.name, tier, lo, hi, {}, None).to_pylist()
             keyed = {(self.ids[tuple(r[t] for t in self.profile.tags)],
                       utc_seconds(r["time"])): r for r in data}
-            assert len(keyed) == len(data), f"{tier}: duplicate rows served"
+        assert len(keyed) == len(data), f"{tier}: more than one row for a (series, bucket)"
         out: dict[Key, Row] = {}
         for key, r in keyed.items():
             row = {n: r[n] for n in names}

@@ -41,6 +41,7 @@ I32Array = npt.NDArray[np.int32]
 G = TypeVar("G", bound=np.generic)
 BoolArray = npt.NDArray[np.bool_]
 WH_PER_WS = 1.0 / 3600.0
+NO_FROM = -(1 << 32)  # "nothing emitted yet" for _Carry.hold_from (seconds; × 1e9 fits int64)
 
 
 @dataclass
@@ -86,6 +87,9 @@ class _Carry:
         self.hold_t: dict[str, IntArray] = {}
         self.hold_p: dict[str, FloatArray] = {}
         self.hold_done: dict[str, BoolArray] = {}
+        # FIX(peek double count): seconds before hold_from[f][series] of the open hold were
+        # already emitted (from a peek); NO_FROM when nothing of it was emitted yet.
+        self.hold_from: dict[str, IntArray] = {}
         self.prev_v: dict[str, FloatArray] = {}
         self.prev_t: dict[str, IntArray] = {}
 
@@ -97,6 +101,7 @@ class _Carry:
             self.hold_t[name] = _grow(self.hold_t.get(name), grow, -1, np.int64)
             self.hold_p[name] = _grow(self.hold_p.get(name), grow, np.nan, np.float64)
             self.hold_done[name] = _grow(self.hold_done.get(name), grow, True, np.bool_)
+            self.hold_from[name] = _grow(self.hold_from.get(name), grow, NO_FROM, np.int64)
         for name in sequential:
             self.prev_v[name] = _grow(self.prev_v.get(name), grow, np.nan, np.float64)
             self.prev_t[name] = _grow(self.prev_t.get(name), grow, -1, np.int64)
@@ -304,7 +309,7 @@ class Reducer:
             out.append((ser[due], sec[due], col, wh[due]))
             keep.append((ser[~due], sec[~due], col, wh[~due]))
         for spec in self.power:
-            ser, sec, wh = self._field_energy(spec, now, rest, events)
+            ser, sec, wh = self._field_energy(spec, now, rest, events, until_s)
             due = sec < until_s
             col = spec.energy_column_name
             out.append((ser[due], sec[due], col, wh[due]))
@@ -313,7 +318,16 @@ class Reducer:
         return [o for o in out if len(o[0])]
 
     def _field_energy(self, spec: FieldSpec, now: _Samples, rest: _Samples,
-                      events: list[Event]) -> tuple[I32Array, IntArray, FloatArray]:
+                      events: list[Event], until_s: int,
+                      ) -> tuple[I32Array, IntArray, FloatArray]:
+        # FIX(peek double count): a hold ending at a *peek* (earliest buffered sample at or
+        # after `until_s`) is only tentative — a sample in [until_s, peek) may still arrive
+        # within the lateness allowance and become the real successor. Formerly the peek hold
+        # was split completely and its later seconds kept pending, so such a sample made those
+        # seconds count twice (and a peek "gap" could be reported and dropped wrongly). Now a
+        # peek hold emits only its seconds before `until_s`, and only when it is certainly no
+        # gap (the real successor lies in [until_s, peek]); the hold stays open and its final
+        # successor emits the seconds from `hold_from` on.
         f = spec.name
         carry = self._carry
         mask = ~np.isnan(now.values[f])
@@ -324,37 +338,41 @@ class Reducer:
         ser = np.concatenate([c_ser, s_ser, peek_ser])
         t = np.concatenate([carry.hold_t[f][open_hold], s_t, peek_t])
         p = np.concatenate([carry.hold_p[f][open_hold], s_p, peek_p])
+        frm = np.concatenate([carry.hold_from[f][open_hold],
+                              np.full(len(s_ser) + len(peek_ser), NO_FROM, np.int64)])
         is_peek = np.concatenate([np.zeros(len(c_ser) + len(s_ser), bool),
                                   np.ones(len(peek_ser), bool)])
         order = np.lexsort((t, ser))
-        ser, t, p, is_peek = ser[order], t[order], p[order], is_peek[order]
+        ser, t, p, is_peek, frm = ser[order], t[order], p[order], is_peek[order], frm[order]
         same = ser[1:] == ser[:-1]
         a_idx = np.flatnonzero(same & ~is_peek[:-1])
         start, end, power, iser = t[a_idx], t[a_idx + 1], p[a_idx], ser[a_idx]
+        tentative = is_peek[a_idx + 1]
         gap = (end - start) > self.max_gap_ns
-        for i in np.flatnonzero(gap):
+        for i in np.flatnonzero(gap & ~tentative):
             events.append(Event(start[i] / NS_PER_S, "gap", self.profile.name,
                                 f"{f}: no sample for {(end[i] - start[i]) / NS_PER_S:.1f} s "
                                 f"(limit {self.max_gap_ns / NS_PER_S:g} s); no energy counted",
                                 series_id=int(iser[i]), end_s=end[i] / NS_PER_S))
-        self._update_holds(f, s_ser, s_t, s_p, peek_ser)
-        ok = ~gap
+        self._update_holds(f, s_ser, s_t, s_p, iser[tentative & ~gap], until_s)
+        end = np.where(tentative, until_s * NS_PER_S, end)
+        start = np.maximum(start, frm[a_idx] * NS_PER_S)  # skip seconds already emitted
+        ok = ~gap & (start < end)
         return _split_holds(iser[ok], start[ok], end[ok], power[ok])
 
     def _update_holds(self, f: str, s_ser: I32Array, s_t: IntArray, s_p: FloatArray,
-                      peek_ser: I32Array) -> None:
+                      emitted_ser: I32Array, until_s: int) -> None:
+        # FIX(peek double count): holds stay open until their successor is final (in `now`);
+        # `emitted_ser` are the series whose open hold was emitted up to `until_s` from a peek.
         carry = self._carry
-        has_peek = np.zeros(carry.size, bool)
-        has_peek[peek_ser] = True
-        # Open holds resolved by a peek are done; holds whose successor lies in `now` are
-        # replaced below by the series' newest sample.
-        carry.hold_done[f] |= has_peek
         if len(s_ser):
             last = np.append(s_ser[1:] != s_ser[:-1], True)
             ls = s_ser[last]
             carry.hold_t[f][ls] = s_t[last]
             carry.hold_p[f][ls] = s_p[last]
-            carry.hold_done[f][ls] = has_peek[ls]
+            carry.hold_done[f][ls] = False
+            carry.hold_from[f][ls] = NO_FROM
+        carry.hold_from[f][emitted_ser] = until_s
 
     # -- output ----------------------------------------------------------------------------
     def _assemble(self, stats_keys: tuple[I32Array, IntArray], stats: dict[str, FloatArray],

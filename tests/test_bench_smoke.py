@@ -1,0 +1,105 @@
+"""Smoke tests of the benchmark scripts: tiny runs, one JSON object out, expected keys.
+
+Timings are never asserted here (see bench/README.md); only that each script runs, exits 0 and
+reports positive figures.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def run_bench(script: str, *args: str, timeout: float = 180) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True,
+                          text=True, timeout=timeout)
+    assert done.returncode == 0, f"{script} failed:\n{done.stdout}\n{done.stderr}"
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, f"{script} must print exactly one JSON line, got:\n{done.stdout}"
+    result: dict[str, Any] = json.loads(lines[0])
+    machine = result["machine"]
+    assert machine["cpu_count"] > 0
+    assert machine["python"] and machine["duckdb"]
+    assert isinstance(result["meets_goal"], bool)
+    return result
+
+
+def positive(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+@pytest.mark.parametrize("script", ["reduce.py", "ingest.py", "query.py"])
+def test_help(script: str) -> None:
+    done = subprocess.run([sys.executable, str(BENCH / script), "--help"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0
+    assert "usage" in done.stdout
+
+
+def test_reduce_smoke() -> None:
+    result = run_bench("reduce.py", "--series", "20", "--seconds", "5", "--repeat", "1")
+    assert result["benchmark"] == "reduce"
+    assert result["goal_values_per_s"] == 10_000_000
+    for key in ("values", "samples", "values_per_s", "samples_per_s"):
+        assert positive(result[key]), key
+    for variant in ("streaming", "bulk"):
+        figures = result[variant]
+        assert positive(figures["values_per_s"])
+        assert figures["rows_out"] == 20 * 5
+        assert isinstance(figures["meets_goal"], bool)
+    assert positive(result["streaming"]["batch_add_close_ms"]["p50_ms"])
+
+
+def test_ingest_smoke() -> None:
+    result = run_bench("ingest.py", "--panels", "1", "--hours", "0.05", "--repeat", "1",
+                       "--realtime-s", "2", "--warmup-s", "1", "--realtime-panels", "1")
+    assert result["benchmark"] == "ingest"
+    bulk = result["bulk"]
+    assert bulk["goal_values_per_s"] == 5_000_000
+    assert positive(bulk["simulator_generate_s"])
+    for part in ("pregenerated", "with_simulator"):
+        figures = bulk[part]
+        for key in ("values", "samples", "values_per_s", "wall_s", "rows_written"):
+            assert positive(figures[key]), (part, key)
+        assert figures["write_errors"] == 0
+        assert figures["values"] == 4 * figures["samples"]
+    realtime = result["realtime"]
+    for key in ("measured_wall_s", "peak_rss_mb", "rss_after_imports_mb", "samples_in"):
+        assert positive(realtime[key]), key
+    assert realtime["cpu_percent_of_one_core"] >= 0
+    assert realtime["goal_cpu_percent"] == 3.0
+    assert realtime["goal_peak_rss_mb"] == 200.0
+    assert isinstance(realtime["meets_goal"], bool)
+
+
+def test_query_smoke(tmp_path: Path) -> None:
+    db = tmp_path / "bench.duckdb"
+    args = ("--days", "1", "--panels", "1", "--rate-hz", "1", "--reps", "3", "--warmup", "1",
+            "--db", str(db))
+    result = run_bench("query.py", *args)
+    assert result["benchmark"] == "query"
+    assert not result["params"]["reused_db"]
+    assert positive(result["build"]["total_s"])
+    storage = result["storage"]
+    assert storage["rows_1s"] == 86_400
+    assert positive(storage["bytes_per_row_1s"])
+    assert positive(storage["file_bytes_per_1s_row"])
+    queries = result["queries"]
+    for name in ("daily_energy", "daily_energy_sql", "fivemin_day", "fivemin_day_sql",
+                 "onesec_hour_panel"):
+        assert positive(queries[name]["p50_ms"]), name
+        assert positive(queries[name]["rows"]), name
+    assert queries["daily_energy"]["rows"] == 1
+    assert queries["fivemin_day"]["rows"] == 288
+    # a second run reuses the store instead of building it again
+    again = run_bench("query.py", *args)
+    assert again["params"]["reused_db"]
+    assert again["build"] is None
+    assert again["storage"]["rows_1s"] == 86_400
