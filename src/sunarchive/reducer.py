@@ -79,6 +79,32 @@ class _Samples:
                         {n: np.concatenate([p.values[n] for p in parts]) for n in names})
 
 
+class _Holds:
+    """Zero-order holds [start, end) of constant power collected for one close."""
+
+    def __init__(self) -> None:
+        self._parts: list[tuple[I32Array, IntArray, IntArray, FloatArray, IntArray,
+                                BoolArray]] = []
+
+    def add(self, series: I32Array, start_ns: IntArray, end_ns: IntArray, power_w: FloatArray,
+            emitted_s: IntArray | None = None, tentative: bool = False) -> None:
+        n = len(series)
+        if n == 0:
+            return
+        frm = emitted_s if emitted_s is not None else np.full(n, NO_FROM, np.int64)
+        self._parts.append((series, start_ns, end_ns, power_w, frm, np.full(n, tentative)))
+
+    def arrays(self) -> tuple[I32Array, IntArray, IntArray, FloatArray, IntArray, BoolArray]:
+        if not self._parts:
+            return (np.empty(0, np.int32), np.empty(0, np.int64), np.empty(0, np.int64),
+                    np.empty(0), np.empty(0, np.int64), np.empty(0, bool))
+        if len(self._parts) == 1:
+            return self._parts[0]
+        cols = list(zip(*self._parts, strict=True))
+        return (np.concatenate(cols[0]), np.concatenate(cols[1]), np.concatenate(cols[2]),
+                np.concatenate(cols[3]), np.concatenate(cols[4]), np.concatenate(cols[5]))
+
+
 class _Carry:
     """Per-series state that crosses closes, in arrays indexed by series id."""
 
@@ -116,18 +142,29 @@ def _grow(old: npt.NDArray[G] | None, n: int, fill: object,
     return new
 
 
-def _sort_order(series: I32Array, time_ns: IntArray) -> npt.NDArray[np.intp]:
-    """Indices sorting by (series, time); cheap when the input is already nearly sorted."""
+def _sort_order(series: I32Array, time_ns: IntArray) -> npt.NDArray[np.intp] | None:
+    """Indices sorting by (series, time), or None when already sorted."""
     if len(time_ns) == 0:
-        return np.empty(0, np.intp)
+        return None
     base = int(time_ns.min())
     span = int(time_ns.max()) - base
     if span < (1 << 42) and int(series.max()) < (1 << 20):
         key = (series.astype(np.int64) << 42) | (time_ns - base)
         if bool(np.all(key[1:] >= key[:-1])):
-            return np.arange(len(key))
+            return None
         return np.argsort(key, kind="stable")
     return np.lexsort((time_ns, series))
+
+
+def _split_at(samples: _Samples, bound_ns: int) -> tuple[_Samples, _Samples]:
+    """(samples before ``bound_ns``, the rest) without copying when one side is empty."""
+    before = samples.time_ns < bound_ns
+    count = int(before.sum())
+    if count == len(samples):
+        return samples, samples.take(np.empty(0, np.intp))
+    if count == 0:
+        return samples.take(np.empty(0, np.intp)), samples
+    return samples.take(before), samples.take(~before)
 
 
 def _group_starts(series: I32Array, second: IntArray) -> npt.NDArray[np.intp]:
@@ -155,7 +192,6 @@ class Reducer:
         self.too_late_total = 0
         self._buffer: list[_Samples] = []
         self._buffered = 0
-        self._pending_energy: list[tuple[I32Array, IntArray, str, FloatArray]] = []
         self._carry = _Carry()
         self._too_late: list[_Samples] = []
 
@@ -218,14 +254,12 @@ class Reducer:
         prev = self.closed_until_s
         if prev is not None and until_s <= prev:
             return self._close_late_only()
-        everything = _Samples.concat(self._buffer, self.names)
-        closing = everything.time_ns < until_s * NS_PER_S
-        now = everything.take(closing)
-        rest = everything.take(~closing)
+        now, rest = _split_at(_Samples.concat(self._buffer, self.names), until_s * NS_PER_S)
         self._buffer = [rest] if len(rest) else []
         self._buffered = len(rest)
         order = _sort_order(now.series, now.time_ns)
-        now = now.take(order)
+        if order is not None:
+            now = now.take(order)
         events: list[Event] = []
         stats_keys, stats_cols = self._stats(now)
         energy = self._energy(now, rest, until_s, events)
@@ -301,21 +335,17 @@ class Reducer:
     # -- energy ----------------------------------------------------------------------------
     def _energy(self, now: _Samples, rest: _Samples, until_s: int,
                 events: list[Event]) -> list[tuple[I32Array, IntArray, str, FloatArray]]:
-        """Energy contributions (series, second, column, Wh) for seconds before ``until_s``."""
+        """Energy contributions (series, second, column, Wh) for seconds before ``until_s``.
+
+        Every hold is cut at ``until_s``; the rest of an open hold is emitted by a later close
+        once its successor is final (see ``_Carry.hold_from``).
+        """
         out: list[tuple[I32Array, IntArray, str, FloatArray]] = []
-        keep: list[tuple[I32Array, IntArray, str, FloatArray]] = []
-        for ser, sec, col, wh in self._pending_energy:
-            due = sec < until_s
-            out.append((ser[due], sec[due], col, wh[due]))
-            keep.append((ser[~due], sec[~due], col, wh[~due]))
         for spec in self.power:
             ser, sec, wh = self._field_energy(spec, now, rest, events, until_s)
-            due = sec < until_s
-            col = spec.energy_column_name
-            out.append((ser[due], sec[due], col, wh[due]))
-            keep.append((ser[~due], sec[~due], col, wh[~due]))
-        self._pending_energy = [k for k in keep if len(k[0])]
-        return [o for o in out if len(o[0])]
+            if len(ser):
+                out.append((ser, sec, spec.energy_column_name, wh))
+        return out
 
     def _field_energy(self, spec: FieldSpec, now: _Samples, rest: _Samples,
                       events: list[Event], until_s: int,
@@ -332,22 +362,33 @@ class Reducer:
         carry = self._carry
         mask = ~np.isnan(now.values[f])
         s_ser, s_t, s_p = now.series[mask], now.time_ns[mask], now.values[f][mask]
-        peek_ser, peek_t, peek_p = _first_per_series(rest, f)
-        open_hold = np.flatnonzero(~carry.hold_done[f])
-        c_ser = open_hold.astype(np.int32)
-        ser = np.concatenate([c_ser, s_ser, peek_ser])
-        t = np.concatenate([carry.hold_t[f][open_hold], s_t, peek_t])
-        p = np.concatenate([carry.hold_p[f][open_hold], s_p, peek_p])
-        frm = np.concatenate([carry.hold_from[f][open_hold],
-                              np.full(len(s_ser) + len(peek_ser), NO_FROM, np.int64)])
-        is_peek = np.concatenate([np.zeros(len(c_ser) + len(s_ser), bool),
-                                  np.ones(len(peek_ser), bool)])
-        order = np.lexsort((t, ser))
-        ser, t, p, is_peek, frm = ser[order], t[order], p[order], is_peek[order], frm[order]
-        same = ser[1:] == ser[:-1]
-        a_idx = np.flatnonzero(same & ~is_peek[:-1])
-        start, end, power, iser = t[a_idx], t[a_idx + 1], p[a_idx], ser[a_idx]
-        tentative = is_peek[a_idx + 1]
+        peek_ser, peek_t, _ = _first_per_series(rest, f)
+        holds = _Holds()
+        # A: consecutive samples of a series inside this close (the bulk, already sorted)
+        inner = np.flatnonzero(s_ser[1:] == s_ser[:-1])
+        holds.add(s_ser[inner], s_t[inner], s_t[inner + 1], s_p[inner])
+        boundary = np.ones(len(s_ser) + 1, bool)
+        boundary[1:-1] = s_ser[1:] != s_ser[:-1]
+        first_i = np.flatnonzero(boundary[:-1])
+        last_i = np.flatnonzero(boundary[1:])
+        # B: an open hold from an earlier close ends at the series' first sample here
+        fs = s_ser[first_i]
+        open_b = ~carry.hold_done[f][fs]
+        fs, fi = fs[open_b], first_i[open_b]
+        holds.add(fs, carry.hold_t[f][fs], s_t[fi], carry.hold_p[f][fs],
+                  emitted_s=carry.hold_from[f][fs])
+        # C: the series' last sample here holds until its peek (tentative)
+        ls = s_ser[last_i]
+        pos = np.minimum(np.searchsorted(peek_ser, ls), max(len(peek_ser) - 1, 0))
+        has_peek = (peek_ser[pos] == ls) if len(peek_ser) else np.zeros(len(ls), bool)
+        holds.add(ls[has_peek], s_t[last_i][has_peek], peek_t[pos[has_peek]],
+                  s_p[last_i][has_peek], tentative=True)
+        # D: an open hold of a series without samples here holds until its peek (tentative)
+        idle = ~carry.hold_done[f][peek_ser] & ~np.isin(peek_ser, ls)
+        ds = peek_ser[idle]
+        holds.add(ds, carry.hold_t[f][ds], peek_t[idle], carry.hold_p[f][ds],
+                  emitted_s=carry.hold_from[f][ds], tentative=True)
+        iser, start, end, power, frm, tentative = holds.arrays()
         gap = (end - start) > self.max_gap_ns
         for i in np.flatnonzero(gap & ~tentative):
             events.append(Event(start[i] / NS_PER_S, "gap", self.profile.name,
@@ -356,7 +397,7 @@ class Reducer:
                                 series_id=int(iser[i]), end_s=end[i] / NS_PER_S))
         self._update_holds(f, s_ser, s_t, s_p, iser[tentative & ~gap], until_s)
         end = np.where(tentative, until_s * NS_PER_S, end)
-        start = np.maximum(start, frm[a_idx] * NS_PER_S)  # skip seconds already emitted
+        start = np.maximum(start, frm * NS_PER_S)  # skip seconds already emitted
         ok = ~gap & (start < end)
         return _split_holds(iser[ok], start[ok], end[ok], power[ok])
 
@@ -383,7 +424,7 @@ class Reducer:
         if len(ser) == 0:
             empty = StatsRows.empty(self.profile.name)
             return empty, StatsRows.empty(self.profile.name)
-        key_order = np.lexsort((sec, ser))
+        key_order = _key_order(ser, sec)
         s_sorted, t_sorted = ser[key_order], sec[key_order]
         first = np.ones(len(key_order), bool)
         first[1:] = (s_sorted[1:] != s_sorted[:-1]) | (t_sorted[1:] != t_sorted[:-1])
@@ -436,7 +477,9 @@ class Reducer:
             return
         late = _Samples.concat(self._too_late, self.names)
         self._too_late = []
-        late = late.take(_sort_order(late.series, late.time_ns))
+        late_order = _sort_order(late.series, late.time_ns)
+        if late_order is not None:
+            late = late.take(late_order)
         second = late.time_ns // NS_PER_S
         starts = _group_starts(late.series, second)
         counts = np.diff(np.append(starts, len(late))).astype(np.float64)
@@ -462,6 +505,15 @@ class Reducer:
                                    f"{len(late)} samples arrived after their second was "
                                    "closed; merged into the stored rows",
                                    end_s=float(late.time_ns.max()) / NS_PER_S))
+
+
+def _key_order(series: I32Array, second: IntArray) -> npt.NDArray[np.intp]:
+    """Stable order by (series, second); fast for a few already-sorted runs."""
+    base = int(second.min())
+    if int(second.max()) - base < (1 << 31):
+        key = (series.astype(np.int64) << 32) | (second - base)
+        return np.argsort(key, kind="stable")
+    return np.lexsort((second, series))
 
 
 def _gauge_stats(f: str, v: FloatArray, present: BoolArray, starts: npt.NDArray[np.intp],
@@ -525,6 +577,16 @@ def _split_holds(series: I32Array, start_ns: IntArray, end_ns: IntArray,
     pieces = (last_s - first_s + 1).astype(np.intp)
     if len(pieces) == 0:
         return series, first_s, np.empty(0)
+    single = pieces == 1  # at 10 Hz most holds lie inside one second
+    if bool(single.all()):
+        return series, first_s, power_w * ((end_ns - start_ns) / NS_PER_S) * WH_PER_WS
+    if single.any():
+        multi = ~single
+        ms, mt, mw = _split_holds(series[multi], start_ns[multi], end_ns[multi],
+                                  power_w[multi])
+        one = power_w[single] * ((end_ns[single] - start_ns[single]) / NS_PER_S) * WH_PER_WS
+        return (np.concatenate([series[single], ms]), np.concatenate([first_s[single], mt]),
+                np.concatenate([one, mw]))
     owner = np.repeat(np.arange(len(pieces)), pieces)
     offset = np.arange(len(owner)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
     sec = first_s[owner] + offset
