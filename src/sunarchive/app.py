@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -86,8 +85,6 @@ class App:
     location: str
     sources_config: list[tuple[SimulatorConfig, datetime | None, float]]
     resumed_from: datetime | None = None
-    _sources_started: bool = False
-    _deadline: list[threading.Event] = field(default_factory=list)
 
     def start(self, duration_s: float | None = None) -> None:
         for config, start, speed in self.sources_config:
