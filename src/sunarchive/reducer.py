@@ -558,15 +558,17 @@ def _counter_increase(value: FloatArray, prev: FloatArray, dt_s: FloatArray,
 
 
 def _first_per_series(s: _Samples, f: str) -> tuple[I32Array, IntArray, FloatArray]:
-    """Earliest present sample of field ``f`` per series."""
+    """Earliest present sample of field ``f`` per series (series ascending), without sorting."""
     mask = ~np.isnan(s.values[f])
     ser, t, p = s.series[mask], s.time_ns[mask], s.values[f][mask]
     if len(ser) == 0:
         return ser, t, p
-    order = np.lexsort((t, ser))
-    ser, t, p = ser[order], t[order], p[order]
-    _, first = np.unique(ser, return_index=True)
-    return ser[first], t[first], p[first]
+    earliest = np.full(int(ser.max()) + 1, np.iinfo(np.int64).max, np.int64)
+    np.minimum.at(earliest, ser, t)
+    candidates = np.flatnonzero(t == earliest[ser])
+    series_ids, first = np.unique(ser[candidates], return_index=True)
+    pick = candidates[first]
+    return series_ids.astype(np.int32), t[pick], p[pick]
 
 
 def _split_holds(series: I32Array, start_ns: IntArray, end_ns: IntArray,

@@ -26,6 +26,8 @@ from sunarchive.sources.base import Source
 from sunarchive.storage.base import Store
 
 log = logging.getLogger(__name__)
+COMMIT_SAMPLES = 500_000
+"""Commit early once this many samples wait in the reducers (bounds memory in bulk ingest)."""
 
 
 @dataclass
@@ -146,7 +148,7 @@ class Agent:
             batch = self.accumulator.get(next_commit - time.monotonic())
             if batch is not None:
                 self._ingest(batch)
-            if time.monotonic() >= next_commit:
+            if time.monotonic() >= next_commit or self._buffered() >= COMMIT_SAMPLES:
                 self._commit(final=False)
                 next_commit = time.monotonic() + self.commit_interval_s
         for batch in self.accumulator.drain():

@@ -8,11 +8,12 @@ from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from sunarchive.model import Event, SeriesKey, StatsRows
 from sunarchive.profiles.spec import Profile
 
-ARROW_TYPES = {"DOUBLE": pa.float64(), "INTEGER": pa.int32(), "BIGINT": pa.int64(),
+ARROW_TYPES: dict[str, pa.DataType] = {"DOUBLE": pa.float64(), "INTEGER": pa.int32(), "BIGINT": pa.int64(),
                "BOOLEAN": pa.bool_()}
 
 
@@ -79,29 +80,57 @@ class Store(Protocol):
 
 def rows_to_arrow(profile: Profile, rows: StatsRows,
                   tags: dict[int, tuple[str, ...]]) -> pa.Table:
-    """Arrow table with the 1 s tier's columns: time (UTC, naive), series_id, tags, stats."""
-    time = pa.array(rows.time_s.astype("datetime64[s]").astype("datetime64[us]"),
-                    pa.timestamp("us"))
-    arrays: dict[str, pa.Array[Any]] = {"time": time, "series_id": pa.array(rows.series_id,
-                                                                        pa.int32())}
-    ids = rows.series_id
-    unique_ids, inverse = np.unique(ids, return_inverse=True)
+    """Arrow table with the 1 s tier's columns: time (UTC, naive), series_id, tags, stats.
+
+    Columns are built from numpy buffers directly: ``pa.array`` would import pandas (~40 MB
+    resident) into the collector on its first write.
+    """
+    n = len(rows)
+    arrays: dict[str, pa.Array[Any]] = {
+        "time": _from_numpy(pa.timestamp("us"), rows.time_s.astype(np.int64) * 1_000_000),
+        "series_id": _from_numpy(pa.int32(), rows.series_id.astype(np.int32)),
+    }
+    unique_ids, inverse = np.unique(rows.series_id, return_inverse=True)
+    positions = _from_numpy(pa.int32(), inverse.astype(np.int32))
     for pos, tag in enumerate(profile.tags):
-        values = np.array([tags[int(i)][pos] for i in unique_ids], dtype=object)
-        arrays[tag] = pa.array(values[inverse] if len(ids) else [], pa.string())
+        names = _strings([tags[int(i)][pos] for i in unique_ids])
+        arrays[tag] = pc.take(names, positions) if n else _strings([])
     for col in profile.stats_columns():
         data = rows.columns.get(col.name)
-        if data is None:
-            data = np.full(len(rows), np.nan)
-        arrays[col.name] = _typed(np.asarray(data, np.float64), col.sql_type)
+        values = np.full(n, np.nan) if data is None else np.asarray(data, np.float64)
+        arrays[col.name] = _typed(values, col.sql_type)
     return pa.table(arrays)
 
 
+def _from_numpy(arrow_type: pa.DataType, values: np.ndarray[Any, Any],
+                valid: np.ndarray[Any, np.dtype[np.bool_]] | None = None) -> pa.Array[Any]:
+    bitmap = None
+    if valid is not None and not bool(valid.all()):
+        bitmap = _buffer(np.packbits(valid, bitorder="little"))
+    data = np.ascontiguousarray(values)
+    return pa.Array.from_buffers(arrow_type, len(values), [bitmap, _buffer(data)])
+
+
+def _buffer(values: np.ndarray[Any, Any]) -> pa.Buffer:
+    """Zero-copy Arrow buffer over a contiguous numpy array."""
+    return pa.py_buffer(values.data)
+
+
+def _strings(items: list[str]) -> pa.Array[Any]:
+    encoded = [item.encode("utf-8") for item in items]
+    offsets = np.zeros(len(encoded) + 1, np.int32)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    return pa.Array.from_buffers(pa.string(), len(encoded),
+                                 [None, _buffer(offsets), pa.py_buffer(b"".join(encoded))])
+
+
 def _typed(values: np.ndarray[Any, np.dtype[np.float64]], sql_type: str) -> pa.Array[Any]:
-    missing = np.isnan(values)
+    valid = ~np.isnan(values)
     if sql_type == "DOUBLE":
-        return pa.array(values, pa.float64(), mask=missing)
+        return _from_numpy(pa.float64(), values, valid)
     if sql_type == "BOOLEAN":
-        return pa.array(np.nan_to_num(values) != 0, pa.bool_(), mask=missing)
-    target = ARROW_TYPES[sql_type]
-    return pa.array(np.nan_to_num(values).astype(np.int64), target, mask=missing)
+        bits = np.packbits(np.nan_to_num(values) != 0, bitorder="little")
+        bitmap = None if valid.all() else _buffer(np.packbits(valid, bitorder="little"))
+        return pa.Array.from_buffers(pa.bool_(), len(values), [bitmap, _buffer(bits)])
+    dtype = np.int32 if sql_type == "INTEGER" else np.int64
+    return _from_numpy(ARROW_TYPES[sql_type], np.nan_to_num(values).astype(dtype), valid)
