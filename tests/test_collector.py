@@ -102,11 +102,13 @@ def test_monitor_attaches_to_running_collector(tmp_path: Path) -> None:
         panels = [e for e in snapshot["latest"] if e["measurement"] == "ps100_readings"]
         assert sorted(e["tags"][0] for e in panels) == ["panel_1", "panel_2"]
         assert all(e["values"]["power_avg"] > 20 for e in panels)  # solstice noon
+        assert all(0 <= e["buffered"] <= 40 for e in panels)  # ≈ lateness × 10 Hz
         status = json.loads(cli("status", "--db", str(db), "--json").stdout)
         assert "in use by another sunarchive process" in status["note"]
         assert status["live"]["counters"]["samples_in"] > 0
         frame = cli("monitor", "--db", str(db), "--once").stdout
-        for text in ("System", "panel_1", "panel_2", "Statistics", "uptime", "Alerts", "W"):
+        for text in ("System", "panel_1", "panel_2", "Statistics", "uptime", "Alerts", "W",
+                     "buffered", "condition"):
             assert text in frame
     finally:
         proc.send_signal(signal.SIGINT)

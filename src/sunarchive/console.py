@@ -93,7 +93,7 @@ def render(snapshot: dict[str, Any]) -> RenderableType:
                  f"{totals['active_panels']}/{totals['panels']} panels active")
     blocks = Table(expand=True, show_edge=False)
     for column in ("panel", "voltage", "current", "power", "temperature", "condition",
-                   "samples/s", "time"):
+                   "samples/s", "buffered", "time"):
         blocks.add_column(column)
     for entry in panels:
         stamp = datetime.fromtimestamp(entry["time_s"], UTC).strftime("%H:%M:%S")
@@ -101,7 +101,8 @@ def render(snapshot: dict[str, Any]) -> RenderableType:
                        _fmt(_v(entry, "current_avg"), "A", 3), _fmt(_v(entry, "power_avg"), "W", 1),
                        _fmt(_v(entry, "temperature_avg"), "°C", 1),
                        condition(_v(entry, "power_avg")),
-                       f"{_v(entry, 'sample_count') or 0:.0f}", stamp)
+                       f"{_v(entry, 'sample_count') or 0:.0f}",
+                       f"{entry.get('buffered', 0)}", stamp)
     return Group(Panel(head, title="System"), Panel(blocks, title="Panels"),
                  Panel(_statistics(snapshot), title="Statistics"),
                  Panel("\n".join(alerts(snapshot, now)) or "none", title="Alerts"))

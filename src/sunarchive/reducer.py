@@ -223,6 +223,15 @@ class Reducer:
         """Samples waiting for their second to close."""
         return self._buffered
 
+    def buffered_by_series(self) -> dict[int, int]:
+        """Samples waiting for their second to close, per series id."""
+        counts: dict[int, int] = {}
+        for part in self._buffer:
+            ids, n = np.unique(part.series, return_counts=True)
+            for sid, count in zip(ids.tolist(), n.tolist(), strict=True):
+                counts[sid] = counts.get(sid, 0) + count
+        return counts
+
     # -- closing ---------------------------------------------------------------------------
     def ready_until_s(self) -> int | None:
         """Seconds before this instant may be closed now (watermark minus lateness)."""

@@ -188,6 +188,8 @@ class Agent:
         self._flush_events()
         if time.monotonic() >= self._next_maintenance:
             self._maintain()
+        self.live.update_buffered({sid: n for r in self._reducers.values()
+                                   for sid, n in r.buffered_by_series().items()})
         self.live.update_writer(self.stats, self.accumulator, self._buffered())
 
     def _write(self, name: str, result: ReduceResult, closed_until: int | None) -> None:

@@ -36,6 +36,7 @@ class LiveState:
         self.write_every_s = write_every_s
         self._lock = threading.Lock()
         self._latest: dict[str, dict[str, Any]] = {}
+        self._buffered: dict[int, int] = {}
         self._events: deque[dict[str, Any]] = deque(maxlen=50)
         self._counters: dict[str, Any] = {}
         self._samples: dict[str, int] = {}
@@ -64,6 +65,11 @@ class LiveState:
                     "measurement": rows.measurement, "series_id": series,
                     "tags": list(tags.get(series, ())), "time_s": int(rows.time_s[i]),
                     "values": values}
+
+    def update_buffered(self, per_series: dict[int, int]) -> None:
+        """Samples per series waiting in the reducer for their second to close."""
+        with self._lock:
+            self._buffered = dict(per_series)
 
     def add_events(self, events: list[Event]) -> None:
         with self._lock:
@@ -100,7 +106,9 @@ class LiveState:
                     "samples_per_s": self._rate.get("samples_per_s", 0.0),
                     "samples_by_measurement": dict(self._samples),
                     "targets_hz": dict(self.targets_hz), "counters": dict(self._counters),
-                    "latest": list(self._latest.values()), "events": list(self._events)}
+                    "latest": [dict(e, buffered=self._buffered.get(e["series_id"], 0))
+                               for e in self._latest.values()],
+                    "events": list(self._events)}
 
     def write_file(self) -> None:
         """Write the snapshot atomically (temp file + rename)."""

@@ -13,8 +13,8 @@ import pyarrow.compute as pc
 from sunarchive.model import Event, SeriesKey, StatsRows
 from sunarchive.profiles.spec import Profile
 
-ARROW_TYPES: dict[str, pa.DataType] = {"DOUBLE": pa.float64(), "INTEGER": pa.int32(), "BIGINT": pa.int64(),
-               "BOOLEAN": pa.bool_()}
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "DOUBLE": pa.float64(), "INTEGER": pa.int32(), "BIGINT": pa.int64(), "BOOLEAN": pa.bool_()}
 
 
 @dataclass
