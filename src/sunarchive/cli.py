@@ -208,7 +208,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         print(json.dumps(snapshot))
         return 0
     from rich.console import Console
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=120)
     if args.once:
         console.print(render(snapshot))
         return 0

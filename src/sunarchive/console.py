@@ -92,8 +92,8 @@ def render(snapshot: dict[str, Any]) -> RenderableType:
                  f"{totals['current_a']:.2f} A", f"{totals['voltage_v']:.2f} V avg",
                  f"{totals['active_panels']}/{totals['panels']} panels active")
     blocks = Table(expand=True, show_edge=False)
-    for column in ("panel", "voltage", "current", "power", "temperature", "condition",
-                   "samples/s", "buffered", "time"):
+    for column in ("panel", "V", "I", "P", "temp", "condition", "samples/s", "buffered",
+                   "time"):
         blocks.add_column(column)
     for entry in panels:
         stamp = datetime.fromtimestamp(entry["time_s"], UTC).strftime("%H:%M:%S")
