@@ -120,3 +120,18 @@ def test_bad_config_names_file_and_key(tmp_path: Path) -> None:
                  check=False)
     assert result.returncode == 2
     assert str(config) in result.stderr and "simulator.panels" in result.stderr
+
+
+def test_demo_starts_in_daylight_when_the_site_is_dark() -> None:
+    from datetime import UTC, datetime
+
+    from sunarchive.app import daylight_start
+
+    berlin = 13.405
+    noon = datetime(2026, 6, 21, 11, 0, tzinfo=UTC)  # ≈ 11:54 solar time in Berlin
+    assert daylight_start(noon, berlin) == noon
+    night = datetime(2026, 6, 21, 1, 30, tzinfo=UTC)  # ≈ 02:24 solar
+    start = daylight_start(night, berlin)
+    assert start < night
+    solar_hour = (start.hour + start.minute / 60 + start.second / 3600 + berlin / 15) % 24
+    assert abs(solar_hour - 10.0) < 1 / 60

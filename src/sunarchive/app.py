@@ -67,9 +67,29 @@ def simulator_config(sim: Any) -> SimulatorConfig:
                            drop_probability=sim.drop_probability)
 
 
-def demo_start(requested: datetime | None, stored_until_s: int | None) -> datetime:
-    """Where a simulation starts: as asked (default now), or after data already stored."""
-    start = require_aware(requested, "start") if requested else datetime.now(UTC)
+DAYLIGHT_SOLAR_HOURS = (7.0, 17.0)
+DEMO_NIGHT_START_SOLAR_HOUR = 10.0
+
+
+def daylight_start(now: datetime, longitude_deg: float) -> datetime:
+    """``now`` if the sun is up at the site (solar time 07–17 h), else the last 10:00 solar."""
+    offset_h = longitude_deg / 15.0
+    solar_hour = (now.hour + now.minute / 60 + now.second / 3600 + offset_h) % 24
+    if DAYLIGHT_SOLAR_HOURS[0] <= solar_hour < DAYLIGHT_SOLAR_HOURS[1]:
+        return now
+    back_h = (solar_hour - DEMO_NIGHT_START_SOLAR_HOUR) % 24
+    return (now - timedelta(hours=back_h)).replace(microsecond=0)
+
+
+def demo_start(requested: datetime | None, stored_until_s: int | None,
+               longitude_deg: float = 0.0) -> datetime:
+    """Where a demo simulation starts: as asked, else now — or, while the sun is down at the
+    simulated site, the last 10:00 solar time, so a demo shows production. A start inside data
+    already stored resumes after it."""
+    if requested is not None:
+        start = require_aware(requested, "start")
+    else:
+        start = daylight_start(datetime.now(UTC), longitude_deg)
     if stored_until_s is not None and start.timestamp() <= stored_until_s:
         return datetime.fromtimestamp(stored_until_s + 1, UTC)
     return start
@@ -91,6 +111,15 @@ class App:
             self.agent.add_source(SimulatorSource(config, start=start, speed=speed,
                                                   duration_s=duration_s))
         self.agent.start()
+
+    def notes(self) -> list[str]:
+        """What the user should know about the simulated time."""
+        out = []
+        for _, start, speed in self.sources_config:
+            if start is not None:
+                pace = "as fast as possible" if speed == float("inf") else f"at {speed:g}×"
+                out.append(f"simulating from {start.isoformat()} {pace}")
+        return out
 
     def finished(self) -> bool:
         return bool(self.agent.sources) and self.agent.sources_done()
@@ -119,8 +148,8 @@ def build_app(settings: Settings, demo: bool) -> App:
     for sim in sims:
         config = simulator_config(sim)
         stored = store.last_time_s(config.measurement)
-        start = demo_start(sim.start, stored) if (demo or sim.start) else None
-        if sim.start is not None and start is not None and start != sim.start:
+        start = demo_start(sim.start, stored, sim.longitude_deg) if (demo or sim.start) else None
+        if stored is not None and start is not None and int(start.timestamp()) == stored + 1:
             resumed = start - timedelta(seconds=1)
         speed = sim.speed if sim.speed > 0 else float("inf")
         configs.append((config, start, speed))

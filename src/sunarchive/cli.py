@@ -152,6 +152,8 @@ def _collect(app: App, args: argparse.Namespace, settings: Any) -> int:
         print(f"store already holds simulated data up to {app.resumed_from.isoformat()}; "
               "resuming after it", file=sys.stderr)
     app.start(duration_s=args.duration)
+    for note in app.notes():
+        print(note, file=sys.stderr)
     print(f"collecting into {app.location} (Ctrl-C to stop)", file=sys.stderr)
     try:
         if args.no_console or not sys.stdout.isatty():
