@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,12 @@ DEMO_PANELS = 4
 def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
         check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run ``python -m sunarchive`` with a clean SUNARCHIVE_* environment."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SUNARCHIVE_")}
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("SUNARCHIVE_", "TIMESCALE_")) and k != "DATABASE_URL"}
     clean.update(env or {})
-    result = subprocess.run([sys.executable, "-m", "sunarchive", *args], cwd=cwd, env=clean,
+    # run outside the checkout so a developer's .env cannot change what the tests see
+    result = subprocess.run([sys.executable, "-m", "sunarchive", *args],
+                            cwd=cwd or Path(tempfile.gettempdir()), env=clean,
                             capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"sunarchive {' '.join(args)} failed ({result.returncode}):\n"

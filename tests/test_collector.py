@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,8 +18,10 @@ from conftest import cli
 
 
 def _start(*args: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUNARCHIVE_")}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SUNARCHIVE_", "TIMESCALE_")) and k != "DATABASE_URL"}
     return subprocess.Popen([sys.executable, "-m", "sunarchive", *args], env=env,
+                            cwd=tempfile.gettempdir(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
