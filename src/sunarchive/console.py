@@ -121,7 +121,8 @@ def _statistics(snapshot: dict[str, Any]) -> Table:
                  "buffered", f"{counters.get('samples_buffered', 0):,}")
     grid.add_row("rows written", f"{counters.get('rows_written', 0):,}",
                  "queue", f"{counters.get('queue_depth', 0)} batches")
-    errors = counters.get("write_errors", 0) + counters.get("rejected_batches", 0)
+    errors = sum(counters.get(k, 0) for k in ("write_errors", "rejected_batches",
+                                              "rejected_fields"))
     grid.add_row("errors", f"{errors}",
                  "late samples", f"{counters.get('too_late_samples', 0)}")
     return grid

@@ -40,6 +40,7 @@ class WriterStats:
     commits: int = 0
     too_late_samples: int = 0
     rejected_batches: int = 0
+    rejected_fields: int = 0
     write_errors: int = 0
     last_write_at: float | None = None
     last_error: str | None = None
@@ -163,15 +164,21 @@ class Agent:
                                      f"{len(batch)} samples rejected")
             log.warning(self.stats.last_error)
             return
-        unknown = set(batch.fields) - {f.name for f in profile.fields}
+        known = {f.name for f in profile.fields}
+        unknown = sorted(set(batch.fields) - known)
         if unknown:
-            self.stats.rejected_batches += 1
+            # the bad field is reported and dropped; the good fields of the batch are kept
+            self.stats.rejected_fields += 1
             self.stats.last_error = str(InputError(
-                f"{batch.measurement}: unknown field {sorted(unknown)[0]!r}; "
-                f"profile {profile.source_file} defines "
-                f"{', '.join(f.name for f in profile.fields)}"))
+                f"{batch.measurement}: unknown field {unknown[0]!r} dropped; profile "
+                f"{profile.source_file} defines {', '.join(sorted(known))}"))
             log.warning(self.stats.last_error)
-            return
+            fields = {k: v for k, v in batch.fields.items() if k in known}
+            if not fields:
+                self.stats.rejected_batches += 1
+                return
+            batch = SampleBatch(batch.measurement, batch.tag_sets, batch.tag_index,
+                                batch.time_ns, fields)
         reducer = self._reducers.get(batch.measurement)
         if reducer is None:
             reducer = self._reducers[batch.measurement] = Reducer(profile, self.lateness_s)

@@ -89,7 +89,8 @@ class LiveState:
             self._counters = {
                 "rows_written": stats.rows_written, "rollup_rows": stats.rollup_rows,
                 "commits": stats.commits, "too_late_samples": stats.too_late_samples,
-                "rejected_batches": stats.rejected_batches, "write_errors": stats.write_errors,
+                "rejected_batches": stats.rejected_batches,
+                "rejected_fields": stats.rejected_fields, "write_errors": stats.write_errors,
                 "gaps": stats.gaps, "last_error": stats.last_error,
                 "last_write_at": stats.last_write_at, "queue_depth": accumulator.depth,
                 "samples_buffered": buffered, "samples_in": accumulator.stats.samples_in,
