@@ -14,7 +14,7 @@ The SQL is generated once here and used by every engine through a small :class:`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sunarchive.profiles.spec import ColumnSpec, Profile
@@ -51,7 +51,28 @@ class Dialect:
     def bucket(self, seconds: int, col: str = "time") -> str:
         if self.name == "duckdb":
             return f"time_bucket(INTERVAL '{seconds} seconds', {col})"
-        return f"date_bin(INTERVAL '{seconds} seconds', {col}, TIMESTAMP '2000-01-03')"
+        return (f"date_bin(INTERVAL '{seconds} seconds', {col}, "
+                f"TIMESTAMPTZ '2000-01-03 00:00:00+00')")
+
+    def timestamp(self, seconds: int) -> str:
+        """SQL literal of a UTC instant (epoch seconds) in the engine's time column type."""
+        text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        if self.name == "duckdb":
+            return f"TIMESTAMP '{text}'"
+        return f"TIMESTAMPTZ '{text}+00'"
+
+    def epoch(self, expr: str) -> str:
+        """SQL for the epoch seconds (BIGINT) of a time expression."""
+        if self.name == "duckdb":
+            return f"epoch({expr})::BIGINT"
+        return f"EXTRACT(EPOCH FROM {expr})::BIGINT"
+
+    def sql_type(self, name: str) -> str:
+        """Engine spelling of a profile column type (DOUBLE, INTEGER, BIGINT, BOOLEAN)."""
+        if self.name == "postgres":
+            return {"DOUBLE": "DOUBLE PRECISION", "VARCHAR": "TEXT",
+                    "TIMESTAMP": "TIMESTAMPTZ"}.get(name, name)
+        return name
 
 
 DUCKDB = Dialect("duckdb")
@@ -63,7 +84,7 @@ def _merge_expr(col: ColumnSpec, d: Dialect, same_bucket: bool) -> str:
     if col.name == "covered_s" and same_bucket:
         return f"MAX({q})"
     if col.merge == "sum":
-        return f"CAST(SUM({q}) AS {col.sql_type})"
+        return f"CAST(SUM({q}) AS {d.sql_type(col.sql_type)})"
     if col.merge in ("min", "max"):
         return f"{col.merge.upper()}({q})"
     if col.merge == "any":
@@ -94,7 +115,7 @@ def merge_select(profile: Profile, source: str, bucket: str, d: Dialect,
     """
     cols = profile.stats_columns()
     means = [c for c in cols if c.merge == "mean"]
-    window = "PARTITION BY series_id, _bucket"
+    window = f"PARTITION BY series_id, {bucket}"
     gm = ", ".join(
         f"SUM({d.quote(c.name)} * {d.quote(c.count_column or '')}) OVER w / "
         f"NULLIF(SUM({d.quote(c.count_column or '')}) OVER w, 0) AS {d.quote('_gm_' + c.name)}"
@@ -136,6 +157,25 @@ def local_days(start_s: int, end_s: int, tz: ZoneInfo) -> list[tuple[date, int, 
         out.append((day, begin, end))
         day = nxt
     return out
+
+
+def days_relation(start_s: int, end_s: int, tz: ZoneInfo, d: Dialect) -> str:
+    """Inline SQL table ``(day, day_start, day_end)`` of the local days in [start_s, end_s)."""
+    rows = ", ".join(f"(DATE '{day.isoformat()}', {d.timestamp(lo)}, {d.timestamp(hi)})"
+                     for day, lo, hi in local_days(start_s, end_s, tz))
+    if not rows:
+        rows = f"(DATE '1970-01-01', {d.timestamp(0)}, {d.timestamp(0)})"
+    return f"(VALUES {rows}) AS {DAY_TABLE}(day, day_start, day_end)"
+
+
+def daily_select(profile: Profile, source: str, lo: int, hi: int, tz: ZoneInfo,
+                 d: Dialect) -> str:
+    """Merge rows of ``source`` into the local days overlapping [lo, hi)."""
+    join = (f"JOIN {days_relation(lo, hi, tz, d)} ON src.time >= {DAY_TABLE}.day_start "
+            f"AND src.time < {DAY_TABLE}.day_end")
+    return merge_select(profile, source, f"{DAY_TABLE}.day_start", d, join=join,
+                        extra_inner=f", {DAY_TABLE}.day AS _day",
+                        extra_select=", MIN(_day) AS day")
 
 
 def tier_floor(tier: str, instant_s: int, tz: ZoneInfo) -> int:

@@ -48,9 +48,15 @@ class Store(Protocol):
     def add_series(self, key: SeriesKey, series_id: int) -> None:
         """Persist a new series id."""
 
-    def write(self, fresh: StatsRows, merge: StatsRows,
-              tags: dict[int, tuple[str, ...]]) -> None:
-        """Append ``fresh`` rows and merge ``merge`` rows into the 1 s tier, in one commit."""
+    def write(self, fresh: StatsRows, merge: StatsRows, tags: dict[int, tuple[str, ...]],
+              batch_id: int | None = None) -> bool:
+        """Append ``fresh`` rows and merge ``merge`` rows into the 1 s tier, in one commit.
+
+        With ``batch_id`` a batch at or below the last one committed is skipped (False).
+        """
+
+    def last_batch(self, measurement: str) -> int:
+        """Id of the last batch committed for ``measurement`` (0 for none)."""
 
     def rollup(self, measurement: str, complete_until_s: int | None) -> int:
         """Materialize rollup buckets complete before ``complete_until_s`` and dirty ones."""

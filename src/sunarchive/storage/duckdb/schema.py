@@ -12,6 +12,7 @@ import duckdb
 
 from sunarchive.profiles.spec import Profile
 from sunarchive.rollup import ALL_TIERS, DUCKDB
+from sunarchive.storage.tiered import tier_columns
 
 Q = DUCKDB.quote
 SCHEMA_VERSION = 1
@@ -24,20 +25,12 @@ BOOKKEEPING = [
         measurement VARCHAR NOT NULL, tier VARCHAR NOT NULL, horizon_s BIGINT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS sunarchive_dirty (
         measurement VARCHAR NOT NULL, bucket_s BIGINT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS sunarchive_writer_state (
+        measurement VARCHAR PRIMARY KEY, last_batch BIGINT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS sunarchive_events (
         time TIMESTAMP NOT NULL, end_time TIMESTAMP, kind VARCHAR NOT NULL,
         measurement VARCHAR, series_id INTEGER, message VARCHAR NOT NULL)""",
 ]
-
-
-def tier_columns(profile: Profile, tier: str) -> list[tuple[str, str]]:
-    """(name, SQL type) of a tier table, in order."""
-    cols = [("time", "TIMESTAMP"), ("series_id", "INTEGER")]
-    if tier == "daily":
-        cols.append(("day", "DATE"))
-    cols.extend((tag, "VARCHAR") for tag in profile.tags)
-    cols.extend((c.name, c.sql_type) for c in profile.stats_columns())
-    return cols
 
 
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:

@@ -1,0 +1,442 @@
+"""What every SQL engine shares: series, events, rollup planning, retention and tier reads.
+
+Engines (DuckDB, PostgreSQL) subclass :class:`TieredStore` and provide a handful of
+primitives: a transaction on the writer connection, statement execution, Arrow reads, and
+loading Arrow rows into a table. The rollup logic — which buckets became complete, which were
+dirtied by late data, how a tier is merged from the one below, and how reads add the buckets
+not yet materialized — is written once, here, on top of :mod:`sunarchive.rollup`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pyarrow as pa
+
+from sunarchive.model import Event, SeriesKey, StatsRows
+from sunarchive.profiles.spec import Profile
+from sunarchive.rollup import (
+    ALL_TIERS,
+    ROLLUP_TIERS,
+    TIER_SECONDS,
+    TIER_SOURCE,
+    Dialect,
+    coalesce_ranges,
+    daily_select,
+    merge_select,
+    tier_floor,
+    tier_next,
+)
+from sunarchive.storage.base import QueryResult, rows_to_arrow
+
+PROTECT_ALL = 0  # 1970: a tier whose consumer has never run keeps every row
+INCOMING = "_sunarchive_incoming"
+
+
+def tier_columns(profile: Profile, tier: str) -> list[tuple[str, str]]:
+    """(name, profile SQL type) of a tier table, in order."""
+    cols = [("time", "TIMESTAMP"), ("series_id", "INTEGER")]
+    if tier == "daily":
+        cols.append(("day", "DATE"))
+    cols.extend((tag, "VARCHAR") for tag in profile.tags)
+    cols.extend((c.name, c.sql_type) for c in profile.stats_columns())
+    return cols
+
+
+class TieredStore(ABC):
+    """Tier tables ``<m>_1s``, ``<m>_5min``, ``<m>_1hour``, ``<m>_daily`` on a SQL engine.
+
+    Methods that write run on the single writer thread; readers may run on other threads.
+    """
+
+    engine = "sql"
+    dialect: Dialect
+
+    def __init__(self, profiles: dict[str, Profile], timezone: str = "UTC",
+                 retention_days: dict[str, float | None] | None = None) -> None:
+        self.profiles = profiles
+        self.tz = ZoneInfo(timezone)
+        self.retention_days = retention_days or {}
+        self._lock = threading.RLock()
+        self._horizons: dict[tuple[str, str], int] = {}
+        self._maybe_dirty: set[str] = set(profiles)
+
+    # -- engine primitives -------------------------------------------------------------------
+    @abstractmethod
+    def _transaction(self) -> AbstractContextManager[None]:
+        """Run the block in one transaction on the writer connection."""
+
+    @abstractmethod
+    def _execute(self, sql: str, params: Sequence[Any] | None = None) -> int:
+        """Run a statement on the writer connection; return the rows it affected (or -1)."""
+
+    @abstractmethod
+    def _fetch(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Rows of a query on the writer connection."""
+
+    @abstractmethod
+    def _read_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+        """Rows of a read-only query as Arrow (times UTC)."""
+
+    @abstractmethod
+    def _append(self, profile: Profile, table_name: str, rows: pa.Table) -> None:
+        """Append Arrow rows (tier columns) to a table inside the current transaction."""
+
+    @abstractmethod
+    def _load_incoming(self, profile: Profile, rows: pa.Table) -> None:
+        """Put Arrow rows into a temporary table named ``INCOMING`` (replacing it)."""
+
+    @property
+    def _p(self) -> str:
+        """Parameter placeholder of the engine's driver."""
+        return "?" if self.dialect.name == "duckdb" else "%s"
+
+    def q(self, ident: str) -> str:
+        return self.dialect.quote(ident)
+
+    def ts(self, seconds: int) -> str:
+        return self.dialect.timestamp(seconds)
+
+    def time_param(self, seconds: float) -> datetime:
+        """A query parameter for an instant in the engine's time column type."""
+        return datetime.fromtimestamp(seconds, UTC)
+
+    # -- state -------------------------------------------------------------------------------
+    def _load_horizons(self) -> None:
+        rows = self._fetch("SELECT measurement, tier, horizon_s FROM sunarchive_rollup_state")
+        self._horizons = {(m, t): int(h) for m, t, h in rows}
+
+    def load_state(self) -> None:
+        """Read rollup horizons (for a reader that did not run ``setup``)."""
+        with self._lock:
+            self._load_horizons()
+
+    def horizon(self, measurement: str, tier: str) -> int | None:
+        """Rollup buckets of ``tier`` before this instant (UTC epoch s) are materialized."""
+        return self._horizons.get((measurement, tier))
+
+    # -- series and events -------------------------------------------------------------------
+    def load_series(self) -> dict[SeriesKey, int]:
+        with self._lock:
+            rows = self._fetch("SELECT series_id, measurement, tags FROM sunarchive_series")
+        out: dict[SeriesKey, int] = {}
+        for sid, measurement, tags in rows:
+            profile = self.profiles.get(measurement)
+            values = json.loads(tags)
+            order = profile.tags if profile else tuple(values)
+            out[SeriesKey(measurement, tuple(values.get(t, "") for t in order))] = int(sid)
+        return out
+
+    def add_series(self, key: SeriesKey, series_id: int) -> None:
+        """Persist a series id (idempotent: adding a known id again changes nothing)."""
+        profile = self.profiles[key.measurement]
+        tags = json.dumps(dict(zip(profile.tags, key.tags, strict=True)))
+        p = self._p
+        with self._lock:
+            self._execute(f"INSERT INTO sunarchive_series SELECT {p}, {p}, {p} WHERE NOT EXISTS "
+                          f"(SELECT 1 FROM sunarchive_series WHERE series_id = {p})",
+                          [series_id, key.measurement, tags, series_id])
+
+    def write_events(self, events: list[Event]) -> None:
+        if not events:
+            return
+        p = self._p
+        with self._lock, self._transaction():
+            for e in events:
+                end = None if e.end_s is None else self.time_param(e.end_s)
+                self._execute(f"INSERT INTO sunarchive_events VALUES ({p}, {p}, {p}, {p}, {p}, "
+                              f"{p})", [self.time_param(e.time_s), end, e.kind, e.measurement,
+                                        e.series_id, e.message])
+
+    # -- writing -----------------------------------------------------------------------------
+    def last_batch(self, measurement: str) -> int:
+        """Id of the last writer batch committed for ``measurement`` (0 for none)."""
+        with self._lock:
+            rows = self._fetch("SELECT last_batch FROM sunarchive_writer_state "
+                               f"WHERE measurement = {self._p}", [measurement])
+        return int(rows[0][0]) if rows else 0
+
+    def write(self, fresh: StatsRows, merge: StatsRows, tags: dict[int, tuple[str, ...]],
+              batch_id: int | None = None) -> bool:
+        """Append ``fresh`` and merge ``merge`` into the 1 s tier in one transaction.
+
+        With ``batch_id``, the batch is recorded in the same transaction and a batch at or
+        below the last recorded one is skipped (returns False): a replay after a connection
+        lost during commit writes nothing twice.
+        """
+        measurement = fresh.measurement or merge.measurement
+        profile = self.profiles[measurement]
+        with self._lock, self._transaction():
+            if batch_id is not None and not self._claim_batch(measurement, batch_id):
+                return False
+            if len(fresh):
+                self._append(profile, profile.table("1s"), rows_to_arrow(profile, fresh, tags))
+            if len(merge):
+                self._merge_rows(profile, rows_to_arrow(profile, merge, tags))
+            self._after_write(profile, [fresh.time_s, merge.time_s], len(merge) > 0)
+        return True
+
+    def _claim_batch(self, measurement: str, batch_id: int) -> bool:
+        p = self._p
+        rows = self._fetch(f"SELECT last_batch FROM sunarchive_writer_state "
+                           f"WHERE measurement = {p}", [measurement])
+        if rows and int(rows[0][0]) >= batch_id:
+            return False
+        if rows:
+            self._execute(f"UPDATE sunarchive_writer_state SET last_batch = {p} "
+                          f"WHERE measurement = {p}", [batch_id, measurement])
+        else:
+            self._execute(f"INSERT INTO sunarchive_writer_state VALUES ({p}, {p})",
+                          [measurement, batch_id])
+        return True
+
+    def _after_write(self, profile: Profile, times: list[np.ndarray[Any, Any]],
+                     merged: bool) -> None:
+        """Remember which rollup buckets the written rows dirtied."""
+        self._mark_dirty(profile.name, times)
+
+    def _merge_rows(self, profile: Profile, incoming: pa.Table) -> None:
+        """Merge rows into stored 1 s rows of the same series and second (late samples)."""
+        table = self.q(profile.table("1s"))
+        cols = ", ".join(self.q(c) for c, _ in tier_columns(profile, "1s"))
+        self._load_incoming(profile, incoming)
+        source = (f"(SELECT {cols} FROM {table} t WHERE EXISTS (SELECT 1 FROM {INCOMING} i "
+                  f"WHERE t.series_id = i.series_id AND t.time = i.time) "
+                  f"UNION ALL SELECT {cols} FROM {INCOMING})")
+        merged = merge_select(profile, source, "src.time", self.dialect, same_bucket=True)
+        self._execute(f"CREATE TEMP TABLE _sunarchive_merged AS {merged}")
+        self._execute(f"DELETE FROM {table} USING {INCOMING} i "
+                      f"WHERE {table}.series_id = i.series_id AND {table}.time = i.time")
+        self._execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _sunarchive_merged")
+        self._execute(f"DROP TABLE {INCOMING}")
+        self._execute("DROP TABLE _sunarchive_merged")
+
+    def _mark_dirty(self, measurement: str, times: list[np.ndarray[Any, Any]]) -> None:
+        horizon = self._horizons.get((measurement, "5min"))
+        if horizon is None:
+            return
+        stamps = np.concatenate(times)
+        old = stamps[stamps < horizon]
+        if not len(old):
+            return
+        buckets = np.unique(old - old % TIER_SECONDS["5min"])
+        self._maybe_dirty.add(measurement)
+        p = self._p
+        for bucket in buckets:
+            self._execute(f"INSERT INTO sunarchive_dirty VALUES ({p}, {p})",
+                          [measurement, int(bucket)])
+
+    # -- rollups -----------------------------------------------------------------------------
+    def rollup(self, measurement: str, complete_until_s: int | None) -> int:
+        """Materialize complete buckets and re-materialize dirty ones; returns rows written.
+
+        Idempotent and resumable: horizons and the dirty list change in the same transaction
+        as the rows they describe.
+        """
+        profile = self.profiles[measurement]
+        if not self._rollup_due(measurement, complete_until_s):
+            return 0
+        written = 0
+        p = self._p
+        with self._lock, self._transaction():
+            dirty = [int(r[0]) for r in self._fetch(
+                f"SELECT DISTINCT bucket_s FROM sunarchive_dirty WHERE measurement = {p}",
+                [measurement])]
+            refreshed = [(b, b + TIER_SECONDS["5min"]) for b in dirty]
+            complete = complete_until_s
+            for tier in ROLLUP_TIERS:
+                ranges, horizon = self._plan(profile, tier, complete, refreshed)
+                for lo, hi in ranges:
+                    written += self._materialize(profile, tier, lo, hi)
+                if horizon is not None:
+                    self._save_horizon(measurement, tier, horizon)
+                refreshed = ranges
+                complete = horizon
+            self._execute(f"DELETE FROM sunarchive_dirty WHERE measurement = {p}", [measurement])
+        self._maybe_dirty.discard(measurement)
+        return written
+
+    def _rollup_due(self, measurement: str, complete_until_s: int | None) -> bool:
+        """Cheap check: is there a dirty bucket or a 5-minute bucket that became complete?"""
+        if measurement in self._maybe_dirty:
+            return True
+        old = self._horizons.get((measurement, "5min"))
+        if complete_until_s is None:
+            return False
+        return old is None or tier_floor("5min", complete_until_s, self.tz) > old
+
+    def _plan(self, profile: Profile, tier: str, complete: int | None,
+              source_ranges: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], int | None]:
+        old = self._horizons.get((profile.name, tier))
+        new = None if complete is None else tier_floor(tier, complete, self.tz)
+        if old is None and new is not None:
+            first = self._fetch(f"SELECT {self.dialect.epoch('MIN(time)')} FROM "
+                                f"{self.q(profile.table(TIER_SOURCE[tier]))}")
+            if not first or first[0][0] is None:
+                return [], None
+            old = tier_floor(tier, int(first[0][0]), self.tz)
+        ranges = []
+        if old is not None and new is not None and new > old:
+            ranges.append((old, new))
+        limit = max(old or 0, new or 0)
+        for lo, hi in source_ranges:
+            if lo < limit:
+                start = tier_floor(tier, lo, self.tz)
+                end = tier_next(tier, tier_floor(tier, min(hi, limit) - 1, self.tz), self.tz)
+                ranges.append((start, min(end, limit)))
+        horizon = None if old is None else max(old, new if new is not None else old)
+        return coalesce_ranges(ranges), horizon
+
+    def _materialize(self, profile: Profile, tier: str, lo: int, hi: int) -> int:
+        table = self.q(profile.table(tier))
+        self._execute(f"DELETE FROM {table} WHERE time >= {self.ts(lo)} AND time < {self.ts(hi)}")
+        select = self._rollup_select(profile, tier, lo, hi,
+                                     self.q(profile.table(TIER_SOURCE[tier])))
+        cols = ", ".join(self.q(c) for c, _ in tier_columns(profile, tier))
+        return max(self._execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM ({select}) "
+                                 f"AS r"), 0)
+
+    def _rollup_select(self, profile: Profile, tier: str, lo: int, hi: int,
+                       source: str) -> str:
+        filtered = (f"(SELECT * FROM {source} AS s WHERE time >= {self.ts(lo)} "
+                    f"AND time < {self.ts(hi)})")
+        if tier != "daily":
+            bucket = self.dialect.bucket(TIER_SECONDS[tier], "src.time")
+            return merge_select(profile, filtered, bucket, self.dialect)
+        return daily_select(profile, filtered, lo, hi, self.tz, self.dialect)
+
+    def _save_horizon(self, measurement: str, tier: str, horizon: int) -> None:
+        p = self._p
+        self._execute(f"DELETE FROM sunarchive_rollup_state WHERE measurement = {p} "
+                      f"AND tier = {p}", [measurement, tier])
+        self._execute(f"INSERT INTO sunarchive_rollup_state VALUES ({p}, {p}, {p})",
+                      [measurement, tier, horizon])
+        self._horizons[(measurement, tier)] = horizon
+
+    # -- retention ---------------------------------------------------------------------------
+    def apply_retention(self, now: datetime) -> dict[str, int]:
+        deleted: dict[str, int] = {}
+        with self._lock, self._transaction():
+            for profile in self.profiles.values():
+                for tier in ALL_TIERS:
+                    cutoff = self.retention_cutoff(profile, tier, now)
+                    if cutoff is None:
+                        continue
+                    gone = self._delete_before(profile, tier, cutoff)
+                    if gone:
+                        deleted[profile.table(tier)] = gone
+        return deleted
+
+    def retention_cutoff(self, profile: Profile, tier: str, now: datetime) -> int | None:
+        """Rows of ``tier`` before this instant may go (None: keep all).
+
+        The cutoff never passes the horizon of a rollup that reads the tier: raw data that a
+        rollup has not yet materialized is never dropped.
+        """
+        days = self.retention_of(profile, tier)
+        if days is None:
+            return None
+        cutoff = int((now - timedelta(days=days)).timestamp())
+        protected = self._protected_from(profile.name, tier)
+        return cutoff if protected is None else min(cutoff, protected)
+
+    def _delete_before(self, profile: Profile, tier: str, cutoff: int) -> int:
+        table = self.q(profile.table(tier))
+        return max(self._execute(f"DELETE FROM {table} WHERE time < {self.ts(cutoff)}"), 0)
+
+    def retention_of(self, profile: Profile, tier: str) -> float | None:
+        """Days ``tier`` of ``profile`` is kept: the profile's own setting, else the config's."""
+        own = profile.extra.get(f"retention_{tier}_days")
+        if own is None and tier == "1s":
+            own = profile.extra.get("retention_days")
+        if isinstance(own, int | float):
+            return float(own)
+        return self.retention_days.get(tier)
+
+    def _protected_from(self, measurement: str, tier: str) -> int | None:
+        """Rows at or after this instant feed a rollup not yet materialized: never drop them.
+
+        None when no rollup reads this tier.
+        """
+        consumers = [t for t, src in TIER_SOURCE.items() if src == tier]
+        if not consumers:
+            return None
+        bounds = [self._horizons.get((measurement, t)) for t in consumers]
+        return min(PROTECT_ALL if b is None else b for b in bounds)
+
+    # -- reading -----------------------------------------------------------------------------
+    def last_time_s(self, measurement: str) -> int | None:
+        table = self.q(self.profiles[measurement].table("1s"))
+        result = self._read_arrow(f"SELECT {self.dialect.epoch('MAX(time)')} AS t FROM {table}")
+        value = result.column(0)[0].as_py() if result.num_rows else None
+        return None if value is None else int(value)
+
+    def tier_relation(self, profile: Profile, tier: str, lo: int, hi: int) -> str:
+        """SQL for buckets of ``tier`` starting in [lo, hi): materialized + real-time part."""
+        table = self.q(profile.table(tier))
+        cols = ", ".join(self.q(c) for c, _ in tier_columns(profile, tier))
+        if tier == "1s":
+            return (f"(SELECT {cols} FROM {table} WHERE time >= {self.ts(lo)} "
+                    f"AND time < {self.ts(hi)})")
+        horizon = self._horizons.get((profile.name, tier))
+        done = lo if horizon is None else max(lo, min(horizon, hi))
+        parts = []
+        if horizon is not None and done > lo:
+            parts.append(f"SELECT {cols} FROM {table} WHERE time >= {self.ts(lo)} "
+                         f"AND time < {self.ts(done)}")
+        if done < hi:
+            start = tier_floor(tier, done, self.tz)
+            end = tier_next(tier, tier_floor(tier, hi - 1, self.tz), self.tz)
+            source = self.tier_relation(profile, TIER_SOURCE[tier], start, end)
+            live = self._rollup_select(profile, tier, start, end, source)
+            parts.append(f"SELECT {cols} FROM ({live}) AS live WHERE time >= {self.ts(done)} "
+                         f"AND time < {self.ts(hi)}")
+        if not parts:
+            return f"(SELECT {cols} FROM {table} WHERE false)"
+        return "(" + " UNION ALL ".join(parts) + ")"
+
+    def query_tier(self, measurement: str, tier: str, start_s: int, end_s: int,
+                   where: dict[str, str], columns: list[str] | None) -> pa.Table:
+        profile = self.profiles[measurement]
+        relation = self.tier_relation(profile, tier, start_s, end_s)
+        cols = ["time", *profile.tags, *(columns or [c.name for c in
+                                                     profile.stats_columns()])]
+        if tier == "daily":
+            cols.insert(1, "day")
+        conditions = " AND ".join(f"{self.q(k)} = {self._p}" for k in where) or "true"
+        select = ", ".join(self.q(c) for c in cols)
+        order = ", ".join(self.q(t) for t in profile.tags) or "1"
+        sql = (f"SELECT {select} FROM {relation} AS tier WHERE {conditions} "
+               f"ORDER BY time, {order}")
+        return self._read_arrow(sql, list(where.values()) or None)
+
+    @abstractmethod
+    def sql(self, text: str) -> QueryResult:
+        """Run read-only SQL."""
+
+    def event_rows(self, limit: int = 100) -> Iterator[dict[str, Any]]:
+        """Newest events first."""
+        table = self._read_arrow(f"SELECT * FROM sunarchive_events ORDER BY time DESC "
+                                 f"LIMIT {int(limit)}")
+        yield from table.to_pylist()
+
+
+def iso_seconds(seconds: int | None) -> str | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC).isoformat()
+
+
+def iso_time(value: datetime | None) -> str | None:
+    """ISO 8601 with offset of a stored time (naive values are UTC)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
