@@ -27,6 +27,7 @@ UNITLESS = {
     "database_password",
     "timezone",
     "profiles_dir",
+    "spool_dir",
     "queue_max_samples",
     "queue_full_policy",
     "duckdb_threads",
@@ -384,3 +385,22 @@ def test_docs_settings_md_up_to_date() -> None:
     assert DOCS.read_text(encoding="utf-8") == settings_markdown(), (
         "docs/settings.md is stale; regenerate with "
         "`python -m sunarchive.settings > docs/settings.md`")
+
+
+def test_upstream_database_variables(tmp_path: Path) -> None:
+    plain = load_settings(env={"DATABASE_URL": "postgresql://u@db:5433/solar"},
+                          dotenv_file=None)
+    assert plain.database_url == "postgresql://u@db:5433/solar"
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    timescale = load_settings(env={"TIMESCALE_HOST": "ts.local", "TIMESCALE_USER": "solar",
+                                   "TIMESCALE_DATABASE": "energy",
+                                   "TIMESCALE_PASSWORD_FILE": str(secret)}, dotenv_file=None)
+    assert timescale.database_url == "postgresql://solar@ts.local:5432/energy"
+    assert timescale.database_password is not None
+    assert timescale.database_password.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(timescale)
+    # our own variable wins over the upstream ones
+    ours = load_settings(env={"SUNARCHIVE_DATABASE_URL": "duckdb:///x.duckdb",
+                              "DATABASE_URL": "postgresql://u@db/solar"}, dotenv_file=None)
+    assert ours.database_url == "duckdb:///x.duckdb"

@@ -13,11 +13,12 @@ from sunarchive.model import require_aware
 from sunarchive.pipeline.accumulator import Accumulator
 from sunarchive.pipeline.agent import Agent
 from sunarchive.pipeline.live import LiveState
+from sunarchive.pipeline.spool import Spool
 from sunarchive.profiles import Profile, load_profiles
 from sunarchive.settings import Settings
 from sunarchive.sources.simulator import SimulatorConfig, SimulatorSource
-from sunarchive.storage.duckdb.store import DuckDBStore
-from sunarchive.storage.open import duckdb_path, live_file_for, open_duckdb
+from sunarchive.storage.open import SqlStore, StoreOptions, default_spool_dir, live_file_for_url
+from sunarchive.storage.open import open_store as open_url
 
 
 def profiles_for(settings: Settings) -> dict[str, Profile]:
@@ -29,18 +30,24 @@ def retention_of(settings: Settings) -> dict[str, float | None]:
             "1hour": settings.retention_1hour_days, "daily": settings.retention_daily_days}
 
 
-def open_store(settings: Settings, read_only: bool = False) -> DuckDBStore:
-    return open_duckdb(settings.database_url, profiles_for(settings), settings.timezone,
-                       settings.duckdb_memory_limit_mb, settings.duckdb_threads,
-                       read_only=read_only, retention_days=retention_of(settings))
+def store_options(settings: Settings) -> StoreOptions:
+    password = settings.database_password
+    return StoreOptions(profiles_for(settings), settings.timezone,
+                        settings.duckdb_memory_limit_mb, settings.duckdb_threads,
+                        retention_of(settings),
+                        None if password is None else password.get_secret_value())
+
+
+def open_store(settings: Settings, read_only: bool = False) -> SqlStore:
+    return open_url(settings.database_url, store_options(settings), read_only=read_only)
 
 
 def live_file(settings: Settings) -> Path:
-    return live_file_for(duckdb_path(settings.database_url))
+    return live_file_for_url(settings.database_url)
 
 
 @contextmanager
-def open_reader(settings: Settings) -> Iterator[DuckDBStore]:
+def open_reader(settings: Settings) -> Iterator[SqlStore]:
     store = open_store(settings, read_only=True)
     try:
         yield store
@@ -49,11 +56,8 @@ def open_reader(settings: Settings) -> Iterator[DuckDBStore]:
 
 
 @contextmanager
-def open_writer(settings: Settings) -> Iterator[tuple[DuckDBStore, list[str]]]:
-    store = DuckDBStore(duckdb_path(settings.database_url), profiles_for(settings),
-                        timezone=settings.timezone,
-                        memory_limit_mb=settings.duckdb_memory_limit_mb,
-                        threads=settings.duckdb_threads, retention_days=retention_of(settings))
+def open_writer(settings: Settings) -> Iterator[tuple[SqlStore, list[str]]]:
+    store = open_url(settings.database_url, store_options(settings), setup=False)
     try:
         yield store, store.setup()
     finally:
@@ -99,7 +103,7 @@ def demo_start(requested: datetime | None, stored_until_s: int | None,
 class App:
     """A store, its writer agent and the sources feeding it."""
 
-    store: DuckDBStore
+    store: SqlStore
     agent: Agent
     live: LiveState
     location: str
@@ -158,6 +162,7 @@ def build_app(settings: Settings, demo: bool) -> App:
     live = LiveState(live_file(settings), targets_hz=targets)
     accumulator = Accumulator(settings.queue_max_samples, settings.queue_full_policy,
                               settings.queue_put_timeout_s)
+    spool = Spool(settings.spool_dir or default_spool_dir(settings.database_url))
     agent = Agent(store, accumulator, settings.lateness_s, settings.commit_interval_s,
-                  settings.maintenance_interval_s, live)
-    return App(store, agent, live, str(store.path), configs, resumed)
+                  settings.maintenance_interval_s, live, spool)
+    return App(store, agent, live, store.location, configs, resumed)

@@ -31,7 +31,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", type=Path, help="DuckDB file (shorthand for "
                         "--database-url duckdb:///PATH)")
     parser.add_argument("--database-url", help="duckdb:///path (default "
-                        "duckdb:///./sunarchive-data/sunarchive.duckdb)")
+                        "duckdb:///./sunarchive-data/sunarchive.duckdb) or "
+                        "postgresql://user@host:port/dbname (TimescaleDB when the server "
+                        "has it, plain PostgreSQL otherwise); the password may come from "
+                        "SUNARCHIVE_DATABASE_PASSWORD(_FILE)")
     parser.add_argument("--timezone", help="IANA zone of the site for daily buckets "
                         "(default UTC)")
 
@@ -281,7 +284,10 @@ def cmd_setup(args: argparse.Namespace) -> int:
     from sunarchive.app import open_writer
 
     with open_writer(_settings(args)) as (store, changes):
-        location = str(getattr(store, "path", ""))
+        location = store.location
+        notes = list(getattr(store, "notes", []))
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     for change in changes:
         print(change)
     print(f"schema up to date ({len(changes)} changes) in {location}")

@@ -56,7 +56,12 @@ def _cell(value: Any) -> str:
 
 def print_status(info: dict[str, Any]) -> None:
     console = Console()
-    console.print(f"engine: {info['engine']} {info.get('duckdb_version', '')}")
+    version = info.get("duckdb_version") or info.get("server_version", "")
+    console.print(f"engine: {info['engine']} {version}")
+    if info.get("url"):
+        engine = info.get("extension") or info.get("timescaledb", {}).get("extension", "")
+        console.print(f"store: {info['url']} — {engine}, site time zone "
+                      f"{info.get('timezone')}, {info.get('events', 0)} events")
     if info.get("note"):
         console.print(info["note"])
     if "file_bytes" in info:
@@ -74,3 +79,27 @@ def print_status(info: dict[str, Any]) -> None:
                       "—" if t["bytes_per_row"] is None else f"{t['bytes_per_row']:.1f}",
                       t.get("rollup_horizon") or "—")
     console.print(table)
+    if info.get("timescaledb"):
+        print_timescale(console, info["timescaledb"])
+
+
+def print_timescale(console: Console, ts: dict[str, Any]) -> None:
+    """Hypertables with chunks and compression, and background jobs with their last run."""
+    hyper = Table(title="hypertables")
+    for column in ("hypertable", "chunks", "compressed", "before", "after", "saved"):
+        hyper.add_column(column)
+    for h in ts.get("hypertables", []):
+        before, after = h.get("before_bytes"), h.get("after_bytes")
+        hyper.add_row(h["hypertable"], str(h["chunks"]), str(h.get("compressed_chunks", 0)),
+                      "—" if before is None else f"{before / 1e6:.1f} MB",
+                      "—" if after is None else f"{after / 1e6:.1f} MB",
+                      "—" if h.get("saved_percent") is None else f"{h['saved_percent']}%")
+    console.print(hyper)
+    jobs = Table(title="background jobs")
+    for column in ("job", "what", "on", "every", "last run", "status", "runs/fails"):
+        jobs.add_column(column)
+    for j in ts.get("jobs", []):
+        jobs.add_row(str(j["job_id"]), j["application"], j["relation"] or "—", j["schedule"],
+                     j["last_run"] or "never", j["last_status"] or "—",
+                     f"{j['runs']}/{j['failures']}")
+    console.print(jobs)

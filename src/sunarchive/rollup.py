@@ -129,6 +129,34 @@ def merge_select(profile: Profile, source: str, bucket: str, d: Dialect,
             f"FROM ({inner}) AS g GROUP BY series_id, _bucket")
 
 
+def _single_pass_expr(col: ColumnSpec, d: Dialect) -> str:
+    """Merge expression without window functions (continuous aggregates allow none).
+
+    The pooled stddev uses E[x²] − mean², with E[x²] rebuilt per row from n·(σ² + avg²).
+    """
+    if col.merge != "stddev":
+        return _merge_expr(col, d, same_bucket=False)
+    assert col.count_column is not None and col.mean_column is not None
+    n, q, avg = d.quote(col.count_column), d.quote(col.name), d.quote(col.mean_column)
+    total = f"NULLIF(SUM({n}), 0)"
+    return (f"SQRT(GREATEST(SUM({n} * ({q} * {q} + {avg} * {avg})) / {total} "
+            f"- POWER(SUM({avg} * {n}) / {total}, 2), 0))")
+
+
+def single_pass_select(profile: Profile, source: str, bucket: str, d: Dialect,
+                       day: str = "") -> str:
+    """Like :func:`merge_select`, in one GROUP BY over ``source`` (for continuous aggregates).
+
+    ``day``, when given, is an aggregate expression for the daily tier's ``day`` column.
+    """
+    tags = "".join(f", MIN({d.quote(t)}) AS {d.quote(t)}" for t in profile.tags)
+    day_col = f", {day} AS day" if day else ""
+    stats = ", ".join(f"{_single_pass_expr(c, d)} AS {d.quote(c.name)}"
+                      for c in profile.stats_columns())
+    return (f"SELECT {bucket} AS time, series_id{day_col}{tags}, {stats} FROM {source} "
+            f"GROUP BY {bucket}, series_id")
+
+
 def floor_to(seconds: int, instant_s: int) -> int:
     """Start of the fixed-length bucket (UTC epoch seconds) containing ``instant_s``."""
     return instant_s - instant_s % seconds

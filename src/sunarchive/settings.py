@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import annotated_types
@@ -140,6 +141,10 @@ class Settings(BaseModel):
     database_password: SecretStr | None = Field(
         default=None, json_schema_extra={"secret": True},
         description="PostgreSQL password, if not in database_url.")
+    spool_dir: Path | None = Field(
+        default=None, description="Directory where write batches wait while the store is "
+        "unreachable, replayed in order once it answers (default: beside the DuckDB file, or "
+        "sunarchive-data/postgres-<server>.spool).")
     timezone: str = Field(default="UTC", description="IANA time zone of the site (e.g. "
                           "Europe/Berlin); used for daily rollups and display.")
     profiles_dir: Path | None = Field(default=None, description="Directory with extra "
@@ -591,6 +596,46 @@ def _error_message(error: Mapping[str, Any]) -> str:
     return message
 
 
+UPSTREAM_DATABASE_VARS = ("DATABASE_URL", "TIMESCALE_HOST", "TIMESCALE_PORT", "TIMESCALE_USER",
+                          "TIMESCALE_PASSWORD", "TIMESCALE_PASSWORD_FILE", "TIMESCALE_DATABASE")
+
+
+def _apply_upstream_database_env(layers: _Layers, env: Mapping[str, str]) -> None:
+    """Honour the upstream setups' variables when ``database_url`` was not given otherwise.
+
+    ``DATABASE_URL`` wins; else ``TIMESCALE_HOST`` (with ``TIMESCALE_PORT`` 5432,
+    ``TIMESCALE_USER`` postgres, ``TIMESCALE_DATABASE`` postgres) builds a ``postgresql://`` URL
+    and ``TIMESCALE_PASSWORD`` or ``TIMESCALE_PASSWORD_FILE`` gives ``database_password``.
+    """
+    if "database_url" in layers.data:
+        return
+    if env.get("DATABASE_URL"):
+        layers.set(("database_url",), env["DATABASE_URL"], "environment variable DATABASE_URL")
+        return
+    host = env.get("TIMESCALE_HOST")
+    if not host:
+        return
+    port = env.get("TIMESCALE_PORT", "5432")
+    user = quote(env.get("TIMESCALE_USER", "postgres"), safe="")
+    database = quote(env.get("TIMESCALE_DATABASE", "postgres"), safe="")
+    layers.set(("database_url",), f"postgresql://{user}@{host}:{port}/{database}",
+               "environment variables TIMESCALE_*")
+    if "database_password" in layers.data:
+        return
+    if env.get("TIMESCALE_PASSWORD"):
+        layers.set(("database_password",), env["TIMESCALE_PASSWORD"],
+                   "environment variable TIMESCALE_PASSWORD")
+    elif env.get("TIMESCALE_PASSWORD_FILE"):
+        path = Path(env["TIMESCALE_PASSWORD_FILE"])
+        try:
+            secret = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"environment variable TIMESCALE_PASSWORD_FILE: cannot read "
+                              f"{path}: {exc.strerror}") from None
+        layers.set(("database_password",), secret, "environment variable "
+                   "TIMESCALE_PASSWORD_FILE")
+
+
 def load_settings(config_file: Path | None = None,
                   overrides: Mapping[str, Any] | None = None,
                   env: Mapping[str, str] | None = None,
@@ -617,6 +662,7 @@ def load_settings(config_file: Path | None = None,
     if dotenv:
         _apply_env(layers, dotenv, lambda var: f"{dotenv_file} (variable {var})")
     _apply_env(layers, environ, lambda var: f"environment variable {var}")
+    _apply_upstream_database_env(layers, {**dotenv, **environ})
     for key, value in (overrides or {}).items():
         if value is not None:
             layers.set(tuple(key.split(".")), _drop_none(value), "override")

@@ -21,11 +21,14 @@ import numpy as np
 from sunarchive.model import Event, InputError, SampleBatch, SeriesKey, StatsRows
 from sunarchive.pipeline.accumulator import Accumulator
 from sunarchive.pipeline.live import LiveState
+from sunarchive.pipeline.spool import PendingWrite, Spool
 from sunarchive.reducer import Reducer, ReduceResult, concat_rows, select_rows
 from sunarchive.sources.base import Source
 from sunarchive.storage.base import Store
 
 log = logging.getLogger(__name__)
+RETRY_MIN_S, RETRY_MAX_S = 0.5, 30.0
+"""Backoff between attempts to write spooled batches while the store is unreachable."""
 COMMIT_SAMPLES = 500_000
 """Commit early once this many samples wait in the reducers (bounds memory in bulk ingest)."""
 
@@ -45,6 +48,7 @@ class WriterStats:
     last_write_at: float | None = None
     last_error: str | None = None
     gaps: int = 0
+    spooled_batches: int = 0
 
 
 class SeriesRegistry:
@@ -55,6 +59,24 @@ class SeriesRegistry:
         self._ids = store.load_series()
         self.tags: dict[int, tuple[str, ...]] = {i: k.tags for k, i in self._ids.items()}
         self.measurement_of: dict[int, str] = {i: k.measurement for k, i in self._ids.items()}
+        self.unsaved: dict[int, SeriesKey] = {}
+        """New series not yet persisted (saved before the next write; idempotent)."""
+
+    def adopt(self, item: PendingWrite) -> None:
+        """Learn the series of a batch spooled by an earlier run."""
+        for sid, tags in item.tags.items():
+            key = SeriesKey(item.measurement, tags)
+            if key not in self._ids:
+                self._ids[key] = sid
+                self.tags[sid] = tags
+                self.measurement_of[sid] = item.measurement
+                self.unsaved[sid] = key
+
+    def save_new(self) -> None:
+        """Persist new series; raises (and keeps them) when the store is unreachable."""
+        for sid, key in list(self.unsaved.items()):
+            self._store.add_series(key, sid)
+            del self.unsaved[sid]
 
     def ids_for(self, batch: SampleBatch) -> np.ndarray[Any, np.dtype[np.int32]]:
         ids = np.array([self.id_of(SeriesKey(batch.measurement, tuple(t)))
@@ -66,7 +88,7 @@ class SeriesRegistry:
         if found is not None:
             return found
         new = max(self._ids.values(), default=0) + 1
-        self._store.add_series(key, new)
+        self.unsaved[new] = key
         self._ids[key] = new
         self.tags[new] = key.tags
         self.measurement_of[new] = key.measurement
@@ -78,7 +100,7 @@ class Agent:
 
     def __init__(self, store: Store, accumulator: Accumulator, lateness_s: float = 2.0,
                  commit_interval_s: float = 1.0, maintenance_interval_s: float = 60.0,
-                 live: LiveState | None = None) -> None:
+                 live: LiveState | None = None, spool: Spool | None = None) -> None:
         self.store = store
         self.accumulator = accumulator
         self.lateness_s = lateness_s
@@ -95,7 +117,10 @@ class Agent:
         self._stop_writer = threading.Event()
         self._threads: list[threading.Thread] = []
         self._writer: threading.Thread | None = None
-        self._retry: list[tuple[StatsRows, StatsRows]] = []
+        self.spool = spool or Spool()
+        self._batch_ids: dict[str, int] = {}
+        self._retry_at = 0.0
+        self._backoff_s = RETRY_MIN_S
         self._pending_events: list[Event] = []
         self._next_maintenance = 0.0
 
@@ -105,7 +130,13 @@ class Agent:
 
     def start(self) -> None:
         """Catch up rollups left from an earlier run, then start the writer and sources."""
+        for item in self.spool.pending():
+            self._registry.adopt(item)
+            self._batch_ids[item.measurement] = max(self._batch_ids.get(item.measurement, 0),
+                                                    item.batch_id)
         for name in self.store.profiles:
+            stored_batch = self.store.last_batch(name)
+            self._batch_ids[name] = max(self._batch_ids.get(name, 0), stored_batch)
             last = self.store.last_time_s(name)
             self._stored_until[name] = last
             if last is not None:
@@ -155,6 +186,11 @@ class Agent:
         for batch in self.accumulator.drain():
             self._ingest(batch)
         self._commit(final=True)
+        self._drain_spool(force=True)
+        if len(self.spool):
+            where = self.spool.directory or "memory (lost on exit)"
+            log.error("store unreachable at stop: %d batches remain in the spool at %s; the "
+                      "next start writes them first", len(self.spool), where)
 
     def _ingest(self, batch: SampleBatch) -> None:
         profile = self.store.profiles.get(batch.measurement)
@@ -191,7 +227,8 @@ class Agent:
             self.stats.too_late_samples += result.too_late_samples
             self._pending_events.extend(result.events)
             self._write(name, result, reducer.closed_until_s)
-        self._retry_failed()
+        self._drain_spool()
+        self.stats.spooled_batches = len(self.spool)
         self._flush_events()
         if time.monotonic() >= self._next_maintenance:
             self._maintain()
@@ -201,20 +238,54 @@ class Agent:
 
     def _write(self, name: str, result: ReduceResult, closed_until: int | None) -> None:
         fresh, merge = self._route_overlap(name, result.fresh, result.merge)
-        if not len(fresh) and not len(merge) and closed_until is None:
+        if len(fresh) or len(merge):
+            batch_id = self._batch_ids.get(name, 0) + 1
+            self._batch_ids[name] = batch_id
+            ids = np.unique(np.concatenate([fresh.series_id, merge.series_id]))
+            tags = {int(i): self._registry.tags[int(i)] for i in ids}
+            item = PendingWrite(name, batch_id, fresh, merge, tags)
+            if len(self.spool) or not self._try_write(item):
+                self.spool.put(item)   # after older spooled batches: order is kept
+        self._drain_spool()
+        if not len(self.spool):
+            self._rollup(name, closed_until)
+
+    def _drain_spool(self, force: bool = False) -> None:
+        """Write spooled batches in order; stop at the first failure and back off."""
+        if not len(self.spool) or (not force and time.monotonic() < self._retry_at):
             return
+        while (item := self.spool.peek()) is not None and self._try_write(item):
+            self.spool.pop()
+
+    def _try_write(self, item: PendingWrite) -> bool:
         try:
-            self.store.write(fresh, merge, self._registry.tags)
-            self.stats.rows_written += len(fresh) + len(merge)
+            self._registry.save_new()
+            written = self.store.write(item.fresh, item.merge, item.tags, item.batch_id)
+        except Exception as exc:
+            self._write_failed(item, exc)
+            return False
+        if written:
+            self.stats.rows_written += item.rows()
             self.stats.commits += 1
             self.stats.last_write_at = time.time()
-            self.live.update_rows(fresh, self._registry.tags)
+            self.live.update_rows(item.fresh, self._registry.tags)
+        self._backoff_s = RETRY_MIN_S
+        return True
+
+    def _write_failed(self, item: PendingWrite, exc: Exception) -> None:
+        self.stats.write_errors += 1
+        self.stats.last_error = f"write to {item.measurement}: {type(exc).__name__}: {exc}"
+        self._retry_at = time.monotonic() + self._backoff_s
+        log.warning("write failed (%s); %d batches spooled, retrying in %.1f s",
+                    self.stats.last_error, len(self.spool), self._backoff_s)
+        self._backoff_s = min(self._backoff_s * 2, RETRY_MAX_S)
+
+    def _rollup(self, name: str, closed_until: int | None) -> None:
+        try:
             self.stats.rollup_rows += self.store.rollup(name, closed_until)
         except Exception as exc:
-            self.stats.write_errors += 1
-            self.stats.last_error = f"write to {name}: {type(exc).__name__}: {exc}"
-            log.exception("write failed; keeping %d rows for retry", len(fresh) + len(merge))
-            self._retry.append((fresh, merge))
+            self.stats.last_error = f"rollup of {name}: {type(exc).__name__}: {exc}"
+            log.warning("rollup failed; will retry: %s", self.stats.last_error)
 
     def _route_overlap(self, name: str, fresh: StatsRows,
                        merge: StatsRows) -> tuple[StatsRows, StatsRows]:
@@ -227,12 +298,6 @@ class Agent:
             self._stored_until[name] = None
             return fresh, merge
         return select_rows(fresh, ~old), concat_rows([merge, select_rows(fresh, old)])
-
-    def _retry_failed(self) -> None:
-        pending, self._retry = self._retry, []
-        for fresh, merge in pending:
-            name = fresh.measurement or merge.measurement
-            self._write(name, ReduceResult(fresh, merge), None)
 
     def _flush_events(self) -> None:
         if not self._pending_events:

@@ -92,6 +92,7 @@ class LiveState:
                 "rejected_batches": stats.rejected_batches,
                 "rejected_fields": stats.rejected_fields, "write_errors": stats.write_errors,
                 "gaps": stats.gaps, "last_error": stats.last_error,
+                "spooled_batches": stats.spooled_batches,
                 "last_write_at": stats.last_write_at, "queue_depth": accumulator.depth,
                 "samples_buffered": buffered, "samples_in": accumulator.stats.samples_in,
                 "values_in": accumulator.stats.values_in,
@@ -117,6 +118,7 @@ class LiveState:
             return
         self._last_write = time.time()
         tmp = self.path.with_suffix(".tmp")
+        tmp.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(json.dumps(self.snapshot()), encoding="utf-8")
         os.replace(tmp, self.path)
 

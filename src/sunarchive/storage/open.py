@@ -1,14 +1,35 @@
-"""Open the store a database URL names."""
+"""Open the store a database URL names: ``duckdb:///path`` or ``postgresql://...``."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from sunarchive.model import ConfigError
 from sunarchive.profiles.spec import Profile
 from sunarchive.storage.duckdb.store import DuckDBStore
+from sunarchive.storage.postgres.store import PostgresStore
 
 DUCKDB_PREFIX = "duckdb://"
+POSTGRES_PREFIXES = ("postgresql://", "postgres://")
+SqlStore = DuckDBStore | PostgresStore
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    """Everything needed to open a store besides the URL."""
+
+    profiles: dict[str, Profile]
+    timezone: str = "UTC"
+    memory_limit_mb: int = 256
+    threads: int = 2
+    retention_days: dict[str, float | None] | None = None
+    password: str | None = None
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith(POSTGRES_PREFIXES)
 
 
 def duckdb_path(url: str) -> Path:
@@ -21,27 +42,54 @@ def duckdb_path(url: str) -> Path:
         return Path(rest[1:])
     if "://" in url:
         scheme = url.split("://", 1)[0]
-        if scheme.startswith("postgres"):
-            raise ConfigError(f"database_url {scheme}://…: the PostgreSQL engine is not "
-                              "available in this version; use duckdb:///path")
-        raise ConfigError(f"database_url: unknown scheme {scheme!r}; use duckdb:///path")
+        raise ConfigError(f"database_url: unknown scheme {scheme!r}; use duckdb:///path or "
+                          "postgresql://user@host:port/dbname")
     return Path(url)
 
 
+def _server_slug(url: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", url.split("@")[-1].split("?")[0])
+
+
+def live_file_for_url(url: str) -> Path:
+    """Where a running instance publishes its live snapshot for the store at ``url``."""
+    if is_postgres(url):
+        return Path("sunarchive-data") / f"postgres-{_server_slug(url)}.live.json"
+    return live_file_for(duckdb_path(url))
+
+
+def default_spool_dir(url: str) -> Path:
+    """Where batches wait while the store at ``url`` is unreachable."""
+    if is_postgres(url):
+        return Path("sunarchive-data") / f"postgres-{_server_slug(url)}.spool"
+    path = duckdb_path(url)
+    return path.with_name(path.name + ".spool")
+
+
 def live_file_for(db_path: Path) -> Path:
-    """Where a running instance publishes its live snapshot for this store."""
+    """Where a running instance publishes its live snapshot for this DuckDB file."""
     return db_path.with_name(db_path.name + ".live.json")
 
 
-def open_duckdb(url: str, profiles: dict[str, Profile], timezone: str,
-                memory_limit_mb: int, threads: int, read_only: bool = False,
-                retention_days: dict[str, float | None] | None = None) -> DuckDBStore:
-    """Open (and for writers, set up) the DuckDB store at ``url``."""
-    store = DuckDBStore(duckdb_path(url), profiles, timezone=timezone,
-                        memory_limit_mb=memory_limit_mb, threads=threads,
-                        read_only=read_only, retention_days=retention_days)
-    if read_only:
-        store.load_state()
+def open_store(url: str, options: StoreOptions, read_only: bool = False,
+               setup: bool = True) -> SqlStore:
+    """Open the store at ``url``; readers load its state, writers set it up (unless
+    ``setup`` is False: the caller runs ``store.setup()`` itself)."""
+    store: SqlStore
+    if is_postgres(url):
+        store = PostgresStore(url, options.profiles, timezone=options.timezone,
+                              retention_days=options.retention_days, password=options.password,
+                              read_only=read_only)
     else:
-        store.setup()
+        store = DuckDBStore(duckdb_path(url), options.profiles, timezone=options.timezone,
+                            memory_limit_mb=options.memory_limit_mb, threads=options.threads,
+                            read_only=read_only, retention_days=options.retention_days)
+    try:
+        if read_only:
+            store.load_state()
+        elif setup:
+            store.setup()
+    except BaseException:
+        store.close()
+        raise
     return store

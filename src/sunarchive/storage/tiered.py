@@ -208,13 +208,18 @@ class TieredStore(ABC):
         table = self.q(profile.table("1s"))
         cols = ", ".join(self.q(c) for c, _ in tier_columns(profile, "1s"))
         self._load_incoming(profile, incoming)
-        source = (f"(SELECT {cols} FROM {table} t WHERE EXISTS (SELECT 1 FROM {INCOMING} i "
-                  f"WHERE t.series_id = i.series_id AND t.time = i.time) "
+        times = incoming.column("time").cast(pa.int64()).to_numpy() // 1_000_000
+        lo, hi = int(times.min()), int(times.max()) + 1
+        def span(alias: str) -> str:  # bounds let engines prune partitions
+            return f"{alias}.time >= {self.ts(lo)} AND {alias}.time < {self.ts(hi)}"
+
+        source = (f"(SELECT {cols} FROM {table} t WHERE {span('t')} AND EXISTS (SELECT 1 FROM "
+                  f"{INCOMING} i WHERE t.series_id = i.series_id AND t.time = i.time) "
                   f"UNION ALL SELECT {cols} FROM {INCOMING})")
         merged = merge_select(profile, source, "src.time", self.dialect, same_bucket=True)
         self._execute(f"CREATE TEMP TABLE _sunarchive_merged AS {merged}")
-        self._execute(f"DELETE FROM {table} USING {INCOMING} i "
-                      f"WHERE {table}.series_id = i.series_id AND {table}.time = i.time")
+        self._execute(f"DELETE FROM {table} USING {INCOMING} i WHERE {span(table)} AND "
+                      f"{table}.series_id = i.series_id AND {table}.time = i.time")
         self._execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _sunarchive_merged")
         self._execute(f"DROP TABLE {INCOMING}")
         self._execute("DROP TABLE _sunarchive_merged")

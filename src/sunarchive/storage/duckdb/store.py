@@ -44,6 +44,7 @@ class DuckDBStore(TieredStore):
                  retention_days: dict[str, float | None] | None = None) -> None:
         super().__init__(profiles, timezone, retention_days)
         self.path = path
+        self.location = str(path)
         self.read_only = read_only
         if not read_only:
             path.parent.mkdir(parents=True, exist_ok=True)

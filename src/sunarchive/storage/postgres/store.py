@@ -1,0 +1,398 @@
+"""The PostgreSQL engine: TimescaleDB when the server has it, plain PostgreSQL otherwise.
+
+One writer connection (autocommit, explicit transactions) and one reader connection. Rows go
+in with binary COPY. A lost connection raises :class:`TransientStoreError`; the next call
+reconnects, so the writer can spool and replay. Times are ``TIMESTAMPTZ``; sessions run in UTC.
+
+Layouts:
+
+* ``timescaledb`` — ``<m>_1s`` is a hypertable; the rollup tiers are hierarchical continuous
+  aggregates maintained by TimescaleDB's policies (:mod:`.timescale`).
+* ``plain`` — ``<m>_1s`` is range-partitioned; the rollup tiers are tables maintained by the
+  same program logic as the DuckDB engine (:mod:`sunarchive.storage.tiered`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import psycopg
+import pyarrow as pa
+
+from sunarchive.model import ConfigError, StatsRows, TransientStoreError
+from sunarchive.profiles.spec import Profile
+from sunarchive.rollup import ALL_TIERS, POSTGRES
+from sunarchive.storage.base import QueryResult
+from sunarchive.storage.postgres import timescale
+from sunarchive.storage.postgres.copy import encode_copy
+from sunarchive.storage.postgres.partitions import Partitions, create_plain_layout
+from sunarchive.storage.postgres.schema import create_bookkeeping
+from sunarchive.storage.tiered import INCOMING, TieredStore, iso_seconds, iso_time
+
+log = logging.getLogger(__name__)
+Q = POSTGRES.quote
+Con = psycopg.Connection[tuple[Any, ...]]
+PLAIN_WARNING = ("TimescaleDB is not available on this server ({why}); using the plain "
+                 "PostgreSQL fallback: partitioned 1 s tables and rollup tables maintained by "
+                 "sunarchive. Install TimescaleDB for continuous aggregates and compression.")
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}@{host}"
+
+
+class PostgresStore(TieredStore):
+    """Store on a PostgreSQL server, with or without TimescaleDB."""
+
+    engine = "postgres"
+    dialect = POSTGRES
+
+    def __init__(self, url: str, profiles: dict[str, Profile], timezone: str = "UTC",
+                 retention_days: dict[str, float | None] | None = None,
+                 password: str | None = None, read_only: bool = False,
+                 connect_timeout_s: int = 5, timescale_policies: bool = True) -> None:
+        super().__init__(profiles, timezone, retention_days)
+        self.url = url
+        self.location = redact(url)
+        self.read_only = read_only
+        self._password = password
+        self._connect_timeout_s = connect_timeout_s
+        self._timescale_policies = timescale_policies
+        self._writer_con: Con | None = None
+        self._reader_con: Con | None = None
+        self._read_lock = threading.Lock()
+        self.layout = "plain"
+        self.timescale_version: str | None = None
+        self.notes: list[str] = []
+        self.partitions = Partitions()
+        self._refresh_pending: dict[str, tuple[int, int]] = {}
+        self._writer_con = self._connect()  # a wrong URL fails here, clearly
+
+    # -- connections -------------------------------------------------------------------------
+    def _connect(self) -> Con:
+        try:
+            con: Con = psycopg.connect(self.url, password=self._password, autocommit=True,
+                                       connect_timeout=self._connect_timeout_s)
+        except psycopg.OperationalError as exc:
+            raise TransientStoreError(f"cannot connect to {redact(self.url)}: "
+                                      f"{str(exc).strip()}") from None
+        con.execute("SET TIME ZONE 'UTC'")
+        return con
+
+    @property
+    def _con(self) -> Con:
+        if self._writer_con is None or self._writer_con.closed:
+            self._writer_con = self._connect()
+        return self._writer_con
+
+    def _lost(self, exc: Exception) -> TransientStoreError:
+        """Forget a broken writer connection; the next call reconnects."""
+        if self._writer_con is not None:
+            with suppress(psycopg.Error):
+                self._writer_con.close()
+        self._writer_con = None
+        return TransientStoreError(f"PostgreSQL connection lost ({redact(self.url)}): "
+                                   f"{str(exc).strip()}")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        con = self._con
+        try:
+            with con.transaction():
+                yield
+        except psycopg.OperationalError as exc:
+            raise self._lost(exc) from None
+
+    def _execute(self, sql: str, params: Sequence[Any] | None = None) -> int:
+        try:
+            cur = self._con.execute(sql.encode(), params)
+        except psycopg.OperationalError as exc:
+            raise self._lost(exc) from None
+        return int(cur.rowcount)
+
+    def _fetch(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        try:
+            return self._con.execute(sql.encode(), params).fetchall()
+        except psycopg.OperationalError as exc:
+            raise self._lost(exc) from None
+
+    def _reader(self) -> Con:
+        if self._reader_con is None or self._reader_con.closed:
+            self._reader_con = self._connect()
+        return self._reader_con
+
+    def _read_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+        with self._read_lock:
+            for attempt in (1, 2):
+                try:
+                    cur = self._reader().execute(sql.encode(), params)
+                    return rows_table(cur)
+                except psycopg.OperationalError:
+                    self._reader_con = None
+                    if attempt == 2:
+                        raise
+        raise AssertionError("unreachable")
+
+    def _append(self, profile: Profile, table_name: str, rows: pa.Table) -> None:
+        if self.layout == "plain" and table_name == profile.table("1s") and rows.num_rows:
+            times = rows.column("time").cast(pa.int64()).to_numpy() // 1_000_000
+            self.partitions.ensure(self._con, profile, int(times.min()), int(times.max()))
+        self._copy(table_name, rows)
+
+    def _copy(self, table_name: str, rows: pa.Table) -> None:
+        cols = ", ".join(Q(c) for c in rows.column_names)
+        try:
+            with self._con.cursor() as cur, cur.copy(
+                    f"COPY {Q(table_name)} ({cols}) FROM STDIN (FORMAT BINARY)".encode()) as copy:
+                copy.write(encode_copy(rows))
+        except psycopg.OperationalError as exc:
+            raise self._lost(exc) from None
+
+    def _load_incoming(self, profile: Profile, rows: pa.Table) -> None:
+        self._execute(f"CREATE TEMP TABLE {INCOMING} (LIKE {Q(profile.table('1s'))})")
+        self._copy(INCOMING, rows)
+
+    # -- schema ------------------------------------------------------------------------------
+    def setup(self) -> list[str]:
+        """Create or upgrade everything (idempotent); decides the layout on first use."""
+        with self._lock:
+            changes: list[str] = []
+            with self._transaction():
+                create_bookkeeping(self._con)
+            self.layout, why = self._choose_layout()
+            if self.layout == "plain":
+                if why:
+                    warning = PLAIN_WARNING.format(why=why)
+                    log.warning(warning)
+                    self.notes.append(warning)
+                with self._transaction():
+                    for profile in self.profiles.values():
+                        changes.extend(create_plain_layout(self._con, profile))
+                        self.partitions.load(self._con, profile)
+                        now = int(time.time())
+                        changes.extend(f"created partition {p}" for p in
+                                       self.partitions.ensure_ahead(self._con, profile, now))
+            else:
+                changes.extend(self.create_aggregates())
+            self._load_horizons()
+            return changes
+
+    def load_state(self) -> None:
+        """For readers: learn the layout and rollup horizons without changing anything."""
+        with self._lock:
+            rows = self._fetch("SELECT value FROM sunarchive_meta WHERE key = 'layout'")
+            if not rows:
+                raise ConfigError(f"{redact(self.url)}: no sunarchive store here yet; run "
+                                  "`sunarchive setup` first")
+            self.layout = str(rows[0][0])
+            self.timescale_version = timescale.installed_version(self._con)
+            for profile in self.profiles.values():
+                self.partitions.load(self._con, profile)
+            self._load_horizons()
+
+    def _choose_layout(self) -> tuple[str, str]:
+        """('timescaledb' | 'plain', why not TimescaleDB); remembered in sunarchive_meta."""
+        rows = self._fetch("SELECT value FROM sunarchive_meta WHERE key = 'layout'")
+        stored = str(rows[0][0]) if rows else None
+        version, why = timescale.ensure_extension(self._con)
+        self.timescale_version = version
+        if stored == "plain" and version:
+            why = ""
+            self.notes.append("TimescaleDB is available, but this store was created with the "
+                              "plain layout; it keeps it.")
+        layout = stored or ("timescaledb" if version else "plain")
+        if layout == "timescaledb" and not version:
+            raise ConfigError(f"{redact(self.url)}: this store uses TimescaleDB, which is not "
+                              f"available now ({why})")
+        self._execute("INSERT INTO sunarchive_meta VALUES ('layout', %s) ON CONFLICT (key) "
+                      "DO UPDATE SET value = EXCLUDED.value", [layout])
+        return layout, why
+
+    def create_aggregates(self) -> list[str]:
+        """TimescaleDB: create or repair hypertables, aggregates and policies."""
+        if self.layout != "timescaledb":
+            return []
+        changes: list[str] = []
+        for profile in self.profiles.values():
+            changes.extend(timescale.create_layout(
+                self._con, profile, self.tz.key, self._retention_for(profile),
+                policies=self._timescale_policies))
+        return changes
+
+    def _retention_for(self, profile: Profile) -> dict[str, float | None]:
+        return {tier: self.retention_of(profile, tier) for tier in ALL_TIERS}
+
+    # -- TimescaleDB maintains the rollups itself ---------------------------------------------
+    def _after_write(self, profile: Profile, times: list[np.ndarray[Any, Any]],
+                     merged: bool) -> None:
+        if self.layout == "plain":
+            super()._after_write(profile, times, merged)
+            return
+        stamps = np.concatenate(times)
+        if not len(stamps):
+            return
+        lo, hi = int(stamps.min()), int(stamps.max()) + 1
+        if merged or lo < time.time() - timescale.REFRESH_LOOKBACK_S:
+            old = self._refresh_pending.get(profile.name)
+            self._refresh_pending[profile.name] = (min(lo, old[0]), max(hi, old[1])) if old \
+                else (lo, hi)
+
+    def rollup(self, measurement: str, complete_until_s: int | None) -> int:
+        if self.layout == "plain":
+            return super().rollup(measurement, complete_until_s)
+        window = self._refresh_pending.pop(measurement, None)
+        if window is not None:
+            try:
+                timescale.refresh(self._con, self.profiles[measurement], window[0], window[1],
+                                  self.tz)
+            except psycopg.OperationalError as exc:
+                self._refresh_pending[measurement] = window
+                raise self._lost(exc) from None
+        return 0
+
+    def refresh(self, measurement: str, start_s: int, end_s: int) -> int:
+        """Recompute rollups of [start_s, end_s) (idempotent); returns rows written."""
+        if self.layout == "timescaledb":
+            timescale.refresh(self._con, self.profiles[measurement], start_s, end_s, self.tz)
+            return 0
+        with self._lock:
+            p = self._p
+            with self._transaction():
+                for bucket in range(start_s - start_s % 300, end_s, 300):
+                    self._execute(f"INSERT INTO sunarchive_dirty VALUES ({p}, {p})",
+                                  [measurement, bucket])
+            self._maybe_dirty.add(measurement)
+            return self.rollup(measurement, None)
+
+    def tier_relation(self, profile: Profile, tier: str, lo: int, hi: int) -> str:
+        if self.layout == "plain" or tier == "1s":
+            return super().tier_relation(profile, tier, lo, hi)
+        return (f"(SELECT * FROM {Q(profile.table(tier))} WHERE time >= {self.ts(lo)} "
+                f"AND time < {self.ts(hi)})")
+
+    # -- retention ---------------------------------------------------------------------------
+    def apply_retention(self, now: datetime) -> dict[str, int]:
+        """Plain layout: drop old partitions and rollup rows. TimescaleDB: its job does it."""
+        if self.layout == "timescaledb":
+            return {}
+        with self._lock, self._transaction():
+            for profile in self.profiles.values():
+                self.partitions.ensure_ahead(self._con, profile, int(now.timestamp()))
+        return super().apply_retention(now)
+
+    def _delete_before(self, profile: Profile, tier: str, cutoff: int) -> int:
+        if tier == "1s":
+            return self.partitions.drop_before(self._con, profile, cutoff)
+        return super()._delete_before(profile, tier, cutoff)
+
+    def write(self, fresh: StatsRows, merge: StatsRows, tags: dict[int, tuple[str, ...]],
+              batch_id: int | None = None) -> bool:
+        if self.read_only:
+            raise ConfigError("this store was opened read-only")
+        return super().write(fresh, merge, tags, batch_id)
+
+    # -- reading -----------------------------------------------------------------------------
+    def sql(self, text: str) -> QueryResult:
+        with self._read_lock:
+            con = self._reader()
+            con.execute("BEGIN TRANSACTION READ ONLY")
+            try:
+                return QueryResult(rows_table(con.execute(text.encode())))
+            finally:
+                con.execute("ROLLBACK")
+
+    def status(self) -> dict[str, Any]:
+        tables = []
+        for profile in self.profiles.values():
+            for tier in ALL_TIERS:
+                name = profile.table(tier)
+                row = self._read_arrow(f"SELECT COUNT(*) AS n, MIN(time) AS first, "
+                                       f"MAX(time) AS last FROM {Q(name)}").to_pylist()[0]
+                if not row["n"]:
+                    continue
+                nbytes = timescale.relation_bytes(self._con, name, self.layout)
+                tables.append({
+                    "table": name, "measurement": profile.name, "tier": tier,
+                    "rows": int(row["n"]), "first": iso_time(row["first"]),
+                    "last": iso_time(row["last"]), "bytes": nbytes,
+                    "bytes_per_row": round(nbytes / row["n"], 1),
+                    "rollup_horizon": iso_seconds(self._horizons.get((profile.name, tier))),
+                })
+        events = self._fetch("SELECT COUNT(*) FROM sunarchive_events")
+        version = self._fetch("SHOW server_version")[0][0]
+        info: dict[str, Any] = {
+            "engine": "postgres", "server_version": str(version), "url": redact(self.url),
+            "layout": self.layout, "timezone": str(self.tz), "tables": tables,
+            "events": int(events[0][0]) if events else 0}
+        if self.layout == "timescaledb":
+            info["timescaledb"] = timescale.status(self._con, self.timescale_version)
+        else:
+            info["extension"] = "fallback: plain PostgreSQL"
+            info["partitions"] = {p.table("1s"): len(self.partitions.listing(self._con, p))
+                                  for p in self.profiles.values()}
+        return info
+
+    def chunks(self, table: str) -> list[dict[str, Any]]:
+        """Chunks (TimescaleDB) or partitions (plain) of a table, oldest first."""
+        profile = next((p for p in self.profiles.values() if table in
+                        (p.table(t) for t in ALL_TIERS)), None)
+        if profile is None:
+            raise ConfigError(f"unknown table {table!r}")
+        if self.layout == "timescaledb":
+            return timescale.chunks(self._con, table)
+        if table != profile.table("1s"):
+            raise ConfigError(f"{table} is a plain rollup table without partitions; only "
+                              f"{profile.table('1s')} is partitioned")
+        return self.partitions.listing(self._con, profile)
+
+    def compress(self, older_than_s: int) -> list[str]:
+        """TimescaleDB: compress 1 s chunks older than this (idempotent)."""
+        if self.layout != "timescaledb":
+            raise ConfigError("compression needs TimescaleDB; this store uses the plain "
+                              "PostgreSQL layout")
+        done: list[str] = []
+        for profile in self.profiles.values():
+            done.extend(timescale.compress(self._con, profile.table("1s"), older_than_s))
+        return done
+
+    def close(self) -> None:
+        for con in (self._writer_con, self._reader_con):
+            if con is not None and not con.closed:
+                con.close()
+        self._writer_con = self._reader_con = None
+
+
+def rows_table(cur: psycopg.Cursor[tuple[Any, ...]]) -> pa.Table:
+    """Arrow table of a cursor's rows; times become naive UTC like the DuckDB engine's."""
+    if cur.description is None:
+        return pa.table({})
+    names = [d.name for d in cur.description]
+    rows = cur.fetchall()
+    columns: dict[str, Any] = {}
+    for i, name in enumerate(names):
+        values = [r[i] for r in rows]
+        array = pa.array(values)
+        if pa.types.is_timestamp(array.type) and array.type.tz is not None:
+            array = array.cast(pa.timestamp("us", "UTC")).cast(pa.timestamp("us"))
+        key = name
+        while key in columns:
+            key += "_"
+        columns[key] = array
+    return pa.table(columns)
+
+
+def utc(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)

@@ -1,0 +1,316 @@
+"""TimescaleDB layout: hypertable, hierarchical continuous aggregates, compression, retention.
+
+Per profile:
+
+* ``<m>_1s`` — hypertable, chunk interval from the profile, compressed after
+  ``compress_after_days`` (default 7) segmented by ``series_id``;
+* ``<m>_5min`` ← ``<m>_1s``, ``<m>_1hour`` ← ``<m>_5min``, ``<m>_daily`` ← ``<m>_5min`` — continuous
+  aggregates of mergeable state (:func:`sunarchive.rollup.single_pass_select`), each with a
+  refresh policy and real-time aggregation switched on explicitly; the daily one buckets by the
+  site's local day (``time_bucket('1 day', time, '<zone>')``);
+* retention — one job per profile (``sunarchive_retention``) dropping chunks older than each
+  tier's retention, but never past the watermark of an aggregate that reads the tier: raw data
+  that is not yet materialized is never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+
+from sunarchive.profiles.spec import Profile
+from sunarchive.rollup import POSTGRES, ROLLUP_TIERS, TIER_SOURCE, single_pass_select, tier_floor
+from sunarchive.rollup import tier_next as next_bucket
+from sunarchive.storage.postgres.partitions import interval_seconds
+from sunarchive.storage.postgres.schema import add_missing_columns, column_defs, relation_kind
+
+Q = POSTGRES.quote
+Con = psycopg.Connection[tuple[Any, ...]]
+REFRESH_LOOKBACK_S = 5 * 3600
+"""Writes older than this are outside the 5-minute policy's window: refreshed explicitly."""
+BUCKETS = {"5min": "5 minutes", "1hour": "1 hour", "daily": "1 day"}
+POLICIES = {  # tier: (start_offset, end_offset, schedule_interval)
+    "5min": ("6 hours", "5 minutes", "5 minutes"),
+    "1hour": ("2 days", "1 hour", "30 minutes"),
+    "daily": ("7 days", "1 day", "1 hour"),
+}
+DEFAULT_COMPRESS_AFTER_DAYS = 7
+RETENTION_PROC = """
+CREATE OR REPLACE PROCEDURE sunarchive_retention(job_id INT, config JSONB)
+LANGUAGE plpgsql AS $$
+DECLARE
+    item JSONB;
+    cutoff TIMESTAMPTZ;
+    guard TIMESTAMPTZ;
+    reader TEXT;
+BEGIN
+    FOR item IN SELECT * FROM jsonb_array_elements(config -> 'tiers') LOOP
+        cutoff := now() - (item ->> 'keep_days')::DOUBLE PRECISION * INTERVAL '1 day';
+        FOR reader IN SELECT jsonb_array_elements_text(item -> 'read_by') LOOP
+            SELECT _timescaledb_functions.to_timestamp(
+                       _timescaledb_functions.cagg_watermark(ca.mat_hypertable_id))
+              INTO guard
+              FROM _timescaledb_catalog.continuous_agg ca
+             WHERE ca.user_view_name = reader AND ca.user_view_schema = current_schema();
+            cutoff := LEAST(cutoff, COALESCE(guard, '-infinity'::TIMESTAMPTZ));
+        END LOOP;
+        IF cutoff > '-infinity'::TIMESTAMPTZ THEN
+            PERFORM drop_chunks(item ->> 'relation', older_than => cutoff);
+        END IF;
+    END LOOP;
+END $$
+"""
+
+
+def installed_version(con: Con) -> str | None:
+    row = con.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
+                      ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def ensure_extension(con: Con) -> tuple[str | None, str]:
+    """Create the extension when the server has it; (version or None, why not)."""
+    version = installed_version(con)
+    if version:
+        return version, ""
+    row = con.execute("SELECT default_version FROM pg_available_extensions "
+                      "WHERE name = 'timescaledb'").fetchone()
+    if row is None:
+        return None, "the timescaledb extension is not installed on the server"
+    try:
+        with con.transaction():
+            con.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+    except psycopg.Error as exc:
+        return None, f"CREATE EXTENSION timescaledb failed: {str(exc).strip().splitlines()[0]}"
+    return installed_version(con), ""
+
+
+def create_layout(con: Con, profile: Profile, timezone: str,
+                  retention_days: dict[str, float | None], policies: bool = True) -> list[str]:
+    """Create or repair everything of one profile (idempotent)."""
+    changes = _hypertable(con, profile)
+    for tier in ROLLUP_TIERS:
+        changes.extend(_aggregate(con, profile, tier, timezone, policies))
+    if policies:
+        changes.extend(_compression(con, profile))
+        changes.extend(_retention_job(con, profile, retention_days))
+    return changes
+
+
+def _hypertable(con: Con, profile: Profile) -> list[str]:
+    table = profile.table("1s")
+    changes: list[str] = []
+    if relation_kind(con, table) is None:
+        con.execute(f"CREATE TABLE {Q(table)} ({column_defs(profile, '1s')})")
+        changes.append(f"created table {table}")
+    else:
+        changes.extend(add_missing_columns(con, profile, "1s"))
+    chunk = interval_seconds(profile.chunk_interval)
+    row = con.execute("SELECT create_hypertable(%s::regclass, 'time', chunk_time_interval => "
+                      "make_interval(secs => %s), if_not_exists => TRUE, "
+                      "create_default_indexes => FALSE)", [Q(table), chunk]).fetchone()
+    if row is not None and "true" in str(row[0]).lower():
+        changes.append(f"made {table} a hypertable (chunks of {profile.chunk_interval})")
+        con.execute(f"CREATE INDEX IF NOT EXISTS {Q(table + '_series_time')} ON {Q(table)} "
+                    "(series_id, time DESC)")
+    return changes
+
+
+def aggregate_sql(profile: Profile, tier: str, timezone: str) -> str:
+    source = Q(profile.table(TIER_SOURCE[tier]))
+    if tier == "daily":
+        zone = timezone.replace("'", "''")
+        bucket = f"time_bucket(INTERVAL '1 day', time, '{zone}')"
+        day = f"MIN((time AT TIME ZONE '{zone}')::DATE)"
+        return single_pass_select(profile, source, bucket, POSTGRES, day=day)
+    bucket = f"time_bucket(INTERVAL '{BUCKETS[tier]}', time)"
+    return single_pass_select(profile, source, bucket, POSTGRES)
+
+
+def _aggregate(con: Con, profile: Profile, tier: str, timezone: str,
+               policies: bool) -> list[str]:
+    view = profile.table(tier)
+    changes: list[str] = []
+    if relation_kind(con, view) is None:
+        con.execute(f"CREATE MATERIALIZED VIEW {Q(view)} WITH (timescaledb.continuous, "
+                    f"timescaledb.materialized_only = false) AS "
+                    f"{aggregate_sql(profile, tier, timezone)} WITH NO DATA")
+        changes.append(f"created continuous aggregate {view}")
+    else:
+        con.execute(f"ALTER MATERIALIZED VIEW {Q(view)} SET "
+                    "(timescaledb.materialized_only = false)")
+    if policies:
+        start, end, every = POLICIES[tier]
+        row = con.execute("SELECT add_continuous_aggregate_policy(%s::regclass, "
+                          "start_offset => %s::INTERVAL, end_offset => %s::INTERVAL, "
+                          "schedule_interval => %s::INTERVAL, if_not_exists => TRUE)",
+                          [Q(view), start, end, every]).fetchone()
+        if row is not None and row[0] is not None and _is_new_job(con, int(str(row[0]))):
+            changes.append(f"refresh policy on {view}: every {every}, window "
+                           f"[now - {start}, now - {end}]")
+    return changes
+
+
+def _is_new_job(con: Con, job_id: int) -> bool:
+    row = con.execute("SELECT total_runs FROM timescaledb_information.job_stats "
+                      "WHERE job_id = %s", [job_id]).fetchone()
+    return row is None
+
+
+def _compression(con: Con, profile: Profile) -> list[str]:
+    table = profile.table("1s")
+    days = profile.extra.get("compress_after_days", DEFAULT_COMPRESS_AFTER_DAYS)
+    enabled = con.execute("SELECT compression_enabled FROM timescaledb_information.hypertables"
+                          " WHERE hypertable_name = %s", [table]).fetchone()
+    changes: list[str] = []
+    if enabled is None or not enabled[0]:
+        con.execute(f"ALTER TABLE {Q(table)} SET (timescaledb.compress, "
+                    "timescaledb.compress_segmentby = 'series_id', "
+                    "timescaledb.compress_orderby = 'time')")
+        changes.append(f"compression enabled on {table} (segment by series_id)")
+    row = con.execute("SELECT add_compression_policy(%s::regclass, compress_after => "
+                      "make_interval(days => %s), if_not_exists => TRUE)",
+                      [Q(table), int(str(days))]).fetchone()
+    if row is not None and row[0] is not None and _is_new_job(con, int(str(row[0]))):
+        changes.append(f"compression policy on {table}: after {days} days")
+    return changes
+
+
+def retention_config(profile: Profile, retention_days: dict[str, float | None]
+                     ) -> dict[str, Any]:
+    """The retention job's config: per tier relation, days kept and the aggregates reading it."""
+    tiers = []
+    for tier in ("1s", *ROLLUP_TIERS):
+        days = retention_days.get(tier)
+        if days is None:
+            continue
+        readers = [profile.table(t) for t, src in TIER_SOURCE.items() if src == tier]
+        tiers.append({"relation": profile.table(tier), "keep_days": days, "read_by": readers})
+    return {"measurement": profile.name, "tiers": tiers}
+
+
+def _retention_job(con: Con, profile: Profile,
+                   retention_days: dict[str, float | None]) -> list[str]:
+    con.execute(RETENTION_PROC)
+    config = retention_config(profile, retention_days)
+    row = con.execute("SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = "
+                      "'sunarchive_retention' AND config ->> 'measurement' = %s",
+                      [profile.name]).fetchone()
+    if not config["tiers"]:
+        if row is not None:
+            con.execute("SELECT delete_job(%s)", [row[0]])
+            return [f"removed retention job of {profile.name} (keep forever)"]
+        return []
+    if row is not None:
+        con.execute("SELECT alter_job(%s, config => %s::JSONB)", [row[0], json.dumps(config)])
+        return []
+    con.execute("SELECT add_job('sunarchive_retention', INTERVAL '1 hour', "
+                "config => %s::JSONB)", [json.dumps(config)])
+    kept = ", ".join(f"{t['relation']} {t['keep_days']:g} d" for t in config["tiers"])
+    return [f"retention job for {profile.name}: {kept}"]
+
+
+def refresh(con: Con, profile: Profile, start_s: int, end_s: int, tz: ZoneInfo) -> None:
+    """Refresh the aggregates over [start_s, end_s), lowest tier first, bucket-aligned."""
+    for tier in ROLLUP_TIERS:
+        lo = tier_floor(tier, start_s, tz)
+        hi = next_bucket(tier, tier_floor(tier, end_s - 1, tz), tz)
+        con.execute("CALL refresh_continuous_aggregate(%s::regclass, %s, %s)",
+                    [Q(profile.table(tier)), _utc(lo), _utc(hi)])
+
+
+def _utc(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def compress(con: Con, table: str, older_than_s: int) -> list[str]:
+    """Compress chunks of ``table`` entirely older than ``older_than_s`` ago (idempotent)."""
+    rows = con.execute("SELECT compress_chunk(c, if_not_compressed => TRUE)::TEXT FROM "
+                       "show_chunks(%s::regclass, older_than => make_interval(secs => %s)) c",
+                       [Q(table), older_than_s]).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def _materialization(con: Con, view: str) -> str | None:
+    row = con.execute("SELECT materialization_hypertable_name FROM "
+                      "timescaledb_information.continuous_aggregates WHERE view_name = %s",
+                      [view]).fetchone()
+    return None if row is None else str(row[0])
+
+
+def relation_bytes(con: Con, name: str, layout: str) -> int:
+    """Bytes on disk of a tier: hypertable or aggregate (TimescaleDB), table or partitions."""
+    if layout == "timescaledb":
+        target = _materialization(con, name) or name
+        schema = "_timescaledb_internal" if target != name else None
+        qualified = f"{Q(schema)}.{Q(target)}" if schema else Q(target)
+        row = con.execute("SELECT hypertable_size(%s::regclass)", [qualified]).fetchone()
+    else:
+        row = con.execute("SELECT COALESCE((SELECT SUM(pg_total_relation_size(relid)) FROM "
+                          "pg_partition_tree(%s::regclass)), pg_total_relation_size(%s::regclass))",
+                          [Q(name), Q(name)]).fetchone()
+    return 0 if row is None or row[0] is None else int(str(row[0]))
+
+
+def chunks(con: Con, table: str) -> list[dict[str, Any]]:
+    """Chunks of a hypertable or of an aggregate's materialization, oldest first."""
+    target = _materialization(con, table) or table
+    sizes = {str(r[0]): int(str(r[1])) for r in con.execute(
+        "SELECT chunk_name, total_bytes FROM chunks_detailed_size(%s::regclass)",
+        [_qualified(con, target)]).fetchall()}
+    rows = con.execute("SELECT chunk_name, range_start, range_end, is_compressed FROM "
+                       "timescaledb_information.chunks WHERE hypertable_name = %s "
+                       "ORDER BY range_start", [target]).fetchall()
+    return [{"chunk": str(name), "range_start": start, "range_end": end,
+             "bytes": sizes.get(str(name), 0), "compressed": bool(compressed)}
+            for name, start, end, compressed in rows]
+
+
+def _qualified(con: Con, hypertable: str) -> str:
+    row = con.execute("SELECT hypertable_schema FROM timescaledb_information.hypertables "
+                      "WHERE hypertable_name = %s", [hypertable]).fetchone()
+    return f"{Q(str(row[0]))}.{Q(hypertable)}" if row else Q(hypertable)
+
+
+def status(con: Con, version: str | None) -> dict[str, Any]:
+    """Extension version, hypertables with chunk counts and compression, aggregates, jobs."""
+    hypertables = []
+    for name, chunk_count, compressed in con.execute(
+            "SELECT hypertable_name, num_chunks, compression_enabled FROM "
+            "timescaledb_information.hypertables WHERE hypertable_schema = current_schema() "
+            "ORDER BY 1").fetchall():
+        entry: dict[str, Any] = {"hypertable": name, "chunks": int(chunk_count),
+                                 "compression_enabled": bool(compressed)}
+        if compressed:
+            stats = con.execute(
+                "SELECT number_compressed_chunks, before_compression_total_bytes, "
+                "after_compression_total_bytes FROM hypertable_compression_stats(%s::regclass)",
+                [Q(name)]).fetchone()
+            if stats is not None and stats[1]:
+                before, after = int(stats[1]), int(stats[2])
+                entry.update(compressed_chunks=int(stats[0] or 0), before_bytes=before,
+                             after_bytes=after, ratio=round(before / after, 1) if after else None,
+                             saved_percent=round(100 * (1 - after / before), 1))
+        hypertables.append(entry)
+    aggregates = [{"view": str(v), "materialized_only": bool(m), "source": str(s)}
+                  for v, m, s in con.execute(
+                      "SELECT view_name, materialized_only, hypertable_name FROM "
+                      "timescaledb_information.continuous_aggregates ORDER BY 1").fetchall()]
+    jobs = [{"job_id": int(j), "application": str(app), "proc": str(proc),
+             "relation": None if rel is None else str(rel), "schedule": str(every),
+             "last_run": None if last is None else last.isoformat(),
+             "last_status": None if st is None else str(st),
+             "next_start": None if nxt is None else nxt.isoformat(),
+             "runs": int(runs or 0), "failures": int(fails or 0)}
+            for j, app, proc, rel, every, last, st, nxt, runs, fails in con.execute(
+                "SELECT j.job_id, j.application_name, j.proc_name, j.hypertable_name, "
+                "j.schedule_interval, s.last_run_started_at, s.last_run_status, s.next_start, "
+                "s.total_runs, s.total_failures FROM timescaledb_information.jobs j "
+                "LEFT JOIN timescaledb_information.job_stats s USING (job_id) "
+                "WHERE j.job_id >= 1000 ORDER BY j.job_id").fetchall()]
+    return {"extension": f"timescaledb {version}", "hypertables": hypertables,
+            "continuous_aggregates": aggregates, "jobs": jobs}
