@@ -7,9 +7,15 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+try:
+    from pg_server import fresh_database, throwaway_postgres
+except ImportError:  # tests/ imported as a package
+    from tests.pg_server import fresh_database, throwaway_postgres
 
 DEMO_START = "2026-06-21T09:00:00+02:00"
 DEMO_SECONDS = 7200
@@ -42,3 +48,31 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["write_errors"] == 0
     return db
+
+
+# -- PostgreSQL: a throwaway server per session, a fresh database per test --------------------
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """A PostgreSQL server: SUNARCHIVE_TEST_PG_URL, else one started here on a free port."""
+    given = os.environ.get("SUNARCHIVE_TEST_PG_URL")
+    if given:
+        yield given
+        return
+    with throwaway_postgres() as server:
+        yield server.url
+
+
+@pytest.fixture
+def pg_url(pg_server_url: str) -> str:
+    """URL of a new, empty database (plain PostgreSQL)."""
+    return fresh_database(pg_server_url)
+
+
+@pytest.fixture
+def timescale_url() -> str:
+    """URL of a new, empty database on a TimescaleDB server, or skip saying why."""
+    given = os.environ.get("SUNARCHIVE_TEST_TIMESCALE_URL")
+    if not given:
+        pytest.skip("SUNARCHIVE_TEST_TIMESCALE_URL is not set: no TimescaleDB server to test "
+                    "against (TimescaleDB is not in the package registries this CI can reach)")
+    return fresh_database(given)

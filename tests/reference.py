@@ -28,7 +28,7 @@ DuckDB store so that tests can compare what they produce with the reference.)
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -41,6 +41,7 @@ from sunarchive.model import Event, FieldKind, SeriesKey
 from sunarchive.profiles.spec import FieldSpec, Profile
 from sunarchive.reducer import Reducer, ReduceResult
 from sunarchive.storage.duckdb.store import DuckDBStore
+from sunarchive.storage.tiered import TieredStore
 
 NS = 1_000_000_000
 FIXED_TIERS = {"1s": 1, "5min": 300, "1hour": 3600}
@@ -372,16 +373,20 @@ class Harness:
     """
 
     def __init__(self, profile: Profile, folder: Path, zones: Iterable[str] = ("UTC",),
-                 series: Iterable[int] = (0,), lateness_s: float = 2.0) -> None:
+                 series: Iterable[int] = (0,), lateness_s: float = 2.0,
+                 open_store: Callable[[Profile, str], TieredStore] | None = None) -> None:
         self.profile = profile
         self.reducer = Reducer(profile, lateness_s=lateness_s)
         self.tags = {sid: tuple(f"{tag}{sid}" for tag in profile.tags) for sid in series}
         self.ids = {tags: sid for sid, tags in self.tags.items()}
-        self.stores: dict[str, DuckDBStore] = {}
+        self.stores: dict[str, TieredStore] = {}
         self.results: list[ReduceResult] = []
         for zone in zones:
-            path = folder / f"{zone.replace('/', '_')}.duckdb"
-            store = DuckDBStore(path, {profile.name: profile}, timezone=zone)
+            if open_store is None:
+                path = folder / f"{zone.replace('/', '_')}.duckdb"
+                store: TieredStore = DuckDBStore(path, {profile.name: profile}, timezone=zone)
+            else:
+                store = open_store(profile, zone)
             store.setup()
             for sid, tags in self.tags.items():
                 store.add_series(SeriesKey(profile.name, tags), sid)
@@ -424,7 +429,8 @@ class Harness:
             data = table.to_pylist()
             keyed = {(int(r["series_id"]), utc_seconds(r["time"])): r for r in data}
         else:
-            first = store.sql(f'SELECT epoch(MIN(time))::BIGINT AS lo, epoch(MAX(time))::BIGINT '
+            epoch = store.dialect.epoch
+            first = store.sql(f'SELECT {epoch("MIN(time)")} AS lo, {epoch("MAX(time)")} '
                               f'AS hi FROM "{self.profile.table("1s")}"').table.to_pylist()[0]
             if first["lo"] is None:
                 return {}

@@ -1,0 +1,257 @@
+"""The storage contract, run against every engine: DuckDB and a real plain PostgreSQL.
+
+The same scenarios go through the same reducer into each engine; every tier must equal the
+naive reference (and so the engines equal each other). PostgreSQL runs on a throwaway server
+started for the session (or ``SUNARCHIVE_TEST_PG_URL``), a fresh database per store.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from sunarchive.model import Event, SeriesKey, StatsRows
+from sunarchive.profiles import load_profiles
+from sunarchive.profiles.spec import Profile
+from sunarchive.storage.duckdb.store import DuckDBStore
+from sunarchive.storage.postgres.store import PostgresStore
+from sunarchive.storage.tiered import TieredStore
+
+try:
+    from pg_server import fresh_database
+    from reference import NS, Harness, RawSample, differences, reference_rows
+    from test_reducer_properties import (
+        LATENESS_S,
+        ZONES,
+        Scenario,
+        _feed,
+        _samples,
+        _utc,
+        make_profile,
+        scenarios,
+    )
+except ImportError:  # tests/ imported as a package
+    from tests.pg_server import fresh_database
+    from tests.reference import NS, Harness, RawSample, differences, reference_rows
+    from tests.test_reducer_properties import (
+        LATENESS_S,
+        ZONES,
+        Scenario,
+        _feed,
+        _samples,
+        _utc,
+        make_profile,
+        scenarios,
+    )
+
+ENGINES = ["duckdb", "postgres"]
+Opener = Callable[..., TieredStore]
+
+
+class Stores:
+    """Opens stores of one engine (fresh file or fresh database each) and closes them all."""
+
+    def __init__(self, engine: str, folder: Path, pg_server_url: str | None) -> None:
+        self.engine, self.folder, self.pg_server_url = engine, folder, pg_server_url
+        self.opened: list[TieredStore] = []
+
+    def open(self, profiles: dict[str, Profile], zone: str = "UTC",
+             retention: dict[str, float | None] | None = None) -> TieredStore:
+        store: TieredStore
+        if self.engine == "duckdb":
+            path = self.folder / f"s{len(self.opened)}.duckdb"
+            store = DuckDBStore(path, profiles, timezone=zone, retention_days=retention)
+        else:
+            assert self.pg_server_url is not None
+            store = PostgresStore(fresh_database(self.pg_server_url), profiles, timezone=zone,
+                                  retention_days=retention)
+        self.opened.append(store)
+        return store
+
+    def close(self) -> None:
+        for store in self.opened:
+            store.close()
+
+
+@pytest.fixture(params=ENGINES)
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
+    server = request.getfixturevalue("pg_server_url") if request.param == "postgres" else None
+    opened = Stores(request.param, tmp_path, server)
+    yield opened
+    opened.close()
+
+
+# -- every tier equals the reference on every engine -------------------------------------------
+@pytest.mark.parametrize("engine", ENGINES)
+@settings(max_examples=6, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(sc=scenarios)
+def test_every_tier_matches_reference(engine: str, sc: Scenario,
+                                      tmp_path_factory: pytest.TempPathFactory,
+                                      request: pytest.FixtureRequest) -> None:
+    server = request.getfixturevalue("pg_server_url") if engine == "postgres" else None
+    opened = Stores(engine, tmp_path_factory.mktemp(engine), server)
+    profile = make_profile(sc.max_gap_s)
+    samples = _samples(sc)
+    harness = Harness(profile, opened.folder, zones=ZONES, series=range(len(sc.modes)),
+                      lateness_s=LATENESS_S,
+                      open_store=lambda p, zone: opened.open({p.name: p}, zone))
+    try:
+        _feed(harness, samples, sc)
+        assert differences(reference_rows(profile, samples, "1s"), harness.rows("1s")) == []
+        for zone in ZONES:
+            for tier in ("5min", "1hour", "daily"):
+                want = reference_rows(profile, samples, tier, zone)
+                assert differences(want, harness.rows(tier, zone)) == [], (engine, tier, zone)
+    finally:
+        opened.close()
+
+
+def test_late_samples_merge_and_rollups_refresh(stores: Stores) -> None:
+    """A sample later than the allowance is merged into its stored second; the materialized
+    5-minute, hourly and daily rows are recomputed from the merged rows."""
+    profile = make_profile(5.0)
+    base = _utc(2026, 5, 4, 12, 0) * NS - 20 * NS
+    rng = random.Random(11)
+
+    def sample(t: int, volts: float) -> RawSample:
+        return RawSample(0, t, {"volts": volts, "watts": 100.0, "today": None,
+                                "lifetime": None, "mode": None, "alarm": None})
+
+    on_time = [sample(base + k * NS // 10, round(rng.uniform(220, 240), 2)) for k in range(300)]
+    harness = Harness(profile, stores.folder, lateness_s=LATENESS_S,
+                      open_store=lambda p, zone: stores.open({p.name: p}, zone))
+    for second in range(30):
+        harness.add(on_time[second * 10:(second + 1) * 10])
+        harness.close()
+    late = [sample(base + 5 * NS + 33_000_000, 999.0), sample(base + 12 * NS, 1.5)]
+    harness.add(late)
+    assert harness.close().too_late_samples == 2
+    harness.close(final=True)
+    every = on_time + late
+    got = harness.rows("1s")
+    assert got[(0, base // NS + 5)]["volts_max"] == 999.0
+    assert got[(0, base // NS + 5)]["sample_count"] == 11
+    for tier in ("5min", "1hour", "daily"):
+        want = reference_rows(profile, every, tier)
+        cols = {c for row in want.values() for c in row if c.startswith("volts_")}
+        trimmed = {k: {c: v for c, v in r.items() if c in cols} for k, r in want.items()}
+        assert differences(trimmed, harness.rows(tier)) == [], tier
+
+
+# -- series, events, batches, schema -----------------------------------------------------------
+def _rows(measurement: str, start_s: int, seconds: int, series: int = 1) -> StatsRows:
+    times = np.repeat(np.arange(start_s, start_s + seconds, dtype=np.int64), series)
+    ids = np.tile(np.arange(1, series + 1, dtype=np.int32), seconds)
+    n = len(times)
+    return StatsRows(measurement, times, ids, {
+        "voltage_avg": np.full(n, 40.0), "voltage_min": np.full(n, 39.0),
+        "voltage_max": np.full(n, 41.0), "voltage_stddev": np.full(n, 0.5),
+        "voltage_count": np.full(n, 10.0), "power_avg": np.full(n, 90.0),
+        "power_min": np.full(n, 80.0), "power_max": np.full(n, 100.0),
+        "power_stddev": np.full(n, 1.0), "power_count": np.full(n, 10.0),
+        "energy_wh": np.full(n, 0.025), "sample_count": np.full(n, 10.0),
+        "covered_s": np.ones(n)})
+
+
+PS100 = "ps100_readings"
+
+
+def _ps100_store(stores: Stores, **kwargs: object) -> TieredStore:
+    profiles = {PS100: load_profiles(None)[PS100]}
+    store = stores.open(profiles, **kwargs)  # type: ignore[arg-type]
+    store.setup()
+    for i in (1, 2):
+        store.add_series(SeriesKey(PS100, (f"panel_{i}",)), i)
+    return store
+
+
+def test_setup_is_idempotent(stores: Stores) -> None:
+    store = stores.open({PS100: load_profiles(None)[PS100]})
+    first = store.setup()
+    assert any("ps100_readings_1s" in change for change in first)
+    again = store.setup()
+    assert [c for c in again if "partition" not in c] == []
+
+
+def test_series_and_events_round_trip(stores: Stores) -> None:
+    store = _ps100_store(stores)
+    store.add_series(SeriesKey(PS100, ("panel_1",)), 1)  # again: no error, no duplicate
+    assert store.load_series() == {SeriesKey(PS100, ("panel_1",)): 1,
+                                   SeriesKey(PS100, ("panel_2",)): 2}
+    store.write_events([Event(1_780_000_000.25, "gap", PS100, "no data for 12 s", 2,
+                              1_780_000_012.25)])
+    events = list(store.event_rows())
+    assert len(events) == 1 and events[0]["kind"] == "gap" and events[0]["series_id"] == 2
+    assert events[0]["time"].replace(tzinfo=UTC).timestamp() == pytest.approx(1_780_000_000.25)
+
+
+def test_a_replayed_batch_is_written_once(stores: Stores) -> None:
+    store = _ps100_store(stores)
+    tags = {1: ("panel_1",), 2: ("panel_2",)}
+    start = 1_780_000_000
+    empty = StatsRows.empty(PS100)
+    assert store.write(_rows(PS100, start, 10, 2), empty, tags, batch_id=1)
+    assert not store.write(_rows(PS100, start, 10, 2), empty, tags, batch_id=1)
+    assert store.write(_rows(PS100, start + 10, 5, 2), empty, tags, batch_id=2)
+    assert store.last_batch(PS100) == 2
+    count = store.sql("SELECT COUNT(*) AS n FROM ps100_readings_1s").rows()[0][0]
+    assert count == 30
+
+
+def test_retention_keeps_what_rollups_still_need(stores: Stores) -> None:
+    store = _ps100_store(stores, retention={"1s": 1.0, "5min": None, "1hour": None,
+                                            "daily": None})
+    tags = {1: ("panel_1",), 2: ("panel_2",)}
+    now = datetime(2026, 6, 21, 12, tzinfo=UTC)
+    old = int((now - timedelta(days=3)).timestamp())
+    store.write(_rows(PS100, old, 600, 2), StatsRows.empty(PS100), tags)
+    # nothing rolled up yet: the 1 s rows feed a 5-minute bucket not materialized → kept
+    store.apply_retention(now)
+    assert store.sql("SELECT COUNT(*) FROM ps100_readings_1s").rows()[0][0] == 1200
+    # once rolled up past the retention cutoff, they go (PostgreSQL drops whole partitions)
+    store.rollup(PS100, int(now.timestamp()) - 86400)
+    store.apply_retention(now)
+    assert store.sql("SELECT COUNT(*) FROM ps100_readings_1s").rows()[0][0] == 0
+    five = store.sql("SELECT SUM(energy_wh) AS e, COUNT(*) AS n FROM ps100_readings_5min")
+    energy, rows = five.rows()[0]
+    assert rows == 4 and math.isclose(energy, 1200 * 0.025, rel_tol=1e-9)
+
+
+UPSTREAM = [
+    """SELECT panel_id, DATE(time) AS date, SUM(energy_wh) / 1000.0 AS daily_energy_kwh,
+       AVG(power_avg) AS avg_power, MAX(power_max) AS peak_power
+FROM ps100_readings_1s GROUP BY panel_id, DATE(time) ORDER BY date DESC, panel_id;""",
+    """SELECT DATE_TRUNC('hour', time) AS hour, COUNT(DISTINCT panel_id) AS active_panels,
+       SUM(power_avg) AS total_system_power, SUM(energy_wh) / 1000.0 AS hourly_energy_kwh
+FROM ps100_readings_1s GROUP BY 1 ORDER BY hour DESC;""",
+    "SELECT * FROM ps100_readings_5min WHERE time > NOW() - INTERVAL '24 hours';",
+    "SELECT * FROM ps100_readings_daily WHERE time > NOW() - INTERVAL '30 days';",
+    """SELECT panel_id, AVG(sample_count) AS avg_samples_per_second, MIN(sample_count),
+MAX(sample_count) FROM ps100_readings_1s WHERE time > NOW() - INTERVAL '1 hour'
+GROUP BY panel_id;""",
+]
+
+
+def test_upstream_queries_run_unchanged(stores: Stores) -> None:
+    store = _ps100_store(stores)
+    now = int(datetime.now(UTC).timestamp())
+    start = now - now % 300 - 1800
+    store.write(_rows(PS100, start, 1800, 2), StatsRows.empty(PS100),
+                {1: ("panel_1",), 2: ("panel_2",)})
+    store.rollup(PS100, start + 1800)
+    daily, hourly, five, days, per_panel = (store.sql(q) for q in UPSTREAM)
+    assert sum(r[2] for r in daily.rows()) == pytest.approx(2 * 1800 * 0.025 / 1000)
+    assert {r[1] for r in hourly.rows()} == {2}
+    assert len(five.rows()) == 2 * 6
+    assert {"time", "panel_id", "energy_wh", "power_avg"} <= set(five.columns)
+    assert {"time", "day", "panel_id", "energy_wh"} <= set(days.columns)
+    assert sorted((r[0], float(r[1])) for r in per_panel.rows()) == [("panel_1", 10.0),
+                                                                     ("panel_2", 10.0)]
