@@ -57,8 +57,11 @@ class ThrowawayPostgres:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
                   "-E", "UTF8", "--no-sync", "--locale=C")
         conf = {"listen_addresses": "'127.0.0.1'", "port": str(self.port),
+                # fsync off is safe for a crash of the server process (the OS keeps the
+                # files); synchronous_commit must stay on, or an immediate stop loses commits
+                # the writer was told had succeeded
                 "unix_socket_directories": f"'{self.root}'", "fsync": "off",
-                "synchronous_commit": "off", "full_page_writes": "off",
+                "full_page_writes": "off",
                 "max_connections": "50", **self.extra_conf}
         with (self.data / "postgresql.conf").open("a") as f:
             f.writelines(f"{k} = {v}\n" for k, v in conf.items())

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from sunarchive import output
+from sunarchive import maintenance, output
 from sunarchive.app import App, build_app
 from sunarchive.model import SunarchiveError
 from sunarchive.query import parse_time, run_query
@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     setup = sub.add_parser("setup", help="create or upgrade the schema (idempotent)")
     _common(setup)
     setup.set_defaults(handler=cmd_setup)
+    maintenance.add_parsers(sub, _common)
     return parser
 
 
@@ -136,6 +137,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def _settings(args: argparse.Namespace) -> Any:
     return load_settings(config_file=args.config, overrides=_overrides(args))
+
+
+settings_of = _settings
 
 
 # -- collector commands -------------------------------------------------------------------

@@ -269,6 +269,32 @@ class TieredStore(ABC):
         self._maybe_dirty.discard(measurement)
         return written
 
+    def refresh(self, measurement: str, start_s: int, end_s: int) -> int:
+        """Recompute every rollup bucket overlapping [start_s, end_s); returns rows written.
+
+        Idempotent and resumable: the buckets are first recorded as dirty in one transaction,
+        so an interrupted refresh finishes on the next rollup.
+        """
+        p = self._p
+        step = TIER_SECONDS["5min"]
+        with self._lock:
+            with self._transaction():
+                for bucket in range(start_s - start_s % step, end_s, step):
+                    self._execute(f"INSERT INTO sunarchive_dirty VALUES ({p}, {p})",
+                                  [measurement, bucket])
+            self._maybe_dirty.add(measurement)
+            return self.rollup(measurement, None)
+
+    def data_range(self, measurement: str) -> tuple[int, int] | None:
+        """First and last stored second of a measurement's 1 s tier (UTC epoch s)."""
+        table = self.q(self.profiles[measurement].table("1s"))
+        epoch = self.dialect.epoch
+        rows = self._read_arrow(f"SELECT {epoch('MIN(time)')} AS lo, {epoch('MAX(time)')} AS hi "
+                                f"FROM {table}").to_pylist()
+        if not rows or rows[0]["lo"] is None:
+            return None
+        return int(rows[0]["lo"]), int(rows[0]["hi"])
+
     def _rollup_due(self, measurement: str, complete_until_s: int | None) -> bool:
         """Cheap check: is there a dirty bucket or a 5-minute bucket that became complete?"""
         if measurement in self._maybe_dirty:

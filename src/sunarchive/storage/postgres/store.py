@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
@@ -135,16 +135,21 @@ class PostgresStore(TieredStore):
         return self._reader_con
 
     def _read_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+        return self._read(lambda con: rows_table(con.execute(sql.encode(), params)))
+
+    def _read(self, fetch: Callable[[Con], pa.Table]) -> pa.Table:
+        """Run a read on the reader connection; a connection lost since is renewed once."""
         with self._read_lock:
-            for attempt in (1, 2):
-                try:
-                    cur = self._reader().execute(sql.encode(), params)
-                    return rows_table(cur)
-                except psycopg.OperationalError:
-                    self._reader_con = None
-                    if attempt == 2:
-                        raise
-        raise AssertionError("unreachable")
+            try:
+                return fetch(self._reader())
+            except psycopg.OperationalError:
+                self._reader_con = None
+            try:
+                return fetch(self._reader())
+            except psycopg.OperationalError as exc:
+                self._reader_con = None
+                raise TransientStoreError(f"PostgreSQL unreachable ({redact(self.url)}): "
+                                          f"{str(exc).strip()}") from None
 
     def _append(self, profile: Profile, table_name: str, rows: pa.Table) -> None:
         if self.layout == "plain" and table_name == profile.table("1s") and rows.num_rows:
@@ -264,18 +269,10 @@ class PostgresStore(TieredStore):
         return 0
 
     def refresh(self, measurement: str, start_s: int, end_s: int) -> int:
-        """Recompute rollups of [start_s, end_s) (idempotent); returns rows written."""
         if self.layout == "timescaledb":
             timescale.refresh(self._con, self.profiles[measurement], start_s, end_s, self.tz)
             return 0
-        with self._lock:
-            p = self._p
-            with self._transaction():
-                for bucket in range(start_s - start_s % 300, end_s, 300):
-                    self._execute(f"INSERT INTO sunarchive_dirty VALUES ({p}, {p})",
-                                  [measurement, bucket])
-            self._maybe_dirty.add(measurement)
-            return self.rollup(measurement, None)
+        return super().refresh(measurement, start_s, end_s)
 
     def tier_relation(self, profile: Profile, tier: str, lo: int, hi: int) -> str:
         if self.layout == "plain" or tier == "1s":
@@ -306,13 +303,15 @@ class PostgresStore(TieredStore):
 
     # -- reading -----------------------------------------------------------------------------
     def sql(self, text: str) -> QueryResult:
-        with self._read_lock:
-            con = self._reader()
+        def read_only(con: Con) -> pa.Table:
             con.execute("BEGIN TRANSACTION READ ONLY")
             try:
-                return QueryResult(rows_table(con.execute(text.encode())))
+                return rows_table(con.execute(text.encode()))
             finally:
-                con.execute("ROLLBACK")
+                if not con.closed:
+                    con.execute("ROLLBACK")
+
+        return QueryResult(self._read(read_only))
 
     def status(self) -> dict[str, Any]:
         tables = []
