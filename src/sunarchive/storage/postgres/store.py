@@ -282,8 +282,11 @@ class PostgresStore(TieredStore):
 
     # -- retention ---------------------------------------------------------------------------
     def apply_retention(self, now: datetime) -> dict[str, int]:
-        """Plain layout: drop old partitions and rollup rows. TimescaleDB: its job does it."""
+        """Plain layout: drop old partitions and rollup rows. TimescaleDB: run the retention
+        procedure its background job runs (chunk drops; no row counts)."""
         if self.layout == "timescaledb":
+            for profile in self.profiles.values():
+                timescale.apply_retention(self._con, profile, self._retention_for(profile), now)
             return {}
         with self._lock, self._transaction():
             for profile in self.profiles.values():

@@ -49,7 +49,8 @@ DECLARE
     reader TEXT;
 BEGIN
     FOR item IN SELECT * FROM jsonb_array_elements(config -> 'tiers') LOOP
-        cutoff := now() - (item ->> 'keep_days')::DOUBLE PRECISION * INTERVAL '1 day';
+        cutoff := COALESCE((config ->> 'now')::TIMESTAMPTZ, now())
+                  - (item ->> 'keep_days')::DOUBLE PRECISION * INTERVAL '1 day';
         FOR reader IN SELECT jsonb_array_elements_text(item -> 'read_by') LOOP
             SELECT _timescaledb_functions.to_timestamp(
                        _timescaledb_functions.cagg_watermark(ca.mat_hypertable_id))
@@ -110,10 +111,12 @@ def _hypertable(con: Con, profile: Profile) -> list[str]:
     else:
         changes.extend(add_missing_columns(con, profile, "1s"))
     chunk = interval_seconds(profile.chunk_interval)
-    row = con.execute("SELECT create_hypertable(%s::regclass, 'time', chunk_time_interval => "
-                      "make_interval(secs => %s), if_not_exists => TRUE, "
-                      "create_default_indexes => FALSE)", [Q(table), chunk]).fetchone()
-    if row is not None and "true" in str(row[0]).lower():
+    known = con.execute("SELECT 1 FROM timescaledb_information.hypertables WHERE "
+                        "hypertable_name = %s", [table]).fetchone()
+    if known is None:
+        con.execute("SELECT create_hypertable(%s::regclass, 'time', chunk_time_interval => "
+                    "make_interval(secs => %s), create_default_indexes => FALSE)",
+                    [Q(table), chunk])
         changes.append(f"made {table} a hypertable (chunks of {profile.chunk_interval})")
         con.execute(f"CREATE INDEX IF NOT EXISTS {Q(table + '_series_time')} ON {Q(table)} "
                     "(series_id, time DESC)")
@@ -145,20 +148,20 @@ def _aggregate(con: Con, profile: Profile, tier: str, timezone: str,
                     "(timescaledb.materialized_only = false)")
     if policies:
         start, end, every = POLICIES[tier]
-        row = con.execute("SELECT add_continuous_aggregate_policy(%s::regclass, "
-                          "start_offset => %s::INTERVAL, end_offset => %s::INTERVAL, "
-                          "schedule_interval => %s::INTERVAL, if_not_exists => TRUE)",
-                          [Q(view), start, end, every]).fetchone()
-        if row is not None and row[0] is not None and _is_new_job(con, int(str(row[0]))):
+        before = _job_count(con)
+        con.execute("SELECT add_continuous_aggregate_policy(%s::regclass, "
+                    "start_offset => %s::INTERVAL, end_offset => %s::INTERVAL, "
+                    "schedule_interval => %s::INTERVAL, if_not_exists => TRUE)",
+                    [Q(view), start, end, every])
+        if _job_count(con) > before:
             changes.append(f"refresh policy on {view}: every {every}, window "
                            f"[now - {start}, now - {end}]")
     return changes
 
 
-def _is_new_job(con: Con, job_id: int) -> bool:
-    row = con.execute("SELECT total_runs FROM timescaledb_information.job_stats "
-                      "WHERE job_id = %s", [job_id]).fetchone()
-    return row is None
+def _job_count(con: Con) -> int:
+    row = con.execute("SELECT COUNT(*) FROM timescaledb_information.jobs").fetchone()
+    return 0 if row is None else int(str(row[0]))
 
 
 def _compression(con: Con, profile: Profile) -> list[str]:
@@ -172,10 +175,10 @@ def _compression(con: Con, profile: Profile) -> list[str]:
                     "timescaledb.compress_segmentby = 'series_id', "
                     "timescaledb.compress_orderby = 'time')")
         changes.append(f"compression enabled on {table} (segment by series_id)")
-    row = con.execute("SELECT add_compression_policy(%s::regclass, compress_after => "
-                      "make_interval(days => %s), if_not_exists => TRUE)",
-                      [Q(table), int(str(days))]).fetchone()
-    if row is not None and row[0] is not None and _is_new_job(con, int(str(row[0]))):
+    before = _job_count(con)
+    con.execute("SELECT add_compression_policy(%s::regclass, compress_after => "
+                "make_interval(days => %s), if_not_exists => TRUE)", [Q(table), int(str(days))])
+    if _job_count(con) > before:
         changes.append(f"compression policy on {table}: after {days} days")
     return changes
 
@@ -212,6 +215,15 @@ def _retention_job(con: Con, profile: Profile,
                 "config => %s::JSONB)", [json.dumps(config)])
     kept = ", ".join(f"{t['relation']} {t['keep_days']:g} d" for t in config["tiers"])
     return [f"retention job for {profile.name}: {kept}"]
+
+
+def apply_retention(con: Con, profile: Profile, retention_days: dict[str, float | None],
+                    now: datetime) -> None:
+    """Run the retention job's procedure now (the same code the background job runs)."""
+    config = retention_config(profile, retention_days)
+    if config["tiers"]:
+        config["now"] = now.isoformat()
+        con.execute("CALL sunarchive_retention(0, %s::JSONB)", [json.dumps(config)])
 
 
 def refresh(con: Con, profile: Profile, start_s: int, end_s: int, tz: ZoneInfo) -> None:
