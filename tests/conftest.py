@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 try:
-    from pg_server import fresh_database, throwaway_postgres
+    from pg_server import drop_database, fresh_database, throwaway_postgres
 except ImportError:  # tests/ imported as a package
-    from tests.pg_server import fresh_database, throwaway_postgres
+    from tests.pg_server import drop_database, fresh_database, throwaway_postgres
 
 DEMO_START = "2026-06-21T09:00:00+02:00"
 DEMO_SECONDS = 7200
@@ -63,16 +63,20 @@ def pg_server_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def pg_url(pg_server_url: str) -> str:
-    """URL of a new, empty database (plain PostgreSQL)."""
-    return fresh_database(pg_server_url)
+def pg_url(pg_server_url: str) -> Iterator[str]:
+    """URL of a new, empty database (plain PostgreSQL), dropped afterwards."""
+    url = fresh_database(pg_server_url)
+    yield url
+    drop_database(url)
 
 
 @pytest.fixture
-def timescale_url() -> str:
+def timescale_url() -> Iterator[str]:
     """URL of a new, empty database on a TimescaleDB server, or skip saying why."""
     given = os.environ.get("SUNARCHIVE_TEST_TIMESCALE_URL")
     if not given:
         pytest.skip("SUNARCHIVE_TEST_TIMESCALE_URL is not set: no TimescaleDB server to test "
                     "against (TimescaleDB is not in the package registries this CI can reach)")
-    return fresh_database(given)
+    url = fresh_database(given)
+    yield url
+    drop_database(url)

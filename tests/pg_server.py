@@ -101,6 +101,14 @@ def fresh_database(server_url: str) -> str:
     return server_url.rsplit("/", 1)[0] + "/" + name
 
 
+def drop_database(url: str) -> None:
+    """Drop a database made by :func:`fresh_database` (TimescaleDB runs a scheduler per
+    database: left behind, they use up the server's background workers)."""
+    server, name = url.rsplit("/", 1)
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as con:
+        con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @contextlib.contextmanager
 def throwaway_postgres(**extra_conf: str) -> Iterator[ThrowawayPostgres]:
     bindir = postgres_bindir()

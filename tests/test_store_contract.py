@@ -26,7 +26,7 @@ from sunarchive.storage.postgres.store import PostgresStore
 from sunarchive.storage.tiered import TieredStore
 
 try:
-    from pg_server import fresh_database
+    from pg_server import drop_database, fresh_database
     from reference import NS, Harness, RawSample, differences, reference_rows
     from test_reducer_properties import (
         LATENESS_S,
@@ -39,7 +39,7 @@ try:
         scenarios,
     )
 except ImportError:  # tests/ imported as a package
-    from tests.pg_server import fresh_database
+    from tests.pg_server import drop_database, fresh_database
     from tests.reference import NS, Harness, RawSample, differences, reference_rows
     from tests.test_reducer_properties import (
         LATENESS_S,
@@ -64,6 +64,7 @@ class Stores:
         """``pg_server_url``: the PostgreSQL (or TimescaleDB) server for those engines."""
         self.engine, self.folder, self.pg_server_url = engine, folder, pg_server_url
         self.opened: list[TieredStore] = []
+        self.databases: list[str] = []
 
     def open(self, profiles: dict[str, Profile], zone: str = "UTC",
              retention: dict[str, float | None] | None = None) -> TieredStore:
@@ -73,14 +74,17 @@ class Stores:
             store = DuckDBStore(path, profiles, timezone=zone, retention_days=retention)
         else:
             assert self.pg_server_url is not None
-            store = PostgresStore(fresh_database(self.pg_server_url), profiles, timezone=zone,
-                                  retention_days=retention)
+            url = fresh_database(self.pg_server_url)
+            self.databases.append(url)
+            store = PostgresStore(url, profiles, timezone=zone, retention_days=retention)
         self.opened.append(store)
         return store
 
     def close(self) -> None:
         for store in self.opened:
             store.close()
+        for url in self.databases:
+            drop_database(url)
 
 
 def server_for(engine: str, request: pytest.FixtureRequest) -> str | None:

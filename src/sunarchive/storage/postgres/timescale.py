@@ -288,6 +288,11 @@ def _qualified(con: Con, hypertable: str) -> str:
     return f"{Q(str(row[0]))}.{Q(hypertable)}" if row else Q(hypertable)
 
 
+def _finite(stamp: object) -> str | None:
+    """A timestamp as text, None for never (NULL or -infinity)."""
+    return None if stamp is None or "infinity" in str(stamp) else str(stamp)
+
+
 def status(con: Con, version: str | None) -> dict[str, Any]:
     """Extension version, hypertables with chunk counts and compression, aggregates, jobs."""
     hypertables = []
@@ -314,14 +319,13 @@ def status(con: Con, version: str | None) -> dict[str, Any]:
                       "timescaledb_information.continuous_aggregates ORDER BY 1").fetchall()]
     jobs = [{"job_id": int(j), "application": str(app), "proc": str(proc),
              "relation": None if rel is None else str(rel), "schedule": str(every),
-             "last_run": None if last is None else last.isoformat(),
-             "last_status": None if st is None else str(st),
-             "next_start": None if nxt is None else nxt.isoformat(),
-             "runs": int(runs or 0), "failures": int(fails or 0)}
+             "last_run": _finite(last), "last_status": None if st is None else str(st),
+             "next_start": _finite(nxt), "runs": int(runs or 0), "failures": int(fails or 0)}
             for j, app, proc, rel, every, last, st, nxt, runs, fails in con.execute(
                 "SELECT j.job_id, j.application_name, j.proc_name, j.hypertable_name, "
-                "j.schedule_interval, s.last_run_started_at, s.last_run_status, s.next_start, "
-                "s.total_runs, s.total_failures FROM timescaledb_information.jobs j "
+                "j.schedule_interval::TEXT, s.last_run_started_at::TEXT, s.last_run_status, "
+                "s.next_start::TEXT, s.total_runs, s.total_failures "
+                "FROM timescaledb_information.jobs j "
                 "LEFT JOIN timescaledb_information.job_stats s USING (job_id) "
                 "WHERE j.job_id >= 1000 ORDER BY j.job_id").fetchall()]
     return {"extension": f"timescaledb {version}", "hypertables": hypertables,
