@@ -276,3 +276,47 @@ def test_upstream_queries_run_unchanged(stores: Stores) -> None:
     assert {"time", "day", "panel_id", "energy_wh"} <= set(days.columns)
     assert sorted((r[0], float(r[1])) for r in per_panel.rows()) == [("panel_1", 10.0),
                                                                      ("panel_2", 10.0)]
+
+
+def test_named_and_group_by_tag_rollups(stores: Stores) -> None:
+    """health_checks names device_metrics_hourly/_daily (per device) and site_metrics_hourly
+    (all devices of a site merged: pooled mean and stddev, summed counts and increases)."""
+    profile = load_profiles(None)["health_checks"]
+    store = stores.open({profile.name: profile})
+    store.setup()
+    devices = {1: ("dev_a", "site_1"), 2: ("dev_b", "site_1"), 3: ("dev_c", "site_2")}
+    for sid, tags in devices.items():
+        store.add_series(SeriesKey(profile.name, tags), sid)
+    start = int(datetime(2026, 6, 20, 10, tzinfo=UTC).timestamp())
+    seconds = 3600
+    times = np.repeat(np.arange(start, start + seconds, dtype=np.int64), 3)
+    ids = np.tile(np.array([1, 2, 3], np.int32), seconds)
+    rng = np.random.default_rng(3)
+    n = len(times)
+    cols: dict[str, np.ndarray] = {c.name: np.full(n, np.nan)  # type: ignore[type-arg]
+                                   for c in profile.stats_columns()}
+    cpu = (ids * 10.0 + rng.normal(0, 1, n)).round(2)
+    cols.update(cpu_percent_avg=cpu, cpu_percent_min=cpu - 1, cpu_percent_max=cpu + 1,
+                cpu_percent_stddev=np.full(n, 0.5), cpu_percent_count=np.full(n, 2.0),
+                transactions_increase=np.full(n, 3.0), transactions_count=np.full(n, 1.0),
+                sample_count=np.full(n, 2.0), covered_s=np.ones(n))
+    store.write(StatsRows(profile.name, times, ids, cols), StatsRows.empty(profile.name),
+                devices)
+    store.rollup(profile.name, start + 2 * 86400)
+    device = {r[0]: r[1:] for r in store.sql(
+        "SELECT device_id, cpu_percent_avg, cpu_percent_count, transactions_increase "
+        "FROM device_metrics_hourly").rows()}
+    assert set(device) == {"dev_a", "dev_b", "dev_c"}
+    assert device["dev_a"][0] == pytest.approx(cpu[ids == 1].mean(), rel=1e-9)
+    sites = {r[0]: r[1:] for r in store.sql(
+        "SELECT site_id, cpu_percent_avg, cpu_percent_stddev, cpu_percent_count, "
+        "transactions_increase, sample_count FROM site_metrics_hourly").rows()}
+    assert set(sites) == {"site_1", "site_2"}
+    one_site = cpu[ids <= 2]
+    pooled_var = 0.25 + one_site.var()       # within-second 0.5² plus spread of the means
+    avg, std, count, increase, samples = sites["site_1"]
+    assert avg == pytest.approx(one_site.mean(), rel=1e-9)
+    assert std == pytest.approx(math.sqrt(pooled_var), rel=1e-6)
+    assert (count, increase, samples) == (2 * 2 * seconds, 2 * 3.0 * seconds, 2 * 2 * seconds)
+    daily = store.sql("SELECT COUNT(*) FROM device_metrics_daily").rows()[0][0]
+    assert daily == 3

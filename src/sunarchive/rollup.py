@@ -106,16 +106,20 @@ def _merge_expr(col: ColumnSpec, d: Dialect, same_bucket: bool) -> str:
 
 def merge_select(profile: Profile, source: str, bucket: str, d: Dialect,
                  same_bucket: bool = False, extra_select: str = "",
-                 join: str = "", extra_inner: str = "") -> str:
+                 join: str = "", extra_inner: str = "",
+                 group_by: tuple[str, ...] | None = None) -> str:
     """SELECT merging rows of ``source`` into buckets given by the SQL expression ``bucket``.
 
     ``source`` is a table name or a parenthesised subquery with the tier columns. The result
     has the tier's columns (``time`` = bucket start). ``same_bucket`` merges rows of the same
-    second (late samples): ``covered_s`` is then the maximum rather than the sum.
+    second (late samples): ``covered_s`` is then the maximum rather than the sum. With
+    ``group_by`` (tag names), rows of all series sharing those tags merge into one row per
+    bucket (e.g. every device of a site), and the result has no ``series_id``.
     """
     cols = profile.stats_columns()
     means = [c for c in cols if c.merge == "mean"]
-    window = f"PARTITION BY series_id, {bucket}"
+    keys = ["series_id"] if group_by is None else [d.quote(t) for t in group_by]
+    window = f"PARTITION BY {', '.join('src.' + k for k in keys)}, {bucket}"
     gm = ", ".join(
         f"SUM({d.quote(c.name)} * {d.quote(c.count_column or '')}) OVER w / "
         f"NULLIF(SUM({d.quote(c.count_column or '')}) OVER w, 0) AS {d.quote('_gm_' + c.name)}"
@@ -123,10 +127,25 @@ def merge_select(profile: Profile, source: str, bucket: str, d: Dialect,
     head = f"SELECT src.*, {bucket} AS _bucket{extra_inner}"
     inner = (f"{head}, {gm} FROM {source} AS src {join} WINDOW w AS ({window})" if gm
              else f"{head} FROM {source} AS src {join}")
-    tags = "".join(f", MIN({d.quote(t)}) AS {d.quote(t)}" for t in profile.tags)
+    if group_by is None:
+        heads = "series_id" + "".join(f", MIN({d.quote(t)}) AS {d.quote(t)}"
+                                      for t in profile.tags)
+    else:
+        heads = ", ".join(keys)
     stats = ", ".join(f"{_merge_expr(c, d, same_bucket)} AS {d.quote(c.name)}" for c in cols)
-    return (f"SELECT _bucket AS time, series_id{tags}{extra_select}, {stats} "
-            f"FROM ({inner}) AS g GROUP BY series_id, _bucket")
+    return (f"SELECT _bucket AS time, {heads}{extra_select}, {stats} "
+            f"FROM ({inner}) AS g GROUP BY {', '.join(keys)}, _bucket")
+
+
+def named_rollup_select(profile: Profile, tier: str, group_by: tuple[str, ...] | None,
+                        d: Dialect) -> str:
+    """A profile's named rollup: the tier itself, or its rows merged across the series that
+    share the ``group_by`` tags."""
+    table = d.quote(profile.table(tier))
+    if group_by is None:
+        return f"SELECT * FROM {table}"
+    day = ", MIN(day) AS day" if tier == "daily" else ""
+    return merge_select(profile, table, "src.time", d, extra_select=day, group_by=group_by)
 
 
 def _single_pass_expr(col: ColumnSpec, d: Dialect) -> str:

@@ -8,10 +8,18 @@ from pathlib import Path
 import yaml
 
 from sunarchive.model import ConfigError, FieldKind
-from sunarchive.profiles.spec import IDENTIFIER, RESERVED_COLUMNS, FieldSpec, Profile
+from sunarchive.profiles.spec import (
+    IDENTIFIER,
+    RESERVED_COLUMNS,
+    FieldSpec,
+    NamedRollup,
+    Profile,
+)
 
 PROFILE_KEYS = {"name", "description", "tags", "fields", "sample_rate_hz", "max_gap_s",
-                "chunk_interval", "extra"}
+                "chunk_interval", "extra", "rollups"}
+ROLLUP_KEYS = {"tier", "group_by"}
+ROLLUP_TIERS = ("5min", "1hour", "daily")
 FIELD_KEYS = {"unit", "kind", "description", "energy_column", "max_rate_per_s", "decimals"}
 
 
@@ -94,9 +102,38 @@ def parse_profile(data: object, source: str) -> Profile:
         chunk_interval=str(data.get("chunk_interval", "1 day")),
         source_file=source,
         extra=dict(data.get("extra") or {}),
+        rollups=_parse_rollups(source, data.get("rollups"), tags),
     )
     _check_columns(profile)
     return profile
+
+
+def _parse_rollups(source: str, raw: object, tags: tuple[str, ...]
+                   ) -> tuple[NamedRollup, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise _fail(source, "rollups", "must map rollup names to {tier, group_by}")
+    out = []
+    for name, spec in raw.items():
+        key = f"rollups.{name}"
+        _identifier(source, key, name)
+        if not isinstance(spec, dict) or set(spec) - ROLLUP_KEYS:
+            raise _fail(source, key, "must be a mapping with 'tier' and optional 'group_by'")
+        tier = spec.get("tier")
+        if tier not in ROLLUP_TIERS:
+            raise _fail(source, f"{key}.tier", f"{tier!r} is not one of "
+                        f"{', '.join(ROLLUP_TIERS)}")
+        group = spec.get("group_by")
+        if group is not None:
+            if not isinstance(group, list) or not group:
+                raise _fail(source, f"{key}.group_by", "must be a non-empty list of tags")
+            for tag in group:
+                if tag not in tags:
+                    raise _fail(source, f"{key}.group_by", f"{tag!r} is not a tag of this "
+                                f"profile ({', '.join(tags)})")
+        out.append(NamedRollup(str(name), str(tier), None if group is None else tuple(group)))
+    return tuple(out)
 
 
 def _check_columns(profile: Profile) -> None:

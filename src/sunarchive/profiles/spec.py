@@ -104,6 +104,19 @@ COMMON_COLUMNS = [
 
 
 @dataclass(frozen=True)
+class NamedRollup:
+    """A rollup a profile names: a tier under another name, or merged across series.
+
+    ``group_by`` None keeps one row per series; a tuple of tag names merges every series
+    sharing those tags (e.g. ``(site_id,)``: all devices of a site together).
+    """
+
+    name: str
+    tier: str
+    group_by: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class Profile:
     """A measurement schema: tags, fields and storage hints."""
 
@@ -116,6 +129,7 @@ class Profile:
     chunk_interval: str = "1 day"
     source_file: str = "<builtin>"
     extra: dict[str, object] = field(default_factory=dict, compare=False)
+    rollups: tuple[NamedRollup, ...] = ()
 
     def stats_columns(self) -> list[ColumnSpec]:
         """All statistics columns (common ones first), in table order."""

@@ -32,6 +32,7 @@ from sunarchive.rollup import (
     coalesce_ranges,
     daily_select,
     merge_select,
+    named_rollup_select,
     tier_floor,
     tier_next,
 )
@@ -108,6 +109,25 @@ class TieredStore(ABC):
     def time_param(self, seconds: float) -> datetime:
         """A query parameter for an instant in the engine's time column type."""
         return datetime.fromtimestamp(seconds, UTC)
+
+    # -- named rollups ----------------------------------------------------------------------
+    def ensure_named_rollups(self) -> list[str]:
+        """Views for the rollups profiles name (e.g. ``site_metrics_hourly``); idempotent."""
+        changes = []
+        for profile in self.profiles.values():
+            for rollup in profile.rollups:
+                exists = self._fetch("SELECT 1 FROM information_schema.tables WHERE "
+                                     f"table_name = {self._p}", [rollup.name])
+                self._execute(f"DROP VIEW IF EXISTS {self.q(rollup.name)}")
+                select = named_rollup_select(profile, rollup.tier, rollup.group_by,
+                                             self.dialect)
+                self._execute(f"CREATE VIEW {self.q(rollup.name)} AS {select}")
+                if not exists:
+                    by = (f" per {', '.join(rollup.group_by)}" if rollup.group_by
+                          else " per series")
+                    changes.append(f"created view {rollup.name} ({profile.table(rollup.tier)}"
+                                   f"{by})")
+        return changes
 
     # -- state -------------------------------------------------------------------------------
     def _load_horizons(self) -> None:

@@ -114,6 +114,7 @@ class DuckDBStore(TieredStore):
     def setup(self) -> list[str]:
         with self._lock:
             changes = create_schema(self._con, self.profiles.values())
+            changes.extend(self.ensure_named_rollups())
             self._load_horizons()
             return changes
 

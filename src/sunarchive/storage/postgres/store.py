@@ -192,6 +192,8 @@ class PostgresStore(TieredStore):
                                        self.partitions.ensure_ahead(self._con, profile, now))
             else:
                 changes.extend(self.create_aggregates())
+            with self._transaction():
+                changes.extend(self.ensure_named_rollups())
             self._load_horizons()
             return changes
 
