@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/reduce.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/query.py
+	$(BIN)/python bench/pg_engine.py
 
 clean:
 	rm -rf $(VENV) sunarchive-data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -22,12 +23,26 @@ DEMO_SECONDS = 7200
 DEMO_PANELS = 4
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment without SUNARCHIVE_*/upstream database variables; collectors serve
+    their API on a free port so parallel or leftover servers never collide."""
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("SUNARCHIVE_", "TIMESCALE_")) and k != "DATABASE_URL"}
+    clean["SUNARCHIVE_HTTP_PORT"] = str(free_port())
+    clean.update(extra or {})
+    return clean
+
+
 def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
         check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run ``python -m sunarchive`` with a clean SUNARCHIVE_* environment."""
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("SUNARCHIVE_", "TIMESCALE_")) and k != "DATABASE_URL"}
-    clean.update(env or {})
+    clean = clean_env(env)
     # run outside the checkout so a developer's .env cannot change what the tests see
     result = subprocess.run([sys.executable, "-m", "sunarchive", *args],
                             cwd=cwd or Path(tempfile.gettempdir()), env=clean,

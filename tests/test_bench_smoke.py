@@ -103,3 +103,15 @@ def test_query_smoke(tmp_path: Path) -> None:
     assert again["params"]["reused_db"]
     assert again["build"] is None
     assert again["storage"]["rows_1s"] == 86_400
+
+
+def test_pg_engine_smoke() -> None:
+    """One day of one panel into a throwaway PostgreSQL; TimescaleDB reported as skipped when
+    no server is configured."""
+    result = run_bench("pg_engine.py", "--days", "1", "--panels", "1", "--reps", "2",
+                       "--timescale-url", "")
+    plain = result["plain"]
+    assert plain["layout"] == "plain" and plain["ingest"]["rows"] == 86400
+    assert positive(plain["ingest"]["rows_per_s"]) and plain["ingest"]["rollup_rows"] > 0
+    assert positive(plain["queries"]["today_5min_all_panels"]["p50_ms"])
+    assert "skipped" in result["timescaledb"]

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,13 +13,11 @@ from pathlib import Path
 
 import duckdb
 
-from conftest import cli
+from conftest import clean_env, cli
 
 
 def _start(*args: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SUNARCHIVE_", "TIMESCALE_")) and k != "DATABASE_URL"}
-    return subprocess.Popen([sys.executable, "-m", "sunarchive", *args], env=env,
+    return subprocess.Popen([sys.executable, "-m", "sunarchive", *args], env=clean_env(),
                             cwd=tempfile.gettempdir(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -106,9 +103,12 @@ def test_monitor_attaches_to_running_collector(tmp_path: Path) -> None:
         assert sorted(e["tags"][0] for e in panels) == ["panel_1", "panel_2"]
         assert all(e["values"]["power_avg"] > 20 for e in panels)  # solstice noon
         assert all(0 <= e["buffered"] <= 40 for e in panels)  # ≈ lateness × 10 Hz
+        # the collector holds the file: status asks it through its API
         status = json.loads(cli("status", "--db", str(db), "--json").stdout)
-        assert "in use by another sunarchive process" in status["note"]
+        assert "answered by the running instance" in status["note"]
         assert status["live"]["counters"]["samples_in"] > 0
+        tables = {t["table"]: t["rows"] for t in status["tables"]}
+        assert tables["ps100_readings_1s"] > 0
         frame = cli("monitor", "--db", str(db), "--once").stdout
         for text in ("System", "panel_1", "panel_2", "Statistics", "uptime", "Alerts", "W",
                      "buffered", "condition"):

@@ -34,6 +34,11 @@ UNITLESS = {
     "log_level",
     "http_host",
     "http_port",
+    "http_enabled",
+    "http_insecure",
+    "http_read_tokens",
+    "http_write_tokens",
+    "http_tokens_file",
     "simulator.panels",
     "simulator.seed",
     "simulator.speed",
@@ -369,10 +374,14 @@ def test_unit_suffixes() -> None:
 
 def test_secret_fields_are_secretstr() -> None:
     secrets = [d for d in describe_settings() if d.secret]
-    assert [d.name for d in secrets] == ["database_password"]
+    assert [d.name for d in secrets] == ["database_password", "http_read_tokens",
+                                         "http_write_tokens"]
     for doc in secrets:
         field = Settings.model_fields[doc.name]
         assert "SecretStr" in str(field.annotation)
+    tokens = load_settings(env={"SUNARCHIVE_HTTP_WRITE_TOKENS": '["t0p-secret"]'},
+                           dotenv_file=None)
+    assert "t0p-secret" not in repr(tokens) and "t0p-secret" not in str(tokens)
 
 
 def test_markdown_lists_every_setting() -> None:

@@ -9,6 +9,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sunarchive.api.app import create_app
+from sunarchive.api.auth import check_bind, load_tokens
+from sunarchive.api.context import ApiContext
+from sunarchive.api.server import HttpServer
 from sunarchive.model import require_aware
 from sunarchive.pipeline.accumulator import Accumulator
 from sunarchive.pipeline.agent import Agent
@@ -17,7 +21,13 @@ from sunarchive.pipeline.spool import Spool
 from sunarchive.profiles import Profile, load_profiles
 from sunarchive.settings import Settings
 from sunarchive.sources.simulator import SimulatorConfig, SimulatorSource
-from sunarchive.storage.open import SqlStore, StoreOptions, default_spool_dir, live_file_for_url
+from sunarchive.storage.open import (
+    SqlStore,
+    StoreOptions,
+    adopt_stored_profiles,
+    default_spool_dir,
+    live_file_for_url,
+)
 from sunarchive.storage.open import open_store as open_url
 
 
@@ -59,9 +69,23 @@ def open_reader(settings: Settings) -> Iterator[SqlStore]:
 def open_writer(settings: Settings) -> Iterator[tuple[SqlStore, list[str]]]:
     store = open_url(settings.database_url, store_options(settings), setup=False)
     try:
-        yield store, store.setup()
+        changes = store.setup()
+        if adopt_stored_profiles(store):
+            changes += store.setup()
+        yield store, changes
     finally:
         store.close()
+
+
+def http_server(settings: Settings, app: App) -> HttpServer:
+    """The API server for a running app (not started); refuses an unsafe bind."""
+    tokens = load_tokens([t.get_secret_value() for t in settings.http_read_tokens],
+                         [t.get_secret_value() for t in settings.http_write_tokens],
+                         settings.http_tokens_file)
+    check_bind(settings.http_host, tokens, settings.http_insecure)
+    ctx = ApiContext(app.store, app.live, app.agent, tokens, settings.timezone,
+                     int(settings.http_max_body_mb * 2**20))
+    return HttpServer(create_app(ctx), settings.http_host, settings.http_port)
 
 
 def simulator_config(sim: Any) -> SimulatorConfig:
@@ -142,10 +166,12 @@ class App:
         return summary
 
 
-def build_app(settings: Settings, demo: bool) -> App:
-    """A ready-to-start app: the store is open and set up, sources are configured."""
+def build_app(settings: Settings, demo: bool, collect: bool = True) -> App:
+    """A ready-to-start app: the store is open and set up, sources are configured
+    (none with ``collect=False``: a server that only takes writes over HTTP)."""
     store = open_store(settings)
-    sims = [s for s in settings.effective_sources() if s.type == "simulator"]
+    sims = [s for s in settings.effective_sources() if s.type == "simulator"] if collect \
+        else []
     configs = []
     resumed = None
     targets: dict[str, float] = {}

@@ -44,6 +44,16 @@ def _collector(parser: argparse.ArgumentParser) -> None:
                         help="stop after S seconds of (simulated) time; default: until Ctrl-C")
     parser.add_argument("--no-console", action="store_true",
                         help="do not draw the live console (log lines only)")
+    _http(parser)
+
+
+def _http(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--http-host", help="API bind address (default 127.0.0.1; another "
+                        "address needs tokens or --insecure)")
+    parser.add_argument("--http-port", type=int, help="API port (default 8080)")
+    parser.add_argument("--no-http", action="store_true", help="do not serve the HTTP API")
+    parser.add_argument("--insecure", action="store_true",
+                        help="allow a non-loopback bind without tokens")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     _common(run)
     _collector(run)
     run.set_defaults(handler=cmd_run)
+
+    serve = sub.add_parser("serve", help="serve the API for a store without collecting",
+                           description="Serve the REST API, live feed, dashboard and the "
+                           "InfluxDB-compatible write endpoints for the store, with the writer "
+                           "running but no sources.", epilog=EPILOG)
+    _common(serve)
+    _http(serve)
+    serve.set_defaults(handler=cmd_serve, no_console=True)
 
     monitor = sub.add_parser("monitor", help="live console of a running collector",
                              description="Show the live console of a `run` or `demo` "
@@ -126,6 +144,13 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["database_url"] = args.database_url
     if getattr(args, "timezone", None):
         out["timezone"] = args.timezone
+    for flag, key in (("http_host", "http_host"), ("http_port", "http_port")):
+        if getattr(args, flag, None) is not None:
+            out[key] = getattr(args, flag)
+    if getattr(args, "no_http", False):
+        out["http_enabled"] = False
+    if getattr(args, "insecure", False):
+        out["http_insecure"] = True
     sim = {k: getattr(args, k, None) for k in ("panels", "speed", "seed")}
     if getattr(args, "start", None) and args.command == "demo":
         sim["start"] = parse_time(args.start, "--start")
@@ -153,12 +178,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _collect(build_app(settings, demo=False), args, settings)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if not settings.http_enabled:
+        raise SunarchiveError("serve without HTTP has nothing to do (drop --no-http)")
+    return _collect(build_app(settings, demo=False, collect=False), args, settings)
+
+
 def _collect(app: App, args: argparse.Namespace, settings: Any) -> int:
+    from sunarchive.app import http_server
+
     stop = _install_signal_handlers()
     if app.resumed_from is not None:
         print(f"store already holds simulated data up to {app.resumed_from.isoformat()}; "
               "resuming after it", file=sys.stderr)
-    app.start(duration_s=args.duration)
+    server = http_server(settings, app) if settings.http_enabled else None
+    app.start(duration_s=getattr(args, "duration", None))
+    if server is not None:
+        try:
+            server.start()
+        except SunarchiveError:
+            app.stop()
+            raise
+        app.live.http_url = server.url
+        print(f"API and dashboard on {server.url} (OpenAPI at {server.url}/docs)",
+              file=sys.stderr)
     for note in app.notes():
         print(note, file=sys.stderr)
     print(f"collecting into {app.location} (Ctrl-C to stop)", file=sys.stderr)
@@ -173,6 +217,8 @@ def _collect(app: App, args: argparse.Namespace, settings: Any) -> int:
                 _wait(app, stop, lambda: live.update(render(app.live.snapshot())))
     finally:
         print("stopping: flushing everything to the store …", file=sys.stderr)
+        if server is not None:
+            server.stop()
         summary = app.stop()
     print(json.dumps(summary) if not sys.stdout.isatty() else _summary_text(summary))
     return 0
@@ -231,9 +277,22 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 
 # -- reading commands ---------------------------------------------------------------------
-def cmd_status(args: argparse.Namespace) -> int:
-    from sunarchive.app import live_file, open_reader
+def _running_instance(settings: Any, exc: Exception) -> Any:
+    """The API of the collector holding the store, or re-raise ``exc`` when there is none."""
+    from sunarchive.api.client import RunningInstance
+    from sunarchive.app import live_file
     from sunarchive.pipeline.live import read_live_file
+
+    snapshot = read_live_file(live_file(settings))
+    url = (snapshot or {}).get("http_url")
+    if not url:
+        raise exc
+    tokens = settings.http_read_tokens or settings.http_write_tokens
+    return RunningInstance(url, tokens[0].get_secret_value() if tokens else None)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from sunarchive.app import open_reader
     from sunarchive.storage.duckdb.store import StoreLockedError
 
     settings = _settings(args)
@@ -241,12 +300,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         with open_reader(settings) as store:
             info = store.status()
     except StoreLockedError as exc:
-        snapshot = read_live_file(live_file(settings))
-        if snapshot is None:
-            raise
-        # the running collector holds the file: report what it publishes
-        info = {"engine": "duckdb", "path": str(settings.database_url), "tables": [],
-                "note": str(exc), "live": snapshot}
+        instance = _running_instance(settings, exc)
+        remote = instance.status()
+        info = dict(remote["store"], live=remote,
+                    note=f"{exc} — answered by the running instance at {instance.url}")
     if args.json:
         print(json.dumps(info))
     else:
@@ -256,14 +313,26 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_query(args: argparse.Namespace) -> int:
     from sunarchive.app import open_reader
+    from sunarchive.storage.duckdb.store import StoreLockedError
 
     tags = dict(_tag(t) for t in args.tag)
     fields = [f.strip() for f in args.fields.split(",")] if args.fields else None
     start = parse_time(args.start, "--start") if args.start else None
     end = parse_time(args.end, "--end") if args.end else None
-    with open_reader(_settings(args)) as store:
-        result = run_query(store, args.measurement, args.tier, start, end, tags, fields,
-                           args.max_points)
+    settings = _settings(args)
+    try:
+        with open_reader(settings) as store:
+            result = run_query(store, args.measurement, args.tier, start, end, tags, fields,
+                               args.max_points)
+    except StoreLockedError as exc:
+        params: dict[str, Any] = {"tier": args.tier, "max_points": args.max_points,
+                                  "tag": [f"{k}={v}" for k, v in tags.items()]}
+        for key, value in (("start", start), ("end", end)):
+            if value is not None:
+                params[key] = value.isoformat()
+        if fields:
+            params["fields"] = ",".join(fields)
+        result = _running_instance(settings, exc).query(args.measurement, params)
     output.print_result(result, args.format, title=f"{args.measurement} ({result.tier})")
     return 0
 
@@ -277,9 +346,14 @@ def _tag(text: str) -> tuple[str, str]:
 
 def cmd_sql(args: argparse.Namespace) -> int:
     from sunarchive.app import open_reader
+    from sunarchive.storage.duckdb.store import StoreLockedError
 
-    with open_reader(_settings(args)) as store:
-        result = store.sql(args.statement)
+    settings = _settings(args)
+    try:
+        with open_reader(settings) as store:
+            result = store.sql(args.statement)
+    except StoreLockedError as exc:
+        result = _running_instance(settings, exc).sql(args.statement)
     output.print_result(result, args.format)
     return 0
 

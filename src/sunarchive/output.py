@@ -69,8 +69,10 @@ def print_status(info: dict[str, Any]) -> None:
                       f"site time zone {info.get('timezone')}, {info.get('events', 0)} events")
     if info.get("live"):
         live = info["live"]
-        console.print(f"collector running (pid {live.get('pid')}): "
-                      f"{live.get('counters', {}).get('samples_in', 0):,} samples")
+        console.print(f"collector running: "
+                      f"{live.get('counters', {}).get('samples_in', 0):,} samples, "
+                      f"{live.get('samples_per_s', 0):,.0f} samples/s (answered through its "
+                      "API)")
     table = Table()
     for column in ("table", "rows", "first", "last", "bytes/row", "rolled up until"):
         table.add_column(column)

@@ -175,10 +175,26 @@ class Settings(BaseModel):
                                           "retention (and other maintenance) runs.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level (case-insensitive).")
-    http_host: str = Field(default="127.0.0.1", description="HTTP API bind address "
-                           "(reserved).")
-    http_port: int = Field(default=8080, ge=1, le=65535, description="HTTP API port "
-                           "(reserved).")
+    http_enabled: bool = Field(default=True, description="Serve the HTTP API and dashboard "
+                               "while collecting (run, demo).")
+    http_host: str = Field(default="127.0.0.1", description="HTTP bind address. Without "
+                           "tokens only a loopback address is allowed (see http_insecure).")
+    http_port: int = Field(default=8080, ge=1, le=65535, description="HTTP port.")
+    http_insecure: bool = Field(default=False, description="Allow a non-loopback bind "
+                                "without any token (anyone on the network can read and "
+                                "write).")
+    http_read_tokens: list[SecretStr] = Field(
+        default_factory=list, json_schema_extra={"secret": True},
+        description="Tokens allowed to read (REST, live feed, dashboard). With any token "
+                    "set, every request needs one.")
+    http_write_tokens: list[SecretStr] = Field(
+        default_factory=list, json_schema_extra={"secret": True},
+        description="Tokens allowed to write (InfluxDB endpoints) and read.")
+    http_tokens_file: Path | None = Field(
+        default=None, description="File with one token per line as 'read TOKEN' or "
+        "'write TOKEN' (# comments); added to the tokens above.")
+    http_max_body_mb: float = Field(default=10.0, gt=0, description="Largest request body "
+                                    "the write endpoints accept, decompressed (413 above).")
     simulator: SimulatorSettings = Field(
         default_factory=SimulatorSettings,
         description="Built-in simulator settings, used when sources is empty.")

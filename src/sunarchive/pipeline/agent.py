@@ -157,6 +157,10 @@ class Agent:
             log.exception("source %s failed", source.name)
             self.source_errors[source.name] = f"{type(exc).__name__}: {exc}"
 
+    def writer_alive(self) -> bool:
+        """True while the writer thread runs."""
+        return self._writer is not None and self._writer.is_alive()
+
     def sources_done(self) -> bool:
         """True when every source thread has finished (e.g. a simulated duration ended)."""
         return all(not t.is_alive() for t in self._threads)

@@ -12,6 +12,7 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,16 +45,26 @@ class LiveState:
         self._rate_mark = (time.monotonic(), 0)
         self._started = time.time()
         self._last_write = 0.0
+        self._listeners: list[Callable[[StatsRows, dict[int, tuple[str, ...]]], None]] = []
+        self.http_url: str | None = None
+        """Where the running instance serves its API (for CLI commands in other processes)."""
 
     def count_samples(self, batch: SampleBatch) -> None:
         with self._lock:
             self._samples[batch.measurement] = self._samples.get(batch.measurement, 0) + len(
                 batch)
 
+    def add_listener(self, listener: Callable[[StatsRows, dict[int, tuple[str, ...]]], None]
+                     ) -> None:
+        """Call ``listener`` (on the writer thread; it must not block) with every new row."""
+        self._listeners.append(listener)
+
     def update_rows(self, rows: StatsRows, tags: dict[int, tuple[str, ...]]) -> None:
-        """Remember the newest row of each series in ``rows``."""
+        """Remember the newest row of each series in ``rows`` and tell the listeners."""
         if not len(rows):
             return
+        for listener in self._listeners:
+            listener(rows, tags)
         order = np.lexsort((rows.time_s, rows.series_id))
         sid = rows.series_id[order]
         last = order[np.append(sid[1:] != sid[:-1], True)]
@@ -104,6 +115,7 @@ class LiveState:
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {"pid": os.getpid(), "updated_at": time.time(), "started_at": self._started,
+                    "http_url": self.http_url,
                     "uptime_s": time.time() - self._started,
                     "samples_per_s": self._rate.get("samples_per_s", 0.0),
                     "samples_by_measurement": dict(self._samples),

@@ -17,7 +17,7 @@ from sunarchive.profiles.spec import (
 )
 
 PROFILE_KEYS = {"name", "description", "tags", "fields", "sample_rate_hz", "max_gap_s",
-                "chunk_interval", "extra", "rollups"}
+                "chunk_interval", "extra", "rollups", "table"}
 ROLLUP_KEYS = {"tier", "group_by"}
 ROLLUP_TIERS = ("5min", "1hour", "daily")
 FIELD_KEYS = {"unit", "kind", "description", "energy_column", "max_rate_per_s", "decimals"}
@@ -82,7 +82,15 @@ def parse_profile(data: object, source: str) -> Profile:
     if unknown:
         raise _fail(source, sorted(unknown)[0], f"unknown key; allowed: "
                     f"{', '.join(sorted(PROFILE_KEYS))}")
-    name = _identifier(source, "name", data.get("name"))
+    raw_name = data.get("name")
+    table = data.get("table")
+    if table is None:
+        name = _identifier(source, "name", raw_name)
+    else:
+        table = _identifier(source, "table", table)
+        if not isinstance(raw_name, str) or not raw_name:
+            raise _fail(source, "name", "must be a non-empty string")
+        name = raw_name
     tags_raw = data.get("tags", [])
     if not isinstance(tags_raw, list):
         raise _fail(source, "tags", "must be a list of tag names")
@@ -103,6 +111,7 @@ def parse_profile(data: object, source: str) -> Profile:
         source_file=source,
         extra=dict(data.get("extra") or {}),
         rollups=_parse_rollups(source, data.get("rollups"), tags),
+        table_prefix=table,
     )
     _check_columns(profile)
     return profile

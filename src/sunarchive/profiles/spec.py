@@ -130,6 +130,9 @@ class Profile:
     source_file: str = "<builtin>"
     extra: dict[str, object] = field(default_factory=dict, compare=False)
     rollups: tuple[NamedRollup, ...] = ()
+    table_prefix: str | None = None
+    """Tables are ``<table_prefix>_<tier>``; default the name (which must then be a valid
+    identifier). Measurements named like ``kWh`` or ``°C`` get a sanitized prefix."""
 
     def stats_columns(self) -> list[ColumnSpec]:
         """All statistics columns (common ones first), in table order."""
@@ -149,4 +152,4 @@ class Profile:
 
     def table(self, tier: str) -> str:
         """Table name of a tier, e.g. ``ps100_readings_1s``."""
-        return f"{self.name}_{tier}"
+        return f"{self.table_prefix or self.name}_{tier}"

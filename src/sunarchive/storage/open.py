@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sunarchive.model import ConfigError
+from sunarchive.profiles.loader import parse_profile
 from sunarchive.profiles.spec import Profile
 from sunarchive.storage.duckdb.store import DuckDBStore
 from sunarchive.storage.postgres.store import PostgresStore
@@ -71,6 +72,21 @@ def live_file_for(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + ".live.json")
 
 
+def adopt_stored_profiles(store: SqlStore) -> list[str]:
+    """Add the profiles earlier runs created at run time (inferred from line protocol)."""
+    try:
+        documents = store.stored_profiles()
+    except Exception:  # a store made before profiles could be added at run time
+        return []
+    added = []
+    for doc in documents:
+        profile = parse_profile(doc, f"<stored profile {doc.get('name')!r}>")
+        if profile.name not in store.profiles:
+            store.profiles[profile.name] = profile
+            added.append(profile.name)
+    return added
+
+
 def open_store(url: str, options: StoreOptions, read_only: bool = False,
                setup: bool = True) -> SqlStore:
     """Open the store at ``url``; readers load its state, writers set it up (unless
@@ -87,8 +103,11 @@ def open_store(url: str, options: StoreOptions, read_only: bool = False,
     try:
         if read_only:
             store.load_state()
+            adopt_stored_profiles(store)
         elif setup:
             store.setup()
+            if adopt_stored_profiles(store):
+                store.setup()
     except BaseException:
         store.close()
         raise

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pyarrow as pa
 
-from sunarchive.model import Event, SeriesKey, StatsRows
+from sunarchive.model import ConfigError, Event, SeriesKey, StatsRows
 from sunarchive.profiles.spec import Profile
 from sunarchive.rollup import (
     ALL_TIERS,
@@ -109,6 +109,31 @@ class TieredStore(ABC):
     def time_param(self, seconds: float) -> datetime:
         """A query parameter for an instant in the engine's time column type."""
         return datetime.fromtimestamp(seconds, UTC)
+
+    # -- profiles added at run time (inferred from line protocol) ---------------------------
+    def add_profile(self, profile: Profile, document: dict[str, Any]) -> list[str]:
+        """Add a profile, create its tables, and keep its document for the next start."""
+        with self._lock:
+            taken = {p.table("1s") for p in self.profiles.values()}
+            if profile.table("1s") in taken:
+                raise ConfigError(f"measurement {profile.name!r} would use the tables of "
+                                  "another measurement")
+            p = self._p
+            self._execute("DELETE FROM sunarchive_profiles WHERE name = " + p, [profile.name])
+            self._execute(f"INSERT INTO sunarchive_profiles VALUES ({p}, {p})",
+                          [profile.name, json.dumps(document)])
+            self.profiles[profile.name] = profile
+            self._maybe_dirty.add(profile.name)
+            return self.setup()
+
+    def stored_profiles(self) -> list[dict[str, Any]]:
+        """Profile documents added at run time by earlier runs."""
+        rows = self._fetch("SELECT spec FROM sunarchive_profiles ORDER BY name")
+        return [json.loads(r[0]) for r in rows]
+
+    @abstractmethod
+    def setup(self) -> list[str]:
+        """Create or upgrade the schema (idempotent); return what changed."""
 
     # -- named rollups ----------------------------------------------------------------------
     def ensure_named_rollups(self) -> list[str]:

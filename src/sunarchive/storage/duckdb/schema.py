@@ -25,6 +25,8 @@ BOOKKEEPING = [
         measurement VARCHAR NOT NULL, tier VARCHAR NOT NULL, horizon_s BIGINT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS sunarchive_dirty (
         measurement VARCHAR NOT NULL, bucket_s BIGINT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS sunarchive_profiles (
+        name VARCHAR PRIMARY KEY, spec VARCHAR NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS sunarchive_writer_state (
         measurement VARCHAR PRIMARY KEY, last_batch BIGINT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS sunarchive_events (

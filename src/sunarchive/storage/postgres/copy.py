@@ -9,6 +9,7 @@ timestamps are µs since 2000-01-01 UTC, dates days since 2000-01-01).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,10 +57,23 @@ def _prepare(col: pa.ChunkedArray[Any] | pa.Array[Any]) -> _Column:
 
 def encode_copy(table: pa.Table) -> bytes:
     """The whole binary COPY stream (header, rows, trailer) for ``table``'s columns in order."""
+    return HEADER + encode_rows(table) + TRAILER
+
+
+def copy_chunks(table: pa.Table, rows_per_chunk: int = 16_384) -> Iterator[bytes]:
+    """The COPY stream in pieces: while the server parses one, the next is being encoded."""
+    yield HEADER
+    for start in range(0, table.num_rows, rows_per_chunk):
+        yield encode_rows(table.slice(start, rows_per_chunk))
+    yield TRAILER
+
+
+def encode_rows(table: pa.Table) -> bytes:
+    """The rows of ``table`` in COPY BINARY tuple format (no header or trailer)."""
     columns = [_prepare(table.column(i)) for i in range(table.num_columns)]
     n = table.num_rows
     if not n:
-        return HEADER + TRAILER
+        return b""
     keys = [np.packbits(np.stack([c.valid for c in columns], axis=1), axis=1)]
     keys.extend(c.codes.astype("<i4").view(np.uint8).reshape(n, 4)
                 for c in columns if c.codes is not None)
@@ -68,11 +82,8 @@ def encode_copy(table: pa.Table) -> bytes:
     _, first, inverse = np.unique(void, return_index=True, return_inverse=True)
     order = np.argsort(inverse, kind="stable")
     bounds = np.cumsum(np.bincount(inverse))[:-1]
-    parts = [HEADER]
-    for group, rows in zip(first, np.split(order, bounds), strict=True):
-        parts.append(_encode_group(columns, int(group), rows))
-    parts.append(TRAILER)
-    return b"".join(parts)
+    return b"".join(_encode_group(columns, int(group), rows)
+                    for group, rows in zip(first, np.split(order, bounds), strict=True))
 
 
 def _encode_group(columns: list[_Column], sample: int,

@@ -20,6 +20,8 @@ BOOKKEEPING = [
         measurement TEXT NOT NULL, tier TEXT NOT NULL, horizon_s BIGINT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS sunarchive_dirty (
         measurement TEXT NOT NULL, bucket_s BIGINT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS sunarchive_profiles (
+        name TEXT PRIMARY KEY, spec TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS sunarchive_writer_state (
         measurement TEXT PRIMARY KEY, last_batch BIGINT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS sunarchive_events (

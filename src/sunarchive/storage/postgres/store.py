@@ -31,7 +31,7 @@ from sunarchive.profiles.spec import Profile
 from sunarchive.rollup import ALL_TIERS, POSTGRES
 from sunarchive.storage.base import QueryResult
 from sunarchive.storage.postgres import timescale
-from sunarchive.storage.postgres.copy import encode_copy
+from sunarchive.storage.postgres.copy import copy_chunks
 from sunarchive.storage.postgres.partitions import Partitions, create_plain_layout
 from sunarchive.storage.postgres.schema import create_bookkeeping
 from sunarchive.storage.tiered import INCOMING, TieredStore, iso_seconds, iso_time
@@ -162,7 +162,8 @@ class PostgresStore(TieredStore):
         try:
             with self._con.cursor() as cur, cur.copy(
                     f"COPY {Q(table_name)} ({cols}) FROM STDIN (FORMAT BINARY)".encode()) as copy:
-                copy.write(encode_copy(rows))
+                for chunk in copy_chunks(rows):
+                    copy.write(chunk)
         except psycopg.OperationalError as exc:
             raise self._lost(exc) from None
 

@@ -1,0 +1,39 @@
+"""The ASGI app factory (FastAPI; OpenAPI at /docs)."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from sunarchive.api import influx, live, rest
+from sunarchive.api.context import ApiContext
+from sunarchive.api.live import LiveHub
+from sunarchive.model import SunarchiveError
+
+
+def create_app(ctx: ApiContext) -> FastAPI:
+    """A FastAPI app serving ``ctx``'s store: REST, InfluxDB-compatible writes, dashboard."""
+    app = FastAPI(title="sunarchive", version="0.1.0",
+                  description="Solar and home-energy telemetry historian: exact 1-second "
+                              "statistics and 5-minute, hourly and daily rollups.")
+    ctx.started_at = ctx.started_at or time.time()
+    app.state.ctx = ctx
+    hub = LiveHub(ctx.profiles)
+    app.state.hub = hub
+    ctx.live.add_listener(hub.publish)
+    app.include_router(rest.router)
+    app.include_router(live.router)
+    app.include_router(influx.router)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code,
+                            headers=exc.headers)
+
+    @app.exception_handler(SunarchiveError)
+    async def bad_input(request: Request, exc: SunarchiveError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+    return app

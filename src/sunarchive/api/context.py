@@ -1,0 +1,76 @@
+"""What the HTTP handlers share: the store, the live state, the writer's queue, the tokens."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import HTTPException, Request
+
+from sunarchive.api.auth import TokenSet, token_from
+from sunarchive.pipeline.agent import Agent
+from sunarchive.pipeline.live import LiveState
+from sunarchive.profiles.spec import Profile
+from sunarchive.query import parse_time
+from sunarchive.storage.open import SqlStore
+
+
+@dataclass
+class ApiContext:
+    """One per server. ``agent`` is None for a server that cannot write."""
+
+    store: SqlStore
+    live: LiveState
+    agent: Agent | None = None
+    tokens: TokenSet = field(default_factory=TokenSet)
+    timezone: str = "UTC"
+    max_body_bytes: int = 10 * 2**20
+    started_at: float = 0.0
+    profile_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def profiles(self) -> dict[str, Profile]:
+        return self.store.profiles
+
+    def profile(self, measurement: str) -> Profile:
+        found = self.store.profiles.get(measurement)
+        if found is None:
+            raise HTTPException(404, f"unknown measurement {measurement!r}; known: "
+                                     f"{', '.join(sorted(self.store.profiles))}")
+        return found
+
+    def authorize(self, request: Request, scope: str) -> None:
+        """401 unless the request carries a token good for ``scope`` (when tokens are set)."""
+        token = token_from(request.headers.get("authorization"),
+                           request.query_params.get("p"))
+        if not self.tokens.allows(token, scope):
+            raise HTTPException(401, f"a token with {scope} access is required "
+                                     "(Authorization: Bearer <token>)",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+
+def instant(value: str | None, name: str, default: datetime | None = None) -> datetime:
+    """A query parameter as an aware time; 400 naming the parameter when it is not one."""
+    if value is None or value == "":
+        if default is None:
+            raise HTTPException(400, f"{name} is required (ISO 8601 with offset)")
+        return default
+    try:
+        return parse_time(value, name)
+    except Exception as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
+def iso(value: Any) -> Any:
+    """JSON-ready value: datetimes become ISO 8601 with offset (naive ones are UTC)."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.isoformat()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    return value

@@ -1,0 +1,244 @@
+"""InfluxDB-compatible writes: ``/write`` (v1), ``/api/v2/write``, ``/api/v3/write_lp``,
+``/ping`` and ``/query`` (``CREATE DATABASE`` only).
+
+Points go through the same queue and reducer as every source. A measurement with a profile
+must use its tags and fields; a measurement without one gets a profile inferred from its
+fields (floats → gauge, integers → counter when the name says so, else gauge, booleans →
+flag), created on the spot and kept in the store, so Home Assistant's data lands too.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from typing import Any
+from urllib.parse import parse_qs
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+
+from sunarchive.api.context import ApiContext
+from sunarchive.api.inferred import infer_profile, spec_of
+from sunarchive.lineprotocol import LineError, ParsedMeasurement, ParseResult, parse_lines
+from sunarchive.model import SampleBatch, SunarchiveError
+from sunarchive.pipeline.accumulator import QueueFullError
+
+router = APIRouter(tags=["InfluxDB compatible"])
+INFLUX_VERSION = "1.8.10"
+V1_PRECISIONS = {"n": "ns", "ns": "ns", "u": "us", "us": "us", "ms": "ms", "s": "s"}
+"""InfluxDB 1.x spells nanoseconds ``n`` and microseconds ``u``."""
+V3_PRECISIONS = {"auto", "second", "millisecond", "microsecond", "nanosecond",
+                 "s", "ms", "us", "ns"}
+
+
+class WriteError(Exception):
+    """A whole request refused: status code and message in the API's error style."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# -- body, auth, precision ---------------------------------------------------------------------
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, gunzipped when ``Content-Encoding: gzip``; 413 beyond ``limit``."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise WriteError(413, f"request body of {declared} bytes exceeds the limit of "
+                              f"{limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise WriteError(413, f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    if request.headers.get("content-encoding", "").lower() == "gzip":
+        return gunzip(body, limit)
+    return body
+
+
+def gunzip(body: bytes, limit: int) -> bytes:
+    """Decompress, refusing more than ``limit`` bytes of output (gzip bombs)."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise WriteError(400, f"body is not valid gzip: {exc}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise WriteError(413, f"decompressed body exceeds the limit of {limit} bytes")
+    return out
+
+
+def authorize_write(ctx: ApiContext, request: Request) -> None:
+    try:
+        ctx.authorize(request, "write")
+    except HTTPException as exc:
+        raise WriteError(401, str(exc.detail)) from None
+    if ctx.agent is None:
+        raise WriteError(403, "this server does not accept writes (started without a "
+                              "writer)")
+
+
+# -- ingest ------------------------------------------------------------------------------------
+def ingest(ctx: ApiContext, parsed: ParseResult) -> tuple[int, list[LineError]]:
+    """Queue every good point; returns (points queued, errors beyond the parser's)."""
+    assert ctx.agent is not None
+    errors: list[LineError] = []
+    queued = 0
+    for measurement in parsed.measurements.values():
+        batch = _to_batch(ctx, measurement, errors)
+        if batch is None or not len(batch):
+            continue
+        try:
+            ctx.agent.accumulator.put(batch)
+        except QueueFullError:
+            raise WriteError(503, "the write queue is full; retry later") from None
+        queued += len(batch)
+    return queued, errors
+
+
+def _to_batch(ctx: ApiContext, m: ParsedMeasurement,
+              errors: list[LineError]) -> SampleBatch | None:
+    profile = ctx.profiles.get(m.measurement)
+    if profile is None:
+        with ctx.profile_lock:
+            profile = ctx.profiles.get(m.measurement)
+            if profile is None:
+                try:
+                    profile = infer_profile(m)
+                    ctx.store.add_profile(profile, spec_of(m))
+                except SunarchiveError as exc:
+                    errors.append(LineError(0, m.measurement, f"measurement {m.measurement!r}: "
+                                            f"cannot store it: {exc}"))
+                    return None
+    unknown_tags = [t for t in m.tag_keys if t not in profile.tags]
+    if unknown_tags:
+        errors.append(LineError(0, m.measurement, f"measurement {m.measurement!r}: tag "
+                                f"{unknown_tags[0]!r} is not one of its tags "
+                                f"({', '.join(profile.tags) or 'none'}); points dropped"))
+        return None
+    fields: dict[str, np.ndarray[Any, np.dtype[np.float64]]] = {}
+    known = {f.name for f in profile.fields}
+    for name, parsed in m.fields.items():
+        if parsed.kind == "string":
+            errors.append(LineError(0, m.measurement, f"measurement {m.measurement!r}: field "
+                                    f"{name!r} is a string; sunarchive stores numbers, so it "
+                                    "was dropped"))
+        elif name not in known:
+            errors.append(LineError(0, m.measurement, f"measurement {m.measurement!r}: field "
+                                    f"{name!r} is not in its profile ({', '.join(sorted(known))})"
+                                    "; that field was dropped"))
+        else:
+            fields[name] = np.asarray(parsed.values, np.float64)
+    if not fields:
+        return None
+    position = {t: i for i, t in enumerate(m.tag_keys)}
+    tag_sets = [tuple(values[position[t]] if t in position else "" for t in profile.tags)
+                for values in m.tag_sets]
+    present = np.zeros(len(m.time_ns), bool)
+    for values in fields.values():
+        present |= ~np.isnan(values)
+    if not present.all():
+        fields = {k: v[present] for k, v in fields.items()}
+        return SampleBatch(m.measurement, tag_sets, m.tag_index[present], m.time_ns[present],
+                           fields)
+    return SampleBatch(m.measurement, tag_sets, m.tag_index, m.time_ns, fields)
+
+
+async def _write(request: Request, precision: str, accept_partial: bool = True
+                 ) -> tuple[ParseResult, list[LineError]]:
+    ctx: ApiContext = request.app.state.ctx
+    authorize_write(ctx, request)
+    body = await read_body(request, ctx.max_body_bytes)
+    try:
+        parsed = parse_lines(body, precision=precision, now_ns=time.time_ns())
+    except ValueError as exc:
+        raise WriteError(400, str(exc)) from None
+    if parsed.errors and not accept_partial:
+        return parsed, []
+    _, extra = ingest(ctx, parsed)
+    return parsed, extra
+
+
+def _messages(errors: list[LineError], limit: int = 20) -> str:
+    text = "; ".join(e.message for e in errors[:limit])
+    return text + (f" (and {len(errors) - limit} more)" if len(errors) > limit else "")
+
+
+# -- endpoints -----------------------------------------------------------------------------
+@router.api_route("/ping", methods=["GET", "HEAD"], status_code=204)
+def ping() -> Response:
+    """Liveness for InfluxDB clients: 204 with ``X-Influxdb-Version``."""
+    return Response(status_code=204, headers={"X-Influxdb-Version": INFLUX_VERSION})
+
+
+@router.api_route("/query", methods=["GET", "POST"])
+async def query(request: Request) -> JSONResponse:
+    """InfluxQL is not served; ``CREATE DATABASE`` (Telegraf sends it first) succeeds."""
+    statement = request.query_params.get("q") or ""
+    if not statement and request.method == "POST":
+        form = parse_qs((await request.body()).decode("utf-8", errors="replace"))
+        statement = (form.get("q") or [""])[0]
+    if statement.strip().upper().startswith("CREATE DATABASE"):
+        return JSONResponse({"results": [{"statement_id": 0}]})
+    return JSONResponse({"error": "sunarchive accepts only CREATE DATABASE here; read with "
+                                  "/api/v1 or `sunarchive sql`"}, status_code=400)
+
+
+@router.post("/write", status_code=204)
+async def write_v1(request: Request, db: str = "", precision: str = "ns") -> Response:
+    """InfluxDB 1.x write. ``p`` (or Basic/Token auth) carries the token."""
+    if (precision or "ns") not in V1_PRECISIONS:
+        return JSONResponse({"error": f"precision {precision!r} is not supported; use one "
+                                      f"of {', '.join(V1_PRECISIONS)}"}, status_code=400)
+    try:
+        parsed, extra = await _write(request, V1_PRECISIONS[precision or "ns"])
+    except WriteError as exc:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+    errors = parsed.errors + extra
+    if errors:
+        return JSONResponse({"error": f"partial write: {_messages(errors)} "
+                                      f"dropped={len(parsed.errors)}"}, status_code=400)
+    return Response(status_code=204)
+
+
+@router.post("/api/v2/write", status_code=204)
+async def write_v2(request: Request, bucket: str = "", org: str = "",
+                   precision: str = "ns") -> Response:
+    """InfluxDB 2.x write (``bucket`` names the database; ``org`` is ignored)."""
+    try:
+        parsed, extra = await _write(request, precision or "ns")
+    except WriteError as exc:
+        code = {401: "unauthorized", 413: "request too large"}.get(exc.status, "invalid")
+        return JSONResponse({"code": code, "message": exc.message}, status_code=exc.status)
+    errors = parsed.errors + extra
+    if errors:
+        return JSONResponse({"code": "invalid", "message": _messages(errors)},
+                            status_code=400)
+    return Response(status_code=204)
+
+
+@router.post("/api/v3/write_lp", status_code=204)
+async def write_v3(request: Request, db: str = "", precision: str = "auto",
+                   accept_partial: bool = True, no_sync: bool = False) -> Response:
+    """InfluxDB 3 write: partial writes keep the good lines and list the bad ones."""
+    if precision not in V3_PRECISIONS:
+        return JSONResponse({"error": f"precision {precision!r} is not one of "
+                                      f"{', '.join(sorted(V3_PRECISIONS))}"}, status_code=400)
+    try:
+        parsed, extra = await _write(request, precision, accept_partial)
+    except WriteError as exc:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+    errors = parsed.errors + extra
+    if not errors:
+        return Response(status_code=204)
+    data = [{"original_line": e.line, "line_number": e.line_number,
+             "error_message": e.message} for e in errors]
+    if not accept_partial:
+        return JSONResponse({"error": "parsing failed for write_lp endpoint", "data": data},
+                            status_code=400)
+    return JSONResponse({"error": "partial write of line protocol occurred", "data": data},
+                        status_code=400)

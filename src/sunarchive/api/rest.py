@@ -1,0 +1,305 @@
+"""REST reads under ``/api/v1`` plus the upstream lab-rig and energy-system endpoints.
+
+Times in and out are ISO 8601 with an offset; a naive time, an unknown measurement, tag or field
+gets a 400/404 whose message names it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import pyarrow as pa
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from sunarchive.api.context import ApiContext, instant, iso
+from sunarchive.model import FieldKind, SunarchiveError
+from sunarchive.profiles.spec import Profile
+from sunarchive.query import run_query
+from sunarchive.rollup import ALL_TIERS
+
+router = APIRouter()
+LAB_KINDS = {"mpp": "mpp_measurement", "temperature": "temperature_measurement",
+             "irradiance": "irradiance_measurement"}
+
+
+def ctx_of(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+def reader(request: Request) -> ApiContext:
+    ctx = ctx_of(request)
+    ctx.authorize(request, "read")
+    return ctx
+
+
+Reader = Annotated[ApiContext, Depends(reader)]
+
+
+class SqlRequest(BaseModel):
+    sql: str
+
+
+def table_json(table: pa.Table) -> dict[str, Any]:
+    columns = list(table.column_names)
+    data = table.to_pydict()
+    rows = [[iso(data[c][i]) for c in columns] for i in range(table.num_rows)]
+    return {"columns": columns, "rows": rows}
+
+
+def _tags(values: list[str]) -> dict[str, str]:
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise HTTPException(400, f"tag {item!r}: write tag=KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _read(ctx: ApiContext, measurement: str, tier: str, start: datetime, end: datetime,
+          tags: dict[str, str], fields: list[str] | None, max_points: int) -> dict[str, Any]:
+    ctx.profile(measurement)
+    try:
+        result = run_query(ctx.store, measurement, tier, start, end, tags, fields, max_points)
+    except SunarchiveError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return {"measurement": measurement, "tier": result.tier, "start": start.isoformat(),
+            "end": end.isoformat(), **table_json(result.table)}
+
+
+@router.get("/api/v1/measurements", tags=["read"])
+def measurements(ctx: Reader) -> list[dict[str, Any]]:
+    """Every measurement with its tags and fields (unit, kind)."""
+    return [{"measurement": p.name, "description": p.description, "tags": list(p.tags),
+             "fields": [{"name": f.name, "unit": f.unit, "kind": f.kind.value,
+                         "description": f.description} for f in p.fields]}
+            for p in ctx.profiles.values()]
+
+
+@router.get("/api/v1/measurements/{measurement}", tags=["read"])
+def measurement_rows(ctx: Reader, measurement: str, start: str | None = None,
+                     end: str | None = None, tier: str = "auto",
+                     max_points: Annotated[int, Query(ge=1, le=1_000_000)] = 1000,
+                     fields: str | None = None,
+                     tag: Annotated[list[str], Query()] = []) -> dict[str, Any]:  # noqa: B006
+    """Rows of one measurement in [start, end); ``tier=auto`` picks the coarsest tier with at
+    least ``max_points`` buckets. ``tag=panel_id=panel_1`` filters (repeatable)."""
+    if tier != "auto" and tier not in ALL_TIERS:
+        raise HTTPException(400, f"tier {tier!r} is not one of auto, {', '.join(ALL_TIERS)}")
+    stop = instant(end, "end", datetime.now(UTC))
+    begin = instant(start, "start", stop - timedelta(hours=24))
+    wanted = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
+    return _read(ctx, measurement, tier, begin, stop, _tags(tag), wanted, max_points)
+
+
+@router.get("/api/v1/series", tags=["read"])
+def series(ctx: Reader) -> list[dict[str, Any]]:
+    """Every series: measurement, tags, first and last stored second."""
+    out = []
+    names = ctx.store.load_series()
+    ranges: dict[str, dict[int, tuple[Any, Any]]] = {}
+    for measurement in {k.measurement for k in names}:
+        if measurement not in ctx.profiles:
+            continue
+        table = ctx.profile(measurement).table("1s")
+        result = ctx.store.sql(f'SELECT series_id, MIN(time) AS first, MAX(time) AS last '
+                               f'FROM "{table}" GROUP BY series_id').table.to_pylist()
+        ranges[measurement] = {int(r["series_id"]): (r["first"], r["last"]) for r in result}
+    for key, sid in sorted(names.items(), key=lambda kv: kv[1]):
+        profile = ctx.profiles.get(key.measurement)
+        if profile is None:
+            continue
+        first, last = ranges.get(key.measurement, {}).get(sid, (None, None))
+        out.append({"measurement": key.measurement, "series_id": sid,
+                    "tags": dict(zip(profile.tags, key.tags, strict=True)),
+                    "first": iso(first), "last": iso(last)})
+    return out
+
+
+@router.get("/api/v1/latest", tags=["read"])
+def latest(ctx: Reader, measurement: str | None = None) -> list[dict[str, Any]]:
+    """The newest 1 s values of each series (from the running writer, else from the store)."""
+    if measurement is not None:
+        ctx.profile(measurement)
+    rows = [r for r in ctx.live.snapshot()["latest"]
+            if measurement is None or r["measurement"] == measurement]
+    if rows:
+        return [_latest_row(ctx, r) for r in rows]
+    out = []
+    for name in [measurement] if measurement else list(ctx.profiles):
+        out.extend(_stored_latest(ctx, name))
+    return out
+
+
+def _latest_row(ctx: ApiContext, row: dict[str, Any]) -> dict[str, Any]:
+    profile = ctx.profiles[row["measurement"]]
+    return {"measurement": row["measurement"], "series_id": row["series_id"],
+            "tags": dict(zip(profile.tags, row["tags"], strict=False)),
+            "time": datetime.fromtimestamp(row["time_s"], UTC).isoformat(),
+            "values": row["values"]}
+
+
+def _stored_latest(ctx: ApiContext, name: str) -> list[dict[str, Any]]:
+    last = ctx.store.last_time_s(name)
+    if last is None:
+        return []
+    profile = ctx.profiles[name]
+    table = ctx.store.query_tier(name, "1s", last - 600, last + 1, {}, None).to_pylist()
+    newest: dict[tuple[str, ...], dict[str, Any]] = {}
+    for row in table:
+        newest[tuple(row[t] for t in profile.tags)] = row
+    return [{"measurement": name, "tags": dict(zip(profile.tags, key, strict=True)),
+             "time": iso(row["time"]),
+             "values": {k: iso(v) for k, v in row.items() if k != "time" and k not in
+                        profile.tags}} for key, row in newest.items()]
+
+
+def energy_columns(profile: Profile) -> list[str]:
+    return [f.energy_column_name for f in profile.fields_of(FieldKind.POWER)]
+
+
+@router.get("/api/v1/energy", tags=["read"])
+def energy(ctx: Reader, measurement: str = "ps100_readings", start: str | None = None,
+           end: str | None = None, period: str = "day") -> dict[str, Any]:
+    """kWh per series and in total, per local day or month (the site's time zone)."""
+    if period not in ("day", "month"):
+        raise HTTPException(400, f"period {period!r} is not one of day, month")
+    profile = ctx.profile(measurement)
+    columns = energy_columns(profile)
+    if not columns:
+        raise HTTPException(400, f"measurement {measurement!r} has no power field, so no "
+                                 "energy")
+    stop = instant(end, "end", datetime.now(UTC))
+    begin = instant(start, "start", stop - timedelta(days=30))
+    data = ctx.store.query_tier(measurement, "daily", int(begin.timestamp()),
+                                int(stop.timestamp()) + 1, {}, columns).to_pylist()
+    totals: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for row in data:
+        label = str(row["day"])[: 7 if period == "month" else 10]
+        series_name = "/".join(str(row[t]) for t in profile.tags) or measurement
+        kwh = sum((row[c] or 0.0) for c in columns) / 1000.0
+        totals[label][series_name] += kwh
+    rows = [{"period": label, "series": dict(values), "total_kwh": sum(values.values())}
+            for label, values in sorted(totals.items())]
+    return {"measurement": measurement, "period": period, "unit": "kWh",
+            "energy_columns": columns, "timezone": ctx.timezone, "rows": rows}
+
+
+@router.get("/api/v1/events", tags=["read"])
+def events(ctx: Reader, limit: Annotated[int, Query(ge=1, le=10_000)] = 100
+           ) -> list[dict[str, Any]]:
+    """Newest events first (gaps, late samples, sources going offline)."""
+    return [{k: iso(v) for k, v in e.items()} for e in ctx.store.event_rows(limit)]
+
+
+@router.get("/api/v1/status", tags=["read"])
+def status(ctx: Reader, detail: bool = False) -> dict[str, Any]:
+    """Engine, ingest rate, queue depth, sources, last write; ``detail=true`` adds tables."""
+    snap = ctx.live.snapshot()
+    counters = snap.get("counters", {})
+    out: dict[str, Any] = {
+        "engine": ctx.store.engine, "location": ctx.store.location,
+        "layout": getattr(ctx.store, "layout", None), "timezone": ctx.timezone,
+        "uptime_s": round(time.time() - ctx.started_at, 1),
+        "samples_per_s": snap.get("samples_per_s", 0.0),
+        "queue_depth": counters.get("queue_depth", 0),
+        "last_write_at": counters.get("last_write_at"), "counters": counters,
+        "sources": [] if ctx.agent is None else
+        [{"name": s.name, "error": ctx.agent.source_errors.get(s.name)}
+         for s in ctx.agent.sources],
+        "writes_accepted": ctx.agent is not None}
+    if detail:
+        out["store"] = ctx.store.status()
+    return out
+
+
+@router.get("/api/v1/health", tags=["read"])
+def health(request: Request) -> JSONResponse:
+    """For probes: 200 while the writer runs (or the store answers), else 503. No token."""
+    ctx = ctx_of(request)
+    writer = ctx.agent.writer_alive() if ctx.agent is not None else None
+    ok = writer is not False
+    return JSONResponse({"status": "ok" if ok else "failing", "writer_alive": writer},
+                        status_code=200 if ok else 503)
+
+
+@router.post("/api/v1/sql", tags=["read"])
+def sql(ctx: Reader, body: SqlRequest) -> dict[str, Any]:
+    """Read-only SQL on the store (what `sunarchive sql` sends to a running instance)."""
+    try:
+        return table_json(ctx.store.sql(body.sql).table)
+    except Exception as exc:
+        raise HTTPException(400, f"SQL failed: {str(exc).splitlines()[0]}") from None
+
+
+# -- upstream-compatible endpoints -------------------------------------------------------------
+def _lab(ctx: ApiContext, kind: str) -> str:
+    name = LAB_KINDS.get(kind)
+    if name is None:
+        raise HTTPException(404, f"unknown lab measurement {kind!r}; one of "
+                                 f"{', '.join(LAB_KINDS)}")
+    ctx.profile(name)
+    return name
+
+
+def _range(start: str | None, end: str | None, start_time: str | None,
+           end_time: str | None) -> tuple[datetime, datetime]:
+    stop = instant(end or end_time, "end_time", datetime.now(UTC))
+    return instant(start or start_time, "start_time", stop - timedelta(hours=24)), stop
+
+
+@router.get("/measurements/{kind}", tags=["lab rig"])
+def lab_measurements(ctx: Reader, kind: str, start_time: str | None = None,
+                     end_time: str | None = None, start: str | None = None,
+                     end: str | None = None, tier: str = "auto",
+                     max_points: Annotated[int, Query(ge=1, le=1_000_000)] = 1000,
+                     tag: Annotated[list[str], Query()] = []) -> dict[str, Any]:  # noqa: B006
+    """Lab rig rows: ``mpp``, ``temperature`` or ``irradiance``."""
+    begin, stop = _range(start, end, start_time, end_time)
+    return _read(ctx, _lab(ctx, kind), tier, begin, stop, _tags(tag), None, max_points)
+
+
+@router.get("/statistics/{kind}", tags=["lab rig"])
+def lab_statistics(ctx: Reader, kind: str, start_time: str | None = None,
+                   end_time: str | None = None, start: str | None = None,
+                   end: str | None = None) -> dict[str, Any]:
+    """Per field over the range: mean, min, max, stddev and sample count (exact, from the
+    mergeable 1 s state of the coarsest fitting tier)."""
+    name = _lab(ctx, kind)
+    begin, stop = _range(start, end, start_time, end_time)
+    profile = ctx.profiles[name]
+    result = run_query(ctx.store, name, "auto", begin, stop, None, None, 1)
+    rows = result.table.to_pylist()
+    stats: dict[str, Any] = {}
+    for spec in profile.fields_of(FieldKind.GAUGE, FieldKind.POWER):
+        n = sum((r.get(f"{spec.name}_count") or 0) for r in rows)
+        if not n:
+            stats[spec.name] = {"count": 0, "unit": spec.unit}
+            continue
+        mean = sum((r[f"{spec.name}_avg"] or 0) * (r[f"{spec.name}_count"] or 0)
+                   for r in rows) / n
+        var = sum((r[f"{spec.name}_count"] or 0) * ((r[f"{spec.name}_stddev"] or 0) ** 2
+                  + ((r[f"{spec.name}_avg"] or 0) - mean) ** 2) for r in rows) / n
+        stats[spec.name] = {
+            "unit": spec.unit, "count": n, "mean": mean, "stddev": var ** 0.5,
+            "min": min(r[f"{spec.name}_min"] for r in rows if r[f"{spec.name}_count"]),
+            "max": max(r[f"{spec.name}_max"] for r in rows if r[f"{spec.name}_count"])}
+    return {"measurement": name, "start": begin.isoformat(), "end": stop.isoformat(),
+            "tier": result.tier, "fields": stats}
+
+
+@router.get("/api/energy-data", tags=["energy systems"])
+def energy_data(ctx: Reader, start_time: str | None = None, end_time: str | None = None,
+                device_id: str | None = None, tier: str = "auto",
+                max_points: Annotated[int, Query(ge=1, le=1_000_000)] = 1000
+                ) -> dict[str, Any]:
+    """Hybrid inverter readings (``energy_data``) of one device or all."""
+    begin, stop = _range(None, None, start_time, end_time)
+    tags = {} if device_id is None else {"device_id": device_id}
+    return _read(ctx, "energy_data", tier, begin, stop, tags, None, max_points)

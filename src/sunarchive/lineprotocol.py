@@ -1,0 +1,344 @@
+"""InfluxDB line protocol: a parser into columns per measurement, and a formatter.
+
+``measurement[,tag=v...] field=v[,field=v...] [timestamp]``. Lines without backslashes or
+double quotes (nearly all machine-written ones) take a fast path of plain splits; the others
+are scanned character by character. A malformed line becomes a :class:`LineError` naming its
+1-based line number and what is wrong; the good lines around it are kept (partial writes).
+
+Values: floats ``1``, ``-1.5E-2``; integers ``12i``; unsigned ``12u``; booleans
+``t T true True TRUE`` / ``f F false False FALSE``; strings in double quotes. NaN and Inf are
+rejected. Integers and booleans are carried as float64 (exact up to 2**53).
+
+Precision ``auto`` (InfluxDB 3) guesses the unit from the magnitude of the timestamp:
+|t| < 1e11 → seconds, < 1e14 → milliseconds, < 1e17 → microseconds, else nanoseconds.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+Kind = Literal["float", "int", "uint", "bool", "string"]
+UNITS_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+PRECISION_NAMES = {"ns": "ns", "nanosecond": "ns", "n": "ns", "us": "us", "microsecond": "us",
+                   "u": "us", "ms": "ms", "millisecond": "ms", "s": "s", "second": "s",
+                   "auto": "auto"}
+TRUE = frozenset({"t", "T", "true", "True", "TRUE"})
+FALSE = frozenset({"f", "F", "false", "False", "FALSE"})
+FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+INTEGER = re.compile(r"[+-]?\d+")
+UNSIGNED = re.compile(r"\d+")
+MAX_SHOWN = 200
+
+
+class PrecisionError(ValueError):
+    """An unknown precision parameter."""
+
+
+@dataclass
+class LineError:
+    """A line that was not written: where, what it said, and why."""
+
+    line_number: int
+    line: str
+    message: str
+
+
+@dataclass
+class ParsedField:
+    """One field key's values over the measurement's points (NaN/None where absent)."""
+
+    kind: Kind
+    values: np.ndarray[Any, Any]
+
+
+@dataclass
+class ParsedMeasurement:
+    """All good points of one measurement, columnar."""
+
+    measurement: str
+    tag_keys: tuple[str, ...]
+    tag_sets: list[tuple[str, ...]]
+    tag_index: np.ndarray[Any, np.dtype[np.int32]]
+    time_ns: np.ndarray[Any, np.dtype[np.int64]]
+    fields: dict[str, ParsedField]
+
+
+@dataclass
+class ParseResult:
+    measurements: dict[str, ParsedMeasurement]
+    errors: list[LineError]
+    lines: int = 0
+    points: int = 0
+
+
+class _BadLine(Exception):
+    pass
+
+
+@dataclass
+class _Builder:
+    """Points of one measurement as they are parsed."""
+
+    tags: list[dict[str, str]] = field(default_factory=list)
+    times: list[int] = field(default_factory=list)
+    values: dict[str, list[tuple[int, Any]]] = field(default_factory=dict)
+    kinds: dict[str, Kind] = field(default_factory=dict)
+
+    def check_kinds(self, fields: dict[str, tuple[Kind, Any]]) -> None:
+        for name, (kind, _) in fields.items():
+            known = self.kinds.get(name)
+            if known is not None and known != kind:
+                raise _BadLine(f"field {name!r} is {kind} here but {known} earlier")
+
+    def add(self, tags: dict[str, str], time_ns: int, fields: dict[str, tuple[Kind, Any]]
+            ) -> None:
+        index = len(self.times)
+        self.tags.append(tags)
+        self.times.append(time_ns)
+        for name, (kind, value) in fields.items():
+            self.kinds.setdefault(name, kind)
+            self.values.setdefault(name, []).append((index, value))
+
+    def build(self, name: str) -> ParsedMeasurement:
+        keys = tuple(sorted({k for t in self.tags for k in t}))
+        sets: dict[tuple[str, ...], int] = {}
+        index = np.empty(len(self.times), np.int32)
+        for i, tags in enumerate(self.tags):
+            key = tuple(tags.get(k, "") for k in keys)
+            index[i] = sets.setdefault(key, len(sets))
+        fields = {}
+        for fname, pairs in self.values.items():
+            kind = self.kinds[fname]
+            if kind == "string":
+                column: np.ndarray[Any, Any] = np.full(len(self.times), None, dtype=object)
+            else:
+                column = np.full(len(self.times), np.nan)
+            for i, value in pairs:
+                column[i] = value
+            fields[fname] = ParsedField(kind, column)
+        return ParsedMeasurement(name, keys, list(sets), index,
+                                 np.array(self.times, np.int64), fields)
+
+
+def normalize_precision(text: str) -> str:
+    """``ns``/``us``/``ms``/``s``/``auto`` for any accepted spelling; PrecisionError else."""
+    found = PRECISION_NAMES.get(text.strip().lower()) if text else "ns"
+    if found is None:
+        raise PrecisionError(f"precision {text!r} is not one of ns, us, ms, s (or "
+                             "nanosecond, microsecond, millisecond, second, auto)")
+    return found
+
+
+def parse_lines(body: bytes | str, precision: str = "ns", now_ns: int | None = None,
+                max_line_bytes: int = 65536) -> ParseResult:
+    """Parse a write body. Bad lines are reported; good ones are kept."""
+    unit = normalize_precision(precision)
+    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    now = time.time_ns() if now_ns is None else now_ns
+    builders: dict[str, _Builder] = {}
+    errors: list[LineError] = []
+    lines = points = 0
+    for number, raw in enumerate(text.split("\n"), 1):
+        line = raw.rstrip("\r").lstrip(" \t")
+        if not line or line.startswith("#"):
+            continue
+        lines += 1
+        if len(line) > max_line_bytes:
+            errors.append(LineError(number, line[:MAX_SHOWN] + "…", f"line {number}: longer "
+                                    f"than {max_line_bytes} bytes"))
+            continue
+        try:
+            measurement, tags, fields, stamp = _parse(line)
+            builder = builders.setdefault(measurement, _Builder())
+            builder.check_kinds(fields)
+            builder.add(tags, _time_ns(stamp, unit, now), fields)
+            points += 1
+        except _BadLine as exc:
+            shown = line if len(line) <= MAX_SHOWN else line[:MAX_SHOWN] + "…"
+            errors.append(LineError(number, shown, f"line {number}: {exc}"))
+    measurements = {name: b.build(name) for name, b in builders.items()}
+    return ParseResult(measurements, errors, lines, points)
+
+
+def _time_ns(stamp: str | None, unit: str, now_ns: int) -> int:
+    if stamp is None:
+        return now_ns
+    if not INTEGER.fullmatch(stamp):
+        raise _BadLine(f"timestamp {stamp!r} is not an integer")
+    value = int(stamp)
+    if unit == "auto":
+        size = abs(value)
+        unit = "s" if size < 1e11 else "ms" if size < 1e14 else "us" if size < 1e17 else "ns"
+    return value * UNITS_NS[unit]
+
+
+def _parse(line: str) -> tuple[str, dict[str, str], dict[str, tuple[Kind, Any]], str | None]:
+    if "\\" in line or '"' in line:
+        return _parse_slow(line)
+    parts = line.split(" ")
+    parts = [p for p in parts if p]
+    if len(parts) < 2:
+        raise _BadLine("no fields")
+    if len(parts) > 3:
+        raise _BadLine(f"unexpected {parts[3]!r} after the timestamp")
+    head = parts[0].split(",")
+    tags = _pairs(head[1:], "tag")
+    fields = {k: _value(k, v) for k, v in _pairs(parts[1].split(","), "field").items()}
+    return _measurement(head[0]), tags, fields, parts[2] if len(parts) == 3 else None
+
+
+def _measurement(name: str) -> str:
+    if not name:
+        raise _BadLine("no measurement name")
+    return name
+
+
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise _BadLine(f"{what} {item!r} is not key=value")
+        if what == "tag" and not value:
+            raise _BadLine(f"tag {key!r} has no value")
+        if key in out:
+            raise _BadLine(f"duplicate {what} {key!r}")
+        out[key] = value
+    if what == "field" and not out:
+        raise _BadLine("no fields")
+    return out
+
+
+def _value(name: str, text: str) -> tuple[Kind, Any]:
+    if not text:
+        raise _BadLine(f"field {name!r} has no value")
+    last = text[-1]
+    if last == "i" and INTEGER.fullmatch(text[:-1]):
+        return "int", float(int(text[:-1]))
+    if last == "u" and UNSIGNED.fullmatch(text[:-1]):
+        return "uint", float(int(text[:-1]))
+    if text in TRUE:
+        return "bool", 1.0
+    if text in FALSE:
+        return "bool", 0.0
+    if FLOAT.fullmatch(text):
+        number = float(text)
+        if math.isinf(number):
+            raise _BadLine(f"field {name!r}: {text!r} is out of range")
+        return "float", number
+    raise _BadLine(f"field {name!r}: invalid value {text!r}")
+
+
+# -- lines with escapes or quoted strings ------------------------------------------------------
+def _parse_slow(line: str) -> tuple[str, dict[str, str], dict[str, tuple[Kind, Any]],
+                                   str | None]:
+    pos, n = 0, len(line)
+    name, pos = _token(line, pos, stops=", ")
+    tags: dict[str, str] = {}
+    while pos < n and line[pos] == ",":
+        key, pos = _token(line, pos + 1, stops="=")
+        if pos >= n or not key:
+            raise _BadLine(f"tag {key!r} is not key=value")
+        value, pos = _token(line, pos + 1, stops=", ")
+        if not value:
+            raise _BadLine(f"tag {key!r} has no value")
+        if key in tags:
+            raise _BadLine(f"duplicate tag {key!r}")
+        tags[key] = value
+    if pos >= n or line[pos] != " ":
+        raise _BadLine("no fields")
+    fields: dict[str, tuple[Kind, Any]] = {}
+    pos += 1
+    while True:
+        key, pos = _token(line, pos, stops="=")
+        if pos >= n or not key:
+            raise _BadLine(f"field {key!r} is not key=value" if key else "no fields")
+        if key in fields:
+            raise _BadLine(f"duplicate field {key!r}")
+        if pos + 1 < n and line[pos + 1] == '"':
+            text, pos = _quoted(line, pos + 2, key)
+            fields[key] = ("string", text)
+        else:
+            raw, pos = _token(line, pos + 1, stops=", ", escapes=False)
+            fields[key] = _value(key, raw)
+        if pos >= n or line[pos] == " ":
+            break
+        pos += 1  # the comma
+    stamp = line[pos:].strip() or None
+    if stamp is not None and " " in stamp:
+        raise _BadLine(f"unexpected {stamp.split()[1]!r} after the timestamp")
+    return _measurement(name), tags, fields, stamp
+
+
+def _token(line: str, pos: int, stops: str, escapes: bool = True) -> tuple[str, int]:
+    """Characters up to an unescaped stop character; backslash escapes are resolved."""
+    out = []
+    n = len(line)
+    while pos < n:
+        char = line[pos]
+        if escapes and char == "\\" and pos + 1 < n:
+            out.append(line[pos + 1])
+            pos += 2
+            continue
+        if char in stops:
+            break
+        out.append(char)
+        pos += 1
+    return "".join(out), pos
+
+
+def _quoted(line: str, pos: int, key: str) -> tuple[str, int]:
+    out = []
+    n = len(line)
+    while pos < n:
+        char = line[pos]
+        if char == "\\" and pos + 1 < n and line[pos + 1] in '"\\':
+            out.append(line[pos + 1])
+            pos += 2
+            continue
+        if char == '"':
+            return "".join(out), pos + 1
+        out.append(char)
+        pos += 1
+    raise _BadLine(f"field {key!r}: unterminated string")
+
+
+# -- formatting ------------------------------------------------------------------------------
+def _escape(text: str, chars: str) -> str:
+    """Backslash-escape ``chars`` and the backslash itself (the parser reads ``\\x`` as x)."""
+    text = text.replace("\\", "\\\\")
+    for char in chars:
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def format_value(value: bool | int | float | str) -> str:
+    """A field value in line protocol (integers get ``i``; strings are quoted)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"line protocol cannot carry {value!r}")
+        return repr(value)
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def to_line(measurement: str, tags: dict[str, str],
+            fields: dict[str, bool | int | float | str], time_ns: int | None = None) -> str:
+    """One line of line protocol, escaped; tags sorted by key as InfluxDB recommends."""
+    if not fields:
+        raise ValueError("a point needs at least one field")
+    head = _escape(measurement, ", ")
+    for key in sorted(tags):
+        if tags[key] != "":
+            head += f",{_escape(key, ',= ')}={_escape(tags[key], ',= ')}"
+    body = ",".join(f"{_escape(k, ',= ')}={format_value(v)}" for k, v in fields.items())
+    return f"{head} {body}" + ("" if time_ns is None else f" {time_ns}")
