@@ -22,6 +22,8 @@ test: $(STAMP) system-deps
 
 # The PostgreSQL tests start their own throwaway server from the installed binaries
 # (or use SUNARCHIVE_TEST_PG_URL); on a machine without them, install Debian's package.
+# The dashboard test drives Debian's chromium with Playwright (which downloads no browser);
+# it is installed the same way.
 system-deps:
 	@if [ -z "$$SUNARCHIVE_TEST_PG_URL" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
 	    && ! command -v initdb >/dev/null 2>&1; then \
@@ -29,6 +31,12 @@ system-deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	    postgresql >/dev/null; \
+	fi
+	@if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then \
+	  echo "installing Chromium (Debian package chromium) for the dashboard test"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    chromium >/dev/null; \
 	fi
 
 lint: $(STAMP)

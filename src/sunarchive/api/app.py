@@ -7,7 +7,7 @@ import time
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from sunarchive.api import influx, live, rest
+from sunarchive.api import dashboard, influx, live, rest
 from sunarchive.api.context import ApiContext
 from sunarchive.api.live import LiveHub
 from sunarchive.model import SunarchiveError
@@ -26,6 +26,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(rest.router)
     app.include_router(live.router)
     app.include_router(influx.router)
+    app.include_router(dashboard.router)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
