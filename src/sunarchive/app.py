@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,8 @@ from sunarchive.pipeline.live import LiveState
 from sunarchive.pipeline.spool import Spool
 from sunarchive.profiles import Profile, load_profiles
 from sunarchive.settings import Settings
+from sunarchive.sources.base import Source
+from sunarchive.sources.running import SourceContext
 from sunarchive.sources.simulator import SimulatorConfig, SimulatorSource
 from sunarchive.storage.open import (
     SqlStore,
@@ -133,11 +135,18 @@ class App:
     location: str
     sources_config: list[tuple[SimulatorConfig, datetime | None, float]]
     resumed_from: datetime | None = None
+    adapters: list[Source] = field(default_factory=list)
+    """Device sources built from the config (everything but the simulator)."""
+    simulator_names: list[str] = field(default_factory=list)
+    """The config names of the simulators, in the order of ``sources_config``."""
 
     def start(self, duration_s: float | None = None) -> None:
-        for config, start, speed in self.sources_config:
+        for i, (config, start, speed) in enumerate(self.sources_config):
+            name = self.simulator_names[i] if i < len(self.simulator_names) else None
             self.agent.add_source(SimulatorSource(config, start=start, speed=speed,
-                                                  duration_s=duration_s))
+                                                  duration_s=duration_s, name=name))
+        for source in self.adapters:
+            self.agent.add_source(source)
         self.agent.start()
 
     def notes(self) -> list[str]:
@@ -191,4 +200,8 @@ def build_app(settings: Settings, demo: bool, collect: bool = True) -> App:
     spool = Spool(settings.spool_dir or default_spool_dir(settings.database_url))
     agent = Agent(store, accumulator, settings.lateness_s, settings.commit_interval_s,
                   settings.maintenance_interval_s, live, spool)
-    return App(store, agent, live, store.location, configs, resumed)
+    context = SourceContext(settings.timezone, store.profiles, agent.post_event)
+    adapters = [s.build(context) for s in settings.effective_sources()
+                if collect and s.type != "simulator"]
+    return App(store, agent, live, store.location, configs, resumed, adapters,
+               [s.name for s in sims])

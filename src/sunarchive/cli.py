@@ -101,6 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
     monitor.add_argument("--json", action="store_true", help="print the raw snapshot as JSON")
     monitor.set_defaults(handler=cmd_monitor)
 
+    sources = sub.add_parser(
+        "sources", help="the configured sources and their state",
+        description="List the configured sources. While `run` or `demo` works on the same "
+        "store, each shows its live state (connected, offline, failed), last sample, "
+        "samples/s and errors; otherwise the state is `not running`.", epilog=EPILOG)
+    _common(sources)
+    sources.add_argument("--json", action="store_true", help="machine-readable JSON")
+    sources.set_defaults(handler=cmd_sources)
+
     status = sub.add_parser("status", help="engine, file size, per-table rows and ranges")
     _common(status)
     status.add_argument("--json", action="store_true", help="machine-readable JSON")
@@ -289,6 +298,24 @@ def _running_instance(settings: Any, exc: Exception) -> Any:
         raise exc
     tokens = settings.http_read_tokens or settings.http_write_tokens
     return RunningInstance(url, tokens[0].get_secret_value() if tokens else None)
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    from sunarchive.app import live_file
+    from sunarchive.pipeline.live import read_live_file
+
+    settings = _settings(args)
+    snapshot = read_live_file(live_file(settings)) or {}
+    running = {s["name"]: s for s in snapshot.get("sources", [])}
+    rows = [{"name": c.name, "state": "not running",
+             **running.pop(c.name, {}), "type": c.type}
+            for c in settings.effective_sources()]
+    rows.extend(running.values())   # started from a config this command did not read
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        output.print_sources(rows)
+    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -54,6 +54,22 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def print_sources(rows: list[dict[str, Any]]) -> None:
+    """The sources table of ``sunarchive sources``."""
+    table = Table(title="sources")
+    for column in ("name", "type", "state", "last sample", "samples/s", "samples", "errors",
+                   "last error"):
+        table.add_column(column)
+    for row in rows:
+        last = row.get("last_sample_at")
+        table.add_row(row["name"], row.get("type", ""), row.get("state", ""),
+                      datetime.fromtimestamp(last).astimezone().isoformat(timespec="seconds")
+                      if last else "-",
+                      f"{row.get('samples_per_s', 0.0):.1f}", str(row.get("samples", 0)),
+                      str(row.get("errors", 0)), row.get("last_error") or "")
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+
+
 def print_status(info: dict[str, Any]) -> None:
     console = Console()
     version = info.get("duckdb_version") or info.get("server_version", "")

@@ -54,6 +54,8 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from sunarchive.model import ConfigError
+from sunarchive.sources.catalog import SOURCE_TAGS, SourceConfig
+from sunarchive.sources.config import SimulatorSettings, SimulatorSource
 
 __all__ = [
     "ENV_PREFIX",
@@ -86,47 +88,6 @@ _STRICT = ConfigDict(extra="forbid", frozen=True)
 
 
 # --------------------------------------------------------------------------- schema
-
-
-class SimulatorSettings(BaseModel):
-    """The built-in PV plant simulator."""
-
-    model_config = _STRICT
-
-    panels: int = Field(default=4, gt=0, description="Number of simulated panels (inverter "
-                        "channels).")
-    seed: int = Field(default=42, description="Random seed; the same seed gives the same data.")
-    speed: float = Field(default=1.0, ge=0, description="Playback speed as a multiple of real "
-                         "time; 0 = as fast as possible.")
-    start: AwareDatetime | None = Field(
-        default=None,
-        description="Simulated start time, ISO 8601 with a UTC offset (e.g. "
-                    "2024-06-21T04:00:00+02:00); unset = now.")
-    sample_rate_hz: float = Field(default=10.0, gt=0, description="Samples per second per "
-                                  "measurement.")
-    latitude_deg: float = Field(default=52.52, ge=-90, le=90, description="Site latitude, "
-                                "north positive.")
-    longitude_deg: float = Field(default=13.405, ge=-180, le=180, description="Site longitude, "
-                                 "east positive.")
-    tilt_deg: float = Field(default=35.0, ge=0, le=90, description="Panel tilt from horizontal.")
-    azimuth_deg: float = Field(default=180.0, ge=0, le=360, description="Panel azimuth, "
-                               "clockwise from north (180 = south).")
-    drop_probability: float = Field(default=0.001, ge=0, lt=1, description="Probability that a "
-                                    "sample is dropped, to exercise gap handling.")
-
-
-class SimulatorSource(SimulatorSettings):
-    """A ``sources`` entry of ``type: simulator``."""
-
-    type: Literal["simulator"] = Field(default="simulator", description="Source type.")
-    name: str = Field(default="simulator", min_length=1, description="Unique source name.")
-
-
-#: One entry of ``Settings.sources``. Add new source types as further union members, each
-#: with its own ``type: Literal[...]`` tag, and add the tag to ``_SOURCE_TAGS``.
-SourceConfig = Annotated[Union[SimulatorSource], Field(discriminator="type")]  # noqa: UP007
-
-_SOURCE_TAGS = frozenset({"simulator"})
 
 
 class Settings(BaseModel):
@@ -592,7 +553,7 @@ def _drop_none(value: Any) -> Any:
 def _error_path(loc: tuple[str | int, ...]) -> _Path:
     """Drop the union tag pydantic puts into locations inside ``sources``."""
     if (len(loc) > 2 and loc[0] == "sources" and isinstance(loc[1], int)
-            and loc[2] in _SOURCE_TAGS):
+            and loc[2] in SOURCE_TAGS):
         return (*loc[:2], *loc[3:])
     return loc
 
@@ -605,7 +566,7 @@ def _error_message(error: Mapping[str, Any]) -> str:
         return ("time has no UTC offset; give an explicit offset such as +00:00 or Z "
                 f"({message})")
     if error["type"] == "union_tag_not_found":
-        return f"missing type (one of: {', '.join(sorted(_SOURCE_TAGS))})"
+        return f"missing type (one of: {', '.join(sorted(SOURCE_TAGS))})"
     for prefix in ("Value error, ", "Assertion failed, "):
         if message.startswith(prefix):
             return message[len(prefix):]

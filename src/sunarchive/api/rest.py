@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from sunarchive.api.context import ApiContext, instant, iso
-from sunarchive.model import FieldKind, SunarchiveError
+from sunarchive.model import FieldKind, SunarchiveError, from_epoch_s
 from sunarchive.profiles.spec import Profile
 from sunarchive.query import run_query
 from sunarchive.rollup import ALL_TIERS
@@ -198,6 +198,21 @@ def events(ctx: Reader, limit: Annotated[int, Query(ge=1, le=10_000)] = 100
     return [{k: iso(v) for k, v in e.items()} for e in ctx.store.event_rows(limit)]
 
 
+@router.get("/api/v1/sources", tags=["read"])
+def sources(ctx: Reader) -> list[dict[str, Any]]:
+    """Each source: type, state (connected, offline, failed, stopped), last sample, samples/s,
+    errors and the last error."""
+    return _sources(ctx)
+
+
+def _sources(ctx: ApiContext) -> list[dict[str, Any]]:
+    if ctx.agent is None:
+        return []
+    return [{k: from_epoch_s(v).isoformat() if k in ("since", "last_sample_at") and v
+             else v for k, v in status.snapshot().items()}
+            for status in ctx.agent.source_status.values()]
+
+
 @router.get("/api/v1/status", tags=["read"])
 def status(ctx: Reader, detail: bool = False) -> dict[str, Any]:
     """Engine, ingest rate, queue depth, sources, last write; ``detail=true`` adds tables."""
@@ -210,9 +225,7 @@ def status(ctx: Reader, detail: bool = False) -> dict[str, Any]:
         "samples_per_s": snap.get("samples_per_s", 0.0),
         "queue_depth": counters.get("queue_depth", 0),
         "last_write_at": counters.get("last_write_at"), "counters": counters,
-        "sources": [] if ctx.agent is None else
-        [{"name": s.name, "error": ctx.agent.source_errors.get(s.name)}
-         for s in ctx.agent.sources],
+        "sources": _sources(ctx),
         "writes_accepted": ctx.agent is not None}
     if detail:
         out["store"] = ctx.store.status()

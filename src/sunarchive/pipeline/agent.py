@@ -23,7 +23,8 @@ from sunarchive.pipeline.accumulator import Accumulator
 from sunarchive.pipeline.live import LiveState
 from sunarchive.pipeline.spool import PendingWrite, Spool
 from sunarchive.reducer import Reducer, ReduceResult, concat_rows, select_rows
-from sunarchive.sources.base import Source
+from sunarchive.sources.base import SampleSink, Source
+from sunarchive.sources.running import SourceStatus
 from sunarchive.storage.base import Store
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,9 @@ class Agent:
         self.live = live or LiveState()
         self.stats = WriterStats()
         self.sources: list[Source] = []
+        self.source_status: dict[str, SourceStatus] = {}
+        self._posted_events: list[Event] = []
+        self._events_lock = threading.Lock()
         self.source_errors: dict[str, str] = {}
         self._reducers: dict[str, Reducer] = {}
         self._stored_until: dict[str, int | None] = {}
@@ -125,8 +129,18 @@ class Agent:
         self._next_maintenance = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def add_source(self, source: Source) -> None:
+    def add_source(self, source: Source, status: SourceStatus | None = None) -> None:
+        """Run ``source`` at start. Its batches are counted into ``status`` (the source's own
+        ``status`` attribute if it has one, else a new one)."""
+        status = status or getattr(source, "status", None) or SourceStatus(
+            source.name, type(source).__name__, self.post_event)
         self.sources.append(source)
+        self.source_status[source.name] = status
+
+    def post_event(self, event: Event) -> None:
+        """Record an event from any thread (a source going offline, ...)."""
+        with self._events_lock:
+            self._posted_events.append(event)
 
     def start(self) -> None:
         """Catch up rollups left from an earlier run, then start the writer and sources."""
@@ -151,11 +165,18 @@ class Agent:
             self._threads.append(thread)
 
     def _run_source(self, source: Source) -> None:
+        status = self.source_status[source.name]
+        if not hasattr(source, "status"):
+            status.connected()   # a source that does not report its own state
         try:
-            source.run(self.accumulator, self._stop_sources)
+            source.run(_CountingSink(self.accumulator, status), self._stop_sources)
         except Exception as exc:  # a source failing must not stop the others
             log.exception("source %s failed", source.name)
             self.source_errors[source.name] = f"{type(exc).__name__}: {exc}"
+            if status.state != "failed":
+                status.failed(self.source_errors[source.name])
+        finally:
+            status.stopped()
 
     def writer_alive(self) -> bool:
         """True while the writer thread runs."""
@@ -236,6 +257,7 @@ class Agent:
         self._flush_events()
         if time.monotonic() >= self._next_maintenance:
             self._maintain()
+        self.live.update_sources([s.snapshot() for s in self.source_status.values()])
         self.live.update_buffered({sid: n for r in self._reducers.values()
                                    for sid, n in r.buffered_by_series().items()})
         self.live.update_writer(self.stats, self.accumulator, self._buffered())
@@ -304,6 +326,9 @@ class Agent:
         return select_rows(fresh, ~old), concat_rows([merge, select_rows(fresh, old)])
 
     def _flush_events(self) -> None:
+        with self._events_lock:
+            posted, self._posted_events = self._posted_events, []
+        self._pending_events.extend(posted)
         if not self._pending_events:
             return
         events, self._pending_events = self._pending_events, []
@@ -326,3 +351,15 @@ class Agent:
 
     def _buffered(self) -> int:
         return sum(r.buffered for r in self._reducers.values())
+
+
+class _CountingSink:
+    """The accumulator as a source sees it: every batch put is counted into its status."""
+
+    def __init__(self, sink: SampleSink, status: SourceStatus) -> None:
+        self._sink = sink
+        self._status = status
+
+    def put(self, batch: SampleBatch) -> None:
+        self._sink.put(batch)
+        self._status.counted(batch)

@@ -40,6 +40,7 @@ class LiveState:
         self._buffered: dict[int, int] = {}
         self._events: deque[dict[str, Any]] = deque(maxlen=50)
         self._counters: dict[str, Any] = {}
+        self._sources: list[dict[str, Any]] = []
         self._samples: dict[str, int] = {}
         self._rate: dict[str, float] = {}
         self._rate_mark = (time.monotonic(), 0)
@@ -82,6 +83,11 @@ class LiveState:
         with self._lock:
             self._buffered = dict(per_series)
 
+    def update_sources(self, sources: list[dict[str, Any]]) -> None:
+        """State and counters of each source (see ``SourceStatus.snapshot``)."""
+        with self._lock:
+            self._sources = sources
+
     def add_events(self, events: list[Event]) -> None:
         with self._lock:
             for e in events:
@@ -120,6 +126,7 @@ class LiveState:
                     "samples_per_s": self._rate.get("samples_per_s", 0.0),
                     "samples_by_measurement": dict(self._samples),
                     "targets_hz": dict(self.targets_hz), "counters": dict(self._counters),
+                    "sources": list(self._sources),
                     "latest": [dict(e, buffered=self._buffered.get(e["series_id"], 0))
                                for e in self._latest.values()],
                     "events": list(self._events)}

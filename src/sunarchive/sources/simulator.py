@@ -468,7 +468,7 @@ class SimulatorSource:
 
     def __init__(self, config: SimulatorConfig, start: datetime | None = None,
                  speed: float = 1.0, chunk_s: float = 1.0,
-                 duration_s: float | None = None) -> None:
+                 duration_s: float | None = None, name: str | None = None) -> None:
         if start is None:
             start = datetime.now(UTC)
         self._start_ns = _datetime_ns(require_aware(start, "simulator start"))
@@ -478,7 +478,7 @@ class SimulatorSource:
             raise ConfigError(f"simulator: duration_s must be >= 0, got {duration_s}")
         if math.isnan(speed):
             raise ConfigError("simulator: speed must be a number")
-        self.name = f"simulator:{config.measurement}"
+        self.name = name or f"simulator:{config.measurement}"
         self.simulator = PanelSimulator(config)
         self.speed = speed
         self._chunk_ns = max(1, round(chunk_s * NS_PER_S))
