@@ -1,0 +1,68 @@
+"""A schemathesis run over the OpenAPI schema of a real server (`sunarchive serve` on a free
+port, serving a copy of the demo store): generated requests to every documented operation,
+and not one may get a server error (5xx)."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+
+try:
+    from test_api import serve, stop
+except ImportError:  # tests/ imported as a package
+    from tests.test_api import serve, stop
+
+
+@pytest.fixture(scope="module")
+def api_schema(demo_db: Path) -> Iterator[Any]:
+    folder = Path(tempfile.mkdtemp(prefix="sunarchive-schema-"))
+    db = folder / "demo.duckdb"
+    shutil.copy(demo_db, db)
+    served = serve(db, "--timezone", "Europe/Berlin")
+    try:
+        yield schemathesis.openapi.from_url(served.url + "/openapi.json")
+    finally:
+        stop(served)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_no_server_errors(api_schema: Any) -> None:
+    operations = [result.ok() for result in api_schema.get_all_operations()]
+    assert len(operations) >= 20, "the schema lost operations"
+    failures, statuses = [], []
+    for operation, mode in itertools.product(operations, GenerationMode):
+        try:
+            _exercise(operation, mode, statuses)
+        except Unsatisfiable:   # no parameters to make invalid: nothing negative to send
+            assert mode is GenerationMode.NEGATIVE, f"{operation.path}: no valid request"
+        except Exception as exc:  # collect every failing operation, then report them all
+            failures.append(f"{operation.method.upper()} {operation.path} ({mode.value}): "
+                            f"{exc}")
+    assert not failures, "\n\n".join(failures)
+    assert len(statuses) >= 20 * len(operations)          # the run did send requests
+    assert any(200 <= s < 300 for s in statuses) and any(400 <= s < 500 for s in statuses)
+
+
+def _exercise(operation: Any, mode: GenerationMode, statuses: list[int]) -> None:
+    """Valid (positive) or invalid (negative) requests generated from the schema."""
+
+    @given(case=operation.as_strategy(mode))
+    @settings(max_examples=30, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    def check(case: Any) -> None:
+        response = case.call(timeout=30)
+        statuses.append(response.status_code)
+        case.validate_response(response, checks=[not_a_server_error])
+
+    check()
