@@ -91,20 +91,35 @@ def test_influxdb3_python_client(server: Served) -> None:
 
 
 def test_home_assistant_layout_gets_an_inferred_profile(server: Served) -> None:
+    t0 = T0_NS // 10**9
     body = "\n".join(
-        f'W,domain=sensor,entity_id=house_power value={400 + k}.0 {T0_NS // 10**9 + k}'
+        f'W,domain=sensor,entity_id=house_power value={400 + k}.0 {t0 + k}'
         for k in range(5)) + "\n" + \
-        f'kWh,domain=sensor,entity_id=meter value=1234i,state="on" {T0_NS // 10**9}'
+        f'kWh,domain=sensor,entity_id=meter value=1234i,state="on" {t0}'
     response = httpx.post(server.url + "/write", params={"db": "home_assistant",
                                                           "precision": "s"}, content=body)
-    # the string field cannot be stored: reported, the rest kept
+    assert response.status_code == 204, response.text
+    # text states are stored as codes; their labels are kept and listed with the field
+    later = f'kWh,domain=sensor,entity_id=meter state="off" {t0 + 1}\n' \
+            f'kWh,domain=sensor,entity_id=meter state="on" {t0 + 2}'
+    assert httpx.post(server.url + "/write", params={"db": "home_assistant", "precision": "s"},
+                      content=later).status_code == 204
+    # a string for a field that is not a state is reported; the rest of the write is kept
+    mixed = f'ps100_readings,panel_id=p1 voltage="high",current=1.5 {t0}'
+    response = httpx.post(server.url + "/write", params={"db": "x", "precision": "s"},
+                          content=mixed)
     assert response.status_code == 400
-    assert "'state' is a string" in response.json()["error"]
+    assert "'voltage' is a string but not a state field" in response.json()["error"]
+    listed = {m["measurement"]: m for m in httpx.get(server.url + "/api/v1/measurements").json()}
+    state = next(f for f in listed["kWh"]["fields"] if f["name"] == "state")
+    assert state["kind"] == "state" and state["labels"] == {"0": "on", "1": "off"}
     rows = sql(server, "SELECT entity_id, value_avg FROM w_1s ORDER BY time")
     assert [r["value_avg"] for r in rows] == [400.0, 401.0, 402.0, 403.0, 404.0]
     assert {r["entity_id"] for r in rows} == {"house_power"}
-    meter = sql(server, "SELECT value_avg FROM kwh_1s")
-    assert meter == [{"value_avg": 1234.0}]
+    meter = sql(server, "SELECT value_avg, state_last FROM kwh_1s ORDER BY time")
+    assert meter == [{"value_avg": 1234.0, "state_last": 0}, {"value_avg": None, "state_last": 1},
+                     {"value_avg": None, "state_last": 0}]
+    assert sql(server, "SELECT current_avg FROM ps100_readings_1s") == [{"current_avg": 1.5}]
 
 
 def test_protocol_details(server: Served) -> None:

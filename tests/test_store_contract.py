@@ -210,6 +210,16 @@ def test_series_and_events_round_trip(stores: Stores) -> None:
     assert events[0]["time"].replace(tzinfo=UTC).timestamp() == pytest.approx(1_780_000_000.25)
 
 
+def test_text_states_get_stable_codes(stores: Stores) -> None:
+    store = _ps100_store(stores)
+    assert store.state_codes("ha", "state", ["on", "off", "on"]) == {"off": 0, "on": 1}
+    assert store.state_codes("ha", "state", ["unavailable", "on"]) == {"unavailable": 2,
+                                                                         "on": 1}
+    assert store.state_codes("ha", "mode", ["heat"]) == {"heat": 0}
+    assert store.state_labels() == {"ha": {"state": {0: "off", 1: "on", 2: "unavailable"},
+                                           "mode": {0: "heat"}}}
+
+
 def test_a_replayed_batch_is_written_once(stores: Stores) -> None:
     store = _ps100_store(stores)
     tags = {1: ("panel_1",), 2: ("panel_2",)}

@@ -1,9 +1,10 @@
 """Profiles inferred from line protocol for measurements that have none.
 
 Floats are gauges; integers are counters when the field name says so (``total``, ``count``,
-``energy``, ``lifetime``, ``_wh``, ``kwh``), gauges otherwise; booleans are flags. String
-fields cannot be stored as statistics and are reported. Measurement names that are not SQL
-identifiers (Home Assistant writes ``W``, ``kWh``, ``°C``) get a sanitized table prefix.
+``energy``, ``lifetime``, ``_wh``, ``kwh``), gauges otherwise; booleans are flags; strings are
+states, stored as integer codes whose labels the store keeps (``sunarchive_state_labels``).
+Measurement names that are not SQL identifiers (Home Assistant writes ``W``, ``kWh``,
+``°C``) get a sanitized table prefix.
 """
 
 from __future__ import annotations
@@ -33,9 +34,11 @@ def spec_of(m: ParsedMeasurement) -> dict[str, Any]:
     """The profile document (as in a YAML profile file) for ``m``'s tags and fields."""
     fields: dict[str, dict[str, str]] = {}
     for name, parsed in m.fields.items():
-        if parsed.kind == "string" or not IDENTIFIER.match(name):
+        if not IDENTIFIER.match(name):
             continue
-        if parsed.kind == "bool":
+        if parsed.kind == "string":
+            kind = "state"
+        elif parsed.kind == "bool":
             kind = "flag"
         elif parsed.kind in ("int", "uint") and COUNTER_NAME.search(name):
             kind = "counter"

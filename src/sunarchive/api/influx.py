@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from sunarchive.api.context import ApiContext
 from sunarchive.api.inferred import infer_profile, spec_of
 from sunarchive.lineprotocol import LineError, ParsedMeasurement, ParseResult, parse_lines
-from sunarchive.model import SampleBatch, SunarchiveError
+from sunarchive.model import FieldKind, SampleBatch, SunarchiveError
 from sunarchive.pipeline.accumulator import QueueFullError
 
 router = APIRouter(tags=["InfluxDB compatible"])
@@ -100,6 +100,15 @@ def ingest(ctx: ApiContext, parsed: ParseResult) -> tuple[int, list[LineError]]:
     return queued, errors
 
 
+def _state_codes(ctx: ApiContext, measurement: str, field: str,
+                 labels: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """Text states as their integer codes (NaN where the point has no value)."""
+    present = [label for label in labels if label is not None]
+    codes = ctx.store.state_codes(measurement, field, present)
+    return np.array([np.nan if label is None else codes[label] for label in labels],
+                    np.float64)
+
+
 def _to_batch(ctx: ApiContext, m: ParsedMeasurement,
               errors: list[LineError]) -> SampleBatch | None:
     profile = ctx.profiles.get(m.measurement)
@@ -121,12 +130,14 @@ def _to_batch(ctx: ApiContext, m: ParsedMeasurement,
                                 f"({', '.join(profile.tags) or 'none'}); points dropped"))
         return None
     fields: dict[str, np.ndarray[Any, np.dtype[np.float64]]] = {}
-    known = {f.name for f in profile.fields}
+    known = {f.name: f.kind for f in profile.fields}
     for name, parsed in m.fields.items():
-        if parsed.kind == "string":
+        if parsed.kind == "string" and known.get(name) is not FieldKind.STATE:
             errors.append(LineError(0, m.measurement, f"measurement {m.measurement!r}: field "
-                                    f"{name!r} is a string; sunarchive stores numbers, so it "
-                                    "was dropped"))
+                                    f"{name!r} is a string but not a state field of its "
+                                    "profile, so it was dropped"))
+        elif parsed.kind == "string":
+            fields[name] = _state_codes(ctx, m.measurement, name, parsed.values)
         elif name not in known:
             errors.append(LineError(0, m.measurement, f"measurement {m.measurement!r}: field "
                                     f"{name!r} is not in its profile ({', '.join(sorted(known))})"

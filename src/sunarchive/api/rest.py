@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from sunarchive.api.context import ApiContext, instant, iso
 from sunarchive.model import FieldKind, SunarchiveError, from_epoch_s
-from sunarchive.profiles.spec import Profile
+from sunarchive.profiles.spec import FieldSpec, Profile
 from sunarchive.query import run_query
 from sunarchive.rollup import ALL_TIERS
 
@@ -75,11 +75,20 @@ def _read(ctx: ApiContext, measurement: str, tier: str, start: datetime, end: da
 
 @router.get("/api/v1/measurements", tags=["read"])
 def measurements(ctx: Reader) -> list[dict[str, Any]]:
-    """Every measurement with its tags and fields (unit, kind)."""
+    """Every measurement with its tags and fields (unit, kind; for a state field written as
+    text, ``labels`` maps its stored codes to the text)."""
+    labels = ctx.store.state_labels()
     return [{"measurement": p.name, "description": p.description, "tags": list(p.tags),
-             "fields": [{"name": f.name, "unit": f.unit, "kind": f.kind.value,
-                         "description": f.description} for f in p.fields]}
+             "fields": [_field(f, labels.get(p.name, {}).get(f.name)) for f in p.fields]}
             for p in ctx.profiles.values()]
+
+
+def _field(spec: FieldSpec, labels: dict[int, str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": spec.name, "unit": spec.unit, "kind": spec.kind.value,
+                           "description": spec.description}
+    if labels:
+        out["labels"] = {str(code): label for code, label in sorted(labels.items())}
+    return out
 
 
 @router.get("/api/v1/measurements/{measurement}", tags=["read"])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -134,6 +134,36 @@ class TieredStore(ABC):
     @abstractmethod
     def setup(self) -> list[str]:
         """Create or upgrade the schema (idempotent); return what changed."""
+
+    # -- text values of state fields ----------------------------------------------------------
+    def state_codes(self, measurement: str, field: str, labels: Iterable[str]) -> dict[str, int]:
+        """Integer codes of text states (``"on"``, ``"heating"``) of a state field; new
+        labels get the next free codes, kept in ``sunarchive_state_labels`` for good."""
+        wanted = set(labels)
+        p = self._p
+        with self._lock:
+            rows = self._fetch("SELECT label, code FROM sunarchive_state_labels WHERE "
+                               f"measurement = {p} AND field = {p}", [measurement, field])
+            codes = {str(label): int(code) for label, code in rows}
+            new = sorted(wanted - codes.keys())
+            if new:
+                with self._transaction():
+                    for label in new:
+                        codes[label] = len(codes)
+                        self._execute(f"INSERT INTO sunarchive_state_labels VALUES ({p}, {p}, "
+                                      f"{p}, {p})", [measurement, field, codes[label], label])
+        return {label: codes[label] for label in wanted}
+
+    def state_labels(self) -> dict[str, dict[str, dict[int, str]]]:
+        """measurement → field → code → label, for every state field written as text."""
+        out: dict[str, dict[str, dict[int, str]]] = {}
+        with self._lock:
+            rows = self._fetch("SELECT measurement, field, code, label FROM "
+                               "sunarchive_state_labels")
+        for measurement, field, code, label in rows:
+            out.setdefault(str(measurement), {}).setdefault(str(field), {})[int(code)] = \
+                str(label)
+        return out
 
     # -- named rollups ----------------------------------------------------------------------
     def ensure_named_rollups(self) -> list[str]:

@@ -29,6 +29,9 @@ BOOKKEEPING = [
         name VARCHAR PRIMARY KEY, spec VARCHAR NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS sunarchive_writer_state (
         measurement VARCHAR PRIMARY KEY, last_batch BIGINT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS sunarchive_state_labels (
+        measurement VARCHAR NOT NULL, field VARCHAR NOT NULL, code INTEGER NOT NULL,
+        label VARCHAR NOT NULL, PRIMARY KEY (measurement, field, label))""",
     """CREATE TABLE IF NOT EXISTS sunarchive_events (
         time TIMESTAMP NOT NULL, end_time TIMESTAMP, kind VARCHAR NOT NULL,
         measurement VARCHAR, series_id INTEGER, message VARCHAR NOT NULL)""",

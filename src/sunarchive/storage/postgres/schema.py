@@ -24,6 +24,9 @@ BOOKKEEPING = [
         name TEXT PRIMARY KEY, spec TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS sunarchive_writer_state (
         measurement TEXT PRIMARY KEY, last_batch BIGINT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS sunarchive_state_labels (
+        measurement TEXT NOT NULL, field TEXT NOT NULL, code INTEGER NOT NULL,
+        label TEXT NOT NULL, PRIMARY KEY (measurement, field, label))""",
     """CREATE TABLE IF NOT EXISTS sunarchive_events (
         time TIMESTAMPTZ NOT NULL, end_time TIMESTAMPTZ, kind TEXT NOT NULL,
         measurement TEXT, series_id INTEGER, message TEXT NOT NULL)""",
