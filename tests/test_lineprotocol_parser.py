@@ -4,6 +4,7 @@ duplicates, huge lines, type conflicts, and a formatter round trip."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sunarchive.lineprotocol import (
+    ParseResult,
     PrecisionError,
     normalize_precision,
     parse_lines,
@@ -155,3 +157,44 @@ def test_format_then_parse_round_trips(measurement: str, tags: dict[str, str],
             assert got == value
         else:
             assert np.float64(got) == np.float64(float(value))  # type: ignore[arg-type]
+
+
+# -- the columnar fast path gives exactly what the per-line parser gives -----------------------
+_names = st.sampled_from(["m", "power", "ps100_readings"])
+_tags = st.lists(st.tuples(st.sampled_from(["a", "b", "panel_id"]),
+                           st.sampled_from(["1", "x", "panel_2", ""])), max_size=3)
+_values = st.sampled_from(["1.5", "-2", "3e2", ".5", "7i", "-8i", "9u", "true", "F", "abc",
+                           "1e999", "", "2.", "12345678901234567890i", "nan", '"text"'])
+_fields = st.lists(st.tuples(st.sampled_from(["x", "y", "voltage", ""]), _values),
+                   min_size=0, max_size=4)
+_stamps = st.sampled_from(["", " 1782036000", " 1782036000000000000", " 9999999999999999999",
+                           " -5", " x1", " 1782036000000 7", "  1782036000"])
+
+
+@st.composite
+def _bodies(draw: st.DrawFn) -> str:
+    lines = []
+    for _ in range(draw(st.integers(0, 12))):
+        head = draw(_names) + "".join(f",{k}={v}" for k, v in draw(_tags))
+        fields = ",".join(f"{k}={v}" for k, v in draw(_fields))
+        lines.append(f"{head} {fields}{draw(_stamps)}")
+    return "\n".join(lines)
+
+
+def _plain(result: ParseResult) -> dict[str, Any]:
+    out: dict[str, Any] = {"errors": [(e.line_number, e.message) for e in result.errors],
+                           "lines": result.lines, "points": result.points}
+    for name, m in result.measurements.items():
+        tags = [dict(zip(m.tag_keys, m.tag_sets[i], strict=True)) for i in m.tag_index]
+        out[name] = (tags, m.time_ns.tolist(),
+                     {k: (f.kind, [None if v is None or v != v else v for v in f.values])
+                      for k, f in sorted(m.fields.items())})
+    return out
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(body=_bodies(), precision=st.sampled_from(["ns", "s", "auto"]))
+def test_columnar_path_equals_the_per_line_parser(body: str, precision: str) -> None:
+    fast = parse_lines(body, precision, now_ns=NOW)
+    slow = parse_lines(body, precision, now_ns=NOW, columnar=False)
+    assert _plain(fast) == _plain(slow)

@@ -19,9 +19,15 @@ import math
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as arrow_compute
+
+from sunarchive.lineprotocol_columnar import FastMeasurement, parse_fast
+
+pc: Any = arrow_compute   # the stubs type kernels too narrowly for these chains
 
 Kind = Literal["float", "int", "uint", "bool", "string"]
 UNITS_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
@@ -83,10 +89,13 @@ class _BadLine(Exception):
 
 @dataclass
 class _Builder:
-    """Points of one measurement as they are parsed."""
+    """Points of one measurement: the fast path's columns, then lines parsed one by one."""
 
+    fast: FastMeasurement | None = None
+    fast_lines: np.ndarray[Any, np.dtype[np.int64]] | None = None
     tags: list[dict[str, str]] = field(default_factory=list)
     times: list[int] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
     values: dict[str, list[tuple[int, Any]]] = field(default_factory=dict)
     kinds: dict[str, Kind] = field(default_factory=dict)
 
@@ -96,34 +105,55 @@ class _Builder:
             if known is not None and known != kind:
                 raise _BadLine(f"field {name!r} is {kind} here but {known} earlier")
 
-    def add(self, tags: dict[str, str], time_ns: int, fields: dict[str, tuple[Kind, Any]]
-            ) -> None:
+    def add(self, tags: dict[str, str], time_ns: int, fields: dict[str, tuple[Kind, Any]],
+            line: int) -> None:
         index = len(self.times)
         self.tags.append(tags)
         self.times.append(time_ns)
+        self.lines.append(line)
         for name, (kind, value) in fields.items():
             self.kinds.setdefault(name, kind)
             self.values.setdefault(name, []).append((index, value))
 
     def build(self, name: str) -> ParsedMeasurement:
-        keys = tuple(sorted({k for t in self.tags for k in t}))
+        """Fast and slow points together, in line order."""
+        fast = self.fast
+        fast_sets = fast.tags if fast is not None else []
+        keys = tuple(sorted({k for t in [*fast_sets, *self.tags] for k in t}))
         sets: dict[tuple[str, ...], int] = {}
-        index = np.empty(len(self.times), np.int32)
-        for i, tags in enumerate(self.tags):
-            key = tuple(tags.get(k, "") for k in keys)
-            index[i] = sets.setdefault(key, len(sets))
-        fields = {}
-        for fname, pairs in self.values.items():
-            kind = self.kinds[fname]
-            if kind == "string":
-                column: np.ndarray[Any, Any] = np.full(len(self.times), None, dtype=object)
-            else:
-                column = np.full(len(self.times), np.nan)
-            for i, value in pairs:
-                column[i] = value
-            fields[fname] = ParsedField(kind, column)
-        return ParsedMeasurement(name, keys, list(sets), index,
-                                 np.array(self.times, np.int64), fields)
+        fast_index = np.array([sets.setdefault(tuple(t.get(k, "") for k in keys), len(sets))
+                               for t in fast_sets], np.int32)
+        slow_index = np.array([sets.setdefault(tuple(t.get(k, "") for k in keys), len(sets))
+                               for t in self.tags], np.int32)
+        n_fast = 0 if fast is None else len(fast.time_ns)
+        index = np.concatenate([fast_index[fast.tag_index] if fast is not None
+                                else np.empty(0, np.int32), slow_index]).astype(np.int32)
+        times = np.concatenate([fast.time_ns if fast is not None else np.empty(0, np.int64),
+                                np.array(self.times, np.int64)])
+        order = np.argsort(np.concatenate([
+            self.fast_lines if self.fast_lines is not None else np.empty(0, np.int64),
+            np.array(self.lines, np.int64)]), kind="stable")
+        fields = {fname: ParsedField(kind, self._column(fname, kind, n_fast)[order])
+                  for fname, kind in self._all_kinds().items()}
+        return ParsedMeasurement(name, keys, list(sets), index[order], times[order], fields)
+
+    def _all_kinds(self) -> dict[str, Kind]:
+        kinds: dict[str, Kind] = {}
+        if self.fast is not None:
+            kinds.update({k: cast(Kind, kind) for k, (kind, _) in self.fast.fields.items()})
+        for k, kind in self.kinds.items():
+            kinds.setdefault(k, kind)
+        return kinds
+
+    def _column(self, fname: str, kind: Kind, n_fast: int) -> np.ndarray[Any, Any]:
+        total = n_fast + len(self.times)
+        column: np.ndarray[Any, Any] = (np.full(total, None, dtype=object) if kind == "string"
+                                        else np.full(total, np.nan))
+        if self.fast is not None and fname in self.fast.fields:
+            column[:n_fast] = self.fast.fields[fname][1]
+        for i, value in self.values.get(fname, []):
+            column[n_fast + i] = value
+        return column
 
 
 def normalize_precision(text: str) -> str:
@@ -136,34 +166,70 @@ def normalize_precision(text: str) -> str:
 
 
 def parse_lines(body: bytes | str, precision: str = "ns", now_ns: int | None = None,
-                max_line_bytes: int = 65536) -> ParseResult:
-    """Parse a write body. Bad lines are reported; good ones are kept."""
+                max_line_bytes: int = 65536, columnar: bool = True) -> ParseResult:
+    """Parse a write body. Bad lines are reported; good ones are kept.
+
+    Simple lines (no ``\\`` or ``"``) go through the columnar fast path
+    (:mod:`sunarchive.lineprotocol_columnar`); the rest, and every line it hands back, are
+    parsed one by one here, which also words each error. ``columnar=False`` parses every
+    line one by one (the reference the fast path is tested against)."""
     unit = normalize_precision(precision)
     text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
     now = time.time_ns() if now_ns is None else now_ns
+    raw = text.split("\n")
+    lines = pc.utf8_ltrim(pc.utf8_rtrim(pa.array(raw, pa.string()), "\r"), " \t")
+    length = pc.binary_length(lines).to_numpy(zero_copy_only=False)
+    content = (length > 0) & ~_flag(pc.starts_with(lines, "#"))
+    simple = content & (length <= max_line_bytes) & ~_flag(pc.match_substring(lines, "\\")) \
+        & ~_flag(pc.match_substring(lines, '"')) & columnar
+    simple_at = np.flatnonzero(simple)
+    fast = parse_fast(lines.filter(pa.array(simple)), None if unit == "auto" else UNITS_NS[unit],
+                      now, _head)
     builders: dict[str, _Builder] = {}
+    points = 0
+    for name, found in fast.measurements.items():
+        line_numbers = simple_at[found.line_index]
+        builders[name] = _Builder(fast=found, fast_lines=line_numbers,
+                                  kinds={k: cast(Kind, kind) for k, (kind, _) in
+                                         found.fields.items()})
+        points += len(found.time_ns)
+    rest = np.union1d(np.flatnonzero(content & ~simple), simple_at[fast.leftover])
     errors: list[LineError] = []
-    lines = points = 0
-    for number, raw in enumerate(text.split("\n"), 1):
-        line = raw.rstrip("\r").lstrip(" \t")
-        if not line or line.startswith("#"):
-            continue
-        lines += 1
-        if len(line) > max_line_bytes:
-            errors.append(LineError(number, line[:MAX_SHOWN] + "…", f"line {number}: longer "
-                                    f"than {max_line_bytes} bytes"))
-            continue
-        try:
-            measurement, tags, fields, stamp = _parse(line)
-            builder = builders.setdefault(measurement, _Builder())
-            builder.check_kinds(fields)
-            builder.add(tags, _time_ns(stamp, unit, now), fields)
-            points += 1
-        except _BadLine as exc:
-            shown = line if len(line) <= MAX_SHOWN else line[:MAX_SHOWN] + "…"
-            errors.append(LineError(number, shown, f"line {number}: {exc}"))
+    for i in rest.tolist():
+        points += _parse_one(raw[i].rstrip("\r").lstrip(" \t"), i, unit, now, max_line_bytes,
+                             builders, errors)
     measurements = {name: b.build(name) for name, b in builders.items()}
-    return ParseResult(measurements, errors, lines, points)
+    return ParseResult(measurements, errors, int(content.sum()), points)
+
+
+def _flag(array: Any) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    return np.asarray(array.to_numpy(zero_copy_only=False), bool)
+
+
+def _head(text: str) -> tuple[str, dict[str, str]]:
+    """Measurement and tags of a simple line's first part."""
+    head = text.split(",")
+    return _measurement(head[0]), _pairs(head[1:], "tag")
+
+
+def _parse_one(line: str, index: int, unit: str, now: int, max_line_bytes: int,
+               builders: dict[str, _Builder], errors: list[LineError]) -> int:
+    """Parse line ``index`` (0-based) into its builder; 1 if it was kept, else 0."""
+    number = index + 1
+    if len(line) > max_line_bytes:
+        errors.append(LineError(number, line[:MAX_SHOWN] + "…", f"line {number}: longer "
+                                f"than {max_line_bytes} bytes"))
+        return 0
+    try:
+        measurement, tags, fields, stamp = _parse(line)
+        builder = builders.setdefault(measurement, _Builder())
+        builder.check_kinds(fields)
+        builder.add(tags, _time_ns(stamp, unit, now), fields, index)
+        return 1
+    except _BadLine as exc:
+        shown = line if len(line) <= MAX_SHOWN else line[:MAX_SHOWN] + "…"
+        errors.append(LineError(number, shown, f"line {number}: {exc}"))
+        return 0
 
 
 def _time_ns(stamp: str | None, unit: str, now_ns: int) -> int:
@@ -175,7 +241,10 @@ def _time_ns(stamp: str | None, unit: str, now_ns: int) -> int:
     if unit == "auto":
         size = abs(value)
         unit = "s" if size < 1e11 else "ms" if size < 1e14 else "us" if size < 1e17 else "ns"
-    return value * UNITS_NS[unit]
+    ns = value * UNITS_NS[unit]
+    if not -(2**63) < ns < 2**63:
+        raise _BadLine(f"timestamp {stamp} is out of range for precision {unit}")
+    return ns
 
 
 def _parse(line: str) -> tuple[str, dict[str, str], dict[str, tuple[Kind, Any]], str | None]:
