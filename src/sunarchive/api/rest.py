@@ -11,9 +11,12 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
+import numpy as np
+import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from sunarchive.api.context import ApiContext, instant, iso
@@ -46,10 +49,33 @@ class SqlRequest(BaseModel):
 
 
 def table_json(table: pa.Table) -> dict[str, Any]:
+    """Columns and rows, JSON-ready: times as ISO 8601 with offset, NaN as null. Converted
+    column by column with Arrow and numpy kernels, not value by value."""
     columns = list(table.column_names)
-    data = table.to_pydict()
-    rows = [[iso(data[c][i]) for c in columns] for i in range(table.num_rows)]
-    return {"columns": columns, "rows": rows}
+    matrix = np.empty((table.num_rows, len(columns)), dtype=object)
+    for i, name in enumerate(columns):
+        matrix[:, i] = _column_json(table.column(name))
+    return {"columns": columns, "rows": matrix.tolist()}
+
+
+def json_response(payload: dict[str, Any]) -> Response:
+    """A JSON response serialized by orjson (NaN → null), for large row sets."""
+    return Response(orjson.dumps(payload), media_type="application/json")
+
+
+def _column_json(column: pa.ChunkedArray[Any]) -> list[Any] | np.ndarray[Any, Any]:
+    kind = column.type
+    if pa.types.is_floating(kind):
+        return column.to_numpy()                       # orjson writes NaN as null
+    if pa.types.is_timestamp(kind) and column.null_count == 0:
+        utc = column if kind.tz is None else pc.cast(column, pa.timestamp(kind.unit))
+        stamps = utc.to_numpy()
+        if (stamps.astype("datetime64[s]") == stamps).all():
+            text = np.datetime_as_string(stamps.astype("datetime64[s]"), unit="s")
+            return np.char.add(text, "+00:00").astype(object)
+    if pa.types.is_integer(kind) or pa.types.is_string(kind) or pa.types.is_boolean(kind):
+        return column.to_pylist()
+    return [iso(v) for v in column.to_pylist()]
 
 
 def _tags(values: list[str]) -> dict[str, str]:
@@ -63,14 +89,15 @@ def _tags(values: list[str]) -> dict[str, str]:
 
 
 def _read(ctx: ApiContext, measurement: str, tier: str, start: datetime, end: datetime,
-          tags: dict[str, str], fields: list[str] | None, max_points: int) -> dict[str, Any]:
+          tags: dict[str, str], fields: list[str] | None, max_points: int) -> Response:
     ctx.profile(measurement)
     try:
         result = run_query(ctx.store, measurement, tier, start, end, tags, fields, max_points)
     except SunarchiveError as exc:
         raise HTTPException(400, str(exc)) from None
-    return {"measurement": measurement, "tier": result.tier, "start": start.isoformat(),
-            "end": end.isoformat(), **table_json(result.table)}
+    return json_response({"measurement": measurement, "tier": result.tier,
+                          "start": start.isoformat(), "end": end.isoformat(),
+                          **table_json(result.table)})
 
 
 @router.get("/api/v1/measurements", tags=["read"])
@@ -96,7 +123,7 @@ def measurement_rows(ctx: Reader, measurement: str, start: str | None = None,
                      end: str | None = None, tier: str = "auto",
                      max_points: Annotated[int, Query(ge=1, le=1_000_000)] = 1000,
                      fields: str | None = None,
-                     tag: Annotated[list[str], Query()] = []) -> dict[str, Any]:  # noqa: B006
+                     tag: Annotated[list[str], Query()] = []) -> Response:  # noqa: B006
     """Rows of one measurement in [start, end); ``tier=auto`` picks the coarsest tier with at
     least ``max_points`` buckets. ``tag=panel_id=panel_1`` filters (repeatable)."""
     if tier != "auto" and tier not in ALL_TIERS:
@@ -155,18 +182,12 @@ def _latest_row(ctx: ApiContext, row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _stored_latest(ctx: ApiContext, name: str) -> list[dict[str, Any]]:
-    last = ctx.store.last_time_s(name)
-    if last is None:
-        return []
     profile = ctx.profiles[name]
-    table = ctx.store.query_tier(name, "1s", last - 600, last + 1, {}, None).to_pylist()
-    newest: dict[tuple[str, ...], dict[str, Any]] = {}
-    for row in table:
-        newest[tuple(row[t] for t in profile.tags)] = row
-    return [{"measurement": name, "tags": dict(zip(profile.tags, key, strict=True)),
+    rows = ctx.store.latest_rows(name).to_pylist()
+    return [{"measurement": name, "tags": {t: row[t] for t in profile.tags},
              "time": iso(row["time"]),
              "values": {k: iso(v) for k, v in row.items() if k != "time" and k not in
-                        profile.tags}} for key, row in newest.items()]
+                        profile.tags}} for row in rows]
 
 
 def energy_columns(profile: Profile) -> list[str]:
@@ -235,7 +256,7 @@ def status(ctx: Reader, detail: bool = False) -> dict[str, Any]:
         "queue_depth": counters.get("queue_depth", 0),
         "last_write_at": counters.get("last_write_at"), "counters": counters,
         "sources": _sources(ctx),
-        "writes_accepted": ctx.agent is not None}
+        "writes_accepted": ctx.agent is not None, "mirror": snap.get("mirror")}
     if detail:
         out["store"] = ctx.store.status()
     return out
@@ -252,10 +273,10 @@ def health(request: Request) -> JSONResponse:
 
 
 @router.post("/api/v1/sql", tags=["read"])
-def sql(ctx: Reader, body: SqlRequest) -> dict[str, Any]:
+def sql(ctx: Reader, body: SqlRequest) -> Response:
     """Read-only SQL on the store (what `sunarchive sql` sends to a running instance)."""
     try:
-        return table_json(ctx.store.sql(body.sql).table)
+        return json_response(table_json(ctx.store.sql(body.sql).table))
     except Exception as exc:
         raise HTTPException(400, f"SQL failed: {str(exc).splitlines()[0]}") from None
 
@@ -281,7 +302,7 @@ def lab_measurements(ctx: Reader, kind: str, start_time: str | None = None,
                      end_time: str | None = None, start: str | None = None,
                      end: str | None = None, tier: str = "auto",
                      max_points: Annotated[int, Query(ge=1, le=1_000_000)] = 1000,
-                     tag: Annotated[list[str], Query()] = []) -> dict[str, Any]:  # noqa: B006
+                     tag: Annotated[list[str], Query()] = []) -> Response:  # noqa: B006
     """Lab rig rows: ``mpp``, ``temperature`` or ``irradiance``."""
     begin, stop = _range(start, end, start_time, end_time)
     return _read(ctx, _lab(ctx, kind), tier, begin, stop, _tags(tag), None, max_points)
@@ -320,7 +341,7 @@ def lab_statistics(ctx: Reader, kind: str, start_time: str | None = None,
 def energy_data(ctx: Reader, start_time: str | None = None, end_time: str | None = None,
                 device_id: str | None = None, tier: str = "auto",
                 max_points: Annotated[int, Query(ge=1, le=1_000_000)] = 1000
-                ) -> dict[str, Any]:
+                ) -> Response:
     """Hybrid inverter readings (``energy_data``) of one device or all."""
     begin, stop = _range(None, None, start_time, end_time)
     tags = {} if device_id is None else {"device_id": device_id}

@@ -485,8 +485,29 @@ class TieredStore(ABC):
         value = result.column(0)[0].as_py() if result.num_rows else None
         return None if value is None else int(value)
 
-    def tier_relation(self, profile: Profile, tier: str, lo: int, hi: int) -> str:
-        """SQL for buckets of ``tier`` starting in [lo, hi): materialized + real-time part."""
+    def latest_rows(self, measurement: str, window_s: int = 600) -> pa.Table:
+        """The newest 1 s row of each series that has one in the last ``window_s`` seconds
+        of the measurement's data."""
+        last = self.last_time_s(measurement)
+        profile = self.profiles[measurement]
+        cols = ["time", *profile.tags, *(c.name for c in profile.stats_columns())]
+        if last is None:
+            return self._read_arrow(f"SELECT {', '.join(self.q(c) for c in cols)} FROM "
+                                    f"{self.q(profile.table('1s'))} WHERE false")
+        table = self.q(profile.table("1s"))
+        recent = f"time >= {self.ts(last - window_s)}"
+        return self._read_arrow(
+            f"SELECT {', '.join(self.q(c) for c in cols)} FROM {table} WHERE {recent} AND "
+            f"(series_id, time) IN (SELECT series_id, MAX(time) FROM {table} WHERE {recent} "
+            "GROUP BY series_id) ORDER BY series_id")
+
+    def tier_relation(self, profile: Profile, tier: str, lo: int, hi: int,
+                      data_end: int | None = None) -> str:
+        """SQL for buckets of ``tier`` starting in [lo, hi): materialized + real-time part.
+
+        ``data_end`` (UTC epoch s; the second after the newest 1 s row) lets the real-time
+        part be skipped where no data can be: a range that runs past the newest data (the
+        dashboard's "today") then costs no aggregation over empty ranges."""
         table = self.q(profile.table(tier))
         cols = ", ".join(self.q(c) for c, _ in tier_columns(profile, tier))
         if tier == "1s":
@@ -498,10 +519,11 @@ class TieredStore(ABC):
         if horizon is not None and done > lo:
             parts.append(f"SELECT {cols} FROM {table} WHERE time >= {self.ts(lo)} "
                          f"AND time < {self.ts(done)}")
-        if done < hi:
+        live_hi = hi if data_end is None else min(hi, data_end)
+        if done < live_hi:
             start = tier_floor(tier, done, self.tz)
             end = tier_next(tier, tier_floor(tier, hi - 1, self.tz), self.tz)
-            source = self.tier_relation(profile, TIER_SOURCE[tier], start, end)
+            source = self.tier_relation(profile, TIER_SOURCE[tier], start, end, data_end)
             live = self._rollup_select(profile, tier, start, end, source)
             parts.append(f"SELECT {cols} FROM ({live}) AS live WHERE time >= {self.ts(done)} "
                          f"AND time < {self.ts(hi)}")
@@ -512,7 +534,9 @@ class TieredStore(ABC):
     def query_tier(self, measurement: str, tier: str, start_s: int, end_s: int,
                    where: dict[str, str], columns: list[str] | None) -> pa.Table:
         profile = self.profiles[measurement]
-        relation = self.tier_relation(profile, tier, start_s, end_s)
+        newest = self.last_time_s(measurement) if tier != "1s" else start_s
+        relation = self.tier_relation(profile, tier, start_s, end_s,
+                                      start_s if newest is None else newest + 1)
         cols = ["time", *profile.tags, *(columns or [c.name for c in
                                                      profile.stats_columns()])]
         if tier == "daily":

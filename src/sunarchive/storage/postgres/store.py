@@ -279,9 +279,10 @@ class PostgresStore(TieredStore):
             return 0
         return super().refresh(measurement, start_s, end_s)
 
-    def tier_relation(self, profile: Profile, tier: str, lo: int, hi: int) -> str:
+    def tier_relation(self, profile: Profile, tier: str, lo: int, hi: int,
+                      data_end: int | None = None) -> str:
         if self.layout == "plain" or tier == "1s":
-            return super().tier_relation(profile, tier, lo, hi)
+            return super().tier_relation(profile, tier, lo, hi, data_end)
         return (f"(SELECT * FROM {Q(profile.table(tier))} WHERE time >= {self.ts(lo)} "
                 f"AND time < {self.ts(hi)})")
 
