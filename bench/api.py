@@ -36,7 +36,6 @@ from query import (
     make_settings,
     stored_range,
 )
-
 from sunarchive.app import open_reader
 
 GOAL_P50_MS = 10.0
@@ -85,7 +84,7 @@ def calls(first_day: Any, days: int) -> dict[str, tuple[str, dict[str, Any]]]:
         "series": ("/api/v1/series", {}),
         "today_5min_curve": (f"/api/v1/measurements/{m}", {
             "tier": "5min", "start": day_start.isoformat(), "end": day_end.isoformat(),
-            "fields": "power,covered_s"}),
+            "fields": "power_avg,power_max,covered_s,sample_count"}),
         "daily_energy_30d": ("/api/v1/energy", {
             "measurement": m, "period": "day", "start": month_start.isoformat(),
             "end": day_end.isoformat()}),

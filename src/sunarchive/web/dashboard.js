@@ -293,7 +293,8 @@ async function refresh() {
   const [series, curve, energy, events] = await Promise.all([
     api("/api/v1/series"),
     api(`/api/v1/measurements/${encodeURIComponent(MEASUREMENT)}`, {
-      tier: "5min", start: iso(start), end: iso(end), fields: `${state.powerField},covered_s` }),
+      tier: "5min", start: iso(start), end: iso(end),
+      fields: `${state.powerField}_avg,${state.powerField}_max,covered_s,sample_count` }),
     api("/api/v1/energy", { measurement: MEASUREMENT, period: "day", start: iso(monthStart),
                             end: iso(end) }),
     api("/api/v1/events", { limit: 8 }),
