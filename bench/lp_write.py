@@ -110,8 +110,9 @@ def wait_written(base: str, points: int, timeout_s: float = 600) -> dict[str, An
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=400, help="bodies to send (400: about 8 s, so the
-                        "last commit tick, up to commit_interval_s, weighs little)")
+    parser.add_argument("--requests", type=int, default=400,
+                        help="bodies to send (400: about 8 s, so the last commit tick, up to "
+                        "commit_interval_s, weighs little)")
     parser.add_argument("--lines", type=int, default=5000, help="lines per body (5000)")
     parser.add_argument("--senders", type=int, default=2, help="sending threads (2)")
     parser.add_argument("--output", type=Path, help="also write the JSON to this file")
