@@ -23,7 +23,7 @@ test: $(STAMP) system-deps
 # The PostgreSQL tests start their own throwaway server from the installed binaries
 # (or use SUNARCHIVE_TEST_PG_URL); on a machine without them, install Debian's package.
 # The dashboard test drives Debian's chromium with Playwright (which downloads no browser);
-# it is installed the same way.
+# it is installed the same way, and so is the Mosquitto broker the MQTT source tests start.
 system-deps:
 	@if [ -z "$$SUNARCHIVE_TEST_PG_URL" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
 	    && ! command -v initdb >/dev/null 2>&1; then \
@@ -38,6 +38,18 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	    chromium >/dev/null; \
 	fi
+	@if [ ! -x /usr/sbin/mosquitto ] && ! command -v mosquitto >/dev/null 2>&1; then \
+	  echo "installing Mosquitto (Debian package mosquitto) for the MQTT source tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    mosquitto >/dev/null; \
+	fi
+	@if [ ! -x /usr/bin/influxd ]; then \
+	  echo "installing InfluxDB 1.x (Debian package influxdb) for the InfluxDB mirror tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    influxdb >/dev/null; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -48,6 +60,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/query.py
 	$(BIN)/python bench/pg_engine.py
+	$(BIN)/python bench/mirror.py
 
 clean:
 	rm -rf $(VENV) sunarchive-data

@@ -10,11 +10,13 @@ from typing import Annotated, Union, get_args
 from pydantic import Field
 
 from sunarchive.sources.config import SimulatorSource
+from sunarchive.sources.mqtt.config import MqttSettings
 
 #: One entry of ``Settings.sources``, told apart by its ``type``.
 SourceConfig = Annotated[
     Union[  # noqa: UP007 - a runtime union pydantic can discriminate
         SimulatorSource,
+        MqttSettings,
     ],
     Field(discriminator="type"),
 ]
