@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -24,6 +25,21 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
 #: Settings whose values have no physical unit; every other setting must carry a unit suffix.
 UNITLESS = {
     "database_url",
+    "influxdb.enabled",
+    "influxdb.host",
+    "influxdb.token",
+    "influxdb.database",
+    "influxdb.org",
+    "influxdb.username",
+    "influxdb.write_api",
+    "influxdb.precision",
+    "influxdb.send",
+    "influxdb.measurements",
+    "influxdb.batch_size",
+    "influxdb.gzip",
+    "influxdb.queue_max_points",
+    "influxdb.buffer_dir",
+    "influxdb.buffer_full_policy",
     "database_password",
     "timezone",
     "profiles_dir",
@@ -375,9 +391,12 @@ def test_unit_suffixes() -> None:
 def test_secret_fields_are_secretstr() -> None:
     secrets = [d for d in describe_settings() if d.secret]
     assert [d.name for d in secrets] == ["database_password", "http_read_tokens",
-                                         "http_write_tokens"]
+                                         "http_write_tokens", "influxdb.token"]
     for doc in secrets:
-        field = Settings.model_fields[doc.name]
+        model: Any = Settings
+        for part in doc.name.split(".")[:-1]:
+            model = model.model_fields[part].annotation
+        field = model.model_fields[doc.name.split(".")[-1]]
         assert "SecretStr" in str(field.annotation)
     tokens = load_settings(env={"SUNARCHIVE_HTTP_WRITE_TOKENS": '["t0p-secret"]'},
                            dotenv_file=None)

@@ -20,6 +20,8 @@ from sunarchive.pipeline.live import LiveState
 from sunarchive.pipeline.spool import Spool
 from sunarchive.profiles import Profile, load_profiles
 from sunarchive.settings import Settings
+from sunarchive.sinks.buffer import DiskBuffer
+from sunarchive.sinks.influxdb import Mirror
 from sunarchive.sources.base import Source
 from sunarchive.sources.running import SourceContext
 from sunarchive.sources.simulator import SimulatorConfig, SimulatorSource
@@ -139,6 +141,8 @@ class App:
     """Device sources built from the config (everything but the simulator)."""
     simulator_names: list[str] = field(default_factory=list)
     """The config names of the simulators, in the order of ``sources_config``."""
+    mirror: Mirror | None = None
+    """The InfluxDB mirror, when enabled."""
 
     def start(self, duration_s: float | None = None) -> None:
         for i, (config, start, speed) in enumerate(self.sources_config):
@@ -147,6 +151,8 @@ class App:
                                                   duration_s=duration_s, name=name))
         for source in self.adapters:
             self.agent.add_source(source)
+        if self.mirror is not None:
+            self.mirror.start()
         self.agent.start()
 
     def notes(self) -> list[str]:
@@ -156,6 +162,8 @@ class App:
             if start is not None:
                 pace = "as fast as possible" if speed == float("inf") else f"at {speed:g}×"
                 out.append(f"simulating from {start.isoformat()} {pace}")
+        if self.mirror is not None:
+            out.append(self.mirror.initialized_text())
         return out
 
     def finished(self) -> bool:
@@ -165,11 +173,15 @@ class App:
         self.agent.stop()
         stats = self.agent.stats
         self.live.update_writer(stats, self.agent.accumulator, 0)
+        if self.mirror is not None:
+            self.mirror.close()
         summary = {"samples_in": self.agent.accumulator.stats.samples_in,
                    "rows_written": stats.rows_written, "rollup_rows": stats.rollup_rows,
                    "too_late_samples": stats.too_late_samples, "gaps": stats.gaps,
                    "write_errors": stats.write_errors,
                    "source_errors": dict(self.agent.source_errors)}
+        if self.mirror is not None:
+            summary["influxdb"] = self.mirror.status()
         self.live.remove_file()
         self.store.close()
         return summary
@@ -203,5 +215,22 @@ def build_app(settings: Settings, demo: bool, collect: bool = True) -> App:
     context = SourceContext(settings.timezone, store.profiles, agent.post_event)
     adapters = [s.build(context) for s in settings.effective_sources()
                 if collect and s.type != "simulator"]
+    mirror = influx_mirror(settings, store, agent)
     return App(store, agent, live, store.location, configs, resumed, adapters,
-               [s.name for s in sims])
+               [s.name for s in sims], mirror)
+
+
+def influx_mirror(settings: Settings, store: SqlStore, agent: Agent) -> Mirror | None:
+    """The InfluxDB mirror fed by ``agent`` (None unless ``influxdb.enabled``)."""
+    config = settings.influxdb
+    if not config.enabled:
+        return None
+    spool = settings.spool_dir or default_spool_dir(settings.database_url)
+    directory = config.buffer_dir or spool.with_name(
+        spool.name.removesuffix(".spool") + ".influxdb-buffer")
+    buffer = DiskBuffer(directory, int(config.buffer_max_mb * 2**20), config.buffer_full_policy)
+    mirror = Mirror(config, store.profiles, buffer)
+    agent.add_raw_listener(mirror.offer_raw)
+    agent.live.add_listener(mirror.offer_rows)
+    agent.live.mirror_status = mirror.status
+    return mirror

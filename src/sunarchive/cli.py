@@ -326,16 +326,26 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         with open_reader(settings) as store:
             info = store.status()
+        info["mirror"] = _live_mirror(settings)
     except StoreLockedError as exc:
         instance = _running_instance(settings, exc)
         remote = instance.status()
-        info = dict(remote["store"], live=remote,
+        info = dict(remote["store"], live=remote, mirror=remote.get("mirror"),
                     note=f"{exc} — answered by the running instance at {instance.url}")
     if args.json:
         print(json.dumps(info))
     else:
         output.print_status(info)
     return 0
+
+
+def _live_mirror(settings: Any) -> dict[str, Any] | None:
+    """The InfluxDB mirror's state as a collector on this store last published it."""
+    from sunarchive.app import live_file
+    from sunarchive.pipeline.live import read_live_file
+
+    mirror = (read_live_file(live_file(settings)) or {}).get("mirror")
+    return mirror if isinstance(mirror, dict) else None
 
 
 def cmd_query(args: argparse.Namespace) -> int:

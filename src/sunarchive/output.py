@@ -99,6 +99,21 @@ def print_status(info: dict[str, Any]) -> None:
     console.print(table)
     if info.get("timescaledb"):
         print_timescale(console, info["timescaledb"])
+    print_mirror(console, info.get("mirror"))
+
+
+def print_mirror(console: Console, mirror: dict[str, Any] | None) -> None:
+    """One line about the InfluxDB mirror: state, points sent, pending, last error."""
+    if not mirror:
+        console.print("InfluxDB mirror: not running", markup=False)
+        return
+    console.print(f"InfluxDB mirror → {mirror['target']} ({mirror['write_api']}, "
+                  f"{mirror['send']}): {mirror['state']}, {mirror['points_sent']:,} points "
+                  f"sent, {mirror['pending']:,} pending ({mirror['pending_disk']:,} in the disk "
+                  f"buffer), {mirror['points_rejected']:,} rejected, "
+                  f"{mirror['points_dropped']:,} dropped", markup=False)
+    if mirror.get("last_error"):
+        console.print(f"  last error: {mirror['last_error']}", markup=False)
 
 
 def print_timescale(console: Console, ts: dict[str, Any]) -> None:

@@ -54,6 +54,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from sunarchive.model import ConfigError
+from sunarchive.sinks.config import UPSTREAM_PREFIX, InfluxSettings
 from sunarchive.sources.catalog import SOURCE_TAGS, SourceConfig
 from sunarchive.sources.config import SimulatorSettings, SimulatorSource
 
@@ -156,6 +157,10 @@ class Settings(BaseModel):
         "'write TOKEN' (# comments); added to the tokens above.")
     http_max_body_mb: float = Field(default=10.0, gt=0, description="Largest request body "
                                     "the write endpoints accept, decompressed (413 above).")
+    influxdb: InfluxSettings = Field(
+        default_factory=InfluxSettings,
+        description="InfluxDB mirror (docs/influxdb-mirror.md); also from the upstream "
+                    "INFLUXDB_* variables.")
     simulator: SimulatorSettings = Field(
         default_factory=SimulatorSettings,
         description="Built-in simulator settings, used when sources is empty.")
@@ -613,6 +618,35 @@ def _apply_upstream_database_env(layers: _Layers, env: Mapping[str, str]) -> Non
                    "TIMESCALE_PASSWORD_FILE")
 
 
+def _apply_upstream_influxdb_env(layers: _Layers, env: Mapping[str, str]) -> None:
+    """Honour ``INFLUXDB_<NAME>`` (``INFLUXDB_ENABLED``, ``INFLUXDB_HOST``, ``INFLUXDB_TOKEN`` or
+    ``INFLUXDB_TOKEN_FILE``, ``INFLUXDB_DATABASE``, ``INFLUXDB_ORG``, ...) for each mirror
+    setting not given otherwise (config file, ``.env`` or ``SUNARCHIVE_INFLUXDB__*``)."""
+    given = layers.data.get("influxdb")
+    given = given if isinstance(given, dict) else {}
+    for name, info in InfluxSettings.model_fields.items():
+        var = UPSTREAM_PREFIX + name.upper()
+        if name in given:
+            continue
+        secret = info.json_schema_extra == {"secret": True}
+        raw, file_name = env.get(var), env.get(var + SECRET_FILE_SUFFIX) if secret else None
+        if raw is not None and file_name is not None:
+            raise ConfigError(f"environment variable {var}: influxdb.{name}: set either {var} "
+                              f"or {var}{SECRET_FILE_SUFFIX}, not both")
+        if file_name is not None:
+            try:
+                raw = Path(file_name).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"environment variable {var}{SECRET_FILE_SUFFIX}: "
+                                  f"influxdb.{name}: cannot read secret file {file_name}: "
+                                  f"{exc.strerror or exc}") from None
+            var += SECRET_FILE_SUFFIX
+        if raw is None:
+            continue
+        value = None if raw == "" and type(None) in _union_members(info.annotation) else raw
+        layers.set(("influxdb", name), value, f"environment variable {var}")
+
+
 def load_settings(config_file: Path | None = None,
                   overrides: Mapping[str, Any] | None = None,
                   env: Mapping[str, str] | None = None,
@@ -640,6 +674,7 @@ def load_settings(config_file: Path | None = None,
         _apply_env(layers, dotenv, lambda var: f"{dotenv_file} (variable {var})")
     _apply_env(layers, environ, lambda var: f"environment variable {var}")
     _apply_upstream_database_env(layers, {**dotenv, **environ})
+    _apply_upstream_influxdb_env(layers, {**dotenv, **environ})
     for key, value in (overrides or {}).items():
         if value is not None:
             layers.set(tuple(key.split(".")), _drop_none(value), "override")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -127,6 +128,7 @@ class Agent:
         self._backoff_s = RETRY_MIN_S
         self._pending_events: list[Event] = []
         self._next_maintenance = 0.0
+        self._raw_listeners: list[Callable[[SampleBatch], None]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
     def add_source(self, source: Source, status: SourceStatus | None = None) -> None:
@@ -136,6 +138,11 @@ class Agent:
             source.name, type(source).__name__, self.post_event)
         self.sources.append(source)
         self.source_status[source.name] = status
+
+    def add_raw_listener(self, listener: Callable[[SampleBatch], None]) -> None:
+        """Call ``listener`` (on the writer thread; it must not block) with every accepted raw
+        batch, after fields the profile does not know were dropped (the InfluxDB mirror)."""
+        self._raw_listeners.append(listener)
 
     def post_event(self, event: Event) -> None:
         """Record an event from any thread (a source going offline, ...)."""
@@ -245,6 +252,8 @@ class Agent:
             reducer = self._reducers[batch.measurement] = Reducer(profile, self.lateness_s)
         reducer.add(self._registry.ids_for(batch), batch.time_ns, batch.fields)
         self.live.count_samples(batch)
+        for listener in self._raw_listeners:
+            listener(batch)
 
     def _commit(self, final: bool) -> None:
         for name, reducer in self._reducers.items():

@@ -49,6 +49,8 @@ class LiveState:
         self._listeners: list[Callable[[StatsRows, dict[int, tuple[str, ...]]], None]] = []
         self.http_url: str | None = None
         """Where the running instance serves its API (for CLI commands in other processes)."""
+        self.mirror_status: Callable[[], dict[str, Any]] | None = None
+        """State of the InfluxDB mirror, when one runs (``Mirror.status``)."""
 
     def count_samples(self, batch: SampleBatch) -> None:
         with self._lock:
@@ -119,9 +121,10 @@ class LiveState:
             self.write_file()
 
     def snapshot(self) -> dict[str, Any]:
+        mirror = self.mirror_status() if self.mirror_status is not None else None
         with self._lock:
             return {"pid": os.getpid(), "updated_at": time.time(), "started_at": self._started,
-                    "http_url": self.http_url,
+                    "http_url": self.http_url, "mirror": mirror,
                     "uptime_s": time.time() - self._started,
                     "samples_per_s": self._rate.get("samples_per_s", 0.0),
                     "samples_by_measurement": dict(self._samples),

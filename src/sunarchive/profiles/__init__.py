@@ -14,6 +14,8 @@ A profile file looks like::
 
 ``decimals`` (gauge and power fields) rounds the stored statistics to the sensor's
 resolution, and energy to µWh. Field kinds are described in :class:`sunarchive.model.FieldKind`.
+``type`` (``int``, ``float`` or ``bool``) is the value type written to InfluxDB line protocol
+by the mirror; by default flags are booleans, states integers and everything else floats.
 """
 
 from __future__ import annotations

@@ -20,7 +20,9 @@ PROFILE_KEYS = {"name", "description", "tags", "fields", "sample_rate_hz", "max_
                 "chunk_interval", "extra", "rollups", "table"}
 ROLLUP_KEYS = {"tier", "group_by"}
 ROLLUP_TIERS = ("5min", "1hour", "daily")
-FIELD_KEYS = {"unit", "kind", "description", "energy_column", "max_rate_per_s", "decimals"}
+FIELD_KEYS = {"unit", "kind", "description", "energy_column", "max_rate_per_s", "decimals",
+              "type"}
+VALUE_TYPES = ("int", "float", "bool")
 
 
 def _fail(source: str, key: str, why: str) -> ConfigError:
@@ -63,6 +65,10 @@ def _parse_field(source: str, name: str, raw: object) -> FieldSpec:
     if decimals is not None and (isinstance(decimals, bool) or not isinstance(decimals, int)
                                  or not 0 <= decimals <= 12):
         raise _fail(source, f"{key}.decimals", f"{decimals!r} must be an integer 0..12")
+    value_type = raw.get("type")
+    if value_type is not None and value_type not in VALUE_TYPES:
+        raise _fail(source, f"{key}.type", f"{value_type!r} is not one of "
+                    f"{', '.join(VALUE_TYPES)}")
     return FieldSpec(
         name=name,
         unit=str(raw.get("unit", "")),
@@ -71,6 +77,7 @@ def _parse_field(source: str, name: str, raw: object) -> FieldSpec:
         energy_column=energy,
         max_rate_per_s=None if rate is None else _positive(source, f"{key}.max_rate_per_s", rate),
         decimals=decimals,
+        value_type=value_type,
     )
 
 

@@ -39,6 +39,17 @@ class FieldSpec:
     energy_column: str | None = None
     max_rate_per_s: float | None = None
     decimals: int | None = None
+    value_type: str | None = None
+    """``int``, ``float`` or ``bool`` as written to line protocol (profile key ``type``);
+    ``None`` = by kind (see :attr:`line_type`)."""
+
+    @property
+    def line_type(self) -> str:
+        """The value type in line protocol: the profile's ``type``, else ``bool`` for a flag,
+        ``int`` for a state and ``float`` for gauges, power and counters."""
+        if self.value_type is not None:
+            return self.value_type
+        return {FieldKind.FLAG: "bool", FieldKind.STATE: "int"}.get(self.kind, "float")
 
     def columns(self) -> list[ColumnSpec]:
         """Statistics columns stored for this field at every tier."""
