@@ -3,7 +3,7 @@
 The endpoint is a minimal InfluxDB-like HTTP server in a child process (it gunzips each body,
 counts its lines and answers 204), so the figures are the mirror's own, not a database's.
 
-* ``sender``: ``--points`` raw PS100 points (pre-generated, 60 s simulator batches) offered to a
+* ``sender``: the raw PS100 points (pre-generated, 60 s simulator batches) offered to a
   :class:`~sunarchive.sinks.influxdb.Mirror` at once; the time until the endpoint has answered
   for all of them → ``points_per_s`` (encode + gzip + HTTP, batches of ``--batch-size``).
 * ``ingest``: the pre-generated batches of ``--panels`` panels × ``--hours`` pushed through the
@@ -159,8 +159,8 @@ def ingest(args: argparse.Namespace, batches: list[SampleBatch], url: str, workd
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--panels", type=int, default=8, help="panels (default 8)")
-    parser.add_argument("--hours", type=float, default=1.0, help="simulated hours of 10 Hz "
-                        "samples (default 1)")
+    parser.add_argument("--hours", type=float, default=3.0, help="simulated hours of 10 Hz "
+                        "samples (default 3: runs long enough to measure)")
     parser.add_argument("--batch-size", type=int, default=5000, help="points per request "
                         "(default 5000)")
     parser.add_argument("--repeat", type=int, default=3, help="ingest runs per mode "

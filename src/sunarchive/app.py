@@ -233,4 +233,6 @@ def influx_mirror(settings: Settings, store: SqlStore, agent: Agent) -> Mirror |
     agent.add_raw_listener(mirror.offer_raw)
     agent.live.add_listener(mirror.offer_rows)
     agent.live.mirror_status = mirror.status
+    accumulator = agent.accumulator
+    mirror.busy = lambda: accumulator.depth > 0
     return mirror

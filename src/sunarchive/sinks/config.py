@@ -55,7 +55,7 @@ class InfluxSettings(BaseModel):
                                "on 429/5xx wins.")
     retry_max_s: float = Field(default=60.0, gt=0, description="Longest wait between "
                                "attempts while InfluxDB is unreachable.")
-    queue_max_points: int = Field(default=200_000, gt=0, description="Points held in memory "
+    queue_max_points: int = Field(default=1_000_000, gt=0, description="Points held in memory "
                                   "for the mirror; beyond that they go to the disk buffer.")
     buffer_dir: Path | None = Field(default=None, description="Disk buffer of points "
                                     "InfluxDB has not taken yet (default: beside the spool, "

@@ -27,6 +27,7 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,10 @@ from sunarchive.sinks.transport import Answer, Transport
 
 log = logging.getLogger(__name__)
 SENDER_NICE = 10
+YIELD_S = 0.05
+"""How long the sender waits while collection is busy before it looks again."""
+YIELD_MAX_S = 30.0
+"""Longest the sender holds back for busy collection in a row (then it sends anyway)."""
 """The sender thread runs at this niceness so that collection wins any CPU contention."""
 MAX_LOGGED_LINES = 20
 """Rejected lines logged per request (the rest are counted)."""
@@ -108,6 +113,9 @@ class Mirror:
         self._deadline = float("inf")
         self._thread: threading.Thread | None = None
         self._backoff_s = settings.retry_min_s
+        self.busy: Callable[[], bool] | None = None
+        """Set by the app: True while samples wait for the store's writer."""
+        self._busy_since: float | None = None
 
     # -- writer side (never blocks) ------------------------------------------------------------
     def wants(self, measurement: str) -> bool:
@@ -231,6 +239,9 @@ class Mirror:
         _lower_priority()
         try:
             while True:
+                if self._collection_busy():   # collection first: encode and send after it
+                    time.sleep(YIELD_S)
+                    continue
                 self._fill()
                 if self._done():
                     return
@@ -244,6 +255,19 @@ class Mirror:
                     return
         except Exception:  # the mirror must never take collection down with it
             log.exception("InfluxDB mirror stopped by an unexpected error")
+
+    def _collection_busy(self) -> bool:
+        """True while samples wait for the writer (bulk ingest): the mirror then holds back,
+        up to ``YIELD_MAX_S`` in a row, so it never slows collection down."""
+        if self.busy is None or self._stopping or self._flushing:
+            return False
+        now = time.monotonic()
+        if not self.busy():
+            self._busy_since = None
+            return False
+        if self._busy_since is None:
+            self._busy_since = now
+        return now - self._busy_since < YIELD_MAX_S
 
     def _unsent(self) -> int:
         return sum(e.unsent(self.settings.precision) for e in self._cursor)
