@@ -166,9 +166,9 @@ class Settings(BaseModel):
         description="Built-in simulator settings, used when sources is empty.")
     sources: list[SourceConfig] = Field(
         default_factory=list,
-        description="Data sources, each a table with a type (simulator) and a unique name "
-                    "plus that type's settings; empty = one simulator with the simulator "
-                    "settings.")
+        description="Data sources, each a table with a type (see docs/sources.md) and a "
+                    "unique name plus that type's settings; empty = one simulator with the "
+                    "simulator settings.")
 
     @field_validator("timezone")
     @classmethod
