@@ -11,12 +11,14 @@ from pydantic import Field
 
 from sunarchive.sources.config import SimulatorSource
 from sunarchive.sources.mqtt.config import MqttSettings
+from sunarchive.sources.tcp.config import TcpSettings
 
 #: One entry of ``Settings.sources``, told apart by its ``type``.
 SourceConfig = Annotated[
     Union[  # noqa: UP007 - a runtime union pydantic can discriminate
         SimulatorSource,
         MqttSettings,
+        TcpSettings,
     ],
     Field(discriminator="type"),
 ]
