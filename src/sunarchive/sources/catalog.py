@@ -11,6 +11,7 @@ from pydantic import Field
 
 from sunarchive.sources.config import SimulatorSource
 from sunarchive.sources.mqtt.config import MqttSettings
+from sunarchive.sources.sunspec.config import SunSpecSettings
 from sunarchive.sources.tcp.config import TcpSettings
 
 #: One entry of ``Settings.sources``, told apart by its ``type``.
@@ -18,6 +19,7 @@ SourceConfig = Annotated[
     Union[  # noqa: UP007 - a runtime union pydantic can discriminate
         SimulatorSource,
         MqttSettings,
+        SunSpecSettings,
         TcpSettings,
     ],
     Field(discriminator="type"),
