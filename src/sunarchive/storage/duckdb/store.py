@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from sunarchive.model import ConfigError
+from sunarchive.model import ConfigError, StatsRows
 from sunarchive.profiles.spec import Profile
 from sunarchive.rollup import ALL_TIERS, DUCKDB
 from sunarchive.storage.base import QueryResult
@@ -62,6 +62,29 @@ class DuckDBStore(TieredStore):
                     "writer per file). Stop it, or read through its API.") from None
             raise
         self._set_utc()
+        self._newest: dict[str, int | None] = {}
+        """Newest 1 s row per measurement. The DuckDB file has one writing process — this
+        one — so the value stays right as long as :meth:`write` keeps it current."""
+
+    def last_time_s(self, measurement: str) -> int | None:
+        if measurement not in self._newest:
+            self._newest[measurement] = super().last_time_s(measurement)
+        return self._newest[measurement]
+
+    def write(self, fresh: StatsRows, merge: StatsRows, tags: dict[int, tuple[str, ...]],
+              batch_id: int | None = None) -> bool:
+        written = super().write(fresh, merge, tags, batch_id)
+        measurement = fresh.measurement or merge.measurement
+        if written and measurement in self._newest:
+            times = [int(t.max()) for t in (fresh.time_s, merge.time_s) if len(t)]
+            known = self._newest[measurement]
+            self._newest[measurement] = max([*times, *([] if known is None else [known])],
+                                            default=None)
+        return written
+
+    def apply_retention(self, now: datetime) -> dict[str, int]:
+        self._newest.clear()   # deleted rows: read the newest again when asked
+        return super().apply_retention(now)
 
     def _set_utc(self) -> None:
         """Session time zone UTC, so stored UTC TIMESTAMPs compare right with NOW()."""
