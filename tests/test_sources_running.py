@@ -124,3 +124,14 @@ def test_backoff_doubles_up_to_the_cap_and_resets() -> None:
 def test_backoff_order_is_validated() -> None:
     with pytest.raises(ValueError, match="backoff_max_s"):
         _settings(backoff_min_s=5, backoff_max_s=1)
+
+
+def test_the_sample_config_in_docs_loads(tmp_path: Path) -> None:
+    from sunarchive.settings import load_settings
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "sources.md").read_text()
+    sample = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "c.yaml").write_text(sample)
+    settings = load_settings(config_file=tmp_path / "c.yaml", env={}, dotenv_file=None)
+    assert [(s.type, s.name) for s in settings.sources] == [("simulator", "roof"),
+                                                            ("mqtt", "opendtu")]
