@@ -61,6 +61,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/query.py
 	$(BIN)/python bench/pg_engine.py
 	$(BIN)/python bench/mirror.py
+	$(BIN)/python bench/lp_write.py
+	$(BIN)/python bench/api.py --db bench-30d.duckdb
 
 clean:
 	rm -rf $(VENV) sunarchive-data

@@ -35,7 +35,8 @@ def positive(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
 
 
-@pytest.mark.parametrize("script", ["reduce.py", "ingest.py", "query.py"])
+@pytest.mark.parametrize("script", ["reduce.py", "ingest.py", "query.py", "lp_write.py",
+                                    "api.py", "mirror.py"])
 def test_help(script: str) -> None:
     done = subprocess.run([sys.executable, str(BENCH / script), "--help"], capture_output=True,
                           text=True, timeout=60)
@@ -115,3 +116,19 @@ def test_pg_engine_smoke() -> None:
     assert positive(plain["ingest"]["rows_per_s"]) and plain["ingest"]["rollup_rows"] > 0
     assert positive(plain["queries"]["today_5min_all_panels"]["p50_ms"])
     assert "skipped" in result["timescaledb"]
+
+
+def test_lp_write_smoke() -> None:
+    result = run_bench("lp_write.py", "--requests", "6", "--lines", "500")
+    assert result["benchmark"] == "lp_write" and result["errors"] == []
+    assert result["field_values"] == 4 * 500 * 4
+    assert positive(result["end_to_end_values_per_s"]) and positive(result["rows_written"])
+
+
+def test_api_smoke(tmp_path: Path) -> None:
+    result = run_bench("api.py", "--db", str(tmp_path / "s.duckdb"), "--days", "1",
+                       "--panels", "2", "--reps", "3", "--warmup", "1", timeout=300)
+    assert result["benchmark"] == "api" and result["days"] == 1 and result["panels"] == 2
+    assert set(result["calls"]) >= {"latest", "today_5min_curve", "daily_energy_30d"}
+    assert all(positive(call["p50_ms"]) and call["bytes"] >= 2 for call in
+               result["calls"].values())
