@@ -424,3 +424,31 @@ def test_truncated_inverter_model_is_a_permanent_error() -> None:
         poller.close()
     finally:
         server.stop()
+
+
+def test_illegal_address_answer_is_a_transient_modbus_exception(device_103: ModbusServer) -> None:
+    poller = SunSpecPoller("127.0.0.1", device_103.port)
+    poller.connect(2.0)
+    try:
+        inverter = next(r for r in poller.models if r.model_id == 103)
+        poller.models = [models.ModelRef(103, 60000, inverter.length)]   # nothing mapped there
+        with pytest.raises(SourceError, match="Modbus exception reading 50 registers at "
+                                              "60000") as info:
+            poller.poll(1.0)
+        assert info.value.transient is True
+    finally:
+        poller.close()
+
+
+def test_device_that_never_answers_times_out_as_transient() -> None:
+    with socket.socket() as listener:          # accepts connections, never sends a byte
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        poller = SunSpecPoller("127.0.0.1", port)
+        started = time.monotonic()
+        with pytest.raises(SourceError) as info:
+            poller.connect(0.5)
+        poller.close()
+    assert info.value.transient is True
+    assert time.monotonic() - started < 10

@@ -141,6 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
     setup = sub.add_parser("setup", help="create or upgrade the schema (idempotent)")
     _common(setup)
     setup.set_defaults(handler=cmd_setup)
+
+    from sunarchive.importing.command import add_arguments as import_arguments
+    imp = sub.add_parser("import", help="historical CSV / JSON-lines files into every tier",
+                         description="Import historical data through the same reducer as "
+                         "live data into every tier. Re-importing a file adds nothing; "
+                         "--timezone also says the zone of times without an offset. See "
+                         "docs/import.md.", epilog=EPILOG)
+    _common(imp)
+    import_arguments(imp)
+    imp.set_defaults(handler=cmd_import)
     maintenance.add_parsers(sub, _common)
     return parser
 
@@ -407,6 +417,12 @@ def cmd_setup(args: argparse.Namespace) -> int:
         print(change)
     print(f"schema up to date ({len(changes)} changes) in {location}")
     return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from sunarchive.importing.command import run as run_import
+
+    return run_import(args, _settings(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,6 +10,9 @@ from typing import Annotated, Union, get_args
 from pydantic import Field
 
 from sunarchive.sources.config import SimulatorSource
+from sunarchive.sources.goodwe.config import GoodWeSettings
+from sunarchive.sources.hoymiles.config import HoymilesSettings
+from sunarchive.sources.ina2xx.config import Ina2xxSettings
 from sunarchive.sources.mqtt.config import MqttSettings
 from sunarchive.sources.sunspec.config import SunSpecSettings
 from sunarchive.sources.tcp.config import TcpSettings
@@ -18,6 +21,9 @@ from sunarchive.sources.tcp.config import TcpSettings
 SourceConfig = Annotated[
     Union[  # noqa: UP007 - a runtime union pydantic can discriminate
         SimulatorSource,
+        GoodWeSettings,
+        HoymilesSettings,
+        Ina2xxSettings,
         MqttSettings,
         SunSpecSettings,
         TcpSettings,

@@ -1,0 +1,139 @@
+"""The ``sunarchive import`` command: options → import → progress bar and report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from sunarchive.importing.run import (
+    ImportOptions,
+    ImportReport,
+    Progress,
+    collect_files,
+    import_files,
+)
+from sunarchive.model import InputError
+
+
+def pairs(values: list[str], flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for text in values:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise InputError(f"{flag} {text!r}: write KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                        help="files, or directories of .csv/.tsv/.jsonl/.ndjson files")
+    parser.add_argument("--format", choices=["csv", "jsonl"],
+                        help="file format (default: from the extension)")
+    parser.add_argument("--measurement", help="profile to import into (default: the one "
+                        "whose fields and tags the columns name)")
+    parser.add_argument("--time-column", help="column with the time (default: time, "
+                        "timestamp, ts, datetime)")
+    parser.add_argument("--tag", action="append", default=[], metavar="K=V",
+                        help="a constant tag for every row (repeatable)")
+    parser.add_argument("--map", action="append", default=[], metavar="COLUMN=NAME",
+                        help="rename a column to a profile field or tag (repeatable)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="read and check everything, write nothing")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def options_of(args: argparse.Namespace) -> ImportOptions:
+    return ImportOptions(fmt=args.format, measurement=args.measurement,
+                         time_column=args.time_column, timezone=args.timezone,
+                         tags=pairs(args.tag, "--tag"), renames=pairs(args.map, "--map"),
+                         dry_run=args.dry_run)
+
+
+def run(args: argparse.Namespace, settings: Any) -> int:
+    from sunarchive.app import open_reader, open_writer, profiles_for
+
+    options = options_of(args)
+    files = collect_files(args.paths, options.fmt)
+    if not files:
+        raise InputError("no files to import")
+    with ExitStack() as stack:
+        store: Any = None
+        if options.dry_run:
+            profiles = profiles_for(settings)
+            try:   # only to say which files were imported before
+                store = stack.enter_context(open_reader(settings))
+                profiles = dict(store.profiles)
+            except Exception:
+                store = None
+        else:
+            store, _ = stack.enter_context(open_writer(settings))
+            profiles = dict(store.profiles)
+        progress, done = _progress_bar(len(files))
+        try:
+            report = import_files(store, files, profiles, options, progress,
+                                  notes=lambda text: print(text, file=sys.stderr)
+                                  if progress is None else None)
+        finally:
+            done()
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        print(render(report))
+    failed = any(f.status == "failed" for f in report.files) or report.write_errors
+    return 1 if failed else 0
+
+
+def _progress_bar(files: int) -> tuple[Progress | None, Any]:
+    if not sys.stderr.isatty():
+        return None, lambda: None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    bar = Progress("[progress.description]{task.description}", BarColumn(),
+                   MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=Console(stderr=True), transient=True)
+    bar.start()
+    read = bar.add_task("reading files", total=files)
+    rows: list[Any] = []
+
+    def update(stage: str, n: int) -> None:
+        if stage == "read":
+            bar.advance(read, n)
+            return
+        if not rows:
+            rows.append(bar.add_task("importing rows", total=n if stage == "total" else None))
+        if stage == "rows":
+            bar.advance(rows[0], n)
+
+    return update, bar.stop
+
+
+def render(report: ImportReport) -> str:
+    data = report.as_dict()
+    lines = []
+    for f in report.files:
+        line = (f"{f.path}: {f.status}" + (f" into {f.measurement}" if f.measurement else "")
+                + f", {f.rows_read:,} rows read, {f.imported:,} imported, "
+                f"{f.rejected:,} rejected")
+        if f.message:
+            line += f" — {f.message}"
+        lines.append(line)
+        if f.unknown_columns:
+            lines.append(f"  unknown columns (ignored): {', '.join(f.unknown_columns)}")
+        for r in f.reasons:
+            lines.append(f"  line {r['line']}: {r['reason']}")
+        if f.rejected > len(f.reasons):
+            lines.append(f"  … and {f.rejected - len(f.reasons):,} more rejected lines")
+    verb = "would import" if report.dry_run else "imported"
+    lines.append(f"{'dry run: ' if report.dry_run else ''}{report.rows_read:,} rows read, "
+                 f"{verb} {report.imported:,}, rejected {report.rejected:,}"
+                 + (f", time range {data['start']} … {data['end']}" if data["start"] else ""))
+    if not report.dry_run:
+        lines.append(f"wrote {report.rows_written:,} 1 s rows and {report.rollup_rows:,} "
+                     f"rollup rows in {report.seconds:.1f} s")
+    return "\n".join(lines)
