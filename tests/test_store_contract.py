@@ -233,6 +233,25 @@ def test_a_replayed_batch_is_written_once(stores: Stores) -> None:
     assert count == 30
 
 
+def test_newest_second_follows_writes_and_merges(stores: Stores) -> None:
+    """``last_time_s`` is the newest stored second: new rows move it, a merge of late rows
+    into older seconds does not, and it equals ``MAX(time)`` of the 1 s table."""
+    store = _ps100_store(stores)
+    tags = {1: ("panel_1",), 2: ("panel_2",)}
+    start = 1_780_000_000
+    empty = StatsRows.empty(PS100)
+    assert store.last_time_s(PS100) is None
+    store.write(_rows(PS100, start, 10, 2), empty, tags, batch_id=1)
+    assert store.last_time_s(PS100) == start + 9
+    store.write(_rows(PS100, start + 100, 1, 1), _rows(PS100, start + 3, 1, 1), tags,
+                batch_id=2)
+    newest = store.sql("SELECT MAX(time) AS t FROM ps100_readings_1s").rows()[0][0]
+    assert store.last_time_s(PS100) == start + 100 == int(newest.replace(tzinfo=UTC)
+                                                           .timestamp())
+    store.write(empty, _rows(PS100, start + 5, 1, 2), tags, batch_id=3)
+    assert store.last_time_s(PS100) == start + 100
+
+
 def test_retention_keeps_what_rollups_still_need(stores: Stores) -> None:
     store = _ps100_store(stores, retention={"1s": 1.0, "5min": None, "1hour": None,
                                             "daily": None})

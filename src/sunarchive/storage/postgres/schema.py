@@ -24,6 +24,8 @@ BOOKKEEPING = [
         name TEXT PRIMARY KEY, spec TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS sunarchive_writer_state (
         measurement TEXT PRIMARY KEY, last_batch BIGINT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS sunarchive_newest (
+        measurement TEXT PRIMARY KEY, time_s BIGINT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS sunarchive_state_labels (
         measurement TEXT NOT NULL, field TEXT NOT NULL, code INTEGER NOT NULL,
         label TEXT NOT NULL, PRIMARY KEY (measurement, field, label))""",

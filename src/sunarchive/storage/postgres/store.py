@@ -31,6 +31,7 @@ from sunarchive.profiles.spec import Profile
 from sunarchive.rollup import ALL_TIERS, POSTGRES
 from sunarchive.storage.base import QueryResult
 from sunarchive.storage.postgres import timescale
+from sunarchive.storage.postgres.arrow_reader import ArrowReader
 from sunarchive.storage.postgres.copy import copy_chunks
 from sunarchive.storage.postgres.partitions import Partitions, create_plain_layout
 from sunarchive.storage.postgres.schema import create_bookkeeping
@@ -78,7 +79,9 @@ class PostgresStore(TieredStore):
         self.timescale_version: str | None = None
         self.notes: list[str] = []
         self.partitions = Partitions()
+        self._has_newest_table = False
         self._refresh_pending: dict[str, tuple[int, int]] = {}
+        self._arrow = ArrowReader(url, password, connect_timeout_s, self.location)
         self._writer_con = self._connect()  # a wrong URL fails here, clearly
 
     # -- connections -------------------------------------------------------------------------
@@ -135,9 +138,8 @@ class PostgresStore(TieredStore):
         return self._reader_con
 
     def _read_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
-        # binary results: ~2.5x faster to fetch than text for rows of many floats
-        return self._read(lambda con: rows_table(
-            con.cursor(binary=True).execute(sql.encode(), params)))
+        with self._read_lock:
+            return self._arrow.read(sql, params)
 
     def _read(self, fetch: Callable[[Con], pa.Table]) -> pa.Table:
         """Run a read on the reader connection; a connection lost since is renewed once."""
@@ -197,8 +199,19 @@ class PostgresStore(TieredStore):
                 changes.extend(self.create_aggregates())
             with self._transaction():
                 changes.extend(self.ensure_named_rollups())
+                self._record_missing_newest()
             self._load_horizons()
+            self._has_newest_table = True
             return changes
+
+    def _record_missing_newest(self) -> None:
+        """Stores made before ``sunarchive_newest`` existed: record the newest second once."""
+        for profile in self.profiles.values():
+            self._execute(
+                f"INSERT INTO sunarchive_newest SELECT %s, EXTRACT(EPOCH FROM MAX(time))::bigint "
+                f"FROM {Q(profile.table('1s'))} HAVING MAX(time) IS NOT NULL "
+                "AND NOT EXISTS (SELECT 1 FROM sunarchive_newest WHERE measurement = %s)",
+                [profile.name, profile.name])
 
     def load_state(self) -> None:
         """For readers: learn the layout and rollup horizons without changing anything."""
@@ -212,6 +225,8 @@ class PostgresStore(TieredStore):
             for profile in self.profiles.values():
                 self.partitions.load(self._con, profile)
             self._load_horizons()
+            self._has_newest_table = bool(self._fetch(
+                "SELECT to_regclass('sunarchive_newest') IS NOT NULL")[0][0])
 
     def _choose_layout(self) -> tuple[str, str]:
         """('timescaledb' | 'plain', why not TimescaleDB); remembered in sunarchive_meta."""
@@ -248,6 +263,7 @@ class PostgresStore(TieredStore):
     # -- TimescaleDB maintains the rollups itself ---------------------------------------------
     def _after_write(self, profile: Profile, times: list[np.ndarray[Any, Any]],
                      merged: bool) -> None:
+        self._record_newest(profile, times)
         if self.layout == "plain":
             super()._after_write(profile, times, merged)
             return
@@ -259,6 +275,27 @@ class PostgresStore(TieredStore):
             old = self._refresh_pending.get(profile.name)
             self._refresh_pending[profile.name] = (min(lo, old[0]), max(hi, old[1])) if old \
                 else (lo, hi)
+
+    def _record_newest(self, profile: Profile, times: list[np.ndarray[Any, Any]]) -> None:
+        """Keep the newest stored second in ``sunarchive_newest``, in the write's transaction.
+
+        ``MAX(time)`` over a partitioned 1 s table without a b-tree index reads every
+        partition (2.4 s for 30 days × 8 panels); this row answers in well under 1 ms and is
+        right for readers in other processes too."""
+        newest = max((int(t.max()) for t in times if len(t)), default=None)
+        if newest is not None:
+            self._execute("INSERT INTO sunarchive_newest VALUES (%s, %s) ON CONFLICT "
+                          "(measurement) DO UPDATE SET time_s = GREATEST("
+                          "sunarchive_newest.time_s, EXCLUDED.time_s)", [profile.name, newest])
+
+    def last_time_s(self, measurement: str) -> int | None:
+        if not self._has_newest_table:  # a store not yet set up by this version
+            return super().last_time_s(measurement)
+        rows = self._read_arrow("SELECT time_s FROM sunarchive_newest WHERE measurement = %s",
+                                [measurement])
+        if rows.num_rows:
+            return int(rows.column(0)[0].as_py())
+        return super().last_time_s(measurement)
 
     def rollup(self, measurement: str, complete_until_s: int | None) -> int:
         if self.layout == "plain":
@@ -377,6 +414,7 @@ class PostgresStore(TieredStore):
         return done
 
     def close(self) -> None:
+        self._arrow.close()
         for con in (self._writer_con, self._reader_con):
             if con is not None and not con.closed:
                 con.close()
