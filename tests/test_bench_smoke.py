@@ -114,7 +114,8 @@ def test_pg_engine_smoke() -> None:
     plain = result["plain"]
     assert plain["layout"] == "plain" and plain["ingest"]["rows"] == 86400
     assert positive(plain["ingest"]["rows_per_s"]) and plain["ingest"]["rollup_rows"] > 0
-    assert positive(plain["queries"]["today_5min_all_panels"]["p50_ms"])
+    assert positive(plain["queries"]["dashboard"]["today_5min_curve"]["p50_ms"])
+    assert positive(plain["queries"]["reference_no_goal"]["today_5min_every_column"]["p50_ms"])
     assert "skipped" in result["timescaledb"]
 
 

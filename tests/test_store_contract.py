@@ -252,6 +252,25 @@ def test_newest_second_follows_writes_and_merges(stores: Stores) -> None:
     assert store.last_time_s(PS100) == start + 100
 
 
+def test_latest_rows_are_the_newest_of_each_series_in_the_window(stores: Stores) -> None:
+    store = _ps100_store(stores)
+    store.add_series(SeriesKey(PS100, ("panel_3",)), 3)
+    tags = {1: ("panel_1",), 2: ("panel_2",), 3: ("panel_3",)}
+    start = 1_780_000_000
+    empty = StatsRows.empty(PS100)
+    store.write(_rows(PS100, start, 1, 3), empty, tags, batch_id=1)   # panel_3's only row
+    store.write(_rows(PS100, start + 1000, 20, 2), empty, tags, batch_id=2)
+    newer = _rows(PS100, start + 1030, 1, 1)
+    newer.columns["power_avg"][:] = 77.0
+    store.write(newer, empty, tags, batch_id=3)
+    got = store.latest_rows(PS100, window_s=600).to_pylist()
+    assert [r["panel_id"] for r in got] == ["panel_1", "panel_2"]   # panel_3: too old
+    stamps = [int(r["time"].replace(tzinfo=UTC).timestamp()) for r in got]
+    assert stamps == [start + 1030, start + 1019]
+    assert got[0]["power_avg"] == 77.0 and got[1]["power_avg"] == 90.0
+    assert "series_id" not in got[0]
+
+
 def test_retention_keeps_what_rollups_still_need(stores: Stores) -> None:
     store = _ps100_store(stores, retention={"1s": 1.0, "5min": None, "1hour": None,
                                             "daily": None})

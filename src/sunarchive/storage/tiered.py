@@ -545,10 +545,14 @@ class TieredStore(ABC):
             cols.insert(1, "day")
         conditions = " AND ".join(f"{self.q(k)} = {self._p}" for k in where) or "true"
         select = ", ".join(self.q(c) for c in cols)
-        order = ", ".join(self.q(t) for t in profile.tags) or "1"
-        sql = (f"SELECT {select} FROM {relation} AS tier WHERE {conditions} "
-               f"ORDER BY time, {order}")
-        return self._read_arrow(sql, list(where.values()) or None)
+        sql = f"SELECT {select} FROM {relation} AS tier WHERE {conditions}"
+        return self._read_sorted(sql, ["time", *profile.tags], list(where.values()) or None)
+
+    def _read_sorted(self, sql: str, keys: list[str],
+                     params: Sequence[Any] | None) -> pa.Table:
+        """Rows of ``sql`` ordered by ``keys`` (ascending, text by code point)."""
+        order = ", ".join(self.q(k) for k in keys)
+        return self._read_arrow(f"{sql} ORDER BY {order}", params)
 
     @abstractmethod
     def sql(self, text: str) -> QueryResult:

@@ -21,6 +21,10 @@ Q = POSTGRES.quote
 UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
 AHEAD = 2
 """Partitions kept ready beyond the current one."""
+BRIN_PAGES_PER_RANGE = 32
+"""Heap pages one BRIN summary covers (≈ 1 000 PS100 rows): a read of the newest ten minutes
+scans a few ranges, not the day. ``autosummarize`` lets autovacuum summarize each range as
+soon as the next one starts; pages not yet summarized are always read."""
 Con = psycopg.Connection[tuple[object, ...]]
 
 
@@ -44,7 +48,8 @@ def create_plain_layout(con: Con, profile: Profile) -> list[str]:
     if kind is None:
         con.execute(f"CREATE TABLE {Q(raw)} ({column_defs(profile, '1s')}) "
                     "PARTITION BY RANGE (time)")
-        con.execute(f"CREATE INDEX {Q(raw + '_time_brin')} ON {Q(raw)} USING brin (time)")
+        con.execute(f"CREATE INDEX {Q(raw + '_time_brin')} ON {Q(raw)} USING brin (time) "
+                    f"WITH (pages_per_range = {BRIN_PAGES_PER_RANGE}, autosummarize = on)")
         changes.append(f"created partitioned table {raw}")
     elif kind != "p":
         raise ConfigError(f"table {raw} exists but is not partitioned; it was not made by "

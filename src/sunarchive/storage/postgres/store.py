@@ -291,11 +291,51 @@ class PostgresStore(TieredStore):
     def last_time_s(self, measurement: str) -> int | None:
         if not self._has_newest_table:  # a store not yet set up by this version
             return super().last_time_s(measurement)
-        rows = self._read_arrow("SELECT time_s FROM sunarchive_newest WHERE measurement = %s",
-                                [measurement])
-        if rows.num_rows:
-            return int(rows.column(0)[0].as_py())
+        rows = self._read_rows("SELECT time_s FROM sunarchive_newest WHERE measurement = %s",
+                               [measurement])
+        if rows:
+            return int(rows[0][0])
         return super().last_time_s(measurement)
+
+    def _read_rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """A small read on the psycopg reader (one round trip; ADBC's COPY path takes three)."""
+        found: list[list[tuple[Any, ...]]] = []
+
+        def fetch(con: Con) -> pa.Table:
+            found[:] = [con.execute(sql.encode(), params).fetchall()]
+            return pa.table({})
+
+        self._read(fetch)
+        return found[0]
+
+    def _read_sorted(self, sql: str, keys: list[str],
+                     params: Sequence[Any] | None) -> pa.Table:
+        """Sorted by pyarrow: the few thousand rows of a dashboard read sort in ~0.2 ms here
+        against ~1.4 ms on the server, and text sorts by code point as on DuckDB."""
+        table = self._read_arrow(sql, params)
+        return table.sort_by([(k, "ascending") for k in keys]) if table.num_rows else table
+
+    def latest_rows(self, measurement: str, window_s: int = 600) -> pa.Table:
+        """The newest row of each series in the last ``window_s`` seconds of data, picked by
+        the server, so only those rows travel (one per series).
+
+        TimescaleDB: one probe of the ``(series_id, time DESC)`` index per series. Plain
+        layout (BRIN on time, no series index): the window's rows, newest per series."""
+        last = self.last_time_s(measurement)
+        profile = self.profiles[measurement]
+        cols = ["time", *profile.tags, *(c.name for c in profile.stats_columns())]
+        table = Q(profile.table("1s"))
+        since = "false" if last is None else f"t.time >= {self.ts(last - window_s)}"
+        select = ", ".join(f"t.{Q(c)}" for c in cols)
+        if self.layout == "timescaledb":
+            return self._read_arrow(
+                f"SELECT {select} FROM sunarchive_series s CROSS JOIN LATERAL (SELECT * FROM "
+                f"{table} t WHERE t.series_id = s.series_id AND {since} ORDER BY t.time DESC "
+                f"LIMIT 1) t WHERE s.measurement = %s ORDER BY s.series_id", [measurement])
+        return self._read_arrow(
+            f"SELECT {select} FROM {table} t JOIN (SELECT t.series_id, MAX(t.time) AS time "
+            f"FROM {table} t WHERE {since} GROUP BY t.series_id) newest "
+            f"USING (series_id, time) WHERE {since} ORDER BY t.series_id")
 
     def rollup(self, measurement: str, complete_until_s: int | None) -> int:
         if self.layout == "plain":
