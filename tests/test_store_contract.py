@@ -269,6 +269,8 @@ def test_latest_rows_are_the_newest_of_each_series_in_the_window(stores: Stores)
     assert stamps == [start + 1030, start + 1019]
     assert got[0]["power_avg"] == 77.0 and got[1]["power_avg"] == 90.0
     assert "series_id" not in got[0]
+    assert [r["panel_id"] for r in store.latest_rows(PS100, window_s=10).to_pylist()] == \
+        ["panel_1"]
 
 
 def test_retention_keeps_what_rollups_still_need(stores: Stores) -> None:
