@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import cli
-from sunarchive.importing.mapping import epoch_to_ns
+from sunarchive.importing.times import epoch_to_ns
 
 T0 = 1_782_036_000  # 2026-06-21T10:00:00Z
 

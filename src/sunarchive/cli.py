@@ -143,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     setup.set_defaults(handler=cmd_setup)
 
     from sunarchive.importing.command import add_arguments as import_arguments
-    imp = sub.add_parser("import", help="historical CSV / JSON-lines files into every tier",
+    imp = sub.add_parser("import", help="historical files (CSV, JSON, JSON lines, line "
+                         "protocol, Parquet, the lab rig's layout) into every tier",
                          description="Import historical data through the same reducer as "
                          "live data into every tier. Re-importing a file adds nothing; "
                          "--timezone also says the zone of times without an offset. See "

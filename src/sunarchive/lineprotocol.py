@@ -73,6 +73,9 @@ class ParsedMeasurement:
     tag_index: np.ndarray[Any, np.dtype[np.int32]]
     time_ns: np.ndarray[Any, np.dtype[np.int64]]
     fields: dict[str, ParsedField]
+    line_numbers: np.ndarray[Any, np.dtype[np.int64]] = field(
+        default_factory=lambda: np.empty(0, np.int64))
+    """The 1-based line of each point (to name it in a file import's report)."""
 
 
 @dataclass
@@ -130,12 +133,14 @@ class _Builder:
                                 else np.empty(0, np.int32), slow_index]).astype(np.int32)
         times = np.concatenate([fast.time_ns if fast is not None else np.empty(0, np.int64),
                                 np.array(self.times, np.int64)])
-        order = np.argsort(np.concatenate([
+        lines = np.concatenate([
             self.fast_lines if self.fast_lines is not None else np.empty(0, np.int64),
-            np.array(self.lines, np.int64)]), kind="stable")
+            np.array(self.lines, np.int64)])
+        order = np.argsort(lines, kind="stable")
         fields = {fname: ParsedField(kind, self._column(fname, kind, n_fast)[order])
                   for fname, kind in self._all_kinds().items()}
-        return ParsedMeasurement(name, keys, list(sets), index[order], times[order], fields)
+        return ParsedMeasurement(name, keys, list(sets), index[order], times[order], fields,
+                                 lines[order] + 1)
 
     def _all_kinds(self) -> dict[str, Kind]:
         kinds: dict[str, Kind] = {}

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import time
 import zlib
-from typing import Any
 from urllib.parse import parse_qs
 
-import numpy as np
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
 from sunarchive.api.context import ApiContext
 from sunarchive.api.inferred import infer_profile, spec_of
 from sunarchive.lineprotocol import LineError, ParsedMeasurement, ParseResult, parse_lines
-from sunarchive.model import FieldKind, SampleBatch, SunarchiveError
+from sunarchive.lineprotocol_samples import to_samples
+from sunarchive.model import SampleBatch, SunarchiveError
 from sunarchive.pipeline.accumulator import QueueFullError
 
 router = APIRouter(tags=["InfluxDB compatible"])
@@ -100,15 +99,6 @@ def ingest(ctx: ApiContext, parsed: ParseResult) -> tuple[int, list[LineError]]:
     return queued, errors
 
 
-def _state_codes(ctx: ApiContext, measurement: str, field: str,
-                 labels: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.float64]]:
-    """Text states as their integer codes (NaN where the point has no value)."""
-    present = [label for label in labels if label is not None]
-    codes = ctx.store.state_codes(measurement, field, present)
-    return np.array([np.nan if label is None else codes[label] for label in labels],
-                    np.float64)
-
-
 def _to_batch(ctx: ApiContext, m: ParsedMeasurement,
               errors: list[LineError]) -> SampleBatch | None:
     profile = ctx.profiles.get(m.measurement)
@@ -123,40 +113,9 @@ def _to_batch(ctx: ApiContext, m: ParsedMeasurement,
                     errors.append(LineError(0, m.measurement, f"measurement {m.measurement!r}: "
                                             f"cannot store it: {exc}"))
                     return None
-    unknown_tags = [t for t in m.tag_keys if t not in profile.tags]
-    if unknown_tags:
-        errors.append(LineError(0, m.measurement, f"measurement {m.measurement!r}: tag "
-                                f"{unknown_tags[0]!r} is not one of its tags "
-                                f"({', '.join(profile.tags) or 'none'}); points dropped"))
-        return None
-    fields: dict[str, np.ndarray[Any, np.dtype[np.float64]]] = {}
-    known = {f.name: f.kind for f in profile.fields}
-    for name, parsed in m.fields.items():
-        if parsed.kind == "string" and known.get(name) is not FieldKind.STATE:
-            errors.append(LineError(0, m.measurement, f"measurement {m.measurement!r}: field "
-                                    f"{name!r} is a string but not a state field of its "
-                                    "profile, so it was dropped"))
-        elif parsed.kind == "string":
-            fields[name] = _state_codes(ctx, m.measurement, name, parsed.values)
-        elif name not in known:
-            errors.append(LineError(0, m.measurement, f"measurement {m.measurement!r}: field "
-                                    f"{name!r} is not in its profile ({', '.join(sorted(known))})"
-                                    "; that field was dropped"))
-        else:
-            fields[name] = np.asarray(parsed.values, np.float64)
-    if not fields:
-        return None
-    position = {t: i for i, t in enumerate(m.tag_keys)}
-    tag_sets = [tuple(values[position[t]] if t in position else "" for t in profile.tags)
-                for values in m.tag_sets]
-    present = np.zeros(len(m.time_ns), bool)
-    for values in fields.values():
-        present |= ~np.isnan(values)
-    if not present.all():
-        fields = {k: v[present] for k, v in fields.items()}
-        return SampleBatch(m.measurement, tag_sets, m.tag_index[present], m.time_ns[present],
-                           fields)
-    return SampleBatch(m.measurement, tag_sets, m.tag_index, m.time_ns, fields)
+    samples = to_samples(m, profile, ctx.store.state_codes)
+    errors.extend(LineError(0, m.measurement, text) for text in samples.problems)
+    return samples.batch
 
 
 async def _write(request: Request, precision: str, accept_partial: bool = True

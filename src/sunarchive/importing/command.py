@@ -9,13 +9,11 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from sunarchive.importing.run import (
-    ImportOptions,
-    ImportReport,
-    Progress,
-    collect_files,
-    import_files,
-)
+from sunarchive.importing.context import ImportOptions
+from sunarchive.importing.lab import MEASUREMENTS, lab_files, lab_layout
+from sunarchive.importing.readers import FORMATS
+from sunarchive.importing.report import ImportReport
+from sunarchive.importing.run import Progress, collect_files, import_files
 from sunarchive.model import InputError
 
 
@@ -30,37 +28,77 @@ def pairs(values: list[str], flag: str) -> dict[str, str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH",
-                        help="files, or directories of .csv/.tsv/.jsonl/.ndjson files")
-    parser.add_argument("--format", choices=["csv", "jsonl"],
-                        help="file format (default: from the extension)")
+    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                        help="files, or directories searched for .csv/.tsv/.txt, .jsonl/"
+                        ".ndjson/.json, .lp/.line/.influx and .parquet/.pq files")
+    parser.add_argument("--format", choices=FORMATS,
+                        help="file format (default: from the extension; .json is json for "
+                        "one document, jsonl for one object per line)")
     parser.add_argument("--measurement", help="profile to import into (default: the one "
-                        "whose fields and tags the columns name)")
+                        "whose fields and tags the columns name; line protocol: each line's "
+                        "own, or only M's lines)")
     parser.add_argument("--time-column", help="column with the time (default: time, "
-                        "timestamp, ts, datetime)")
+                        "timestamp, ts, datetime, date_time, _time)")
     parser.add_argument("--tag", action="append", default=[], metavar="K=V",
                         help="a constant tag for every row (repeatable)")
     parser.add_argument("--map", action="append", default=[], metavar="COLUMN=NAME",
-                        help="rename a column to a profile field or tag (repeatable)")
+                        help="rename a column (or a line-protocol tag or field, or a "
+                        "flattened JSON key like pv.power) to a profile field or tag "
+                        "(repeatable)")
+    parser.add_argument("--precision", choices=["ns", "us", "ms", "s", "auto"], default="ns",
+                        help="unit of line-protocol timestamps (default ns; auto: by "
+                        "magnitude)")
+    lab = parser.add_argument_group("lab rig layout (upstream upload_historical_data.py)")
+    lab.add_argument("--data-dir", type=Path, metavar="DIR",
+                     help="import every *.txt (tab-delimited) and *.csv file directly in DIR")
+    lab.add_argument("--data-type", choices=list(MEASUREMENTS),
+                     help="mpp → mpp_measurement, temperature → temperature_measurement, "
+                     "irradiance → irradiance_measurement; columns matched case-insensitively")
+    lab.add_argument("--board", type=int, help="board tag (required for mpp)")
+    lab.add_argument("--channel", type=int, help="channel tag (required for mpp)")
     parser.add_argument("--dry-run", action="store_true",
                         help="read and check everything, write nothing")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def options_of(args: argparse.Namespace) -> ImportOptions:
-    return ImportOptions(fmt=args.format, measurement=args.measurement,
-                         time_column=args.time_column, timezone=args.timezone,
-                         tags=pairs(args.tag, "--tag"), renames=pairs(args.map, "--map"),
-                         dry_run=args.dry_run)
+    options = ImportOptions(fmt=args.format, measurement=args.measurement,
+                            time_column=args.time_column, timezone=args.timezone,
+                            tags=pairs(args.tag, "--tag"), renames=pairs(args.map, "--map"),
+                            dry_run=args.dry_run, precision=args.precision)
+    if args.data_type is None:
+        if args.data_dir is not None or args.board is not None or args.channel is not None:
+            raise InputError("--data-dir, --board and --channel need --data-type")
+        return options
+    layout = lab_layout(args.data_type, args.board, args.channel)
+    if options.measurement not in (None, layout.measurement):
+        raise InputError(f"--data-type {args.data_type} imports into {layout.measurement}, "
+                         f"not --measurement {options.measurement}")
+    clash = sorted(k for k in ("board", "channel") if k in options.tags)
+    if clash:
+        raise InputError(f"--tag {clash[0]}=…: give --{clash[0]} instead")
+    options.measurement = layout.measurement
+    options.tags = {**layout.tags, **options.tags}
+    options.preset = layout.preset
+    return options
+
+
+def files_of(args: argparse.Namespace, options: ImportOptions) -> list[Path]:
+    """The files named, found in directories, and the lab files of ``--data-dir``."""
+    files = collect_files(args.paths, options.fmt)
+    if args.data_dir is not None:
+        files += collect_files(lab_files(args.data_dir))
+    if not files:
+        raise InputError("no files to import" if args.paths or args.data_dir else
+                         "give files or directories to import (or --data-dir DIR)")
+    return files
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
     from sunarchive.app import open_reader, open_writer, profiles_for
 
     options = options_of(args)
-    files = collect_files(args.paths, options.fmt)
-    if not files:
-        raise InputError("no files to import")
+    files = files_of(args, options)
     with ExitStack() as stack:
         store: Any = None
         if options.dry_run:
@@ -125,10 +163,12 @@ def render(report: ImportReport) -> str:
         lines.append(line)
         if f.unknown_columns:
             lines.append(f"  unknown columns (ignored): {', '.join(f.unknown_columns)}")
+        lines.extend(f"  note: {text}" for text in f.notes)
         for r in f.reasons:
-            lines.append(f"  line {r['line']}: {r['reason']}")
+            lines.append(f"  line {r['line']}: {r['reason']}" if f.unit == "line"
+                         else f"  {r['reason']}")
         if f.rejected > len(f.reasons):
-            lines.append(f"  … and {f.rejected - len(f.reasons):,} more rejected lines")
+            lines.append(f"  … and {f.rejected - len(f.reasons):,} more rejected {f.unit}s")
     verb = "would import" if report.dry_run else "imported"
     lines.append(f"{'dry run: ' if report.dry_run else ''}{report.rows_read:,} rows read, "
                  f"{verb} {report.imported:,}, rejected {report.rejected:,}"

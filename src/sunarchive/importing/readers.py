@@ -1,8 +1,15 @@
-"""Read CSV and JSON-lines files into Arrow tables (columnar, via pyarrow).
+"""Read CSV, JSON lines, JSON documents and Parquet files into Arrow tables (columnar).
 
-The fast path lets pyarrow infer column types. When that fails (a text value in a numeric
-column, a broken JSON line), the file is read again with every column as text so that the
-mapping can reject exactly the bad rows and keep the others.
+The CSV and JSON-lines fast path lets pyarrow infer column types. When that fails (a text
+value in a numeric column, a broken JSON line), the file is read again with every column as
+text so that the mapping can reject exactly the bad rows and keep the others. Line protocol
+is not a table: :mod:`sunarchive.importing.lineproto` reads it.
+
+Formats by extension: ``.csv .txt .tsv`` → csv (the delimiter is a tab when the header line
+has more tabs than commas, or for ``.tsv``); ``.jsonl .ndjson`` → jsonl; ``.json`` → sniffed:
+json when the file starts with ``[`` or holds one document, jsonl when its first line is an
+object and more lines follow; ``.lp .line .influx`` → lineprotocol; ``.parquet .pq`` →
+parquet.
 """
 
 from __future__ import annotations
@@ -17,43 +24,103 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
+import pyarrow.parquet as pq
 
+from sunarchive.importing import jsondoc
 from sunarchive.model import InputError
 
-FORMATS = ("csv", "jsonl")
+FORMATS = ("csv", "json", "jsonl", "lineprotocol", "parquet")
 EXTENSIONS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".jsonl": "jsonl",
-              ".ndjson": "jsonl", ".json": "jsonl"}
+              ".ndjson": "jsonl", ".json": "json", ".lp": "lineprotocol",
+              ".line": "lineprotocol", ".influx": "lineprotocol", ".parquet": "parquet",
+              ".pq": "parquet"}
+"""Extension → format; ``.json`` is sniffed (json or jsonl)."""
+UNITS = {"csv": "line", "jsonl": "line", "lineprotocol": "line", "json": "record",
+         "parquet": "row"}
+"""What a rejected row's number counts, per format."""
+SNIFF_BYTES = 1 << 16
 
 
 @dataclass
 class ReadResult:
-    """A file's rows as a table; ``lines[i]`` is the file line of row ``i`` (1-based)."""
+    """A file's rows as a table; ``lines[i]`` is the number of row ``i`` (1-based): its file
+    line (csv, jsonl), record (json) or row (parquet)."""
 
     table: pa.Table
     lines: npt.NDArray[np.int64]
     rejected: list[tuple[int, str]] = field(default_factory=list)
-    """Lines that could not be read at all (broken JSON), with the reason."""
+    """Rows that could not be read at all (broken JSON), with the reason."""
 
 
 def format_of(path: Path, explicit: str | None = None) -> str:
-    """``explicit`` if given, else the format its extension names."""
+    """``explicit`` if given, else the format its extension names (``.json`` sniffed)."""
     if explicit:
         if explicit not in FORMATS:
             raise InputError(f"--format {explicit!r}: choose one of {', '.join(FORMATS)}")
         return explicit
     fmt = EXTENSIONS.get(path.suffix.lower())
     if fmt is None:
-        raise InputError(f"{path}: unknown extension {path.suffix!r}; give --format csv|jsonl")
-    return fmt
+        raise InputError(f"{path}: unknown extension {path.suffix!r}; give --format "
+                         + "|".join(FORMATS))
+    return sniff_json(path) if fmt == "json" else fmt
 
 
-def read_file(path: Path, fmt: str) -> ReadResult:
-    """Read ``path`` as ``fmt`` (``csv`` or ``jsonl``)."""
-    return _read_csv(path) if fmt == "csv" else _read_jsonl(path)
+def sniff_json(path: Path) -> str:
+    """``json`` for one document (an array, or an object over one or more lines), ``jsonl``
+    when the first line is a whole object and more lines follow."""
+    with path.open("rb") as f:
+        head = f.read(SNIFF_BYTES)
+    text = head.lstrip()
+    if not text.startswith(b"{"):
+        return "json"
+    first, _, rest = text.partition(b"\n")
+    if not rest.strip():
+        return "json"   # one line: one document either way
+    try:
+        json.loads(first)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        # a broken first record of JSON lines still ends in "}"; a document's first line not
+        return "jsonl" if first.rstrip().endswith(b"}") else "json"
+    return "jsonl"
+
+
+def read_file(path: Path, fmt: str, time_names: set[str] | None = None) -> ReadResult:
+    """Read ``path`` as ``fmt`` (a table format). ``time_names`` tells a JSON snapshot
+    object from a wrapper of records (see :mod:`sunarchive.importing.jsondoc`)."""
+    if fmt == "csv":
+        return _read_csv(path)
+    if fmt == "jsonl":
+        return _read_jsonl(path)
+    if fmt == "json":
+        return _read_json(path, time_names or set())
+    if fmt == "parquet":
+        return _read_parquet(path)
+    raise InputError(f"{path}: {fmt} is not a table format")
+
+
+def _read_json(path: Path, time_names: set[str]) -> ReadResult:
+    doc = jsondoc.parse_document(path, path.read_bytes())
+    table, numbers, rejected = jsondoc.to_table(jsondoc.records_of(doc, time_names))
+    return ReadResult(table, numbers, rejected)
+
+
+def _read_parquet(path: Path) -> ReadResult:
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{path}: not readable as Parquet: {exc}") from exc
+    while any(pa.types.is_struct(f.type) for f in table.schema):
+        table = table.flatten()   # struct columns → dotted names, as for JSON
+    return ReadResult(table, np.arange(1, table.num_rows + 1, dtype=np.int64))
 
 
 def _delimiter(path: Path) -> str:
-    return "\t" if path.suffix.lower() == ".tsv" else ","
+    """Tab for ``.tsv`` or a header line with more tabs than commas, else comma."""
+    if path.suffix.lower() == ".tsv":
+        return "\t"
+    with path.open("rb") as f:
+        header = f.readline(SNIFF_BYTES)
+    return "\t" if header.count(b"\t") > header.count(b",") else ","
 
 
 def _read_csv(path: Path) -> ReadResult:
