@@ -54,8 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     lab.add_argument("--data-type", choices=list(MEASUREMENTS),
                      help="mpp → mpp_measurement, temperature → temperature_measurement, "
                      "irradiance → irradiance_measurement; columns matched case-insensitively")
-    lab.add_argument("--board", type=int, help="board tag (required for mpp)")
-    lab.add_argument("--channel", type=int, help="channel tag (required for mpp)")
+    lab.add_argument("--board", type=int, metavar="N", help="board tag (required for mpp)")
+    lab.add_argument("--channel", type=int, metavar="N",
+                     help="channel tag (required for mpp)")
     parser.add_argument("--dry-run", action="store_true",
                         help="read and check everything, write nothing")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -100,7 +100,10 @@ def read_file(path: Path, fmt: str, time_names: set[str] | None = None) -> ReadR
 
 def _read_json(path: Path, time_names: set[str]) -> ReadResult:
     doc = jsondoc.parse_document(path, path.read_bytes())
-    table, numbers, rejected = jsondoc.to_table(jsondoc.records_of(doc, time_names))
+    records = jsondoc.records_of(doc, time_names)
+    if not records:
+        raise InputError(f"{path}: the document holds no records")
+    table, numbers, rejected = jsondoc.to_table(records)
     return ReadResult(table, numbers, rejected)
 
 
