@@ -19,7 +19,7 @@ import numpy as np
 
 from sunarchive.importing.context import FileContent, FileContext, ImportOptions
 from sunarchive.importing.lineproto import read_lineprotocol
-from sunarchive.importing.mapping import Mapped
+from sunarchive.importing.mapping import Mapped, Mapping
 from sunarchive.importing.readers import EXTENSIONS, UNITS, format_of
 from sunarchive.importing.records import Records, file_sha256, record_key
 from sunarchive.importing.report import FileReport, ImportReport
@@ -76,7 +76,7 @@ class _Part:
 
 def prepare_file(path: Path, profiles: dict[str, Profile], options: ImportOptions,
                  records: Records, store: Any | None = None,
-                 plans: dict[tuple[str, ...], Any] | None = None
+                 plans: dict[tuple[str, ...], tuple[Profile, Mapping]] | None = None
                  ) -> tuple[FileReport, list[_Part]]:
     """Read, check and map one file; the report says what happened to it. ``store`` is the
     store being written (None in a dry run); ``plans`` the run's mappings by columns."""
@@ -135,7 +135,7 @@ def import_files(store: Any, files: list[Path], profiles: dict[str, Profile],
     records = Records(store)
     todo: list[_Part] = []
     keys: set[str] = set()
-    plans: dict[tuple[str, ...], Any] = {}
+    plans: dict[tuple[str, ...], tuple[Profile, Mapping]] = {}
     for path in files:
         item, parts = prepare_file(path, profiles, options, records,
                                    None if options.dry_run else store, plans)
@@ -163,7 +163,7 @@ def import_files(store: Any, files: list[Path], profiles: dict[str, Profile],
 
 
 def _record(records: Records, todo: list[_Part], started: datetime) -> None:
-    """Record the parts written; after write errors, mark their files failed instead."""
+    """Record the parts written (none after write errors: their files are failed)."""
     if any(p.report.status == "failed" for p in todo):
         return
     records.add([p.key for p in todo], started.isoformat(timespec="seconds"))
