@@ -279,3 +279,25 @@ def test_dry_run_of_every_format_writes_nothing(tmp_path: Path) -> None:
     assert [f["status"] for f in report["files"]] == ["valid", "valid", "valid"]
     assert report["imported"] == 4 + 1 + 1 + 1
     assert not db.exists()
+
+
+def test_naive_times_at_dst_changes(tmp_path: Path) -> None:
+    """Berlin: a spring-gap time is read with the offset before the gap (distinct times stay
+    distinct); an autumn time that occurs twice is the earlier instant. Text and Parquet agree."""
+    local = ["2026-03-29 01:59:00", "2026-03-29 02:15:00", "2026-03-29 02:45:00",
+             "2026-10-25 02:30:00"]
+    want = ["00:59:00", "01:15:00", "01:45:00", "00:30:00"]   # UTC
+    csv = write(tmp_path / "dst.csv", "time,panel_id,voltage\n" + "".join(
+        f"{t},p1,{20 + i}\n" for i, t in enumerate(local)))
+    table = pa.table({"time": pa.array(local).cast(pa.timestamp("s")),
+                      "panel_id": ["p2"] * 4, "voltage": [20.0, 21.0, 22.0, 23.0]})
+    parquet = tmp_path / "dst.parquet"
+    pq.write_table(table, parquet)
+    db = tmp_path / "dst.duckdb"
+    report = run_import(db, str(csv), str(parquet), "--timezone", "Europe/Berlin")
+    assert report["imported"] == 8 and report["rejected"] == 0
+    for panel in ("p1", "p2"):
+        got = rows(db, "SELECT strftime(time, '%H:%M:%S'), voltage_avg FROM ps100_readings_1s "
+                   "s JOIN sunarchive_series USING (series_id) WHERE sample_count > 0 AND "
+                   f"tags LIKE '%{panel}%' ORDER BY voltage_avg")
+        assert [t for t, _ in got] == want, panel

@@ -10,9 +10,9 @@ Accepted, in this order of trying:
   fraction), day-first ``01/03/2024 12:00:00`` (1 March) and ``2024/03/01 12:00:00``
   (``DAY_FIRST_FORMATS``; a fraction ``.5`` may follow the seconds).
 
-A naive time is placed in ``--timezone`` by Arrow's ``assume_timezone``: an ambiguous local
-time (autumn) is the earlier instant; a nonexistent one (spring gap) the last nanosecond
-before the gap. Without ``--timezone`` a naive time rejects its row.
+A naive time is placed in ``--timezone`` (:func:`assume`): an ambiguous local time (autumn)
+is the earlier instant; a nonexistent one (spring gap) is read with the offset before the gap.
+Without ``--timezone`` a naive time rejects its row.
 """
 
 from __future__ import annotations
@@ -95,9 +95,17 @@ class _DefaultWhy(dict[int, str]):
 
 
 def assume(column: Column, timezone: str) -> Column:
-    """Naive local times in ``timezone`` → UTC (ambiguous: the earlier; nonexistent: the
-    last instant before the gap)."""
-    return pc.assume_timezone(column, timezone, ambiguous="earliest", nonexistent="earliest")
+    """Naive local times in ``timezone`` → UTC instants.
+
+    Ambiguous (autumn): the earlier instant. Nonexistent (in the spring gap): read with the
+    offset in force before the gap, as a clock not yet set forward would mean it (Berlin
+    02:30 → 01:30 UTC, the instant 03:30 CEST names), so distinct times stay distinct
+    instead of all collapsing onto the edge of the gap. Outside the gap, ``shift`` is zero.
+    """
+    earliest = pc.assume_timezone(column, timezone, ambiguous="earliest",
+                                  nonexistent="earliest")
+    shift = pc.subtract(column, pc.local_timestamp(earliest))
+    return pc.add(earliest, shift)
 
 
 def _vector_text(text: Column, timezone: str | None) -> IntArray | None:
