@@ -100,6 +100,40 @@ def test_daily_aggregate_buckets_by_local_day(store: PostgresStore) -> None:
     assert float(energy) == pytest.approx(2 * 600 * 90 / 3600)  # type: ignore[arg-type]
 
 
+def test_reads_split_at_the_watermark_equal_the_real_time_view(store: PostgresStore) -> None:
+    """``query_tier`` takes buckets below an aggregate's watermark from its materialized
+    hypertable and aggregates the rest itself; every tier equals TimescaleDB's own real-time
+    view before any refresh, with part of the range refreshed, and with all of it."""
+    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) \
+        - timedelta(days=20)
+    start = int(day.timestamp()) + 9 * 3600
+    store.write(rows(start, 2 * 3600), StatsRows.empty(PS100), TAGS)
+    lo, hi = int(day.timestamp()) - 86400, int(day.timestamp()) + 2 * 86400
+
+    def same_as_view() -> list[int | None]:
+        for tier in ("5min", "1hour", "daily"):
+            ours = store.query_tier(PS100, tier, lo, hi, {}, None)
+            view = store.sql(f"SELECT * FROM ps100_readings_{tier} WHERE time >= "
+                             f"to_timestamp({lo}) AND time < to_timestamp({hi}) "
+                             "ORDER BY time, panel_id").table
+            assert ours.num_rows == view.num_rows > 0, tier
+            for name in ours.column_names:
+                got, want = ours.column(name).to_pylist(), view.column(name).to_pylist()
+                if name in ("time", "day", "panel_id"):
+                    assert got == want, (tier, name)
+                else:
+                    assert np.allclose(np.array(got, float), np.array(want, float),
+                                       rtol=1e-9, equal_nan=True), (tier, name)
+        return [store._materialized(PROFILES[PS100], t)[1] for t in ("5min", "1hour")]
+
+    assert same_as_view() == [None, None]                        # all of it real-time
+    store.refresh(PS100, start, start + 3600)                    # the first hour only
+    watermark_5min, _ = same_as_view()
+    assert watermark_5min is not None and start < watermark_5min < start + 2 * 3600
+    store.refresh(PS100, start, start + 2 * 3600)
+    assert same_as_view()[0] == start + 2 * 3600
+
+
 def test_backfill_into_compressed_chunks_refreshes_aggregates(store: PostgresStore) -> None:
     day = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0) \
         - timedelta(days=10)

@@ -158,8 +158,10 @@ def _single_pass_expr(col: ColumnSpec, d: Dialect) -> str:
     assert col.count_column is not None and col.mean_column is not None
     n, q, avg = d.quote(col.count_column), d.quote(col.name), d.quote(col.mean_column)
     total = f"NULLIF(SUM({n}), 0)"
-    return (f"SQRT(GREATEST(SUM({n} * ({q} * {q} + {avg} * {avg})) / {total} "
-            f"- POWER(SUM({avg} * {n}) / {total}, 2), 0))")
+    # GREATEST skips NULLs, so the guard against tiny negative rounding must not swallow
+    # the NULL of a field without samples in the bucket: missing is not zero
+    return (f"CASE WHEN SUM({n}) > 0 THEN SQRT(GREATEST(SUM({n} * ({q} * {q} + {avg} * {avg}))"
+            f" / {total} - POWER(SUM({avg} * {n}) / {total}, 2), 0)) END")
 
 
 def single_pass_select(profile: Profile, source: str, bucket: str, d: Dialect,

@@ -515,7 +515,7 @@ class TieredStore(ABC):
         if tier == "1s":
             return (f"(SELECT {cols} FROM {table} WHERE time >= {self.ts(lo)} "
                     f"AND time < {self.ts(hi)})")
-        horizon = self._horizons.get((profile.name, tier))
+        table, horizon = self._materialized(profile, tier)
         done = lo if horizon is None else max(lo, min(horizon, hi))
         parts = []
         if horizon is not None and done > lo:
@@ -532,6 +532,11 @@ class TieredStore(ABC):
         if not parts:
             return f"(SELECT {cols} FROM {table} WHERE false)"
         return "(" + " UNION ALL ".join(parts) + ")"
+
+    def _materialized(self, profile: Profile, tier: str) -> tuple[str, int | None]:
+        """The table holding ``tier``'s complete buckets, and the end of what it holds (UTC
+        epoch s; None: nothing yet)."""
+        return self.q(profile.table(tier)), self._horizons.get((profile.name, tier))
 
     def query_tier(self, measurement: str, tier: str, start_s: int, end_s: int,
                    where: dict[str, str], columns: list[str] | None) -> pa.Table:

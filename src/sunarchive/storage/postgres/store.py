@@ -377,12 +377,21 @@ class PostgresStore(TieredStore):
             return 0
         return super().refresh(measurement, start_s, end_s)
 
-    def tier_relation(self, profile: Profile, tier: str, lo: int, hi: int,
-                      data_end: int | None = None) -> str:
-        if self.layout == "plain" or tier == "1s":
-            return super().tier_relation(profile, tier, lo, hi, data_end)
-        return (f"(SELECT * FROM {Q(profile.table(tier))} WHERE time >= {self.ts(lo)} "
-                f"AND time < {self.ts(hi)})")
+    def _materialized(self, profile: Profile, tier: str) -> tuple[str, int | None]:
+        """TimescaleDB: the aggregate's materialized hypertable and its watermark.
+
+        Reads then take what is materialized straight from that hypertable and aggregate
+        only the part past the watermark, as on the plain layout, instead of going through
+        the real-time view: its plan (a union over the aggregate and every chunk below it)
+        took about 2 ms to make for every read."""
+        if self.layout == "plain":
+            return super()._materialized(profile, tier)
+        found = self._read_rows(timescale.MATERIALIZATION_SQL, [profile.table(tier)])
+        if not found:
+            raise ConfigError(f"{profile.table(tier)} is not a continuous aggregate; run "
+                              "`sunarchive create-aggregates`")
+        table, watermark = found[0]
+        return str(table), None if watermark is None else int(watermark)
 
     # -- retention ---------------------------------------------------------------------------
     def apply_retention(self, now: datetime) -> dict[str, int]:

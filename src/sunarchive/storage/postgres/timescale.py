@@ -102,6 +102,19 @@ def create_layout(con: Con, profile: Profile, timezone: str,
     return changes
 
 
+MATERIALIZATION_SQL = """
+    SELECT format('%%I.%%I', h.schema_name, h.table_name),
+           CASE WHEN isfinite(w) AND w > '0001-01-01Z' THEN EXTRACT(EPOCH FROM w)::BIGINT END
+    FROM _timescaledb_catalog.continuous_agg ca
+    JOIN _timescaledb_catalog.hypertable h ON h.id = ca.mat_hypertable_id
+    CROSS JOIN LATERAL _timescaledb_functions.to_timestamp(
+        _timescaledb_functions.cagg_watermark(ca.mat_hypertable_id)) AS w
+    WHERE ca.user_view_schema = current_schema() AND ca.user_view_name = %s"""
+"""A continuous aggregate's materialized hypertable and its watermark (UTC epoch s; NULL
+while nothing is materialized, when TimescaleDB reports the earliest time it can hold):
+buckets before the watermark are final in that table."""
+
+
 def _hypertable(con: Con, profile: Profile) -> list[str]:
     table = profile.table("1s")
     changes: list[str] = []
