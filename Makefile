@@ -62,6 +62,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/pg_engine.py
 	$(BIN)/python bench/mirror.py
 	$(BIN)/python bench/lp_write.py
+	$(BIN)/python bench/import_csv.py
 	$(BIN)/python bench/api.py --db bench-30d.duckdb
 
 clean:
