@@ -213,3 +213,26 @@ def test_directory_of_overlapping_files_is_fed_in_time_order(tmp_path: Path) -> 
     # 40 W held for 599 s per panel (the last sample ends with the data)
     assert one(db, "SELECT SUM(energy_wh) FROM ps100_readings_1s") == pytest.approx(
         2 * 40 * 599 / 3600, rel=1e-4)   # energy_wh is stored rounded per row
+
+
+def test_reimport_into_postgresql_adds_nothing(tmp_path: Path, pg_url: str) -> None:
+    """The import records live in the store, so PostgreSQL remembers them as DuckDB does."""
+    csv = _history(tmp_path / "day1.csv", hours=2)
+    common = ["import", "--database-url", pg_url, str(csv), "--json"]
+    first = json.loads(cli(*common).stdout)
+    assert first["imported"] == 2 * 360 * 2
+    second = json.loads(cli(*common).stdout)
+    assert second["imported"] == 0 and second["skipped_files"] == 1
+    rows = cli("sql", "--database-url", pg_url, "--format", "json",
+               "SELECT SUM(sample_count) AS n FROM ps100_readings_1s").stdout
+    assert json.loads(rows)[0]["n"] == 2 * 360 * 2
+
+
+def test_quiet_prints_only_failed_files_and_totals(tmp_path: Path) -> None:
+    good = write(tmp_path / "a.csv", CSV_OFFSETS)
+    bad = write(tmp_path / "b.csv", "no,time,here\n1,2,3\n")
+    result = cli("import", "--db", str(tmp_path / "q.duckdb"), str(good), str(bad), "--quiet",
+                 check=False)
+    assert result.returncode == 1
+    assert str(bad) in result.stdout and str(good) not in result.stdout
+    assert "imported 5" in result.stdout and result.stderr == ""

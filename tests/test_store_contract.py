@@ -370,3 +370,15 @@ def test_named_and_group_by_tag_rollups(stores: Stores) -> None:
     assert (count, increase, samples) == (2 * 2 * seconds, 2 * 3.0 * seconds, 2 * 2 * seconds)
     daily = store.sql("SELECT COUNT(*) FROM device_metrics_daily").rows()[0][0]
     assert daily == 3
+
+
+def test_meta_records_are_replaced_and_found_by_prefix(stores: Stores) -> None:
+    store = _ps100_store(stores)
+    many = {f"import:{i:04d}:ps100_readings": "2026-01-01T00:00:00" for i in range(1200)}
+    store.put_meta(many)
+    store.put_meta({"import:0007:ps100_readings": "2026-02-02T00:00:00",
+                    "import_x": "not an import record"})
+    found = store.meta_values("import:")
+    assert len(found) == 1200
+    assert found["import:0007:ps100_readings"] == "2026-02-02T00:00:00"
+    assert store.meta_values("import_") == {"import_x": "not an import record"}

@@ -60,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true",
                         help="read and check everything, write nothing")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="no progress bar and no per-file lines: only failed files and "
+                             "the totals")
 
 
 def options_of(args: argparse.Namespace) -> ImportOptions:
@@ -112,17 +115,17 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         else:
             store, _ = stack.enter_context(open_writer(settings))
             profiles = dict(store.profiles)
-        progress, done = _progress_bar(len(files))
+        progress, done = (None, lambda: None) if args.quiet else _progress_bar(len(files))
+        notes = None if args.quiet or progress is not None else \
+            (lambda text: print(text, file=sys.stderr))
         try:
-            report = import_files(store, files, profiles, options, progress,
-                                  notes=lambda text: print(text, file=sys.stderr)
-                                  if progress is None else None)
+            report = import_files(store, files, profiles, options, progress, notes=notes)
         finally:
             done()
     if args.json:
         print(json.dumps(report.as_dict()))
     else:
-        print(render(report))
+        print(render(report, only_failed=args.quiet))
     failed = any(f.status == "failed" for f in report.files) or report.write_errors
     return 1 if failed else 0
 
@@ -152,10 +155,13 @@ def _progress_bar(files: int) -> tuple[Progress | None, Any]:
     return update, bar.stop
 
 
-def render(report: ImportReport) -> str:
+def render(report: ImportReport, only_failed: bool = False) -> str:
+    """The report as text; ``only_failed``: leave out the files that did not fail."""
     data = report.as_dict()
     lines = []
     for f in report.files:
+        if only_failed and f.status != "failed":
+            continue
         line = (f"{f.path}: {f.status}" + (f" into {f.measurement}" if f.measurement else "")
                 + f", {f.rows_read:,} rows read, {f.imported:,} imported, "
                 f"{f.rejected:,} rejected")

@@ -11,9 +11,6 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-CHUNK_ROWS = 500
-"""Records per INSERT statement."""
-
 
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
@@ -32,11 +29,7 @@ class Records:
 
     def __init__(self, store: Any | None) -> None:
         self.store = store
-        self.known: dict[str, str] = {}
-        if store is not None:
-            rows = store._fetch("SELECT key, value FROM sunarchive_meta WHERE key LIKE "
-                                f"{store._p}", ["import:%"])
-            self.known = {str(key): str(value) for key, value in rows}
+        self.known: dict[str, str] = {} if store is None else store.meta_values("import:")
 
     def when(self, key: str) -> str | None:
         """When the content with this key was imported, or None."""
@@ -44,14 +37,7 @@ class Records:
 
     def add(self, keys: list[str], when: str) -> None:
         """Record ``keys`` as imported at ``when`` (replacing older records of them)."""
-        store = self.store
-        assert store is not None
-        p = store._p
-        for lo in range(0, len(keys), CHUNK_ROWS):
-            chunk = keys[lo:lo + CHUNK_ROWS]
-            store._execute(f"DELETE FROM sunarchive_meta WHERE key IN "
-                           f"({', '.join([p] * len(chunk))})", chunk)
-            values = ", ".join([f"({p}, {p})"] * len(chunk))
-            store._execute(f"INSERT INTO sunarchive_meta VALUES {values}",
-                           [v for key in chunk for v in (key, when)])
-        self.known.update(dict.fromkeys(keys, when))
+        assert self.store is not None
+        items = dict.fromkeys(keys, when)
+        self.store.put_meta(items)
+        self.known.update(items)

@@ -135,6 +135,27 @@ class TieredStore(ABC):
     def setup(self) -> list[str]:
         """Create or upgrade the schema (idempotent); return what changed."""
 
+    # -- bookkeeping in ``sunarchive_meta`` ----------------------------------------------------
+    def meta_values(self, prefix: str) -> dict[str, str]:
+        """The ``sunarchive_meta`` records whose key starts with ``prefix``."""
+        rows = self._fetch("SELECT key, value FROM sunarchive_meta "
+                           f"WHERE starts_with(key, {self._p})", [prefix])
+        return {str(key): str(value) for key, value in rows}
+
+    def put_meta(self, items: dict[str, str], chunk_rows: int = 500) -> None:
+        """Set ``sunarchive_meta`` records (replacing older values), in one transaction and
+        a few multi-row statements of ``chunk_rows`` each."""
+        p = self._p
+        keys = list(items)
+        with self._lock, self._transaction():
+            for lo in range(0, len(keys), chunk_rows):
+                chunk = keys[lo:lo + chunk_rows]
+                self._execute(f"DELETE FROM sunarchive_meta WHERE key IN "
+                              f"({', '.join([p] * len(chunk))})", chunk)
+                self._execute(f"INSERT INTO sunarchive_meta VALUES "
+                              f"{', '.join([f'({p}, {p})'] * len(chunk))}",
+                              [v for key in chunk for v in (key, items[key])])
+
     # -- text values of state fields ----------------------------------------------------------
     def state_codes(self, measurement: str, field: str, labels: Iterable[str]) -> dict[str, int]:
         """Integer codes of text states (``"on"``, ``"heating"``) of a state field; new
