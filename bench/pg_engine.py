@@ -87,8 +87,9 @@ def slices(rows: StatsRows, size: int) -> list[StatsRows]:
             for i in range(0, len(rows), size)]
 
 
-def open_store(url: str, panels: int) -> PostgresStore:
-    store = PostgresStore(url, {PS100: load_profiles(None)[PS100]}, timezone="Europe/Berlin")
+def open_store(url: str, panels: int, copy_streams: int) -> PostgresStore:
+    store = PostgresStore(url, {PS100: load_profiles(None)[PS100]}, timezone="Europe/Berlin",
+                          copy_streams=copy_streams)
     store.setup()
     for i in range(1, panels + 1):
         store.add_series(SeriesKey(PS100, (f"panel_{i}",)), i)
@@ -114,6 +115,7 @@ def ingest(store: PostgresStore, args: argparse.Namespace, cache: Path) -> dict[
     rollup_rows = store.rollup(PS100, end)
     return {"rows": written, "write_s": round(write_s, 2),
             "rows_per_s": round(written / write_s), "batch_rows": batch_rows,
+            "copy_streams": store.copy_streams,
             "rollup_s": round(time.perf_counter() - began, 2), "rollup_rows": rollup_rows}
 
 
@@ -197,7 +199,7 @@ def compressed_column_bytes(store: PostgresStore) -> dict[str, float]:
 def run_engine(url: str, args: argparse.Namespace, timescale: bool,
                cache: Path) -> dict[str, Any]:
     database = fresh_database(url)
-    store = open_store(database, args.panels)
+    store = open_store(database, args.panels, args.copy_streams)
     try:
         log(f"{store.layout}: ingest {args.days} days × {args.panels} panels")
         result: dict[str, Any] = {"layout": store.layout, "ingest": ingest(store, args, cache)}
@@ -223,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--panels", type=int, default=8, help="panels (default 8)")
     parser.add_argument("--batch-rows", type=int, default=50_000,
                         help="rows per writer commit (default 50 000)")
+    parser.add_argument("--copy-streams", type=int, default=2,
+                        help="parallel COPY connections per batch (default 2, the setting's "
+                             "default)")
     parser.add_argument("--reps", type=int, default=50, help="query repetitions (default 50)")
     parser.add_argument("--url", help="PostgreSQL server URL (default: a throwaway server)")
     parser.add_argument("--timescale-url", default=os.environ.get(

@@ -47,6 +47,7 @@ UNITLESS = {
     "queue_max_samples",
     "queue_full_policy",
     "duckdb_threads",
+    "postgres_copy_streams",
     "log_level",
     "http_host",
     "http_port",

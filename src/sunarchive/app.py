@@ -49,7 +49,8 @@ def store_options(settings: Settings) -> StoreOptions:
     return StoreOptions(profiles_for(settings), settings.timezone,
                         settings.duckdb_memory_limit_mb, settings.duckdb_threads,
                         retention_of(settings),
-                        None if password is None else password.get_secret_value())
+                        None if password is None else password.get_secret_value(),
+                        settings.postgres_copy_streams)
 
 
 def open_store(settings: Settings, read_only: bool = False) -> SqlStore:

@@ -125,6 +125,9 @@ class Settings(BaseModel):
                                        "put waits before reporting the writer as stalled.")
     duckdb_memory_limit_mb: int = Field(default=256, gt=0, description="DuckDB memory_limit.")
     duckdb_threads: int = Field(default=2, gt=0, description="DuckDB worker threads.")
+    postgres_copy_streams: int = Field(
+        default=2, ge=1, le=16, description="PostgreSQL: parallel COPY connections for large "
+        "write batches (imports, backfill, replays of the spool); 1 = one connection.")
     retention_1s_days: float | None = Field(default=None, gt=0, description="Keep 1-second "
                                             "statistics this long; unset = forever.")
     retention_5min_days: float | None = Field(default=None, gt=0, description="Keep 5-minute "

@@ -27,6 +27,7 @@ class StoreOptions:
     threads: int = 2
     retention_days: dict[str, float | None] | None = None
     password: str | None = None
+    copy_streams: int = 2
 
 
 def is_postgres(url: str) -> bool:
@@ -95,7 +96,7 @@ def open_store(url: str, options: StoreOptions, read_only: bool = False,
     if is_postgres(url):
         store = PostgresStore(url, options.profiles, timezone=options.timezone,
                               retention_days=options.retention_days, password=options.password,
-                              read_only=read_only)
+                              read_only=read_only, copy_streams=options.copy_streams)
     else:
         store = DuckDBStore(duckdb_path(url), options.profiles, timezone=options.timezone,
                             memory_limit_mb=options.memory_limit_mb, threads=options.threads,

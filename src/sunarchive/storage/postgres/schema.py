@@ -24,6 +24,9 @@ BOOKKEEPING = [
         name TEXT PRIMARY KEY, spec TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS sunarchive_writer_state (
         measurement TEXT PRIMARY KEY, last_batch BIGINT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS sunarchive_batch_parts (
+        measurement TEXT NOT NULL, batch_id BIGINT NOT NULL, part INTEGER NOT NULL,
+        PRIMARY KEY (measurement, batch_id, part))""",
     """CREATE TABLE IF NOT EXISTS sunarchive_newest (
         measurement TEXT PRIMARY KEY, time_s BIGINT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS sunarchive_state_labels (

@@ -29,8 +29,8 @@ import pyarrow as pa
 from sunarchive.model import ConfigError, StatsRows, TransientStoreError
 from sunarchive.profiles.spec import Profile
 from sunarchive.rollup import ALL_TIERS, POSTGRES
-from sunarchive.storage.base import QueryResult
-from sunarchive.storage.postgres import timescale
+from sunarchive.storage.base import QueryResult, rows_to_arrow
+from sunarchive.storage.postgres import parallel, timescale
 from sunarchive.storage.postgres.arrow_reader import ArrowReader
 from sunarchive.storage.postgres.copy import copy_chunks
 from sunarchive.storage.postgres.partitions import Partitions, create_plain_layout
@@ -66,8 +66,12 @@ class PostgresStore(TieredStore):
     def __init__(self, url: str, profiles: dict[str, Profile], timezone: str = "UTC",
                  retention_days: dict[str, float | None] | None = None,
                  password: str | None = None, read_only: bool = False,
-                 connect_timeout_s: int = 5, timescale_policies: bool = True) -> None:
+                 connect_timeout_s: int = 5, timescale_policies: bool = True,
+                 copy_streams: int = 2) -> None:
+        """``copy_streams``: parallel COPY connections for large batches
+        (:mod:`.parallel`); 1 keeps every batch on the writer connection."""
         super().__init__(profiles, timezone, retention_days)
+        self.copy_streams = max(1, copy_streams)
         self.url = url
         self.location = redact(url)
         self.read_only = read_only
@@ -84,6 +88,7 @@ class PostgresStore(TieredStore):
         self._has_newest_table = False
         self._refresh_pending: dict[str, tuple[int, int]] = {}
         self._arrow = ArrowReader(url, password, connect_timeout_s, self.location)
+        self._helpers = parallel.HelperConnections(self._connect)
         self._writer_con = self._connect()  # a wrong URL fails here, clearly
 
     # -- connections -------------------------------------------------------------------------
@@ -164,12 +169,8 @@ class PostgresStore(TieredStore):
         self._copy(table_name, rows)
 
     def _copy(self, table_name: str, rows: pa.Table) -> None:
-        cols = ", ".join(Q(c) for c in rows.column_names)
         try:
-            with self._con.cursor() as cur, cur.copy(
-                    f"COPY {Q(table_name)} ({cols}) FROM STDIN (FORMAT BINARY)".encode()) as copy:
-                for chunk in copy_chunks(rows):
-                    copy.write(chunk)
+            self._copy_raw(self._con, table_name, rows)
         except psycopg.OperationalError as exc:
             raise self._lost(exc) from None
 
@@ -415,7 +416,62 @@ class PostgresStore(TieredStore):
               batch_id: int | None = None) -> bool:
         if self.read_only:
             raise ConfigError("this store was opened read-only")
-        return super().write(fresh, merge, tags, batch_id)
+        parts = parallel.parts_for(len(fresh), self.copy_streams)
+        if batch_id is None or parts < 2:
+            return super().write(fresh, merge, tags, batch_id)
+        return self._write_in_parts(fresh, merge, tags, batch_id, parts)
+
+    def _write_in_parts(self, fresh: StatsRows, merge: StatsRows,
+                        tags: dict[int, tuple[str, ...]], batch_id: int, parts: int) -> bool:
+        """A large batch: its fresh rows in ``parts`` parallel COPY streams, each part
+        committed and recorded on its own, then the batch on the writer connection."""
+        measurement = fresh.measurement
+        profile = self.profiles[measurement]
+        with self._lock:
+            if self.last_batch(measurement) >= batch_id:
+                return False
+            if self.layout == "plain":
+                with self._transaction():
+                    self.partitions.ensure(self._con, profile, int(fresh.time_s.min()),
+                                           int(fresh.time_s.max()))
+            try:
+                done = parallel.committed_parts(self._con, measurement, batch_id)
+                todo = [(index, piece) for index, piece in
+                        enumerate(parallel.split(fresh, parts)) if index not in done]
+                # connections are opened here, on the writer thread: one per part, none shared
+                cons = [self._con] + [self._helpers.get(i) for i in range(len(todo) - 1)]
+                cons = cons[:len(todo)]
+                parallel.run_parallel([
+                    self._part_job(con, profile, piece, tags, batch_id, index)
+                    for con, (index, piece) in zip(cons, todo, strict=True)])
+            except psycopg.OperationalError as exc:
+                self._helpers.close()
+                raise self._lost(exc) from None
+            with self._transaction():
+                if not self._claim_batch(measurement, batch_id):
+                    return False
+                if len(merge):
+                    self._merge_rows(profile, rows_to_arrow(profile, merge, tags))
+                self._after_write(profile, [fresh.time_s, merge.time_s], len(merge) > 0)
+                parallel.forget_parts(self._con, measurement, batch_id)
+        return True
+
+    def _part_job(self, con: Con, profile: Profile, piece: StatsRows,
+                  tags: dict[int, tuple[str, ...]], batch_id: int,
+                  index: int) -> Callable[[], None]:
+        """Copy part ``index`` of a batch on ``con``, which no other part uses."""
+        def job() -> None:
+            parallel.copy_part(con, profile.name, batch_id, index, lambda c: self._copy_raw(
+                c, profile.table("1s"), rows_to_arrow(profile, piece, tags)))
+        return job
+
+    def _copy_raw(self, con: Con, table_name: str, rows: pa.Table) -> None:
+        """Binary COPY without the writer connection's error handling (for part jobs)."""
+        cols = ", ".join(Q(c) for c in rows.column_names)
+        with con.cursor() as cur, cur.copy(
+                f"COPY {Q(table_name)} ({cols}) FROM STDIN (FORMAT BINARY)".encode()) as copy:
+            for chunk in copy_chunks(rows):
+                copy.write(chunk)
 
     # -- reading -----------------------------------------------------------------------------
     def sql(self, text: str) -> QueryResult:
@@ -485,6 +541,7 @@ class PostgresStore(TieredStore):
 
     def close(self) -> None:
         self._arrow.close()
+        self._helpers.close()
         for con in (self._writer_con, self._reader_con):
             if con is not None and not con.closed:
                 con.close()
