@@ -36,7 +36,7 @@ def positive(value: Any) -> bool:
 
 
 @pytest.mark.parametrize("script", ["reduce.py", "ingest.py", "query.py", "lp_write.py",
-                                    "api.py", "mirror.py"])
+                                    "api.py", "mirror.py", "import_csv.py"])
 def test_help(script: str) -> None:
     done = subprocess.run([sys.executable, str(BENCH / script), "--help"], capture_output=True,
                           text=True, timeout=60)
@@ -133,3 +133,16 @@ def test_api_smoke(tmp_path: Path) -> None:
     assert set(result["calls"]) >= {"latest", "today_5min_curve", "daily_energy_30d"}
     assert all(positive(call["p50_ms"]) and call["bytes"] >= 2 for call in
                result["calls"].values())
+
+
+def test_import_csv_smoke() -> None:
+    result = run_bench("import_csv.py", "--rows", "600", "--panels", "2", "--rate-hz", "10")
+    assert result["benchmark"] == "import_csv"
+    assert (result["rows"], result["panels"], result["rate_hz"]) == (600, 2, 10.0)
+    assert result["goal_values_per_s"] == 1_000_000
+    assert result["imported"] == 600 and result["rejected"] == 0
+    assert result["rows_written"] == 2 * 30    # 300 readings a panel at 10 Hz: 30 seconds
+    assert isinstance(result["rollup_rows"], int) and result["rollup_rows"] >= 0
+    assert isinstance(result["csv_mb"], float)     # 600 rows round to 0.0 MB
+    for key in ("seconds", "field_values_per_s", "rows_per_s", "peak_rss_mb"):
+        assert positive(result[key]), key

@@ -4,6 +4,13 @@ real DuckDB files and the real CLI in a subprocess."""
 from __future__ import annotations
 
 import json
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +18,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from conftest import cli
+from conftest import clean_env, cli
 from sunarchive.importing.times import epoch_to_ns
 
 T0 = 1_782_036_000  # 2026-06-21T10:00:00Z
@@ -236,3 +243,50 @@ def test_quiet_prints_only_failed_files_and_totals(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert str(bad) in result.stdout and str(good) not in result.stdout
     assert "imported 5" in result.stdout and result.stderr == ""
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def read_terminal(master: int, process: subprocess.Popen[bytes]) -> str:
+    """Everything written to the pseudo-terminal until the child closes it, escapes removed."""
+    chunks: list[bytes] = []
+    while True:
+        ready, _, _ = select.select([master], [], [], 120)
+        if not ready:   # a hung child: fail instead of waiting for ever
+            process.kill()
+            raise AssertionError(f"no terminal output; so far: {b''.join(chunks)!r}")
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:   # EIO: the child closed its side
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return ANSI.sub("", b"".join(chunks).decode("utf-8", "replace"))
+
+
+def test_progress_bar_is_drawn_when_stderr_is_a_terminal(tmp_path: Path) -> None:
+    db = tmp_path / "tty.duckdb"
+    csv = write(tmp_path / "a.csv", CSV_OFFSETS)
+    master, slave = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sunarchive", "import", "--db", str(db), str(csv)],
+            cwd=tempfile.gettempdir(), env=clean_env({"TERM": "xterm", "COLUMNS": "100"}),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave)
+        os.close(slave)
+        terminal = read_terminal(master, process)
+        out, _ = process.communicate(timeout=120)
+    finally:
+        os.close(master)
+    assert process.returncode == 0, terminal
+    # the bar's last frame: every file read, every row imported
+    assert re.search(r"reading files\s+━+ 1/1 \d+:\d\d:\d\d", terminal), terminal
+    assert re.search(r"importing rows\s+━+ 5/5 \d+:\d\d:\d\d", terminal), terminal
+    assert f"{csv}: imported into ps100_readings, 5 rows read" in out.decode()
+    assert one(db, "SELECT SUM(sample_count) FROM ps100_readings_1s") == 5
+    # without a terminal there is no bar
+    piped = cli("import", "--db", str(tmp_path / "piped.duckdb"), str(csv))
+    assert "reading files" not in piped.stderr and "━" not in piped.stderr
+    assert f"{csv}: imported" in piped.stdout

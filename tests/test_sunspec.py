@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import socket
 import threading
 import time
@@ -339,6 +340,26 @@ def test_settings_defaults_and_catalog() -> None:
     source = s.build(SourceContext())
     assert isinstance(source, PolledSource) and source.status.kind == "sunspec"
 
+
+
+def test_the_sample_config_in_the_docs_loads_and_builds(tmp_path: Path) -> None:
+    from sunarchive.settings import load_settings
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "sources" / "sunspec.md").read_text()
+    (block,) = re.findall(r"```yaml\n(.*?)```", doc, re.S)
+    (tmp_path / "c.yaml").write_text(block)
+    settings = load_settings(config_file=tmp_path / "c.yaml", env={}, dotenv_file=None)
+    (source,) = settings.sources
+    assert isinstance(source, SunSpecSettings)
+    assert (source.name, source.host, source.port, source.unit_id, source.base_address) == (
+        "roof-inverter", "192.168.1.50", 502, 1, None)
+    assert (source.poll_interval_s, source.timeout_s, source.backoff_min_s,
+            source.backoff_max_s, source.offline_after_failures) == (5, 5, 1, 60, 3)
+    defaults = SunSpecSettings(name="x", host="h")
+    for key in ("port", "unit_id", "poll_interval_s"):   # the sample's "default …" comments
+        assert getattr(defaults, key) == getattr(source, key), key
+    built = source.build(SourceContext())
+    assert isinstance(built, PolledSource) and built.status.kind == "sunspec"
 
 # -- through the shared wrapper ------------------------------------------------------------------
 def _settings(port: int, **kw: float) -> SunSpecSettings:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import signal
 import socket
 import subprocess
@@ -411,3 +412,25 @@ def test_sunarchive_run_receives_csv(tmp_path: Path) -> None:
         con.close()
     assert [(c, int(n)) for c, n, _ in rows] == [("0", 3), ("1", 3)]
     assert all(np.isclose(p, 1.8) for _, _, p in rows)
+
+
+def test_the_sample_config_in_the_docs_loads_and_builds(tmp_path: Path) -> None:
+    from sunarchive.settings import load_settings
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "sources" / "tcp.md").read_text()
+    (block,) = re.findall(r"```yaml\n(.*?)```", doc, re.S)
+    (tmp_path / "c.yaml").write_text(block)
+    settings = load_settings(config_file=tmp_path / "c.yaml", env={}, dotenv_file=None)
+    (source,) = settings.sources
+    assert isinstance(source, TcpSettings)
+    assert (source.name, source.host, source.port, source.format, source.measurement,
+            source.time_field, source.batch_interval_s) == (
+        "lab-rig", "0.0.0.0", 5555, "json", MPP, "time", 1.0)
+    assert isinstance(source.build(SourceContext("UTC", PROFILES)), TcpReceiver)
+    # the documented defaults are the settings' defaults
+    table = dict(re.findall(r"^\| `(\w+)` \| `?([^`|]*?)`? \|", doc, re.M))
+    assert set(table) == set(TcpSettings.model_fields) - {"type", "name"}
+    for key in ("host", "format", "time_field", "precision", "batch_interval_s",
+                "max_line_bytes"):
+        assert table[key] == str(TcpSettings.model_fields[key].default), key
+    assert (table["port"], table["measurement"]) == ("required", "—")
