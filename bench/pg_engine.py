@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,33 +32,50 @@ from pg_server import drop_database, fresh_database, throwaway_postgres
 from sunarchive.app import simulator_config
 from sunarchive.model import NS_PER_S, SeriesKey, StatsRows
 from sunarchive.profiles import load_profiles
+from sunarchive.profiles.spec import Profile
 from sunarchive.reducer import Reducer
+from sunarchive.resolution import GRIDS, ValueGrid, round_to_grid
 from sunarchive.settings import load_settings
 from sunarchive.sources.simulator import PanelSimulator
 from sunarchive.storage.postgres.store import PostgresStore
 
 PS100 = "ps100_readings"
+DURABLE_SERVER = {"fsync": "on", "full_page_writes": "on", "shared_buffers": "'1GB'",
+                  "max_wal_size": "'4GB'"}
+"""The throwaway server of this benchmark: durable as a production server (the test suite's
+runs without fsync), with the memory and WAL sizes a tuned server for bulk writes has."""
+SERVER_SETTINGS = ["server_version", "fsync", "full_page_writes", "synchronous_commit",
+                   "shared_buffers", "max_wal_size", "wal_compression"]
 FIRST_DAY = datetime(2026, 5, 1, tzinfo=UTC)
 GOALS = {"ingest_rows_per_s": 400_000, "query_p50_ms": 5.0, "compression_saved_percent": 90.0}
 
 
-def simulated_days(days: int, panels: int, cache: Path) -> Iterator[StatsRows]:
+def simulated_days(days: int, panels: int, cache: Path, grid: ValueGrid) -> Iterator[StatsRows]:
     """``days`` UTC days of 1 s rows, one day at a time, made the real way: the PS100
-    simulator at 10 Hz (nights are genuine zero-power rows) through the ``Reducer``, which
-    rounds the statistics to the profile's resolution. Days are cached in ``cache`` (npz),
-    so the second engine gets the same rows without simulating them again."""
+    simulator at 10 Hz (nights are genuine zero-power rows) through the ``Reducer``, then
+    rounded to the profile's resolution on the store's ``grid``, as the collector's reducer
+    rounds them. Days are cached unrounded in ``cache`` (npz), so the second engine gets the
+    same rows without simulating them again."""
     profile = load_profiles(None)[PS100]
+    exact = replace(profile, fields=tuple(replace(f, decimals=None) for f in profile.fields))
     settings = load_settings(config_file=None, env={}, dotenv_file=None, overrides={
         "timezone": "Europe/Berlin", "simulator": {"panels": panels, "sample_rate_hz": 10}})
     simulator = PanelSimulator(simulator_config(settings.simulator))
-    reducer = Reducer(profile, settings.lateness_s)
+    reducer = Reducer(exact, settings.lateness_s)
     first = int(FIRST_DAY.timestamp())
     for day in range(days):
-        path = cache / f"day{day}.npz"
+        path = cache / f"day{day}-exact.npz"
         if not path.exists():
             _simulate_day(simulator, reducer, first + day * 86400, last=day == days - 1,
                           path=path)
-        yield _load_day(path)
+        yield _rounded(_load_day(path), profile, grid)
+
+
+def _rounded(rows: StatsRows, profile: Profile, grid: ValueGrid) -> StatsRows:
+    for spec in profile.fields:
+        for name, decimals in spec.rounded_columns().items():
+            rows.columns[name] = round_to_grid(rows.columns[name], decimals, grid)
+    return rows
 
 
 def _simulate_day(simulator: PanelSimulator, reducer: Reducer, start_s: int, last: bool,
@@ -87,9 +105,10 @@ def slices(rows: StatsRows, size: int) -> list[StatsRows]:
             for i in range(0, len(rows), size)]
 
 
-def open_store(url: str, panels: int, copy_streams: int) -> PostgresStore:
+def open_store(url: str, panels: int, copy_streams: int,
+               timescale_grid: ValueGrid) -> PostgresStore:
     store = PostgresStore(url, {PS100: load_profiles(None)[PS100]}, timezone="Europe/Berlin",
-                          copy_streams=copy_streams)
+                          copy_streams=copy_streams, timescale_grid=timescale_grid)
     store.setup()
     for i in range(1, panels + 1):
         store.add_series(SeriesKey(PS100, (f"panel_{i}",)), i)
@@ -102,7 +121,7 @@ def ingest(store: PostgresStore, args: argparse.Namespace, cache: Path) -> dict[
     tags = {i: (f"panel_{i}",) for i in range(1, panels + 1)}
     empty = StatsRows.empty(PS100)
     written, write_s, batch = 0, 0.0, 0
-    for day, rows in enumerate(simulated_days(days, panels, cache)):
+    for day, rows in enumerate(simulated_days(days, panels, cache, store.value_grid)):
         for part in slices(rows, batch_rows):
             batch += 1
             began = time.perf_counter()
@@ -113,7 +132,7 @@ def ingest(store: PostgresStore, args: argparse.Namespace, cache: Path) -> dict[
     began = time.perf_counter()
     end = int((FIRST_DAY + timedelta(days=days)).timestamp())
     rollup_rows = store.rollup(PS100, end)
-    return {"rows": written, "write_s": round(write_s, 2),
+    return {"rows": written, "value_grid": store.value_grid, "write_s": round(write_s, 2),
             "rows_per_s": round(written / write_s), "batch_rows": batch_rows,
             "copy_streams": store.copy_streams,
             "rollup_s": round(time.perf_counter() - began, 2), "rollup_rows": rollup_rows}
@@ -199,10 +218,12 @@ def compressed_column_bytes(store: PostgresStore) -> dict[str, float]:
 def run_engine(url: str, args: argparse.Namespace, timescale: bool,
                cache: Path) -> dict[str, Any]:
     database = fresh_database(url)
-    store = open_store(database, args.panels, args.copy_streams)
+    store = open_store(database, args.panels, args.copy_streams, args.timescale_grid)
     try:
         log(f"{store.layout}: ingest {args.days} days × {args.panels} panels")
-        result: dict[str, Any] = {"layout": store.layout, "ingest": ingest(store, args, cache)}
+        result: dict[str, Any] = {"layout": store.layout, "server": {
+            name: store._fetch(f"SHOW {name}")[0][0] for name in SERVER_SETTINGS}}
+        result["ingest"] = ingest(store, args, cache)
         result["ingest"]["meets_goal"] = \
             result["ingest"]["rows_per_s"] >= GOALS["ingest_rows_per_s"]
         # what autovacuum does on a live server after this much new data: planner statistics
@@ -233,18 +254,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timescale-url", default=os.environ.get(
         "SUNARCHIVE_TEST_TIMESCALE_URL"), help="TimescaleDB server URL (default: "
         "$SUNARCHIVE_TEST_TIMESCALE_URL; without one that part is skipped)")
+    parser.add_argument("--timescale-grid", choices=GRIDS, default="binary",
+                        help="grid of the stored statistics on TimescaleDB (the "
+                             "timescaledb_value_grid setting; default binary)")
     parser.add_argument("--output", type=Path, help="also write the JSON here")
+    parser.add_argument("--cache", type=Path, help="keep the simulated days here and reuse "
+                        "them on the next run (default: a temporary directory)")
     args = parser.parse_args(argv)
     report: dict[str, Any] = {"benchmark": "pg_engine", "machine": machine_facts(),
                               "parameters": vars(args) | {"output": None,
                                                           "timescale_url": None},
                               "goals": GOALS}
     with tempfile.TemporaryDirectory(prefix="sunarchive-pg-bench-") as folder:
-        cache = Path(folder)
+        cache = args.cache or Path(folder)
+        cache.mkdir(parents=True, exist_ok=True)
         if args.url:
             report["plain"] = run_engine(args.url, args, timescale=False, cache=cache)
         else:
-            with throwaway_postgres() as server:
+            with throwaway_postgres(**DURABLE_SERVER) as server:
                 report["plain"] = run_engine(server.url, args, timescale=False, cache=cache)
         if args.timescale_url:
             report["timescaledb"] = run_engine(args.timescale_url, args, timescale=True,

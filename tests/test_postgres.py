@@ -152,3 +152,11 @@ def test_database_url_with_password_from_file(pg_url: str, tmp_path: Path) -> No
     out = cli("setup", "--database-url", pg_url, cwd=tmp_path,
               env={"SUNARCHIVE_DATABASE_PASSWORD_FILE": str(secret)})
     assert "not-needed" not in out.stdout + out.stderr
+
+
+def test_plain_postgresql_keeps_decimal_values(pg_url: str) -> None:
+    """The binary grid is for TimescaleDB's compression; plain tables store decimals."""
+    plain = PostgresStore(pg_url, PROFILES, timescale_grid="binary")
+    plain.setup()
+    assert plain.layout == "plain" and plain.value_grid == "decimal"
+    plain.close()

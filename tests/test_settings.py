@@ -47,7 +47,7 @@ UNITLESS = {
     "queue_max_samples",
     "queue_full_policy",
     "duckdb_threads",
-    "postgres_copy_streams",
+    "postgres_copy_streams", "timescaledb_value_grid",
     "log_level",
     "http_host",
     "http_port",

@@ -249,3 +249,27 @@ def test_cli_shows_the_machinery(timescale_url: str, tmp_path: Path) -> None:
     refreshed = cli("refresh", *common, "--measurement", PS100, "--start",
                     "2026-06-21T00:00:00Z", "--end", "2026-06-22T00:00:00Z", cwd=tmp_path)
     assert "rollups refreshed" in refreshed.stdout
+
+
+ON_GRID = ("SELECT COUNT(*) FILTER (WHERE voltage_avg * 1024 <> round(voltage_avg * 1024)), "
+           "COUNT(*) FILTER (WHERE voltage_avg <> round(voltage_avg::NUMERIC, 3)), COUNT(*) "
+           "FROM ps100_readings_1s WHERE voltage_avg IS NOT NULL")
+"""Rows off the binary grid (1/1024 V), rows off the decimal grid (mV), rows."""
+
+
+@pytest.mark.parametrize("grid", ["binary", "decimal"])
+def test_collector_stores_statistics_on_the_configured_grid(timescale_url: str, tmp_path: Path,
+                                                            grid: str) -> None:
+    env = {} if grid == "binary" else {"SUNARCHIVE_TIMESCALEDB_VALUE_GRID": "decimal"}
+    cli("demo", "--database-url", timescale_url, "--panels", "2", "--speed", "0",
+        "--duration", "120", "--start", "2026-06-21T10:00:00+02:00", "--no-console",
+        cwd=tmp_path, env=env)
+    with psycopg.connect(timescale_url) as con:
+        row = con.execute(ON_GRID).fetchone()
+    assert row is not None
+    off_binary, off_decimal, total = (int(v) for v in row)
+    assert total >= 2 * 100
+    if grid == "binary":   # the default on TimescaleDB: Gorilla keeps only the changing bits
+        assert off_binary == 0 and off_decimal > total // 2
+    else:
+        assert off_decimal == 0 and off_binary > total // 2

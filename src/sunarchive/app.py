@@ -50,7 +50,7 @@ def store_options(settings: Settings) -> StoreOptions:
                         settings.duckdb_memory_limit_mb, settings.duckdb_threads,
                         retention_of(settings),
                         None if password is None else password.get_secret_value(),
-                        settings.postgres_copy_streams)
+                        settings.postgres_copy_streams, settings.timescaledb_value_grid)
 
 
 def open_store(settings: Settings, read_only: bool = False) -> SqlStore:

@@ -36,6 +36,7 @@ import numpy.typing as npt
 
 from sunarchive.model import NS_PER_S, Event, FieldKind, FloatArray, IntArray, StatsRows
 from sunarchive.profiles.spec import FieldSpec, Profile
+from sunarchive.resolution import ValueGrid, round_to_grid
 
 I32Array = npt.NDArray[np.int32]
 G = TypeVar("G", bound=np.generic)
@@ -180,8 +181,12 @@ def _group_starts(series: I32Array, second: IntArray) -> npt.NDArray[np.intp]:
 class Reducer:
     """Streaming reducer of one measurement (see the module docstring for the rules)."""
 
-    def __init__(self, profile: Profile, lateness_s: float = 2.0) -> None:
+    def __init__(self, profile: Profile, lateness_s: float = 2.0,
+                 value_grid: ValueGrid = "decimal") -> None:
+        """``value_grid``: the grid the statistics are rounded to (the store's,
+        :mod:`sunarchive.resolution`)."""
         self.profile = profile
+        self.value_grid: ValueGrid = value_grid
         self.lateness_ns = round(lateness_s * NS_PER_S)
         self.max_gap_ns = round(profile.max_gap_s * NS_PER_S)
         self.names = [f.name for f in profile.fields]
@@ -465,10 +470,11 @@ class Reducer:
         return _split_rows(rows, prev_until)
 
     def _round(self, columns: dict[str, FloatArray]) -> None:
-        """Round to the profile's declared resolution (see ``FieldSpec.rounded_columns``)."""
+        """Round to the profile's declared resolution (see ``FieldSpec.rounded_columns``) on
+        the store's grid."""
         for spec in self.profile.fields:
             for name, decimals in spec.rounded_columns().items():
-                columns[name] = np.round(columns[name], decimals)
+                columns[name] = round_to_grid(columns[name], decimals, self.value_grid)
 
     def _empty_columns(self, n: int) -> dict[str, FloatArray]:
         cols: dict[str, FloatArray] = {}

@@ -249,7 +249,8 @@ class Agent:
                                 batch.time_ns, fields)
         reducer = self._reducers.get(batch.measurement)
         if reducer is None:
-            reducer = self._reducers[batch.measurement] = Reducer(profile, self.lateness_s)
+            reducer = self._reducers[batch.measurement] = Reducer(
+                profile, self.lateness_s, self.store.value_grid)
         reducer.add(self._registry.ids_for(batch), batch.time_ns, batch.fields)
         self.live.count_samples(batch)
         for listener in self._raw_listeners:

@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 
 from sunarchive.model import Event, SeriesKey, StatsRows
 from sunarchive.profiles.spec import Profile
+from sunarchive.resolution import ValueGrid
 
 ARROW_TYPES: dict[str, pa.DataType] = {
     "DOUBLE": pa.float64(), "INTEGER": pa.int32(), "BIGINT": pa.int64(), "BOOLEAN": pa.bool_()}
@@ -38,6 +39,9 @@ class Store(Protocol):
     """What the writer and the readers need from an engine."""
 
     profiles: dict[str, Profile]
+    value_grid: ValueGrid
+    """The grid the statistics are rounded to before they are stored (decimal or binary,
+    :mod:`sunarchive.resolution`)."""
 
     def setup(self) -> list[str]:
         """Create or upgrade the schema (idempotent); return what was changed."""

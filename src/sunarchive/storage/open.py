@@ -9,6 +9,7 @@ from pathlib import Path
 from sunarchive.model import ConfigError
 from sunarchive.profiles.loader import parse_profile
 from sunarchive.profiles.spec import Profile
+from sunarchive.resolution import ValueGrid
 from sunarchive.storage.duckdb.store import DuckDBStore
 from sunarchive.storage.postgres.store import PostgresStore
 
@@ -28,6 +29,7 @@ class StoreOptions:
     retention_days: dict[str, float | None] | None = None
     password: str | None = None
     copy_streams: int = 2
+    timescale_grid: ValueGrid = "binary"
 
 
 def is_postgres(url: str) -> bool:
@@ -96,7 +98,8 @@ def open_store(url: str, options: StoreOptions, read_only: bool = False,
     if is_postgres(url):
         store = PostgresStore(url, options.profiles, timezone=options.timezone,
                               retention_days=options.retention_days, password=options.password,
-                              read_only=read_only, copy_streams=options.copy_streams)
+                              read_only=read_only, copy_streams=options.copy_streams,
+                              timescale_grid=options.timescale_grid)
     else:
         store = DuckDBStore(duckdb_path(url), options.profiles, timezone=options.timezone,
                             memory_limit_mb=options.memory_limit_mb, threads=options.threads,

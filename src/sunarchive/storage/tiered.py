@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from sunarchive.model import ConfigError, Event, SeriesKey, StatsRows
 from sunarchive.profiles.spec import Profile
+from sunarchive.resolution import ValueGrid
 from sunarchive.rollup import (
     ALL_TIERS,
     ROLLUP_TIERS,
@@ -60,6 +61,8 @@ class TieredStore(ABC):
 
     engine = "sql"
     dialect: Dialect
+    value_grid: ValueGrid = "decimal"
+    """The grid writers round the statistics to (:mod:`sunarchive.resolution`)."""
 
     def __init__(self, profiles: dict[str, Profile], timezone: str = "UTC",
                  retention_days: dict[str, float | None] | None = None) -> None:

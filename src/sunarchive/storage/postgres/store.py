@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from sunarchive.model import ConfigError, StatsRows, TransientStoreError
 from sunarchive.profiles.spec import Profile
+from sunarchive.resolution import ValueGrid
 from sunarchive.rollup import ALL_TIERS, POSTGRES
 from sunarchive.storage.base import QueryResult, rows_to_arrow
 from sunarchive.storage.postgres import parallel, timescale
@@ -67,10 +68,13 @@ class PostgresStore(TieredStore):
                  retention_days: dict[str, float | None] | None = None,
                  password: str | None = None, read_only: bool = False,
                  connect_timeout_s: int = 5, timescale_policies: bool = True,
-                 copy_streams: int = 2) -> None:
+                 copy_streams: int = 2, timescale_grid: ValueGrid = "binary") -> None:
         """``copy_streams``: parallel COPY connections for large batches
-        (:mod:`.parallel`); 1 keeps every batch on the writer connection."""
+        (:mod:`.parallel`); 1 keeps every batch on the writer connection.
+        ``timescale_grid``: the grid of the stored statistics with the TimescaleDB layout
+        (:mod:`sunarchive.resolution`; the plain layout keeps decimal values)."""
         super().__init__(profiles, timezone, retention_days)
+        self._timescale_grid: ValueGrid = timescale_grid
         self.copy_streams = max(1, copy_streams)
         self.url = url
         self.location = redact(url)
@@ -186,6 +190,7 @@ class PostgresStore(TieredStore):
             with self._transaction():
                 create_bookkeeping(self._con)
             self.layout, why = self._choose_layout()
+            self._adopt_grid()
             if self.layout == "plain":
                 if why:
                     warning = PLAIN_WARNING.format(why=why)
@@ -224,12 +229,18 @@ class PostgresStore(TieredStore):
                 raise ConfigError(f"{redact(self.url)}: no sunarchive store here yet; run "
                                   "`sunarchive setup` first")
             self.layout = str(rows[0][0])
+            self._adopt_grid()
             self.timescale_version = timescale.installed_version(self._con)
             for profile in self.profiles.values():
                 self.partitions.load(self._con, profile)
             self._load_horizons()
             self._has_newest_table = bool(self._fetch(
                 "SELECT to_regclass('sunarchive_newest') IS NOT NULL")[0][0])
+
+    def _adopt_grid(self) -> None:
+        """Writers round to the binary grid on TimescaleDB (its Gorilla float compression
+        needs ~4× fewer bytes for such values), to the decimal one on plain PostgreSQL."""
+        self.value_grid = self._timescale_grid if self.layout == "timescaledb" else "decimal"
 
     def _choose_layout(self) -> tuple[str, str]:
         """('timescaledb' | 'plain', why not TimescaleDB); remembered in sunarchive_meta."""
