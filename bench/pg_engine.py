@@ -45,7 +45,7 @@ DURABLE_SERVER = {"fsync": "on", "full_page_writes": "on", "shared_buffers": "'1
 """The throwaway server of this benchmark: durable as a production server (the test suite's
 runs without fsync), with the memory and WAL sizes a tuned server for bulk writes has."""
 SERVER_SETTINGS = ["server_version", "fsync", "full_page_writes", "synchronous_commit",
-                   "shared_buffers", "max_wal_size", "wal_compression"]
+                   "shared_buffers", "max_wal_size", "wal_compression", "autovacuum"]
 FIRST_DAY = datetime(2026, 5, 1, tzinfo=UTC)
 GOALS = {"ingest_rows_per_s": 400_000, "query_p50_ms": 5.0, "compression_saved_percent": 90.0}
 

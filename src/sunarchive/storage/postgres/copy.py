@@ -82,34 +82,45 @@ def encode_rows(table: pa.Table) -> bytes:
     _, first, inverse = np.unique(void, return_index=True, return_inverse=True)
     order = np.argsort(inverse, kind="stable")
     bounds = np.cumsum(np.bincount(inverse))[:-1]
-    return b"".join(_encode_group(columns, int(group), rows)
+    if len(first) == 1:   # one layout for every row (the usual case): no reordering
+        return _encode_group(columns, 0, None).tobytes()
+    return b"".join(_encode_group(columns, int(group), rows).tobytes()
                     for group, rows in zip(first, np.split(order, bounds), strict=True))
 
 
 def _encode_group(columns: list[_Column], sample: int,
-                  rows: np.ndarray[Any, np.dtype[np.intp]]) -> bytes:
-    """Rows sharing one layout: which cells are NULL, and the same text values."""
+                  rows: np.ndarray[Any, np.dtype[np.intp]] | None) -> np.ndarray[Any, Any]:
+    """Rows sharing one layout: which cells are NULL, and the same text values.
+
+    Everything but the fixed-width values is the same in every row of the group: it is
+    written once into a template row, broadcast to all rows, and only the values are filled
+    in column by column. ``rows`` None: every row, in order."""
     fields: list[tuple[str, Any]] = [("n", ">i2")]
-    fill: list[tuple[str, Any]] = []
+    constant: list[tuple[str, Any]] = [("n", len(columns))]
+    values: list[tuple[str, Any]] = []
     for j, col in enumerate(columns):
         fields.append((f"l{j}", ">i4"))
         if not col.valid[sample]:
-            fill.append((f"l{j}", -1))
+            constant.append((f"l{j}", -1))
             continue
         if col.words is not None:
             assert col.codes is not None
             word = col.words[int(col.codes[sample])]
-            fill.append((f"l{j}", len(word)))
+            constant.append((f"l{j}", len(word)))
             if word:
                 fields.append((f"v{j}", f"S{len(word)}"))
-                fill.append((f"v{j}", word))
+                constant.append((f"v{j}", word))
             continue
         assert col.values is not None
         fields.append((f"v{j}", col.values.dtype))
-        fill.append((f"l{j}", col.values.dtype.itemsize))
-        fill.append((f"v{j}", col.values[rows]))
-    out = np.empty(len(rows), dtype=np.dtype(fields))
-    out["n"] = len(columns)
-    for name, value in fill:
+        constant.append((f"l{j}", col.values.dtype.itemsize))
+        values.append((f"v{j}", col.values if rows is None else col.values[rows]))
+    layout = np.dtype(fields)
+    template = np.zeros(1, dtype=layout)
+    for name, value in constant:
+        template[name] = value
+    out = np.empty(len(columns[0].valid) if rows is None else len(rows), dtype=layout)
+    out[:] = template
+    for name, value in values:
         out[name] = value
-    return out.tobytes()
+    return out
