@@ -110,9 +110,11 @@ def test_pg_engine_smoke() -> None:
     """One day of one panel into a throwaway PostgreSQL; TimescaleDB reported as skipped when
     no server is configured."""
     result = run_bench("pg_engine.py", "--days", "1", "--panels", "1", "--reps", "2",
-                       "--timescale-url", "")
+                       "--repeat", "2", "--timescale-url", "")
     plain = result["plain"]
     assert plain["layout"] == "plain" and plain["ingest"]["rows"] == 86400
+    assert len(plain["ingest"]["rows_per_s_all_runs"]) == 2
+    assert plain["ingest"]["value_grid"] == "decimal"
     assert positive(plain["ingest"]["rows_per_s"]) and plain["ingest"]["rollup_rows"] > 0
     assert positive(plain["queries"]["dashboard"]["today_5min_curve"]["p50_ms"])
     assert positive(plain["queries"]["reference_no_goal"]["today_5min_every_column"]["p50_ms"])
