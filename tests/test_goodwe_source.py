@@ -180,12 +180,15 @@ def test_missed_polls_leave_a_gap_and_offline_only_after_the_limit(fake: FakeGoo
     thread = threading.Thread(target=source.run, args=(sink, stop), daemon=True)
     thread.start()
 
-    def outage(polls: int) -> tuple[int, int]:
-        """Silence the fake for ``polls`` failed polls; (batches before, errors after)."""
+    def outage(polls: int, until_state: str = "connected") -> tuple[int, int]:
+        """Silence the fake for ``polls`` failed polls and until the source's state is
+        ``until_state`` (a failed poll is counted just before the state changes);
+        (batches before, errors after)."""
         before = len(sink.of("energy_data"))
         errors = source.status.errors
         fake.silent = True
         wait_until(lambda: source.status.errors == errors + polls, f"{polls} failed polls")
+        wait_until(lambda: source.status.state == until_state, until_state)
         fake.silent = False           # answered again before the next attempt (backoff 0.4 s)
         return before, source.status.errors
 
@@ -197,8 +200,7 @@ def test_missed_polls_leave_a_gap_and_offline_only_after_the_limit(fake: FakeGoo
         assert source.status.errors == errors and not events
         short_gap = sink.of("energy_data")[before - 1:before + 1]
 
-        before, _ = outage(3)
-        assert source.status.state == "offline"
+        before, _ = outage(3, until_state="offline")
         wait_until(lambda: source.status.state == "connected", "online again")
         wait_until(lambda: len(sink.of("energy_data")) >= before + 1, "a poll after it")
     finally:
