@@ -382,3 +382,38 @@ def test_meta_records_are_replaced_and_found_by_prefix(stores: Stores) -> None:
     assert len(found) == 1200
     assert found["import:0007:ps100_readings"] == "2026-02-02T00:00:00"
     assert store.meta_values("import_") == {"import_x": "not an import record"}
+
+
+def test_tag_filtered_1s_reads_select_the_matching_series(stores: Stores) -> None:
+    """A 1 s read filtered by tags returns exactly the rows of the series with those tag
+    values (looked up as series ids, which the 1 s tier is indexed by), none for no match."""
+    profile = load_profiles(None)["health_checks"]
+    store = stores.open({profile.name: profile})
+    store.setup()
+    devices = {1: ("dev_a", "site_1"), 2: ("dev_b", "site_1"), 3: ("dev_a", "site_2")}
+    for sid, tags in devices.items():
+        store.add_series(SeriesKey(profile.name, tags), sid)
+    start = int(datetime(2026, 6, 20, 10, tzinfo=UTC).timestamp())
+    seconds = 60
+    times = np.repeat(np.arange(start, start + seconds, dtype=np.int64), 3)
+    ids = np.tile(np.array([1, 2, 3], np.int32), seconds)
+    cols: dict[str, np.ndarray] = {c.name: np.full(len(times), np.nan)  # type: ignore[type-arg]
+                                   for c in profile.stats_columns()}
+    cols.update(cpu_percent_avg=ids * 10.0, cpu_percent_count=np.ones(len(times)),
+                sample_count=np.ones(len(times)), covered_s=np.ones(len(times)))
+    store.write(StatsRows(profile.name, times, ids, cols), StatsRows.empty(profile.name),
+                devices)
+
+    def read(where: dict[str, str]) -> list[tuple[str, str, float]]:
+        table = store.query_tier(profile.name, "1s", start, start + seconds, where,
+                                 ["cpu_percent_avg"])
+        return sorted({(r["device_id"], r["site_id"], r["cpu_percent_avg"])
+                       for r in table.to_pylist()})
+
+    assert read({"device_id": "dev_a"}) == [("dev_a", "site_1", 10.0), ("dev_a", "site_2", 30.0)]
+    assert read({"device_id": "dev_a", "site_id": "site_2"}) == [("dev_a", "site_2", 30.0)]
+    assert read({"site_id": "site_1"}) == [("dev_a", "site_1", 10.0), ("dev_b", "site_1", 20.0)]
+    assert read({"device_id": "dev_z"}) == []
+    every = store.query_tier(profile.name, "1s", start, start + seconds,
+                             {"site_id": "site_1"}, ["cpu_percent_avg"])
+    assert every.num_rows == 2 * seconds

@@ -573,9 +573,20 @@ class TieredStore(ABC):
         if tier == "daily":
             cols.insert(1, "day")
         conditions = " AND ".join(f"{self.q(k)} = {self._p}" for k in where) or "true"
+        if tier == "1s" and where:
+            conditions += self._series_condition(measurement, where)
         select = ", ".join(self.q(c) for c in cols)
         sql = f"SELECT {select} FROM {relation} AS tier WHERE {conditions}"
         return self._read_sorted(sql, ["time", *profile.tags], list(where.values()) or None)
+
+    def _series_condition(self, measurement: str, where: dict[str, str]) -> str:
+        """The series a tag filter selects, as a condition on ``series_id``: the 1 s tier is
+        indexed by series (TimescaleDB: ``(series_id, time DESC)``), not by tag values."""
+        found = self._read_arrow("SELECT series_id, tags FROM sunarchive_series WHERE "
+                                 f"measurement = {self._p}", [measurement]).to_pylist()
+        ids = [int(r["series_id"]) for r in found
+               if all(json.loads(r["tags"]).get(k) == v for k, v in where.items())]
+        return f" AND series_id IN ({', '.join(map(str, ids))})" if ids else " AND false"
 
     def _read_sorted(self, sql: str, keys: list[str],
                      params: Sequence[Any] | None) -> pa.Table:
