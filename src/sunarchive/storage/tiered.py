@@ -586,7 +586,9 @@ class TieredStore(ABC):
                                  f"measurement = {self._p}", [measurement]).to_pylist()
         ids = [int(r["series_id"]) for r in found
                if all(json.loads(r["tags"]).get(k) == v for k, v in where.items())]
-        return f" AND series_id IN ({', '.join(map(str, ids))})" if ids else " AND false"
+        # rows written without registering their series (no writer of sunarchive does that)
+        # are still found by the tag condition alone
+        return f" AND series_id IN ({', '.join(map(str, ids))})" if ids else ""
 
     def _read_sorted(self, sql: str, keys: list[str],
                      params: Sequence[Any] | None) -> pa.Table:
