@@ -80,10 +80,10 @@ def encode_rows(table: pa.Table) -> bytes:
     key = np.ascontiguousarray(np.concatenate(keys, axis=1))
     void = key.view(np.dtype((np.void, key.shape[1]))).ravel()
     _, first, inverse = np.unique(void, return_index=True, return_inverse=True)
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.cumsum(np.bincount(inverse))[:-1]
     if len(first) == 1:   # one layout for every row (the usual case): no reordering
         return _encode_group(columns, 0, None).tobytes()
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.cumsum(np.bincount(inverse))[:-1]
     return b"".join(_encode_group(columns, int(group), rows).tobytes()
                     for group, rows in zip(first, np.split(order, bounds), strict=True))
 
