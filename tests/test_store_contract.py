@@ -328,15 +328,22 @@ def test_upstream_queries_run_unchanged(stores: Stores) -> None:
                                                                      ("panel_2", 10.0)]
 
 
-def test_named_and_group_by_tag_rollups(stores: Stores) -> None:
-    """health_checks names device_metrics_hourly/_daily (per device) and site_metrics_hourly
-    (all devices of a site merged: pooled mean and stddev, summed counts and increases)."""
+def _health_store(stores: Stores, devices: dict[int, tuple[str, str]]) -> TieredStore:
+    """A store with the health_checks profile and ``devices`` (id: device_id, site_id)."""
     profile = load_profiles(None)["health_checks"]
     store = stores.open({profile.name: profile})
     store.setup()
-    devices = {1: ("dev_a", "site_1"), 2: ("dev_b", "site_1"), 3: ("dev_c", "site_2")}
     for sid, tags in devices.items():
         store.add_series(SeriesKey(profile.name, tags), sid)
+    return store
+
+
+def test_named_and_group_by_tag_rollups(stores: Stores) -> None:
+    """health_checks names device_metrics_hourly/_daily (per device) and site_metrics_hourly
+    (all devices of a site merged: pooled mean and stddev, summed counts and increases)."""
+    devices = {1: ("dev_a", "site_1"), 2: ("dev_b", "site_1"), 3: ("dev_c", "site_2")}
+    store = _health_store(stores, devices)
+    profile = store.profiles["health_checks"]
     start = int(datetime(2026, 6, 20, 10, tzinfo=UTC).timestamp())
     seconds = 3600
     times = np.repeat(np.arange(start, start + seconds, dtype=np.int64), 3)
@@ -387,12 +394,9 @@ def test_meta_records_are_replaced_and_found_by_prefix(stores: Stores) -> None:
 def test_tag_filtered_1s_reads_select_the_matching_series(stores: Stores) -> None:
     """A 1 s read filtered by tags returns exactly the rows of the series with those tag
     values (looked up as series ids, which the 1 s tier is indexed by), none for no match."""
-    profile = load_profiles(None)["health_checks"]
-    store = stores.open({profile.name: profile})
-    store.setup()
     devices = {1: ("dev_a", "site_1"), 2: ("dev_b", "site_1"), 3: ("dev_a", "site_2")}
-    for sid, tags in devices.items():
-        store.add_series(SeriesKey(profile.name, tags), sid)
+    store = _health_store(stores, devices)
+    profile = store.profiles["health_checks"]
     start = int(datetime(2026, 6, 20, 10, tzinfo=UTC).timestamp())
     seconds = 60
     times = np.repeat(np.arange(start, start + seconds, dtype=np.int64), 3)
