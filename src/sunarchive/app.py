@@ -144,12 +144,24 @@ class App:
     """The config names of the simulators, in the order of ``sources_config``."""
     mirror: Mirror | None = None
     """The InfluxDB mirror, when enabled."""
+    span_complete: bool = False
+    """A rerun of a demo whose whole simulated span is already stored (or spooled)."""
+    span_starts: dict[int, datetime] = field(default_factory=dict)
+    """Where each resumed simulator's original span began (index in ``sources_config``)."""
 
     def start(self, duration_s: float | None = None) -> None:
+        """Start the writer and every source. A simulator resumed after stored data covers
+        only what is left of its original span of ``duration_s`` simulated seconds."""
         for i, (config, start, speed) in enumerate(self.sources_config):
             name = self.simulator_names[i] if i < len(self.simulator_names) else None
+            remaining = _remaining_s(duration_s, self.span_starts.get(i), start)
+            if remaining is not None and remaining <= 0:
+                continue   # this simulator's span is already stored
             self.agent.add_source(SimulatorSource(config, start=start, speed=speed,
-                                                  duration_s=duration_s, name=name))
+                                                  duration_s=remaining, name=name))
+        if duration_s is not None and self.sources_config and not self.agent.sources \
+                and not self.adapters:
+            self.span_complete = True
         for source in self.adapters:
             self.agent.add_source(source)
         if self.mirror is not None:
@@ -168,6 +180,12 @@ class App:
         return out
 
     def finished(self) -> bool:
+        """True when there is nothing more to do: every source ended, the span asked for
+        was already stored, or the writer died."""
+        if not self.agent.writer_alive() and self.agent.writer_error is not None:
+            return True
+        if self.span_complete:
+            return True
         return bool(self.agent.sources) and self.agent.sources_done()
 
     def stop(self) -> dict[str, Any]:
@@ -180,7 +198,11 @@ class App:
                    "rows_written": stats.rows_written, "rollup_rows": stats.rollup_rows,
                    "too_late_samples": stats.too_late_samples, "gaps": stats.gaps,
                    "write_errors": stats.write_errors,
+                   "spooled_batches": len(self.agent.spool),
+                   "writer_error": self.agent.writer_error,
                    "source_errors": dict(self.agent.source_errors)}
+        if len(self.agent.spool):
+            summary["spool"] = str(self.agent.spool.directory or "memory")
         if self.mirror is not None:
             summary["influxdb"] = self.mirror.status()
         self.live.remove_file()
@@ -192,17 +214,21 @@ def build_app(settings: Settings, demo: bool, collect: bool = True) -> App:
     """A ready-to-start app: the store is open and set up, sources are configured
     (none with ``collect=False``: a server that only takes writes over HTTP)."""
     store = open_store(settings)
+    spool = Spool(settings.spool_dir or default_spool_dir(settings.database_url))
     sims = [s for s in settings.effective_sources() if s.type == "simulator"] if collect \
         else []
     configs = []
     resumed = None
+    span_starts: dict[int, datetime] = {}
     targets: dict[str, float] = {}
-    for sim in sims:
+    for i, sim in enumerate(sims):
         config = simulator_config(sim)
-        stored = store.last_time_s(config.measurement)
+        stored = _newest_s(store.last_time_s(config.measurement),
+                           spool.last_time_s(config.measurement))
         start = demo_start(sim.start, stored, sim.longitude_deg) if (demo or sim.start) else None
         if stored is not None and start is not None and int(start.timestamp()) == stored + 1:
             resumed = start - timedelta(seconds=1)
+            span_starts[i] = demo_start(sim.start, None, sim.longitude_deg)
         speed = sim.speed if sim.speed > 0 else float("inf")
         configs.append((config, start, speed))
         rate = config.panels * config.sample_rate_hz * (speed if speed != float("inf") else 1)
@@ -210,7 +236,6 @@ def build_app(settings: Settings, demo: bool, collect: bool = True) -> App:
     live = LiveState(live_file(settings), targets_hz=targets)
     accumulator = Accumulator(settings.queue_max_samples, settings.queue_full_policy,
                               settings.queue_put_timeout_s)
-    spool = Spool(settings.spool_dir or default_spool_dir(settings.database_url))
     agent = Agent(store, accumulator, settings.lateness_s, settings.commit_interval_s,
                   settings.maintenance_interval_s, live, spool)
     context = SourceContext(settings.timezone, store.profiles, agent.post_event)
@@ -218,7 +243,22 @@ def build_app(settings: Settings, demo: bool, collect: bool = True) -> App:
                 if collect and s.type != "simulator"]
     mirror = influx_mirror(settings, store, agent)
     return App(store, agent, live, store.location, configs, resumed, adapters,
-               [s.name for s in sims], mirror)
+               [s.name for s in sims], mirror, span_starts=span_starts)
+
+
+def _newest_s(*times_s: int | None) -> int | None:
+    """The latest of some epoch seconds, ignoring the unknown ones."""
+    known = [t for t in times_s if t is not None]
+    return max(known) if known else None
+
+
+def _remaining_s(duration_s: float | None, span_start: datetime | None,
+                 resume_at: datetime | None) -> float | None:
+    """Simulated seconds left of a span of ``duration_s`` that began at ``span_start``, when
+    resuming at ``resume_at`` (the whole duration when nothing was resumed)."""
+    if duration_s is None or span_start is None or resume_at is None:
+        return duration_s
+    return duration_s - (resume_at - span_start).total_seconds()
 
 
 def influx_mirror(settings: Settings, store: SqlStore, agent: Agent) -> Mirror | None:

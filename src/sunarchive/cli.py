@@ -241,7 +241,31 @@ def _collect(app: App, args: argparse.Namespace, settings: Any) -> int:
             server.stop()
         summary = app.stop()
     print(json.dumps(summary) if not sys.stdout.isatty() else _summary_text(summary))
-    return 0
+    return _exit_code(summary)
+
+
+EXIT_FAILED = 1
+"""The writer or a source died: not everything offered was stored."""
+EXIT_SPOOLED = 3
+"""The store was unreachable at stop: batches wait in the disk spool for the next start."""
+
+
+def _exit_code(summary: dict[str, Any]) -> int:
+    """0 when everything is stored; else say why in one line per cause on stderr."""
+    code = 0
+    if summary.get("writer_error"):
+        print(f"sunarchive: error: the writer stopped: {summary['writer_error']}",
+              file=sys.stderr)
+        code = EXIT_FAILED
+    for name, error in sorted(summary.get("source_errors", {}).items()):
+        print(f"sunarchive: error: source {name} stopped: {error}", file=sys.stderr)
+        code = EXIT_FAILED
+    if summary.get("spooled_batches") and code == 0:
+        print(f"sunarchive: {summary['spooled_batches']} batches wait in the spool at "
+              f"{summary.get('spool')} (the store was unreachable); the next start writes "
+              "them first", file=sys.stderr)
+        code = EXIT_SPOOLED
+    return code
 
 
 def _wait(app: App, stop: list[bool], tick: Callable[[], None]) -> None:

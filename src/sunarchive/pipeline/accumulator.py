@@ -16,6 +16,11 @@ class QueueFullError(Exception):
     """The queue stayed full for the whole put timeout under the ``block`` policy."""
 
 
+class WriterStoppedError(QueueFullError):
+    """The writer died: nothing more is accepted (a write is answered "retry later", never
+    acknowledged and then lost)."""
+
+
 @dataclass
 class AccumulatorStats:
     """Counters of what went through the queue."""
@@ -45,6 +50,13 @@ class Accumulator:
         self.stats = AccumulatorStats()
         self._queued_samples = 0
         self._space = threading.Condition()
+        self._closed_because: str | None = None
+
+    def close(self, reason: str) -> None:
+        """Refuse every later put with :class:`WriterStoppedError` (the writer is gone)."""
+        with self._space:
+            self._closed_because = reason
+            self._space.notify_all()
 
     def put(self, batch: SampleBatch) -> None:
         """Queue a batch according to the full-queue policy."""
@@ -52,19 +64,29 @@ class Accumulator:
         if size == 0:
             return
         with self._space:
+            self._refuse_if_closed(batch)
             if not self._has_room(size) and (
                     self.policy == "drop_newest"
                     or not self._space.wait_for(lambda: self._has_room(size),
                                                 self.put_timeout_s)):
                 self._drop(batch)
                 return
+            self._refuse_if_closed(batch)
             self._queued_samples += size
             self.stats.batches_in += 1
             self.stats.samples_in += size
             self.stats.values_in += batch.value_count
         self._queue.put(batch)
 
+    def _refuse_if_closed(self, batch: SampleBatch) -> None:
+        if self._closed_because is not None:
+            raise WriterStoppedError(f"the writer stopped ({self._closed_because}); "
+                                     f"{len(batch)} samples of {batch.measurement} not "
+                                     "accepted")
+
     def _has_room(self, size: int) -> bool:
+        if self._closed_because is not None:
+            return True   # wake a blocked put; it raises after the wait
         return self._queued_samples == 0 or self._queued_samples + size <= self.max_samples
 
     def _drop(self, batch: SampleBatch) -> None:

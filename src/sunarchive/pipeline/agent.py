@@ -122,7 +122,10 @@ class Agent:
         self._stop_writer = threading.Event()
         self._threads: list[threading.Thread] = []
         self._writer: threading.Thread | None = None
-        self.spool = spool or Spool()
+        self.writer_error: str | None = None
+        """Why the writer thread died (None while it runs or after a clean stop)."""
+        # `is None`, not `or`: an empty disk spool has length 0 and would count as false
+        self.spool = spool if spool is not None else Spool()
         self._batch_ids: dict[str, int] = {}
         self._retry_at = 0.0
         self._backoff_s = RETRY_MIN_S
@@ -162,7 +165,7 @@ class Agent:
             self._stored_until[name] = last
             if last is not None:
                 self.stats.rollup_rows += self.store.rollup(name, last + 1)
-        self._writer = threading.Thread(target=self._write_loop, name="sunarchive-writer",
+        self._writer = threading.Thread(target=self._run_writer, name="sunarchive-writer",
                                         daemon=True)
         self._writer.start()
         for source in self.sources:
@@ -178,8 +181,9 @@ class Agent:
         try:
             source.run(_CountingSink(self.accumulator, status), self._stop_sources)
         except Exception as exc:  # a source failing must not stop the others
-            log.exception("source %s failed", source.name)
+            log.debug("source %s failed", source.name, exc_info=True)
             self.source_errors[source.name] = f"{type(exc).__name__}: {exc}"
+            log.error("source %s stopped: %s", source.name, self.source_errors[source.name])
             if status.state != "failed":
                 status.failed(self.source_errors[source.name])
         finally:
@@ -206,6 +210,19 @@ class Agent:
                 log.error("writer did not finish within %.0f s", timeout_s)
 
     # -- writer thread -----------------------------------------------------------------------
+    def _run_writer(self) -> None:
+        """The writer thread: any exception that escapes it is a failure the caller must see
+        (``writer_error``); sources are stopped, nothing more is accepted."""
+        try:
+            self._write_loop()
+        except BaseException as exc:
+            self.writer_error = f"{type(exc).__name__}: {exc}"
+            log.debug("writer thread died", exc_info=True)
+            log.error("the writer stopped: %s; samples not yet written are lost",
+                      self.writer_error)
+            self._stop_sources.set()
+            self.accumulator.close(self.writer_error)
+
     def _write_loop(self) -> None:
         next_commit = time.monotonic() + self.commit_interval_s
         while not self._stop_writer.is_set():

@@ -90,6 +90,13 @@ class Spool:
             return
         self._files.pop(0).unlink()
 
+    def last_time_s(self, measurement: str) -> int | None:
+        """The newest second spooled for ``measurement`` (None: nothing spooled)."""
+        times = [int(rows.time_s.max()) for item in self.pending()
+                 if item.measurement == measurement
+                 for rows in (item.fresh, item.merge) if len(rows)]
+        return max(times) if times else None
+
     def pending(self) -> list[PendingWrite]:
         """Everything spooled, oldest first (reads the files)."""
         if self.directory is None:

@@ -1,0 +1,93 @@
+"""PostgreSQL down across the end of a run: nothing acknowledged is lost, nothing is doubled.
+
+A paced demo writes into a real PostgreSQL server; the server is stopped in the middle of the run
+and stays down until the run has ended. The batches made meanwhile go to the disk spool; the run
+says so in its exit code. The next start (the same command again) writes every spooled batch
+first and finishes the original span; the store then equals an undisturbed run.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conftest import clean_env, cli
+from pg_server import fresh_database, throwaway_postgres
+
+START = "2026-06-21T10:00:00+02:00"
+SECONDS = 600
+PANELS = 2
+EXIT_SPOOLED = 3
+TOTALS = ("SELECT panel_id, COUNT(*) AS n, COUNT(DISTINCT time) AS seconds, "
+          "SUM(sample_count) AS samples, SUM(energy_wh) AS energy FROM ps100_readings_1s "
+          "GROUP BY panel_id ORDER BY panel_id")
+
+
+def _demo_args(*store: str, speed: str) -> list[str]:
+    return ["demo", *store, "--panels", str(PANELS), "--speed", speed, "--duration",
+            str(SECONDS), "--start", START, "--no-console", "--no-http"]
+
+
+def _rows_in(url: str) -> int:
+    try:
+        with psycopg.connect(url, connect_timeout=2) as con:
+            row = con.execute("SELECT COUNT(*) FROM ps100_readings_1s").fetchone()
+    except psycopg.Error:
+        return 0
+    return int(row[0]) if row else 0
+
+
+def _wait_for(predicate: object, what: str, deadline_s: float = 120.0) -> None:
+    assert callable(predicate)
+    end = time.monotonic() + deadline_s
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.1)
+
+
+def _reference(tmp_path: Path) -> list[tuple[str, int, int, int, float]]:
+    db = tmp_path / "ref.duckdb"
+    cli(*_demo_args("--db", str(db), speed="0"))
+    out = cli("sql", TOTALS, "--db", str(db), "--format", "json").stdout
+    return [(r["panel_id"], r["n"], r["seconds"], r["samples"], r["energy"])
+            for r in json.loads(out)]
+
+
+@pytest.mark.slow
+def test_postgres_down_across_the_end_of_a_run_loses_nothing(tmp_path: Path) -> None:
+    want = _reference(tmp_path)
+    with throwaway_postgres() as server:
+        url = fresh_database(server.url)
+        cli("setup", "--database-url", url, cwd=tmp_path)
+        args = _demo_args("--database-url", url, speed="40")   # ~15 s of wall time
+        run = subprocess.Popen([sys.executable, "-m", "sunarchive", *args], cwd=tmp_path,
+                               env=clean_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        _wait_for(lambda: _rows_in(url) >= 20, "the first rows in PostgreSQL")
+        server.stop("immediate")              # down until well after the run has ended
+        out, err = run.communicate(timeout=300)
+        assert run.returncode == EXIT_SPOOLED, (run.returncode, out, err)
+        assert "spool" in err and "Traceback" not in err
+        summary = json.loads(out.strip().splitlines()[-1])
+        assert summary["spooled_batches"] > 0
+        spool_files = list((tmp_path / "sunarchive-data").glob("*.spool/*.arrow"))
+        assert len(spool_files) == summary["spooled_batches"]
+
+        server.start()
+        again = cli(*args, cwd=tmp_path)      # the next start: spool first, then the rest
+        assert json.loads(again.stdout.strip().splitlines()[-1])["spooled_batches"] == 0
+        assert not list((tmp_path / "sunarchive-data").glob("*.spool/*.arrow"))
+        with psycopg.connect(url) as con:
+            got = con.execute(TOTALS).fetchall()
+    assert [(r[0], int(r[1]), int(r[2]), int(r[3])) for r in got] == \
+        [(w[0], w[1], w[2], w[3]) for w in want]
+    for g, w in zip(got, want, strict=True):
+        assert int(g[1]) == int(g[2]) == SECONDS          # one row per second: nothing twice
+        assert float(g[4]) == pytest.approx(w[4], rel=1e-9)
