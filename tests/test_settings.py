@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
-from pydantic import SecretStr
+import yaml
+from pydantic import BaseModel, SecretStr
 
 from sunarchive.model import ConfigError
 from sunarchive.settings import (
@@ -19,6 +22,9 @@ from sunarchive.settings import (
     settings_markdown,
     unit_of,
 )
+from sunarchive.sources.catalog import SourceConfig
+from sunarchive.sources.ina2xx.config import PanelSettings
+from sunarchive.sources.mqtt.config import MqttField
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
 
@@ -433,3 +439,148 @@ def test_upstream_database_variables(tmp_path: Path) -> None:
     ours = load_settings(env={"SUNARCHIVE_DATABASE_URL": "duckdb:///x.duckdb",
                               "DATABASE_URL": "postgresql://u@db/solar"}, dotenv_file=None)
     assert ours.database_url == "duckdb:///x.duckdb"
+
+
+# --------------------------------------------------------------------------- finite ranges
+
+#: The smallest valid entry of each source type; every numeric key is then tried on it.
+MINIMAL_SOURCES: dict[str, dict[str, Any]] = {
+    "simulator": {},
+    "goodwe": {"host": "gw"},
+    "hoymiles": {"host": "dtu"},
+    "ina2xx": {"panels": [{"panel_id": "p1", "address": 0x40, "shunt_ohm": 0.01,
+                           "max_current_a": 8.0, "voc_v": 24.0}]},
+    "mqtt": {"layout": "generic", "mappings": [{"topic": "a/{device}", "measurement": "m",
+                                               "fields": {"power": {"scale": 1.0}}}]},
+    "sunspec": {"host": "inverter"},
+    "tcp": {"port": 9000, "measurement": "ps100_readings"},
+}
+#: Numbers that may be any finite value (a sign flip or a seed).
+UNBOUNDED = {"scale"}
+
+
+def _numeric_fields(model: type[BaseModel]) -> Iterator[tuple[str, bool]]:
+    """(name, is_float) of every int or float field of ``model``."""
+    for name, info in model.model_fields.items():
+        members = get_args(info.annotation) or (info.annotation,)
+        if float in members:
+            yield name, True
+        elif int in members:
+            yield name, False
+
+
+def _numeric_keys() -> Iterator[tuple[tuple[str | int, ...], bool, dict[str, Any]]]:
+    """(key path, is_float, valid base config) of every numeric setting, nested ones too."""
+    for name, info in Settings.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            for sub, is_float in _numeric_fields(annotation):
+                yield (name, sub), is_float, {}
+        elif name != "sources":
+            yield from (((name,), f, {}) for n, f in _numeric_fields(Settings) if n == name)
+    for model in get_args(get_args(SourceConfig)[0]):
+        tag = get_args(model.model_fields["type"].annotation)[0]
+        base = {"type": tag, "name": "s", **MINIMAL_SOURCES[tag]}
+        for sub, is_float in _numeric_fields(model):
+            yield ("sources", 0, sub), is_float, base
+    ina = {"type": "ina2xx", "name": "s", **MINIMAL_SOURCES["ina2xx"]}
+    for sub, is_float in _numeric_fields(PanelSettings):
+        yield ("sources", 0, "panels", 0, sub), is_float, ina
+    mqtt = {"type": "mqtt", "name": "s", **MINIMAL_SOURCES["mqtt"]}
+    for sub, is_float in _numeric_fields(MqttField):
+        yield ("sources", 0, "mappings", 0, "fields", "power", sub), is_float, mqtt
+
+
+def _set(data: dict[str, Any], path: tuple[str | int, ...], value: object) -> dict[str, Any]:
+    node: Any = data
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+    return data
+
+
+def _dotted_key(path: tuple[str | int, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
+NUMERIC_KEYS = list(_numeric_keys())
+
+
+def test_every_numeric_setting_is_found() -> None:
+    names = {_dotted_key(path) for path, _, _ in NUMERIC_KEYS}
+    assert {"lateness_s", "influxdb.retry_max_s", "simulator.speed", "sources[0].keepalive_s",
+            "sources[0].panels[0].voc_v", "sources[0].max_line_bytes"} <= names
+    assert len(NUMERIC_KEYS) > 60
+
+
+@pytest.mark.parametrize(("path", "is_float", "base"), NUMERIC_KEYS,
+                         ids=[_dotted_key(k[0]) + f"-{k[2].get('type', '')}"
+                              for k in NUMERIC_KEYS])
+def test_numeric_settings_are_finite_and_bounded(tmp_path: Path, path: tuple[str | int, ...],
+                                                 is_float: bool, base: dict[str, Any]) -> None:
+    """`.inf`, `.nan` and absurd magnitudes are refused with one line naming the key."""
+    bad: list[object] = [float("inf"), float("-inf"), float("nan")] if is_float else []
+    if path[-1] not in UNBOUNDED:
+        bad += [1e30, -1e30] if is_float else [10**30, -(10**30)]
+    key = _dotted_key(path)
+    for value in bad:
+        data = {"sources": [copy.deepcopy(base)]} if base else {}
+        text = yaml.safe_dump(_set(data, path, value) if base else _nested(path, value))
+        with pytest.raises(ConfigError) as info:
+            load(tmp_path, text)
+        message = str(info.value)
+        assert f"config.yaml: {key}: " in message, (value, message)
+        assert "\n" not in message, message
+
+
+def _nested(path: tuple[str | int, ...], value: object) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    node = data
+    for part in path[:-1]:
+        node = node.setdefault(str(part), {})
+    node[str(path[-1])] = value
+    return data
+
+
+def test_minimal_sources_are_valid(tmp_path: Path) -> None:
+    for tag, entry in MINIMAL_SOURCES.items():
+        text = yaml.safe_dump({"sources": [{"type": tag, "name": "s", **entry}]})
+        assert load(tmp_path, text).sources[0].type == tag
+
+
+def test_infinite_lateness_from_the_environment(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^environment variable SUNARCHIVE_LATENESS_S: "
+                                          r"lateness_s: Input should be a finite number$"):
+        load(tmp_path, env={"SUNARCHIVE_LATENESS_S": "inf"})
+
+
+@pytest.mark.parametrize(("yaml_text", "expected"), [
+    ("influxdb:\n  retry_min_s: 10\n  retry_max_s: 5\n",
+     "influxdb: retry_max_s must not be smaller than retry_min_s"),
+    ("sources:\n  - {type: ina2xx, name: i, backoff_min_s: 9, backoff_max_s: 1, panels: "
+     "[{panel_id: p, address: 64, shunt_ohm: 0.01, max_current_a: 8, voc_v: 24}]}\n",
+     "sources[0]: backoff_max_s must not be smaller than backoff_min_s"),
+    ("influxdb:\n  host: 'http://'\n", "influxdb.host: 'http://' has no host name"),
+    ("influxdb:\n  host: 'http://x:99999'\n", "influxdb.host: 'http://x:99999': port"),
+    ("influxdb:\n  host: 'ftp://x'\n", "influxdb.host: 'ftp://x': the scheme must be http or"),
+])
+def test_cross_checked_settings(tmp_path: Path, yaml_text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, yaml_text)
+    assert expected in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_config_file_not_utf8(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_bytes(b"timezone: \"\xff\xfe\"\n")
+    with pytest.raises(ConfigError, match=r"config\.yaml: not UTF-8 text: byte 0xff at "
+                                          r"position 11"):
+        load_settings(config, env={}, dotenv_file=None)
+
+
+def test_dotenv_file_not_utf8(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_bytes(b"SUNARCHIVE_TIMEZONE=\xff\n")
+    with pytest.raises(ConfigError, match=r"\.env: not UTF-8 text"):
+        load_settings(None, env={}, dotenv_file=dotenv)

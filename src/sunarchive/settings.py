@@ -86,7 +86,10 @@ UNIT_SUFFIXES: dict[str, str] = {
     "_bytes": "bytes",
 }
 
-_STRICT = ConfigDict(extra="forbid", frozen=True)
+#: Unknown keys are errors; ``.inf`` and ``.nan`` are refused ("Input should be a finite number").
+_STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+MAX_DAYS = 36_500
+"""Longest retention, in days (100 years); longer is "forever", which is unset."""
 
 
 # --------------------------------------------------------------------------- schema
@@ -112,20 +115,23 @@ class Settings(BaseModel):
                           "Europe/Berlin); used for daily rollups and display.")
     profiles_dir: Path | None = Field(default=None, description="Directory with extra "
                                       "measurement profiles (*.yaml).")
-    lateness_s: float = Field(default=2.0, ge=0, description="How long the reducer waits for "
-                              "late samples before closing a second.")
-    commit_interval_s: float = Field(default=1.0, gt=0, description="How often the writer "
-                                     "commits.")
-    queue_max_samples: int = Field(default=1_000_000, gt=0, description="Capacity of the "
-                                   "queue between sources and the writer, in samples (about "
-                                   "50 bytes each with four fields).")
+    lateness_s: float = Field(default=2.0, ge=0, le=3600, description="How long the reducer "
+                              "waits for late samples before closing a second.")
+    commit_interval_s: float = Field(default=1.0, gt=0, le=3600, description="How often the "
+                                     "writer commits.")
+    queue_max_samples: int = Field(default=1_000_000, gt=0, le=100_000_000,
+                                   description="Capacity of the queue between sources and the "
+                                   "writer, in samples (about 50 bytes each with four "
+                                   "fields).")
     queue_full_policy: Literal["block", "drop_newest"] = Field(
         default="block", description="What a source does when the queue is full: block "
                                      "(back-pressure) or drop_newest (count and drop).")
-    queue_put_timeout_s: float = Field(default=5.0, gt=0, description="With block, how long a "
-                                       "put waits before reporting the writer as stalled.")
-    duckdb_memory_limit_mb: int = Field(default=256, gt=0, description="DuckDB memory_limit.")
-    duckdb_threads: int = Field(default=2, gt=0, description="DuckDB worker threads.")
+    queue_put_timeout_s: float = Field(default=5.0, gt=0, le=3600, description="With block, "
+                                       "how long a put waits before reporting the writer as "
+                                       "stalled.")
+    duckdb_memory_limit_mb: int = Field(default=256, gt=0, le=1_048_576,
+                                        description="DuckDB memory_limit.")
+    duckdb_threads: int = Field(default=2, gt=0, le=1024, description="DuckDB worker threads.")
     postgres_copy_streams: int = Field(
         default=2, ge=1, le=16, description="PostgreSQL: parallel COPY connections for large "
         "write batches (imports, backfill, replays of the spool); 1 = one connection.")
@@ -134,16 +140,18 @@ class Settings(BaseModel):
         "at their declared resolution. `binary` (1/1024 for 3 decimals: 20.0009765625 V) "
         "compresses about 4x better than `decimal` (20.001 V); `round(x::numeric, 3)` shows "
         "the decimal value. Plain PostgreSQL and DuckDB always store decimal values.")
-    retention_1s_days: float | None = Field(default=None, gt=0, description="Keep 1-second "
-                                            "statistics this long; unset = forever.")
-    retention_5min_days: float | None = Field(default=None, gt=0, description="Keep 5-minute "
-                                              "rollups this long; unset = forever.")
-    retention_1hour_days: float | None = Field(default=None, gt=0, description="Keep hourly "
-                                               "rollups this long; unset = forever.")
-    retention_daily_days: float | None = Field(default=None, gt=0, description="Keep daily "
-                                               "rollups this long; unset = forever.")
-    maintenance_interval_s: float = Field(default=60.0, gt=0, description="How often "
-                                          "retention (and other maintenance) runs.")
+    retention_1s_days: float | None = Field(default=None, gt=0, le=MAX_DAYS, description="Keep "
+                                            "1-second statistics this long; unset = forever.")
+    retention_5min_days: float | None = Field(default=None, gt=0, le=MAX_DAYS, description="Keep "
+                                              "5-minute rollups this long; unset = forever.")
+    retention_1hour_days: float | None = Field(default=None, gt=0, le=MAX_DAYS,
+                                               description="Keep hourly rollups this long; "
+                                               "unset = forever.")
+    retention_daily_days: float | None = Field(default=None, gt=0, le=MAX_DAYS,
+                                               description="Keep daily rollups this long; "
+                                               "unset = forever.")
+    maintenance_interval_s: float = Field(default=60.0, gt=0, le=86_400, description="How "
+                                          "often retention (and other maintenance) runs.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level (case-insensitive).")
     http_enabled: bool = Field(default=True, description="Serve the HTTP API and dashboard "
@@ -164,8 +172,16 @@ class Settings(BaseModel):
     http_tokens_file: Path | None = Field(
         default=None, description="File with one token per line as 'read TOKEN' or "
         "'write TOKEN' (# comments); added to the tokens above.")
-    http_max_body_mb: float = Field(default=10.0, gt=0, description="Largest request body "
-                                    "the write endpoints accept, decompressed (413 above).")
+    http_max_body_mb: float = Field(default=10.0, gt=0, le=4096, description="Largest request "
+                                    "body the write endpoints accept, decompressed (413 "
+                                    "above).")
+    http_header_timeout_s: float = Field(default=10.0, gt=0, le=300, description="How long a "
+                                         "client may take to send a request's line and "
+                                         "headers (from connecting, or from the first byte of "
+                                         "a later request) before the connection is closed.")
+    http_keep_alive_s: int = Field(default=5, ge=1, le=3600, description="How long an idle "
+                                   "connection stays open after a response, waiting for the "
+                                   "next request.")
     influxdb: InfluxSettings = Field(
         default_factory=InfluxSettings,
         description="InfluxDB mirror (docs/influxdb-mirror.md); also from the upstream "
@@ -396,6 +412,9 @@ def settings_markdown() -> str:
         f"* Secrets can be read from a file: `<VARIABLE>{SECRET_FILE_SUFFIX}=/path` "
         f"(e.g. `{ENV_PREFIX}DATABASE_PASSWORD{SECRET_FILE_SUFFIX}`); surrounding whitespace "
         "is stripped.",
+        "* Numbers must be finite (`.inf`, `.nan` and `inf` are refused) and within the range "
+        "shown in the Type column; a value outside it stops the start with one line naming "
+        "the key. The same holds for the keys of every source (docs/sources.md).",
         "",
         "| Setting | Environment variable | Type | Default | Unit | Description |",
         "|---|---|---|---|---|---|",
@@ -513,6 +532,8 @@ def _read_yaml(file: Path, lookup: Mapping[str, str]) -> dict[str, Any]:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read config file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: {_not_utf8(exc)}") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -524,6 +545,22 @@ def _read_yaml(file: Path, lookup: Mapping[str, str]) -> dict[str, Any]:
                           f"level, got {type(data).__name__}")
     expanded: dict[str, Any] = _expand(data, lookup, file, ())
     return expanded
+
+
+def _not_utf8(exc: UnicodeDecodeError) -> str:
+    return (f"not UTF-8 text: byte {exc.object[exc.start]:#04x} at position {exc.start}; "
+            "save the file as UTF-8")
+
+
+def _read_dotenv(file: Path) -> dict[str, str]:
+    """The variables of a ``.env`` file; ``{}`` when there is none."""
+    if not file.is_file():
+        return {}
+    try:
+        values = dotenv_values(file, interpolate=False)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: {_not_utf8(exc)}") from None
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def _apply_env(layers: _Layers, variables: Mapping[str, str | None],
@@ -669,10 +706,7 @@ def load_settings(config_file: Path | None = None,
     Raises :class:`ConfigError` naming the source, the dotted key and the reason.
     """
     environ: Mapping[str, str] = os.environ if env is None else env
-    dotenv: dict[str, str] = {}
-    if dotenv_file is not None and dotenv_file.is_file():
-        dotenv = {k: v for k, v in dotenv_values(dotenv_file, interpolate=False).items()
-                  if v is not None}
+    dotenv = _read_dotenv(dotenv_file) if dotenv_file is not None else {}
 
     layers = _Layers()
     if config_file is not None:

@@ -17,7 +17,14 @@ if TYPE_CHECKING:
     from sunarchive.sources.base import Source
     from sunarchive.sources.running import SourceContext
 
-STRICT = ConfigDict(extra="forbid", frozen=True)
+STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+"""Unknown keys are errors; ``.inf`` and ``.nan`` are refused."""
+MAX_INTERVAL_S = 86_400
+"""Longest poll interval or wait between attempts, in seconds (a day)."""
+MAX_TIMEOUT_S = 3600
+"""Longest timeout or batching interval, in seconds (an hour)."""
+MAX_FAILURES = 1_000_000
+"""Largest count of failures before a source is reported offline."""
 
 
 class SourceSettings(BaseModel):
@@ -36,16 +43,19 @@ class SourceSettings(BaseModel):
 class PolledSourceSettings(SourceSettings):
     """Keys of a source that asks its device every ``poll_interval_s``."""
 
-    poll_interval_s: float = Field(default=10.0, gt=0, description="Seconds between polls.")
-    timeout_s: float = Field(default=5.0, gt=0, description="Seconds one poll may take before "
-                             "it counts as failed.")
-    backoff_min_s: float = Field(default=1.0, gt=0, description="First wait after a failed "
-                                 "poll or connection; doubles on each further failure.")
-    backoff_max_s: float = Field(default=60.0, gt=0, description="Longest wait between "
-                                 "attempts while the device is unreachable.")
-    offline_after_failures: int = Field(default=3, ge=1, description="Consecutive failed "
-                                        "polls after which the source is reported offline "
-                                        "(an event; the series shows a gap, never zeros).")
+    poll_interval_s: float = Field(default=10.0, gt=0, le=MAX_INTERVAL_S,
+                                   description="Seconds between polls.")
+    timeout_s: float = Field(default=5.0, gt=0, le=MAX_TIMEOUT_S, description="Seconds one "
+                             "poll may take before it counts as failed.")
+    backoff_min_s: float = Field(default=1.0, gt=0, le=MAX_INTERVAL_S, description="First wait "
+                                 "after a failed poll or connection; doubles on each further "
+                                 "failure.")
+    backoff_max_s: float = Field(default=60.0, gt=0, le=MAX_INTERVAL_S, description="Longest "
+                                 "wait between attempts while the device is unreachable.")
+    offline_after_failures: int = Field(default=3, ge=1, le=MAX_FAILURES, description="Consecutive "
+                                        "failed polls after which the source is reported "
+                                        "offline (an event; the series shows a gap, never "
+                                        "zeros).")
 
     @model_validator(mode="after")
     def _backoff_order(self) -> PolledSourceSettings:
@@ -59,17 +69,18 @@ class SimulatorSettings(BaseModel):
 
     model_config = STRICT
 
-    panels: int = Field(default=4, gt=0, description="Number of simulated panels (inverter "
-                        "channels).")
-    seed: int = Field(default=42, description="Random seed; the same seed gives the same data.")
-    speed: float = Field(default=1.0, ge=0, description="Playback speed as a multiple of real "
-                         "time; 0 = as fast as possible.")
+    panels: int = Field(default=4, gt=0, le=10_000, description="Number of simulated panels "
+                        "(inverter channels).")
+    seed: int = Field(default=42, ge=0, le=2**63 - 1, description="Random seed; the same seed "
+                      "gives the same data.")
+    speed: float = Field(default=1.0, ge=0, le=1_000_000, description="Playback speed as a "
+                         "multiple of real time; 0 = as fast as possible.")
     start: AwareDatetime | None = Field(
         default=None,
         description="Simulated start time, ISO 8601 with a UTC offset (e.g. "
                     "2024-06-21T04:00:00+02:00); unset = now.")
-    sample_rate_hz: float = Field(default=10.0, gt=0, description="Samples per second per "
-                                  "measurement.")
+    sample_rate_hz: float = Field(default=10.0, gt=0, le=1000, description="Samples per "
+                                  "second per measurement.")
     latitude_deg: float = Field(default=52.52, ge=-90, le=90, description="Site latitude, "
                                 "north positive.")
     longitude_deg: float = Field(default=13.405, ge=-180, le=180, description="Site longitude, "

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from sunarchive.sources.config import PolledSourceSettings
+from sunarchive.sources.config import MAX_INTERVAL_S, MAX_TIMEOUT_S, PolledSourceSettings
 
 if TYPE_CHECKING:
     from sunarchive.sources.base import Source
@@ -35,12 +35,14 @@ class GoodWeSettings(PolledSourceSettings):
     device_id: str | None = Field(default=None, min_length=1, description="`device_id` tag; "
                                   "unset = the inverter's serial number.")
     location: str = Field(default="", description="`location` tag (free text).")
-    request_timeout_s: float = Field(default=1.0, gt=0, description="Seconds to wait for one "
-                                     "answer before the request is sent again.")
+    request_timeout_s: float = Field(default=1.0, gt=0, le=60, description="Seconds to wait "
+                                     "for one answer before the request is sent again.")
     retries: int = Field(default=3, ge=0, le=10, description="Times one request is sent again "
                          "before the poll counts as failed.")
-    poll_interval_s: float = Field(default=10.0, gt=0, description="Seconds between polls.")
-    timeout_s: float = Field(default=10.0, gt=0, description="Seconds one poll (three to five "
+    poll_interval_s: float = Field(default=10.0, gt=0, le=MAX_INTERVAL_S,
+                                   description="Seconds between polls.")
+    timeout_s: float = Field(default=10.0, gt=0, le=MAX_TIMEOUT_S,
+                             description="Seconds one poll (three to five "
                              "requests with their retries) may take before it counts as "
                              "failed.")
 

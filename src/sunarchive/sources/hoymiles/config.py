@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
-from sunarchive.sources.config import PolledSourceSettings
+from sunarchive.sources.config import MAX_INTERVAL_S, MAX_TIMEOUT_S, PolledSourceSettings
 
 if TYPE_CHECKING:
     from sunarchive.sources.base import Source
@@ -33,17 +33,20 @@ class HoymilesSettings(PolledSourceSettings):
     dtu_name: str | None = Field(default=None, description="`dtu_name` tag of every row; "
                                  "unset = the source name.")
     poll_interval_s: float = Field(
-        default=MIN_POLL_INTERVAL_S, gt=0,
+        default=MIN_POLL_INTERVAL_S, gt=0, le=MAX_INTERVAL_S,
         description=f"Seconds between polls; at least {MIN_POLL_INTERVAL_S:g} unless "
                     "`force_poll_interval` is set.")
     force_poll_interval: bool = Field(
         default=False, description="Allow a `poll_interval_s` below the safe minimum of "
         f"{MIN_POLL_INTERVAL_S:g} s (the DTU may stop answering or lose its cloud link).")
-    timeout_s: float = Field(default=10.0, gt=0, description="Seconds one request to the DTU "
+    timeout_s: float = Field(default=10.0, gt=0, le=MAX_TIMEOUT_S,
+                             description="Seconds one request to the DTU "
                              "may take (connect, and again for the answer).")
-    backoff_min_s: float = Field(default=35.0, gt=0, description="First wait after a failed "
+    backoff_min_s: float = Field(default=35.0, gt=0, le=MAX_INTERVAL_S,
+                                 description="First wait after a failed "
                                  "poll; doubles on each further failure.")
-    backoff_max_s: float = Field(default=300.0, gt=0, description="Longest wait between "
+    backoff_max_s: float = Field(default=300.0, gt=0, le=MAX_INTERVAL_S,
+                                 description="Longest wait between "
                                  "attempts while the DTU does not answer.")
 
     @model_validator(mode="after")

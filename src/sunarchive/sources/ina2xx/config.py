@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from sunarchive.model import ConfigError
-from sunarchive.sources.config import STRICT, SourceSettings
+from sunarchive.sources.config import (
+    MAX_FAILURES,
+    MAX_INTERVAL_S,
+    MAX_TIMEOUT_S,
+    STRICT,
+    SourceSettings,
+)
 from sunarchive.sources.ina2xx.chip import Calibration, calibrate
 
 if TYPE_CHECKING:
@@ -30,12 +36,13 @@ class PanelSettings(BaseModel):
                          "YAML reads 0x41 as a number).")
     chip: Literal["ina226", "ina219"] = Field(default="ina226", description="Sensor chip. An "
                                               "INA219 reads at most 26 V.")
-    shunt_ohm: float = Field(gt=0, description="Shunt resistance, Ω (e.g. 0.01 on common "
+    shunt_ohm: float = Field(gt=0, le=1000, description="Shunt resistance, Ω (e.g. 0.01 on common "
                              "INA226 boards, 0.1 on INA219 boards).")
-    max_current_a: float = Field(gt=0, description="Largest expected current, A; sets the "
-                                 "current resolution (max_current_a / 32768 per bit).")
-    voc_v: float = Field(gt=0, description="Panel open-circuit voltage, V; a chip whose bus "
-                         "range is lower is refused.")
+    max_current_a: float = Field(gt=0, le=10_000, description="Largest expected current, A; "
+                                 "sets the current resolution (max_current_a / 32768 per "
+                                 "bit).")
+    voc_v: float = Field(gt=0, le=10_000, description="Panel open-circuit voltage, V; a chip "
+                         "whose bus range is lower is refused.")
 
     def calibration(self) -> Calibration:
         """The chip configuration; :class:`ConfigError` if the chip cannot measure it."""
@@ -56,18 +63,22 @@ class Ina2xxSettings(SourceSettings):
     panel ``sample_rate_hz`` times a second into ``ps100_readings``."""
 
     type: Literal["ina2xx"] = Field(default="ina2xx", description="Source type.")
-    bus: int = Field(default=1, ge=0, description="I2C bus number (/dev/i2c-N).")
+    bus: int = Field(default=1, ge=0, le=1023, description="I2C bus number (/dev/i2c-N).")
     panels: list[PanelSettings] = Field(min_length=1, description="The panels, one chip each.")
     sample_rate_hz: float = Field(default=10.0, gt=0, le=100, description="Readings per "
                                   "second per panel (deadlines on the monotonic clock).")
-    batch_interval_s: float = Field(default=1.0, gt=0, description="Seconds of readings "
+    batch_interval_s: float = Field(default=1.0, gt=0, le=MAX_TIMEOUT_S,
+                                    description="Seconds of readings "
                                     "handed to the pipeline as one batch.")
-    offline_after_failures: int = Field(default=10, ge=1, description="Consecutive rounds in "
+    offline_after_failures: int = Field(default=10, ge=1, le=MAX_FAILURES,
+                                        description="Consecutive rounds in "
                                         "which no panel could be read before the source is "
                                         "reported offline.")
-    backoff_min_s: float = Field(default=1.0, gt=0, description="First wait before opening "
+    backoff_min_s: float = Field(default=1.0, gt=0, le=MAX_INTERVAL_S,
+                                 description="First wait before opening "
                                  "the bus again after it failed; doubles each time.")
-    backoff_max_s: float = Field(default=30.0, gt=0, description="Longest wait between "
+    backoff_max_s: float = Field(default=30.0, gt=0, le=MAX_INTERVAL_S,
+                                 description="Longest wait between "
                                  "attempts to open the bus.")
 
     @model_validator(mode="after")
@@ -78,6 +89,8 @@ class Ina2xxSettings(SourceSettings):
                             for v in seen if seen.count(v) > 1})
             if twice:
                 raise ValueError(f"two panels share the {key} {', '.join(twice)}")
+        if self.backoff_max_s < self.backoff_min_s:
+            raise ValueError("backoff_max_s must not be smaller than backoff_min_s")
         return self
 
     def build(self, context: SourceContext) -> Source:

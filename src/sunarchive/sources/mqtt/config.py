@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 
-from sunarchive.sources.config import STRICT, SourceSettings
+from sunarchive.sources.config import MAX_INTERVAL_S, MAX_TIMEOUT_S, STRICT, SourceSettings
 
 if TYPE_CHECKING:
     from sunarchive.sources.base import Source
@@ -89,14 +89,18 @@ class MqttSettings(SourceSettings):
     offline_payload: str = Field(default="offline", description="Generic layout: status "
                                  "payload meaning offline.")
     qos: Literal[0, 1, 2] = Field(default=0, description="Subscription QoS.")
-    keepalive_s: int = Field(default=60, ge=5, description="MQTT keepalive interval.")
-    timeout_s: float = Field(default=10.0, gt=0, description="Seconds to wait for the broker "
+    keepalive_s: int = Field(default=60, ge=5, le=65535, description="MQTT keepalive "
+                             "interval.")
+    timeout_s: float = Field(default=10.0, gt=0, le=MAX_TIMEOUT_S,
+                             description="Seconds to wait for the broker "
                              "to accept a connection or subscription.")
-    backoff_min_s: float = Field(default=1.0, gt=0, description="First wait after a lost or "
+    backoff_min_s: float = Field(default=1.0, gt=0, le=MAX_INTERVAL_S,
+                                 description="First wait after a lost or "
                                  "refused connection; doubles on each further failure.")
-    backoff_max_s: float = Field(default=60.0, gt=0, description="Longest wait between "
+    backoff_max_s: float = Field(default=60.0, gt=0, le=MAX_INTERVAL_S,
+                                 description="Longest wait between "
                                  "connection attempts.")
-    group_quiet_s: float = Field(default=0.5, gt=0, description="Values of one device or "
+    group_quiet_s: float = Field(default=0.5, gt=0, le=60, description="Values of one device or "
                                  "channel arriving within this quiet time form one sample.")
 
     @model_validator(mode="after")

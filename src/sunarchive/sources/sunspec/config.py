@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from sunarchive.sources.config import PolledSourceSettings
+from sunarchive.sources.config import MAX_INTERVAL_S, PolledSourceSettings
 
 if TYPE_CHECKING:
     from sunarchive.sources.base import Source
@@ -27,7 +27,8 @@ class SunSpecSettings(PolledSourceSettings):
     base_address: int | None = Field(
         default=None, ge=0, le=65533, description="Register address of the 'SunS' marker; "
         "unset = probe 40000, 0 and 50000.")
-    poll_interval_s: float = Field(default=5.0, gt=0, description="Seconds between polls.")
+    poll_interval_s: float = Field(default=5.0, gt=0, le=MAX_INTERVAL_S,
+                                   description="Seconds between polls.")
 
     def build(self, context: SourceContext) -> Source:
         from sunarchive.sources.running import PolledSource, SourceStatus

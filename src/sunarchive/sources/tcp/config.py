@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
-from sunarchive.sources.config import SourceSettings
+from sunarchive.sources.config import MAX_TIMEOUT_S, SourceSettings
 
 if TYPE_CHECKING:
     from sunarchive.sources.base import Source
@@ -37,10 +37,11 @@ class TcpSettings(SourceSettings):
                             "A record without it gets its arrival time.")
     precision: Literal["ns", "us", "ms", "s", "auto"] = Field(
         default="ns", description="Line protocol: unit of the timestamps.")
-    batch_interval_s: float = Field(default=1.0, gt=0, description="Seconds between handing "
+    batch_interval_s: float = Field(default=1.0, gt=0, le=MAX_TIMEOUT_S,
+                                    description="Seconds between handing "
                                     "the collected records to the pipeline.")
-    max_line_bytes: int = Field(default=65536, ge=64, description="Longest accepted line; a "
-                                "longer one is reported and skipped.")
+    max_line_bytes: int = Field(default=65536, ge=64, le=64 * 2**20, description="Longest "
+                                "accepted line; a longer one is reported and skipped.")
 
     @model_validator(mode="after")
     def _measurement_needed(self) -> TcpSettings:
