@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from conftest import DEMO_PANELS, DEMO_SECONDS, cli
 
@@ -135,3 +138,43 @@ def test_demo_starts_in_daylight_when_the_site_is_dark() -> None:
     assert start < night
     solar_hour = (start.hour + start.minute / 60 + start.second / 3600 + berlin / 15) % 24
     assert abs(solar_hour - 10.0) < 1 / 60
+
+
+def _half_created(db: Path) -> None:
+    """A DuckDB file with a table of its own but none of sunarchive's."""
+    import duckdb
+
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE other (a INTEGER)")
+    con.close()
+
+
+@pytest.mark.parametrize(("make", "expected"), [
+    (lambda db: db.write_bytes(b""), "not a DuckDB database file"),
+    (lambda db: db.write_bytes(b"\x00garbage" * 600), "not a DuckDB database file"),
+    (_half_created, "not a sunarchive store (table sunarchive_"),
+])
+def test_status_on_a_file_that_is_no_store(tmp_path: Path, make: Callable[[Path], object],
+                                           expected: str) -> None:
+    db = tmp_path / "broken.duckdb"
+    make(db)
+    result = cli("status", "--db", str(db), check=False)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert str(db) in lines[0] and expected in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (b"timezone: \"\xff\xfe\"\n", "not UTF-8 text: byte 0xff at position 11"),
+    (b"influxdb:\n  host: \"http://\"\n", "influxdb.host: 'http://' has no host name"),
+    (b"lateness_s: .inf\n", "lateness_s: Input should be a finite number"),
+])
+def test_bad_config_is_one_line(tmp_path: Path, content: bytes, expected: str) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_bytes(content)
+    result = cli("status", "--config", str(config), "--db", str(tmp_path / "x.duckdb"),
+                 check=False)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(config) in lines[0] and expected in lines[0], result.stderr

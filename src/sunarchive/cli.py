@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import signal
 import sys
 import time
@@ -354,6 +355,8 @@ def cmd_sources(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    import duckdb
+
     from sunarchive.app import open_reader
     from sunarchive.storage.duckdb.store import StoreLockedError
 
@@ -362,6 +365,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         with open_reader(settings) as store:
             info = store.status()
         info["mirror"] = _live_mirror(settings)
+    except duckdb.Error as exc:
+        raise _not_a_store(settings.database_url, exc) from None
     except StoreLockedError as exc:
         instance = _running_instance(settings, exc)
         remote = instance.status()
@@ -372,6 +377,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         output.print_status(info)
     return 0
+
+
+def _not_a_store(url: str, exc: Exception) -> SunarchiveError:
+    """One line for a DuckDB file that is empty, damaged or only half set up."""
+    from sunarchive.storage.open import duckdb_path
+
+    path = duckdb_path(url)
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    missing = re.search(r"Table with name (\S+) does not exist", first)
+    if missing:
+        return SunarchiveError(
+            f"{path}: not a sunarchive store (table {missing.group(1)} is missing); create "
+            f"the schema with `sunarchive setup --db {path}`, or point --db at a store")
+    if "not a valid DuckDB database file" in first:
+        return SunarchiveError(f"{path}: not a DuckDB database file (empty or damaged); point "
+                               "--db at a sunarchive store, or move the file away and run "
+                               "`sunarchive setup`")
+    return SunarchiveError(f"{path}: cannot read the store: {first}")
 
 
 def _live_mirror(settings: Any) -> dict[str, Any] | None:
