@@ -84,16 +84,50 @@ def test_whole_measurement_and_bad_subscriptions(demo: str) -> None:
     panels = {r["tags"]["panel_id"] for m in messages for r in m["rows"]}  # type: ignore[attr-defined]
     assert panels == {"panel_1", "panel_2"}
 
-    async def bad() -> tuple[object, int | None]:
+    async def bad() -> tuple[object, object]:
         async with websockets.connect(demo.replace("http", "ws") + "/api/v1/live") as ws:
             await ws.send(json.dumps({"subscribe": [{"measurement": "nope"}]}))
-            reply = json.loads(await ws.recv())
-            with pytest.raises(websockets.ConnectionClosed):
-                await ws.recv()
-            return reply, ws.close_code
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            await ws.send(json.dumps({"subscribe": [{"measurement": "ps100_readings"}]}))
+            return reply, json.loads(await asyncio.wait_for(ws.recv(), 10))
 
-    reply, code = asyncio.run(bad())
-    assert reply == {"error": "unknown measurement 'nope'"} and code == 4400
+    reply, ack = asyncio.run(bad())
+    assert reply == {"error": "unknown measurement 'nope'"}
+    assert ack == {"subscribed": [{"measurement": "ps100_readings", "tags": {}}]}
+
+
+BAD_MESSAGES: list[tuple[str | bytes, str]] = [
+    (b'{"subscribe": [{"measurement": "ps100_readings"}]}', "binary frame"),
+    ('{"subscribe": [{"measurement": "ps100_readings", "tags": 5}]}',
+     "subscribe[0].tags: expected an object"),
+    ('{"subscribe": [{"measurement": ["a"]}]}', "subscribe[0].measurement: expected a string"),
+    ('{"subscribe": [{"measurement": "ps100_readings", "tags": {"panel_id": [1]}}]}',
+     "subscribe[0].tags.panel_id: expected a string"),
+    ('{"subscribe": [5]}', "subscribe[0]: expected an object"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ("{not json", "not JSON"),
+    ('"just a string"', 'send {"subscribe"'),
+]
+
+
+def test_bad_messages_get_an_error_and_keep_the_connection(demo: str) -> None:
+    async def scenario() -> list[dict[str, object]]:
+        async with websockets.connect(demo.replace("http", "ws") + "/api/v1/live") as ws:
+            replies = []
+            for message, _ in BAD_MESSAGES:
+                await ws.send(message)
+                replies.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+            await ws.send(json.dumps({"subscribe": [{"measurement": "ps100_readings"}]}))
+            replies.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+            replies.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+            return replies
+
+    replies = asyncio.run(scenario())
+    for (_, expected), reply in zip(BAD_MESSAGES, replies, strict=False):
+        assert set(reply) == {"error"} and expected in str(reply["error"]), (expected, reply)
+    assert replies[len(BAD_MESSAGES)] == {"subscribed": [{"measurement": "ps100_readings",
+                                                          "tags": {}}]}
+    assert replies[-1]["rows"]
 
 
 def test_a_stalled_client_does_not_slow_ingest(demo: str) -> None:

@@ -9,6 +9,9 @@ Protocol: the client sends ``{"subscribe": [{"measurement": "ps100_readings",
 "tags": {"panel_id": "panel_1"}}]}`` (``tags`` optional: every series of the measurement);
 the server answers ``{"subscribed": [...]}`` and then sends ``{"rows": [...]}`` messages,
 each row ``{"measurement", "time", "tags", "values"}``. ``token`` may be a query parameter.
+A message the server cannot use (a binary frame, bad JSON, a wrong type, an unknown
+measurement or tag) gets ``{"error": "..."}`` naming the problem; the connection and the
+previous subscriptions stay.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import asyncio
 import json
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -109,21 +113,72 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(number) else number
 
 
-def _subscriptions(ctx: ApiContext, message: dict[str, Any]) -> list[Subscription]:
-    items = message.get("subscribe")
+USAGE = 'send {"subscribe": [{"measurement": "...", "tags": {...}}]}'
+MAX_SUBSCRIPTIONS = 1000
+JSON_KINDS = {dict: "an object", list: "an array", str: "a string", bool: "true or false",
+              int: "a number", float: "a number", type(None): "null"}
+
+
+def _kind(value: Any) -> str:
+    return JSON_KINDS.get(type(value), type(value).__name__)
+
+
+def decode(message: Mapping[str, Any]) -> Any:
+    """The JSON of one received WebSocket message; ``ValueError`` naming the problem."""
+    text = message.get("text")
+    if not isinstance(text, str):
+        raise ValueError("binary frames are not accepted; send the message as JSON text")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("the message is nested too deeply to read") from None
+    except ValueError as exc:
+        raise ValueError(f"the message is not JSON: {exc}") from None
+
+
+def subscriptions(profiles: Mapping[str, Profile], message: Any) -> list[Subscription]:
+    """The subscriptions a decoded subscribe message asks for; ``ValueError`` naming the
+    first bad part (``subscribe[0].tags: ...``)."""
+    items = message.get("subscribe") if isinstance(message, dict) else None
     if not isinstance(items, list) or not items:
-        raise ValueError('send {"subscribe": [{"measurement": "...", "tags": {...}}]}')
-    out = []
-    for item in items:
-        measurement = item.get("measurement") if isinstance(item, dict) else None
-        if measurement not in ctx.profiles:
-            raise ValueError(f"unknown measurement {measurement!r}")
-        tags = item.get("tags") or {}
-        unknown = [t for t in tags if t not in ctx.profiles[measurement].tags]
-        if unknown:
-            raise ValueError(f"tag {unknown[0]!r} is not in measurement {measurement!r}")
-        out.append(Subscription(measurement, {str(k): str(v) for k, v in tags.items()}))
-    return out
+        raise ValueError(USAGE)
+    if len(items) > MAX_SUBSCRIPTIONS:
+        raise ValueError(f"subscribe: at most {MAX_SUBSCRIPTIONS} entries, got {len(items)}")
+    return [_subscription(profiles, f"subscribe[{i}]", item) for i, item in enumerate(items)]
+
+
+def _subscription(profiles: Mapping[str, Profile], where: str, item: Any) -> Subscription:
+    if not isinstance(item, dict):
+        raise ValueError(f'{where}: expected an object {{"measurement": ..., "tags": ...}}, '
+                         f"got {_kind(item)}")
+    unknown = sorted(set(item) - {"measurement", "tags"})
+    if unknown:
+        raise ValueError(f"{where}: unknown key {unknown[0]!r} (use measurement and tags)")
+    measurement = item.get("measurement")
+    if not isinstance(measurement, str):
+        raise ValueError(f"{where}.measurement: expected a string, got {_kind(measurement)}")
+    if measurement not in profiles:
+        raise ValueError(f"unknown measurement {measurement!r}")
+    tags = item.get("tags") or {}
+    if not isinstance(tags, dict):
+        raise ValueError(f"{where}.tags: expected an object of tag values, got {_kind(tags)}")
+    for key, value in tags.items():
+        if key not in profiles[measurement].tags:
+            raise ValueError(f"tag {key!r} is not in measurement {measurement!r}")
+        if not isinstance(value, str):
+            raise ValueError(f"{where}.tags.{key}: expected a string, got {_kind(value)}")
+    return Subscription(measurement, dict(tags))
+
+
+def answer(profiles: Mapping[str, Profile], client: LiveClient,
+           message: Mapping[str, Any]) -> dict[str, Any]:
+    """What the server says to one client message: the new subscriptions, or an error (the
+    old subscriptions and the connection stay)."""
+    try:
+        client.subscriptions = subscriptions(profiles, decode(message))
+    except ValueError as exc:
+        return {"error": str(exc)}
+    return {"subscribed": [s.__dict__ for s in client.subscriptions]}
 
 
 @router.websocket("/api/v1/live")
@@ -138,40 +193,28 @@ async def live(websocket: WebSocket) -> None:
     await websocket.accept()
     hub.loop = asyncio.get_running_loop()
     client = LiveClient()
-    try:
-        first = json.loads(await websocket.receive_text())
-        client.subscriptions = _subscriptions(ctx, first)
-    except (ValueError, AttributeError) as exc:
-        await websocket.send_json({"error": str(exc)})
-        await websocket.close(code=4400)
-        return
-    await websocket.send_json({"subscribed": [s.__dict__ for s in client.subscriptions]})
     hub.clients.add(client)
     try:
-        await _pump(websocket, client)
+        await _pump(websocket, client, ctx.profiles)
     finally:
         hub.clients.discard(client)
 
 
-async def _pump(websocket: WebSocket, client: LiveClient) -> None:
-    """Send queued rows; a new subscribe message replaces the subscriptions."""
-    ctx: ApiContext = websocket.app.state.ctx
-    receiver = asyncio.create_task(websocket.receive_text())   # also notices a client leaving
+async def _pump(websocket: WebSocket, client: LiveClient,
+                profiles: Mapping[str, Profile]) -> None:
+    """Answer the client's messages and send queued rows until the client leaves."""
+    receiver = asyncio.create_task(websocket.receive())   # also notices a client leaving
     try:
         while True:
             getter = asyncio.create_task(client.queue.get())
             done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
             if receiver in done:
                 getter.cancel()
-                if receiver.exception() is not None:
+                message = None if receiver.exception() else receiver.result()
+                if message is None or message["type"] != "websocket.receive":
                     return
-                try:
-                    client.subscriptions = _subscriptions(ctx, json.loads(receiver.result()))
-                    await websocket.send_json(
-                        {"subscribed": [s.__dict__ for s in client.subscriptions]})
-                except (ValueError, AttributeError) as exc:
-                    await websocket.send_json({"error": str(exc)})
-                receiver = asyncio.create_task(websocket.receive_text())
+                await websocket.send_json(answer(profiles, client, message))
+                receiver = asyncio.create_task(websocket.receive())
                 continue
             rows = getter.result()
             if rows is None:
