@@ -31,12 +31,14 @@ from sunarchive.profiles.spec import Profile
 from sunarchive.resolution import ValueGrid
 from sunarchive.rollup import ALL_TIERS, POSTGRES
 from sunarchive.storage.base import QueryResult, rows_to_arrow
-from sunarchive.storage.postgres import parallel, timescale
+from sunarchive.storage.postgres import parallel, timescale, user_sql
 from sunarchive.storage.postgres.arrow_reader import ArrowReader
 from sunarchive.storage.postgres.copy import copy_chunks
 from sunarchive.storage.postgres.partitions import Partitions, create_plain_layout
+from sunarchive.storage.postgres.rows import rows_table
 from sunarchive.storage.postgres.schema import create_bookkeeping
 from sunarchive.storage.tiered import INCOMING, TieredStore, iso_seconds, iso_time
+from sunarchive.storage.user_sql import SqlLimits
 
 log = logging.getLogger(__name__)
 Q = POSTGRES.quote
@@ -68,12 +70,17 @@ class PostgresStore(TieredStore):
                  retention_days: dict[str, float | None] | None = None,
                  password: str | None = None, read_only: bool = False,
                  connect_timeout_s: int = 5, timescale_policies: bool = True,
-                 copy_streams: int = 2, timescale_grid: ValueGrid = "binary") -> None:
+                 copy_streams: int = 2, timescale_grid: ValueGrid = "binary",
+                 reader: user_sql.ReaderRole | None = None,
+                 sql_limits: SqlLimits | None = None) -> None:
         """``copy_streams``: parallel COPY connections for large batches
         (:mod:`.parallel`); 1 keeps every batch on the writer connection.
         ``timescale_grid``: the grid of the stored statistics with the TimescaleDB layout
-        (:mod:`sunarchive.resolution`; the plain layout keeps decimal values)."""
+        (:mod:`sunarchive.resolution`; the plain layout keeps decimal values).
+        ``reader``, ``sql_limits``: who user SQL runs as, and its limits (:mod:`.user_sql`)."""
         super().__init__(profiles, timezone, retention_days)
+        self.reader_role = reader or user_sql.ReaderRole()
+        self.sql_limits = sql_limits or SqlLimits()
         self._timescale_grid: ValueGrid = timescale_grid
         self.copy_streams = max(1, copy_streams)
         self.url = url
@@ -101,8 +108,10 @@ class PostgresStore(TieredStore):
             con: Con = psycopg.connect(self.url, password=self._password, autocommit=True,
                                        connect_timeout=self._connect_timeout_s)
         except psycopg.OperationalError as exc:
-            raise TransientStoreError(f"cannot connect to {redact(self.url)}: "
-                                      f"{str(exc).strip()}") from None
+            message = f"cannot connect to {redact(self.url)}: {str(exc).strip()}"
+            if refused_for_good(str(exc)):
+                raise ConfigError(message) from None
+            raise TransientStoreError(message) from None
         con.execute("SET TIME ZONE 'UTC'")
         return con
 
@@ -208,9 +217,27 @@ class PostgresStore(TieredStore):
             with self._transaction():
                 changes.extend(self.ensure_named_rollups())
                 self._record_missing_newest()
+            changes.extend(self._ensure_reader_role())
             self._load_horizons()
             self._has_newest_table = True
             return changes
+
+    def _ensure_reader_role(self) -> list[str]:
+        """The role user SQL runs as; a server that does not let this role create it gets
+        a note, and user SQL is refused until it exists (docs/postgresql.md)."""
+        if self.reader_role.as_owner:
+            return []
+        try:
+            with self._transaction():
+                return user_sql.ensure_reader_role(self._con, self.reader_role)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            note = (f"cannot create or grant the SQL reader role "
+                    f"{self.reader_role.name!r} ({str(exc).strip().splitlines()[0]}); "
+                    "`sunarchive sql` and /api/v1/sql are refused until an administrator "
+                    "creates it (docs/postgresql.md)")
+            log.warning(note)
+            self.notes.append(note)
+            return []
 
     def _record_missing_newest(self) -> None:
         """Stores made before ``sunarchive_newest`` existed: record the newest second once."""
@@ -485,6 +512,10 @@ class PostgresStore(TieredStore):
                 copy.write(chunk)
 
     # -- reading -----------------------------------------------------------------------------
+    def read_sql(self, text: str) -> QueryResult:
+        return QueryResult(user_sql.run(self.url, self._password, self.reader_role,
+                                        self.sql_limits, self._connect_timeout_s, text))
+
     def sql(self, text: str) -> QueryResult:
         def read_only(con: Con) -> pa.Table:
             con.execute("BEGIN TRANSACTION READ ONLY")
@@ -559,24 +590,16 @@ class PostgresStore(TieredStore):
         self._writer_con = self._reader_con = None
 
 
-def rows_table(cur: psycopg.Cursor[tuple[Any, ...]]) -> pa.Table:
-    """Arrow table of a cursor's rows; times become naive UTC like the DuckDB engine's."""
-    if cur.description is None:
-        return pa.table({})
-    names = [d.name for d in cur.description]
-    rows = cur.fetchall()
-    columns: dict[str, Any] = {}
-    for i, name in enumerate(names):
-        values = [r[i] for r in rows]
-        array = pa.array(values)
-        if pa.types.is_timestamp(array.type) and array.type.tz is not None:
-            array = array.cast(pa.timestamp("us", "UTC")).cast(pa.timestamp("us"))
-        key = name
-        while key in columns:
-            key += "_"
-        columns[key] = array
-    return pa.table(columns)
-
-
 def utc(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
+
+
+PASSING_REFUSALS = ("starting up", "shutting down", "in recovery mode", "too many clients",
+                    "remaining connection slots")
+"""Refusals of a server that will take connections again soon."""
+
+
+def refused_for_good(message: str) -> bool:
+    """True when the server answered and refused (wrong password, role or database): waiting
+    does not help. Connection refused, timeouts and a server starting up are transient."""
+    return "FATAL:" in message and not any(p in message for p in PASSING_REFUSALS)
