@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import selectors
 import shutil
 import socket
 import subprocess
@@ -194,3 +195,58 @@ def test_non_loopback_bind_needs_tokens_or_insecure(tmp_path: Path) -> None:
                  "--http-port", str(free_port()), cwd=tmp_path, check=False, timeout=60)
     assert result.returncode == 2
     assert "refusing to serve on 0.0.0.0 without tokens" in result.stderr
+
+
+def _closed_sockets(sockets: list[socket.socket], deadline_s: float) -> dict[int, bytes]:
+    """Wait until the server has closed every socket (EOF or reset) or the deadline passes;
+    returns what each closed socket received, by index."""
+    received: dict[int, bytes] = {}
+    buffers = {i: b"" for i in range(len(sockets))}
+    with selectors.DefaultSelector() as selector:
+        for i, sock in enumerate(sockets):
+            selector.register(sock, selectors.EVENT_READ, i)
+        deadline = time.monotonic() + deadline_s
+        while len(received) < len(sockets) and time.monotonic() < deadline:
+            for key, _ in selector.select(timeout=0.5):
+                i = key.data
+                try:
+                    chunk = sockets[i].recv(4096)
+                except ConnectionError:
+                    chunk = b""
+                if chunk:
+                    buffers[i] += chunk
+                    continue
+                received[i] = buffers[i]
+                selector.unregister(sockets[i])
+    return received
+
+
+def test_slow_and_idle_clients_are_cut_off(demo_db: Path, tmp_path: Path) -> None:
+    """900 half-sent requests and idle connections are closed after the header timeout and
+    the keep-alive time, while the server goes on answering."""
+    db = tmp_path / "slow.duckdb"
+    shutil.copy(demo_db, db)
+    served = serve(db, env={"SUNARCHIVE_HTTP_HEADER_TIMEOUT_S": "2",
+                            "SUNARCHIVE_HTTP_KEEP_ALIVE_S": "1"})
+    host, port = served.url.removeprefix("http://").split(":")
+    sockets: list[socket.socket] = []
+    try:
+        for i in range(900):
+            sock = socket.create_connection((host, int(port)), timeout=10)
+            if i % 3 == 0:
+                sock.sendall(b"GET /api/v1/status HTTP/1.1\r\nHost: x\r\nX-Half: ")
+            elif i % 3 == 1:
+                sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")   # then stays idle
+            sock.setblocking(False)
+            sockets.append(sock)
+        assert httpx.get(served.url + "/ping", timeout=10).status_code == 204
+        closed = _closed_sockets(sockets, deadline_s=90)
+        assert len(closed) == len(sockets), f"{len(sockets) - len(closed)} still open"
+        assert all(closed[i].startswith(b"HTTP/1.1 408") for i in range(0, 900, 3))
+        assert all(closed[i].startswith(b"HTTP/1.1 204") for i in range(1, 900, 3))
+        assert all(closed[i] == b"" for i in range(2, 900, 3))
+        assert httpx.get(served.url + "/ping", timeout=10).status_code == 204
+    finally:
+        for sock in sockets:
+            sock.close()
+        stop(served)

@@ -91,3 +91,47 @@ def test_postgres_down_across_the_end_of_a_run_loses_nothing(tmp_path: Path) -> 
     for g, w in zip(got, want, strict=True):
         assert int(g[1]) == int(g[2]) == SECONDS          # one row per second: nothing twice
         assert float(g[4]) == pytest.approx(w[4], rel=1e-9)
+
+
+def _wait_for_line(stream: object, text: str) -> list[str]:
+    """Read ``stream`` line by line until a line holds ``text``; returns the lines read."""
+    lines: list[str] = []
+    for line in stream:  # type: ignore[attr-defined]
+        lines.append(line)
+        if text in line:
+            return lines
+    raise AssertionError(f"the process ended without saying {text!r}:\n{''.join(lines)}")
+
+
+@pytest.mark.slow
+def test_postgres_down_at_start_up_is_waited_for(tmp_path: Path) -> None:
+    """The server is down when the command starts: the command says so, retries with a
+    capped backoff and, once the server is back, collects the whole span."""
+    with throwaway_postgres() as server:
+        url = fresh_database(server.url)
+        cli("setup", "--database-url", url, cwd=tmp_path)
+        server.stop("immediate")
+        args = _demo_args("--database-url", url, speed="0")
+        run = subprocess.Popen([sys.executable, "-m", "sunarchive", *args], cwd=tmp_path,
+                               env=clean_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        seen = _wait_for_line(run.stderr, "retrying in")
+        assert "Traceback" not in "".join(seen)
+        server.start()
+        out, err = run.communicate(timeout=300)
+        assert run.returncode == 0, (out, "".join(seen) + err)
+        with psycopg.connect(url) as con:
+            row = con.execute("SELECT COUNT(*), COUNT(DISTINCT (time, series_id)) "
+                              "FROM ps100_readings_1s").fetchone()
+    assert row is not None and int(row[0]) == int(row[1]) == SECONDS * PANELS
+
+
+def test_a_server_that_refuses_for_good_fails_at_once(pg_server_url: str,
+                                                      tmp_path: Path) -> None:
+    """Waiting does not help a database that does not exist: one line, exit 2, no retry."""
+    url = pg_server_url.rsplit("/", 1)[0] + "/no_such_database"
+    result = cli(*_demo_args("--database-url", url, speed="0"), cwd=tmp_path, check=False,
+                 timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert 'database "no_such_database" does not exist' in result.stderr
+    assert "retrying" not in result.stderr and "Traceback" not in result.stderr

@@ -11,12 +11,13 @@ from typing import Any
 
 from sunarchive.api.app import create_app
 from sunarchive.api.auth import check_bind, load_tokens
-from sunarchive.api.context import ApiContext
+from sunarchive.api.context import ApiContext, WriteLimits
 from sunarchive.api.server import HttpServer
 from sunarchive.model import require_aware
 from sunarchive.pipeline.accumulator import Accumulator
 from sunarchive.pipeline.agent import Agent
 from sunarchive.pipeline.live import LiveState
+from sunarchive.pipeline.retry import until_reachable
 from sunarchive.pipeline.spool import Spool
 from sunarchive.profiles import Profile, load_profiles
 from sunarchive.settings import Settings
@@ -33,6 +34,8 @@ from sunarchive.storage.open import (
     live_file_for_url,
 )
 from sunarchive.storage.open import open_store as open_url
+from sunarchive.storage.postgres.user_sql import ReaderRole
+from sunarchive.storage.user_sql import SqlLimits
 
 
 def profiles_for(settings: Settings) -> dict[str, Profile]:
@@ -50,7 +53,17 @@ def store_options(settings: Settings) -> StoreOptions:
                         settings.duckdb_memory_limit_mb, settings.duckdb_threads,
                         retention_of(settings),
                         None if password is None else password.get_secret_value(),
-                        settings.postgres_copy_streams, settings.timescaledb_value_grid)
+                        settings.postgres_copy_streams, settings.timescaledb_value_grid,
+                        SqlLimits(settings.sql_timeout_s, settings.sql_max_rows),
+                        reader_role(settings))
+
+
+def reader_role(settings: Settings) -> ReaderRole:
+    """Who user SQL runs as on PostgreSQL (settings ``postgres_reader_*``)."""
+    password = settings.postgres_reader_password
+    return ReaderRole(settings.postgres_reader_role,
+                      None if password is None else password.get_secret_value(),
+                      settings.postgres_sql_as_owner)
 
 
 def open_store(settings: Settings, read_only: bool = False) -> SqlStore:
@@ -89,8 +102,15 @@ def http_server(settings: Settings, app: App) -> HttpServer:
                          settings.http_tokens_file)
     check_bind(settings.http_host, tokens, settings.http_insecure)
     ctx = ApiContext(app.store, app.live, app.agent, tokens, settings.timezone,
-                     int(settings.http_max_body_mb * 2**20))
-    return HttpServer(create_app(ctx), settings.http_host, settings.http_port)
+                     int(settings.http_max_body_mb * 2**20), limits=write_limits(settings))
+    return HttpServer(create_app(ctx), settings.http_host, settings.http_port,
+                      settings.http_header_timeout_s, settings.http_keep_alive_s)
+
+
+def write_limits(settings: Settings) -> WriteLimits:
+    """The limits of the InfluxDB write endpoints from the settings of the same names."""
+    return WriteLimits(settings.max_future_s, settings.max_measurements,
+                       settings.max_tags_per_series, settings.max_fields_per_measurement)
 
 
 def simulator_config(sim: Any) -> SimulatorConfig:
@@ -213,7 +233,7 @@ class App:
 def build_app(settings: Settings, demo: bool, collect: bool = True) -> App:
     """A ready-to-start app: the store is open and set up, sources are configured
     (none with ``collect=False``: a server that only takes writes over HTTP)."""
-    store = open_store(settings)
+    store = until_reachable(lambda: open_store(settings), "opening the store")
     spool = Spool(settings.spool_dir or default_spool_dir(settings.database_url))
     sims = [s for s in settings.effective_sources() if s.type == "simulator"] if collect \
         else []

@@ -133,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--format", choices=["table", "csv", "json"], default="table")
     query.set_defaults(handler=cmd_query)
 
-    sql = sub.add_parser("sql", help="read-only SQL on the store")
+    sql = sub.add_parser("sql", help="one read statement (SELECT, VALUES, TABLE, WITH … "
+                         "SELECT) on the store; it cannot write, read files or change "
+                         "settings")
     _common(sql)
     sql.add_argument("statement")
     sql.add_argument("--format", choices=["table", "csv", "json"], default="table")
@@ -446,7 +448,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
         with open_reader(settings) as store:
-            result = store.sql(args.statement)
+            result = store.read_sql(args.statement)
     except StoreLockedError as exc:
         result = _running_instance(settings, exc).sql(args.statement)
     output.print_result(result, args.format)
@@ -486,6 +488,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except KeyboardInterrupt:
+        print("sunarchive: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import numpy as np
 from sunarchive.model import Event, InputError, SampleBatch, SeriesKey, StatsRows
 from sunarchive.pipeline.accumulator import Accumulator
 from sunarchive.pipeline.live import LiveState
+from sunarchive.pipeline.retry import until_reachable
 from sunarchive.pipeline.spool import PendingWrite, Spool
 from sunarchive.reducer import Reducer, ReduceResult, concat_rows, select_rows
 from sunarchive.sources.base import SampleSink, Source
@@ -159,12 +160,8 @@ class Agent:
             self._batch_ids[item.measurement] = max(self._batch_ids.get(item.measurement, 0),
                                                     item.batch_id)
         for name in self.store.profiles:
-            stored_batch = self.store.last_batch(name)
-            self._batch_ids[name] = max(self._batch_ids.get(name, 0), stored_batch)
-            last = self.store.last_time_s(name)
-            self._stored_until[name] = last
-            if last is not None:
-                self.stats.rollup_rows += self.store.rollup(name, last + 1)
+            until_reachable(lambda name=name: self._catch_up(name),  # type: ignore[misc]
+                            f"catching up {name}", self._stop_sources)
         self._writer = threading.Thread(target=self._run_writer, name="sunarchive-writer",
                                         daemon=True)
         self._writer.start()
@@ -173,6 +170,15 @@ class Agent:
                                       name=f"source-{source.name}", daemon=True)
             thread.start()
             self._threads.append(thread)
+
+    def _catch_up(self, name: str) -> None:
+        """Where an earlier run left ``name``: its last batch, newest second and rollups."""
+        stored_batch = self.store.last_batch(name)
+        self._batch_ids[name] = max(self._batch_ids.get(name, 0), stored_batch)
+        last = self.store.last_time_s(name)
+        self._stored_until[name] = last
+        if last is not None:
+            self.stats.rollup_rows += self.store.rollup(name, last + 1)
 
     def _run_source(self, source: Source) -> None:
         status = self.source_status[source.name]
