@@ -198,3 +198,29 @@ def test_columnar_path_equals_the_per_line_parser(body: str, precision: str) -> 
     fast = parse_lines(body, precision, now_ns=NOW)
     slow = parse_lines(body, precision, now_ns=NOW, columnar=False)
     assert _plain(fast) == _plain(slow)
+
+
+@pytest.mark.parametrize(("value", "kind"), [
+    ("9223372036854775808i", "int64"), ("-9223372036854775809i", "int64"),
+    ("9" * 400 + "i", "int64"), ("18446744073709551616u", "uint64"), ("9" * 5000 + "u", "uint64"),
+])
+def test_integers_beyond_their_type_are_refused_by_line_and_field(value: str, kind: str) -> None:
+    for body in (f"m x=1 1\nm x={value} 2\nm x=3 3", f"m x=1 1\nm,t=a\\ b x={value} 2\nm x=3 3"):
+        result = parse_lines(body, now_ns=NOW)
+        (error,) = result.errors
+        assert error.line_number == 2
+        assert "field 'x'" in error.message and kind in error.message
+        assert list(result.measurements["m"].time_ns) == [1, 3]
+
+
+def test_integers_at_the_edges_of_their_type_are_kept() -> None:
+    result = parse_lines("m a=9223372036854775807i,b=-9223372036854775808i,"
+                         "c=18446744073709551615u 1", now_ns=NOW)
+    assert result.errors == []
+    assert result.measurements["m"].fields["c"].values[0] == float(2**64 - 1)
+
+
+def test_a_refused_line_leaves_no_empty_measurement() -> None:
+    result = parse_lines("new x=1 99999999999999999999\nother x=1e999 1\nm x=1 1", now_ns=NOW)
+    assert [e.line_number for e in result.errors] == [1, 2]
+    assert list(result.measurements) == ["m"]

@@ -7,7 +7,9 @@ are scanned character by character. A malformed line becomes a :class:`LineError
 
 Values: floats ``1``, ``-1.5E-2``; integers ``12i``; unsigned ``12u``; booleans
 ``t T true True TRUE`` / ``f F false False FALSE``; strings in double quotes. NaN and Inf are
-rejected. Integers and booleans are carried as float64 (exact up to 2**53).
+rejected, and so are floats beyond float64 (``1e999``), integers beyond int64 and unsigned
+integers beyond uint64, each naming its line and field. Integers and booleans are carried as
+float64 (exact up to 2**53). Timestamps must fit int64 nanoseconds after scaling.
 
 Precision ``auto`` (InfluxDB 3) guesses the unit from the magnitude of the timestamp:
 |t| < 1e11 → seconds, < 1e14 → milliseconds, < 1e17 → microseconds, else nanoseconds.
@@ -76,6 +78,13 @@ class ParsedMeasurement:
     line_numbers: np.ndarray[Any, np.dtype[np.int64]] = field(
         default_factory=lambda: np.empty(0, np.int64))
     """The 1-based line of each point (to name it in a file import's report)."""
+
+    def take(self, keep: np.ndarray[Any, np.dtype[np.bool_]]) -> ParsedMeasurement:
+        """The points where ``keep`` is true (tag sets and field kinds unchanged)."""
+        fields = {k: ParsedField(f.kind, f.values[keep]) for k, f in self.fields.items()}
+        return ParsedMeasurement(self.measurement, self.tag_keys, self.tag_sets,
+                                 self.tag_index[keep], self.time_ns[keep], fields,
+                                 self.line_numbers[keep])
 
 
 @dataclass
@@ -227,9 +236,11 @@ def _parse_one(line: str, index: int, unit: str, now: int, max_line_bytes: int,
         return 0
     try:
         measurement, tags, fields, stamp = _parse(line)
-        builder = builders.setdefault(measurement, _Builder())
-        builder.check_kinds(fields)
-        builder.add(tags, _time_ns(stamp, unit, now), fields, index)
+        time_ns = _time_ns(stamp, unit, now)
+        known = builders.get(measurement)
+        if known is not None:
+            known.check_kinds(fields)
+        builders.setdefault(measurement, _Builder()).add(tags, time_ns, fields, index)
         return 1
     except _BadLine as exc:
         shown = line if len(line) <= MAX_SHOWN else line[:MAX_SHOWN] + "…"
@@ -294,9 +305,9 @@ def _value(name: str, text: str) -> tuple[Kind, Any]:
         raise _BadLine(f"field {name!r} has no value")
     last = text[-1]
     if last == "i" and INTEGER.fullmatch(text[:-1]):
-        return "int", float(int(text[:-1]))
+        return "int", _in_range(name, text, -(2**63), 2**63 - 1)
     if last == "u" and UNSIGNED.fullmatch(text[:-1]):
-        return "uint", float(int(text[:-1]))
+        return "uint", _in_range(name, text, 0, 2**64 - 1)
     if text in TRUE:
         return "bool", 1.0
     if text in FALSE:
@@ -307,6 +318,15 @@ def _value(name: str, text: str) -> tuple[Kind, Any]:
             raise _BadLine(f"field {name!r}: {text!r} is out of range")
         return "float", number
     raise _BadLine(f"field {name!r}: invalid value {text!r}")
+
+
+def _in_range(name: str, text: str, low: int, high: int) -> float:
+    """The integer ``text`` (with its ``i``/``u`` suffix) as float64, if within
+    ``[low, high]`` (int64 or uint64, as InfluxDB stores them)."""
+    if len(text) > 22 or not low <= int(text[:-1]) <= high:
+        kind = "int64" if text[-1] == "i" else "uint64"
+        raise _BadLine(f"field {name!r}: {text[:40]!r} is out of range for {kind}")
+    return float(int(text[:-1]))
 
 
 # -- lines with escapes or quoted strings ------------------------------------------------------

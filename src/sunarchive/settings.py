@@ -182,6 +182,19 @@ class Settings(BaseModel):
     http_keep_alive_s: int = Field(default=5, ge=1, le=3600, description="How long an idle "
                                    "connection stays open after a response, waiting for the "
                                    "next request.")
+    max_future_s: float = Field(
+        default=300.0, gt=0, description="Live inputs (the InfluxDB write endpoints, MQTT, "
+        "TCP) refuse points stamped more than this far ahead of the clock, each with its "
+        "line; imports and the simulator follow their own clock.")
+    max_measurements: int = Field(
+        default=1000, gt=0, description="The InfluxDB write endpoints create no measurement "
+        "beyond this many (the lines of a new one are refused with a 400).")
+    max_tags_per_series: int = Field(
+        default=64, gt=0, description="The InfluxDB write endpoints refuse a line with more "
+        "tags, and a new measurement with more tag keys.")
+    max_fields_per_measurement: int = Field(
+        default=256, gt=0, description="The InfluxDB write endpoints refuse the lines of a "
+        "new measurement with more fields.")
     influxdb: InfluxSettings = Field(
         default_factory=InfluxSettings,
         description="InfluxDB mirror (docs/influxdb-mirror.md); also from the upstream "

@@ -17,6 +17,20 @@ from sunarchive.query import parse_time
 from sunarchive.storage.open import SqlStore
 
 
+@dataclass(frozen=True)
+class WriteLimits:
+    """What one write may do to the store (settings of the same names; docs/api.md)."""
+
+    max_future_s: float = 300.0
+    """Points stamped further ahead of the clock (in seconds) are refused."""
+    max_measurements: int = 1000
+    """A write cannot create a measurement beyond this many."""
+    max_tags_per_series: int = 64
+    """Tags a point (and a new measurement) may have."""
+    max_fields_per_measurement: int = 256
+    """Fields a new measurement may have."""
+
+
 @dataclass
 class ApiContext:
     """One per server. ``agent`` is None for a server that cannot write."""
@@ -29,6 +43,7 @@ class ApiContext:
     max_body_bytes: int = 10 * 2**20
     started_at: float = 0.0
     profile_lock: threading.Lock = field(default_factory=threading.Lock)
+    limits: WriteLimits = field(default_factory=WriteLimits)
 
     @property
     def profiles(self) -> dict[str, Profile]:

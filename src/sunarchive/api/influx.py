@@ -5,6 +5,10 @@ Points go through the same queue and reducer as every source. A measurement with
 must use its tags and fields; a measurement without one gets a profile inferred from its
 fields (floats → gauge, integers → counter when the name says so, else gauge, booleans →
 flag), created on the spot and kept in the store, so Home Assistant's data lands too.
+
+Each line is stored or refused on its own (:mod:`sunarchive.api.influx_points`): 204 means
+every line was stored whole; 400 lists the refused lines by number (and lines whose unknown
+fields were dropped), while the good lines of the body are stored (``partial write``).
 """
 
 from __future__ import annotations
@@ -17,16 +21,17 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
 from sunarchive.api.context import ApiContext
-from sunarchive.api.inferred import infer_profile, spec_of
-from sunarchive.lineprotocol import LineError, ParsedMeasurement, ParseResult, parse_lines
-from sunarchive.lineprotocol_samples import to_samples
-from sunarchive.model import SampleBatch, SunarchiveError
+from sunarchive.api.influx_points import Plan, plan_write, with_lines
+from sunarchive.lineprotocol import LineError, parse_lines
+from sunarchive.model import SampleBatch
 from sunarchive.pipeline.accumulator import QueueFullError
 
 router = APIRouter(tags=["InfluxDB compatible"])
 INFLUX_VERSION = "1.8.10"
 V1_PRECISIONS = {"n": "ns", "ns": "ns", "u": "us", "us": "us", "ms": "ms", "s": "s"}
 """InfluxDB 1.x spells nanoseconds ``n`` and microseconds ``u``."""
+MAX_LISTED = 1000
+"""Errors listed in a v3 answer (v1 and v2 word the first 20 in their message)."""
 V3_PRECISIONS = {"auto", "second", "millisecond", "microsecond", "nanosecond",
                  "s", "ms", "us", "ns"}
 
@@ -60,14 +65,20 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def gunzip(body: bytes, limit: int) -> bytes:
-    """Decompress, refusing more than ``limit`` bytes of output (gzip bombs)."""
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise WriteError(400, f"body is not valid gzip: {exc}") from None
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise WriteError(413, f"decompressed body exceeds the limit of {limit} bytes")
+    """Decompress every gzip member (``cat a.gz b.gz`` is one body, as for InfluxDB),
+    refusing more than ``limit`` bytes of output (gzip bombs)."""
+    out, rest = b"", body
+    while rest:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out += inflater.decompress(rest, limit + 1 - len(out))
+        except zlib.error as exc:
+            raise WriteError(400, f"body is not valid gzip: {exc}") from None
+        if len(out) > limit or inflater.unconsumed_tail:
+            raise WriteError(413, f"decompressed body exceeds the limit of {limit} bytes")
+        if not inflater.eof:
+            raise WriteError(400, "body is not valid gzip: it ends inside a member")
+        rest = inflater.unused_data
     return out
 
 
@@ -82,55 +93,34 @@ def authorize_write(ctx: ApiContext, request: Request) -> None:
 
 
 # -- ingest ------------------------------------------------------------------------------------
-def ingest(ctx: ApiContext, parsed: ParseResult) -> tuple[int, list[LineError]]:
-    """Queue every good point; returns (points queued, errors beyond the parser's)."""
+def queue(ctx: ApiContext, batches: list[SampleBatch]) -> None:
+    """Put the batches on the writer's queue; 503 when it is full."""
     assert ctx.agent is not None
-    errors: list[LineError] = []
-    queued = 0
-    for measurement in parsed.measurements.values():
-        batch = _to_batch(ctx, measurement, errors)
-        if batch is None or not len(batch):
-            continue
+    for batch in batches:
         try:
             ctx.agent.accumulator.put(batch)
         except QueueFullError:
             raise WriteError(503, "the write queue is full; retry later") from None
-        queued += len(batch)
-    return queued, errors
 
 
-def _to_batch(ctx: ApiContext, m: ParsedMeasurement,
-              errors: list[LineError]) -> SampleBatch | None:
-    profile = ctx.profiles.get(m.measurement)
-    if profile is None:
-        with ctx.profile_lock:
-            profile = ctx.profiles.get(m.measurement)
-            if profile is None:
-                try:
-                    profile = infer_profile(m)
-                    ctx.store.add_profile(profile, spec_of(m))
-                except SunarchiveError as exc:
-                    errors.append(LineError(0, m.measurement, f"measurement {m.measurement!r}: "
-                                            f"cannot store it: {exc}"))
-                    return None
-    samples = to_samples(m, profile, ctx.store.state_codes)
-    errors.extend(LineError(0, m.measurement, text) for text in samples.problems)
-    return samples.batch
-
-
-async def _write(request: Request, precision: str, accept_partial: bool = True
-                 ) -> tuple[ParseResult, list[LineError]]:
+async def _write(request: Request, precision: str, accept_partial: bool = True) -> Plan:
+    """Parse and check the body; queue the good points (none if any line is bad and not
+    ``accept_partial``)."""
     ctx: ApiContext = request.app.state.ctx
     authorize_write(ctx, request)
     body = await read_body(request, ctx.max_body_bytes)
+    now_ns = time.time_ns()
     try:
-        parsed = parse_lines(body, precision=precision, now_ns=time.time_ns())
+        parsed = parse_lines(body, precision=precision, now_ns=now_ns)
     except ValueError as exc:
         raise WriteError(400, str(exc)) from None
-    if parsed.errors and not accept_partial:
-        return parsed, []
-    _, extra = ingest(ctx, parsed)
-    return parsed, extra
+    plan = plan_write(ctx, parsed, now_ns)
+    with_lines(plan.errors, body)
+    if plan.errors and not accept_partial:
+        plan.dropped = parsed.lines
+        return plan
+    queue(ctx, plan.batches)
+    return plan
 
 
 def _messages(errors: list[LineError], limit: int = 20) -> str:
@@ -165,13 +155,12 @@ async def write_v1(request: Request, db: str = "", precision: str = "ns") -> Res
         return JSONResponse({"error": f"precision {precision!r} is not supported; use one "
                                       f"of {', '.join(V1_PRECISIONS)}"}, status_code=400)
     try:
-        parsed, extra = await _write(request, V1_PRECISIONS[precision or "ns"])
+        plan = await _write(request, V1_PRECISIONS[precision or "ns"])
     except WriteError as exc:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
-    errors = parsed.errors + extra
-    if errors:
-        return JSONResponse({"error": f"partial write: {_messages(errors)} "
-                                      f"dropped={len(parsed.errors)}"}, status_code=400)
+    if plan.errors:
+        return JSONResponse({"error": f"partial write: {_messages(plan.errors)} "
+                                      f"dropped={plan.dropped}"}, status_code=400)
     return Response(status_code=204)
 
 
@@ -180,13 +169,13 @@ async def write_v2(request: Request, bucket: str = "", org: str = "",
                    precision: str = "ns") -> Response:
     """InfluxDB 2.x write (``bucket`` names the database; ``org`` is ignored)."""
     try:
-        parsed, extra = await _write(request, precision or "ns")
+        plan = await _write(request, precision or "ns")
     except WriteError as exc:
         code = {401: "unauthorized", 413: "request too large"}.get(exc.status, "invalid")
         return JSONResponse({"code": code, "message": exc.message}, status_code=exc.status)
-    errors = parsed.errors + extra
-    if errors:
-        return JSONResponse({"code": "invalid", "message": _messages(errors)},
+    if plan.errors:
+        return JSONResponse({"code": "invalid", "message": f"partial write: "
+                             f"{_messages(plan.errors)} dropped={plan.dropped}"},
                             status_code=400)
     return Response(status_code=204)
 
@@ -194,19 +183,19 @@ async def write_v2(request: Request, bucket: str = "", org: str = "",
 @router.post("/api/v3/write_lp", status_code=204)
 async def write_v3(request: Request, db: str = "", precision: str = "auto",
                    accept_partial: bool = True, no_sync: bool = False) -> Response:
-    """InfluxDB 3 write: partial writes keep the good lines and list the bad ones."""
+    """InfluxDB 3 write: partial writes keep the good lines and list the bad ones (the first
+    ``MAX_LISTED``); with ``accept_partial=false`` one bad line refuses the whole body."""
     if precision not in V3_PRECISIONS:
         return JSONResponse({"error": f"precision {precision!r} is not one of "
                                       f"{', '.join(sorted(V3_PRECISIONS))}"}, status_code=400)
     try:
-        parsed, extra = await _write(request, precision, accept_partial)
+        plan = await _write(request, precision, accept_partial)
     except WriteError as exc:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
-    errors = parsed.errors + extra
-    if not errors:
+    if not plan.errors:
         return Response(status_code=204)
     data = [{"original_line": e.line, "line_number": e.line_number,
-             "error_message": e.message} for e in errors]
+             "error_message": e.message} for e in plan.errors[:MAX_LISTED]]
     if not accept_partial:
         return JSONResponse({"error": "parsing failed for write_lp endpoint", "data": data},
                             status_code=400)

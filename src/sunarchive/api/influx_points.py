@@ -1,0 +1,182 @@
+"""A parsed write body → the batches to queue and the lines refused, point by point.
+
+Every point (line) is stored or refused on its own; a refused line is named by its 1-based
+number, and the lines around it are kept. A point is refused when:
+
+* the parser refuses its line (syntax, values beyond float64/int64/uint64, times beyond
+  int64 nanoseconds);
+* the store cannot hold its time or a numeric value (:mod:`sunarchive.bounds`: 1970 …
+  2200, finite and within ±1e15), named with the field;
+* it is stamped more than ``max_future_s`` ahead of the clock (:mod:`sunarchive.timecheck`);
+* it carries more than ``max_tags_per_series`` tags;
+* it carries a tag its measurement's profile does not have;
+* none of its fields is in the profile (a field the profile lacks is dropped from a point
+  that keeps others; that line is reported too, but stored);
+* its measurement is new and cannot be created: the store already holds
+  ``max_measurements`` measurements, or the body gives it more than
+  ``max_fields_per_measurement`` fields or ``max_tags_per_series`` tag keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from sunarchive.api.context import ApiContext, WriteLimits
+from sunarchive.api.inferred import infer_profile, spec_of
+from sunarchive.bounds import TIME_RANGE_TEXT, times_ok, value_problem, values_bad
+from sunarchive.lineprotocol import MAX_SHOWN, LineError, ParsedMeasurement, ParseResult
+from sunarchive.lineprotocol_samples import Samples, to_samples
+from sunarchive.model import SampleBatch, SunarchiveError
+from sunarchive.profiles import Profile
+from sunarchive.timecheck import drop_ahead
+
+
+@dataclass
+class Plan:
+    """What a write body becomes: batches to queue, errors by line, points not stored."""
+
+    batches: list[SampleBatch] = field(default_factory=list)
+    errors: list[LineError] = field(default_factory=list)
+    dropped: int = 0
+    """Points (lines) not stored, the parser's refusals included."""
+
+    def refuse(self, m: ParsedMeasurement, mask: npt.NDArray[np.bool_],
+               why: Callable[[int], str]) -> ParsedMeasurement:
+        """Refuse the points of ``m`` where ``mask`` is true (``why(i)`` for point ``i``);
+        returns the rest."""
+        at = np.flatnonzero(mask)
+        self.errors += [LineError(int(m.line_numbers[i]), "",
+                                  f"line {int(m.line_numbers[i])}: {why(int(i))}")
+                        for i in at.tolist()]
+        self.dropped += len(at)
+        return m.take(~mask)
+
+
+def plan_write(ctx: ApiContext, parsed: ParseResult, now_ns: int) -> Plan:
+    """Check every point of ``parsed`` (see the module docstring); create the profiles of
+    new measurements that pass. Nothing is queued here."""
+    limits = ctx.limits
+    parsed = drop_ahead(parsed, now_ns, limits.max_future_s)
+    plan = Plan(errors=list(parsed.errors), dropped=len(parsed.errors))
+    for m in parsed.measurements.values():
+        m = _within_tag_limit(_storable(m, plan), limits, plan)
+        profile = _profile(ctx, m, plan) if len(m.time_ns) else None
+        if profile is not None:
+            _samples(ctx, m, profile, plan)
+    plan.errors.sort(key=lambda e: e.line_number)
+    return plan
+
+
+def with_lines(errors: list[LineError], body: bytes) -> None:
+    """Fill in the original text of errors that lack it, from the body."""
+    if all(e.line for e in errors):
+        return
+    lines = body.decode("utf-8", errors="replace").split("\n")
+    for e in errors:
+        if not e.line and 0 < e.line_number <= len(lines):
+            text = lines[e.line_number - 1].rstrip("\r").lstrip(" \t")
+            e.line = text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + "…"
+
+
+def _storable(m: ParsedMeasurement, plan: Plan) -> ParsedMeasurement:
+    """Refuse the points whose time or a numeric field value the store cannot hold."""
+    why: dict[int, str] = {}
+    for i in np.flatnonzero(~times_ok(m.time_ns)).tolist():
+        why[i] = f"timestamp {int(m.time_ns[i])} ns is outside the storable range " \
+                 f"{TIME_RANGE_TEXT}"
+    for key, f in m.fields.items():
+        if f.kind != "string":
+            values = f.values.astype(np.float64)
+            for i in np.flatnonzero(values_bad(values)).tolist():
+                why.setdefault(i, f"field {key!r} value {values[i]:g} is "
+                                  f"{value_problem(float(values[i]))}")
+    if not why:
+        return m
+    mask = np.zeros(len(m.time_ns), bool)
+    mask[list(why)] = True
+    return plan.refuse(m, mask, why.__getitem__)
+
+
+def _within_tag_limit(m: ParsedMeasurement, limits: WriteLimits,
+                      plan: Plan) -> ParsedMeasurement:
+    most = limits.max_tags_per_series
+    if len(m.tag_keys) <= most:
+        return m
+    per_set = np.array([sum(1 for v in values if v) for values in m.tag_sets], np.int64)
+    count = per_set[m.tag_index]
+    return plan.refuse(m, count > most, lambda i: f"{int(count[i])} tags, more than "
+                       f"max_tags_per_series = {most}")
+
+
+def _profile(ctx: ApiContext, m: ParsedMeasurement, plan: Plan) -> Profile | None:
+    """The profile of ``m``, created when new and within the limits; else its points are
+    refused and None is returned."""
+    profile = ctx.profiles.get(m.measurement)
+    if profile is not None:
+        return profile
+    with ctx.profile_lock:
+        profile = ctx.profiles.get(m.measurement)
+        if profile is not None:
+            return profile
+        why = _over_limits(m, ctx.limits, len(ctx.profiles))
+        if why is None:
+            try:
+                profile = infer_profile(m)
+                ctx.store.add_profile(profile, spec_of(m))
+                return profile
+            except SunarchiveError as exc:
+                why = f"measurement {m.measurement!r}: cannot store it: {exc}"
+    plan.refuse(m, np.ones(len(m.time_ns), bool), lambda _: why)
+    return None
+
+
+def _over_limits(m: ParsedMeasurement, limits: WriteLimits, measurements: int) -> str | None:
+    """Why the new measurement ``m`` cannot be created, or None."""
+    name = m.measurement
+    if measurements >= limits.max_measurements:
+        return (f"measurement {name!r} is new and the store already holds "
+                f"{measurements} measurements (max_measurements = {limits.max_measurements})")
+    if len(m.fields) > limits.max_fields_per_measurement:
+        return (f"measurement {name!r} is new with {len(m.fields)} fields, more than "
+                f"max_fields_per_measurement = {limits.max_fields_per_measurement}")
+    if len(m.tag_keys) > limits.max_tags_per_series:
+        return (f"measurement {name!r} is new with {len(m.tag_keys)} tag keys, more than "
+                f"max_tags_per_series = {limits.max_tags_per_series}")
+    return None
+
+
+def _samples(ctx: ApiContext, m: ParsedMeasurement, profile: Profile, plan: Plan) -> None:
+    """Convert ``m``'s points; each refused or trimmed point becomes an error of its line."""
+    samples = to_samples(m, profile, ctx.store.state_codes)
+    refused = dict(samples.refused)
+    carries = _carried_dropped_fields(m, samples)
+    for i in np.flatnonzero(~samples.kept).tolist():
+        why = refused.get(i) or "; ".join(carries.get(i, [])) or "no field value"
+        n = int(m.line_numbers[i])
+        suffix = "" if i in refused else "; nothing of the line was stored"
+        plan.errors.append(LineError(n, "", f"line {n}: {why}{suffix}"))
+    plan.dropped += int((~samples.kept).sum())
+    for i in np.flatnonzero(samples.kept).tolist():
+        if i in carries:
+            n = int(m.line_numbers[i])
+            plan.errors.append(LineError(n, "", f"line {n}: {'; '.join(carries[i])}; "
+                                               "its other fields were stored"))
+    if samples.batch is not None and len(samples.batch):
+        plan.batches.append(samples.batch)
+
+
+def _carried_dropped_fields(m: ParsedMeasurement, samples: Samples) -> dict[int, list[str]]:
+    """Point index → why each dropped field it carries was dropped."""
+    out: dict[int, list[str]] = {}
+    for name, why in samples.dropped_fields.items():
+        values: Any = m.fields[name].values
+        carried = np.array([v is not None for v in values], bool) \
+            if m.fields[name].kind == "string" else ~np.isnan(values)
+        for i in np.flatnonzero(carried).tolist():
+            out.setdefault(i, []).append(why)
+    return out
