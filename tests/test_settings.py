@@ -54,6 +54,7 @@ UNITLESS = {
     "queue_full_policy",
     "duckdb_threads",
     "postgres_copy_streams", "timescaledb_value_grid",
+    "sql_max_rows", "postgres_reader_role", "postgres_reader_password", "postgres_sql_as_owner",
     "log_level",
     "http_host",
     "http_port",
@@ -397,8 +398,9 @@ def test_unit_suffixes() -> None:
 
 def test_secret_fields_are_secretstr() -> None:
     secrets = [d for d in describe_settings() if d.secret]
-    assert [d.name for d in secrets] == ["database_password", "http_read_tokens",
-                                         "http_write_tokens", "influxdb.token"]
+    assert [d.name for d in secrets] == ["database_password", "postgres_reader_password",
+                                         "http_read_tokens", "http_write_tokens",
+                                         "influxdb.token"]
     for doc in secrets:
         model: Any = Settings
         for part in doc.name.split(".")[:-1]:

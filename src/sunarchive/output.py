@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import sys
@@ -16,8 +17,11 @@ from sunarchive.storage.base import QueryResult
 
 
 def _plain(value: Any) -> Any:
+    """A JSON-ready value: BLOB / bytea as base64 text, as the API gives them."""
     if isinstance(value, datetime | date):
         return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, float) and value != value:

@@ -140,6 +140,25 @@ class Settings(BaseModel):
         "at their declared resolution. `binary` (1/1024 for 3 decimals: 20.0009765625 V) "
         "compresses about 4x better than `decimal` (20.001 V); `round(x::numeric, 3)` shows "
         "the decimal value. Plain PostgreSQL and DuckDB always store decimal values.")
+    sql_timeout_s: float = Field(
+        default=30.0, gt=0, le=86_400, description="User SQL (`sunarchive sql`, POST /api/v1/sql): a "
+        "statement running longer is cancelled.")
+    sql_max_rows: int = Field(
+        default=100_000, gt=0, le=100_000_000, description="User SQL: a result with more rows is refused "
+        "(narrow it with WHERE, LIMIT or an aggregate).")
+    postgres_reader_role: str = Field(
+        default="sunarchive_reader", min_length=1, max_length=63,
+        description="PostgreSQL: the role user SQL runs as. `setup` creates it (LOGIN, SELECT "
+        "on the store's tables only) when the database_url role may create roles "
+        "(docs/postgresql.md).")
+    postgres_reader_password: SecretStr | None = Field(
+        default=None, json_schema_extra={"secret": True},
+        description="PostgreSQL: password of postgres_reader_role; `setup` sets it, user SQL "
+        "logs in with it (unset: the server must let the role in without one).")
+    postgres_sql_as_owner: bool = Field(
+        default=False, description="PostgreSQL fallback: run user SQL as the database_url "
+        "role instead of postgres_reader_role (still one query in a READ ONLY transaction "
+        "with the limits above, but a superuser role can read server files).")
     retention_1s_days: float | None = Field(default=None, gt=0, le=MAX_DAYS, description="Keep "
                                             "1-second statistics this long; unset = forever.")
     retention_5min_days: float | None = Field(default=None, gt=0, le=MAX_DAYS, description="Keep "

@@ -8,6 +8,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from sunarchive.api import dashboard, influx, live, rest
+from sunarchive.api.body_limit import BodyLimit
 from sunarchive.api.context import ApiContext
 from sunarchive.api.live import LiveHub
 from sunarchive.model import SunarchiveError
@@ -27,6 +28,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(live.router)
     app.include_router(influx.router)
     app.include_router(dashboard.router)
+    app.add_middleware(BodyLimit, limit_bytes=ctx.max_body_bytes)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:

@@ -6,9 +6,11 @@ gets a 400/404 whose message names it.
 
 from __future__ import annotations
 
+import base64
 import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Annotated, Any
 
 import numpy as np
@@ -49,24 +51,43 @@ class SqlRequest(BaseModel):
 
 
 def table_json(table: pa.Table) -> dict[str, Any]:
-    """Columns and rows, JSON-ready: times as ISO 8601 with offset, NaN as null. Converted
-    column by column with Arrow and numpy kernels, not value by value."""
+    """Columns and rows, JSON-ready: times as ISO 8601 with offset, NaN as null, DECIMAL /
+    numeric as numbers (doubles), BLOB / bytea as base64 text. Converted column by column
+    with Arrow and numpy kernels, not value by value."""
     columns = list(table.column_names)
     matrix = np.empty((table.num_rows, len(columns)), dtype=object)
-    for i, name in enumerate(columns):
-        matrix[:, i] = _column_json(table.column(name))
+    for i in range(len(columns)):
+        matrix[:, i] = _column_json(table.column(i))
     return {"columns": columns, "rows": matrix.tolist()}
 
 
 def json_response(payload: dict[str, Any]) -> Response:
     """A JSON response serialized by orjson (NaN → null), for large row sets."""
-    return Response(orjson.dumps(payload), media_type="application/json")
+    return Response(orjson.dumps(payload, default=_json_default),
+                    media_type="application/json")
+
+
+def _json_default(value: Any) -> Any:
+    """Values orjson does not know, e.g. inside a LIST or STRUCT column."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return str(value)
 
 
 def _column_json(column: pa.ChunkedArray[Any]) -> list[Any] | np.ndarray[Any, Any]:
     kind = column.type
+    if pa.types.is_decimal(kind):
+        column = pc.cast(column, pa.float64(), safe=False)
+        kind = column.type
     if pa.types.is_floating(kind):
         return column.to_numpy()                       # orjson writes NaN as null
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or \
+            pa.types.is_fixed_size_binary(kind):
+        return [None if v is None else _json_default(v) for v in column.to_pylist()]
     if pa.types.is_timestamp(kind) and column.null_count == 0:
         utc = column if kind.tz is None else pc.cast(column, pa.timestamp(kind.unit))
         stamps = utc.to_numpy()
@@ -274,11 +295,14 @@ def health(request: Request) -> JSONResponse:
 
 @router.post("/api/v1/sql", tags=["read"])
 def sql(ctx: Reader, body: SqlRequest) -> Response:
-    """Read-only SQL on the store (what `sunarchive sql` sends to a running instance)."""
+    """One read statement (SELECT, VALUES, TABLE, WITH … SELECT) on the store, run where it
+    cannot write, read files or change settings, within `sql_timeout_s` and `sql_max_rows`
+    (what `sunarchive sql` sends to a running instance). Anything else is a 400 naming why."""
     try:
-        return json_response(table_json(ctx.store.sql(body.sql).table))
-    except Exception as exc:
-        raise HTTPException(400, f"SQL failed: {str(exc).splitlines()[0]}") from None
+        result = ctx.store.read_sql(body.sql)
+    except SunarchiveError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return json_response(table_json(result.table))
 
 
 # -- upstream-compatible endpoints -------------------------------------------------------------

@@ -79,7 +79,10 @@ class Store(Protocol):
         """Rows of one tier in [start, end), materialized plus real-time buckets."""
 
     def sql(self, text: str) -> QueryResult:
-        """Run read-only SQL."""
+        """Run the program's own read-only SQL (user text goes through :meth:`read_sql`)."""
+
+    def read_sql(self, text: str) -> QueryResult:
+        """Run one user statement where it cannot write, read files or change settings."""
 
     def status(self) -> dict[str, Any]:
         """Engine, size and per-table figures."""

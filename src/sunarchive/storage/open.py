@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sunarchive.model import ConfigError
@@ -12,6 +12,8 @@ from sunarchive.profiles.spec import Profile
 from sunarchive.resolution import ValueGrid
 from sunarchive.storage.duckdb.store import DuckDBStore
 from sunarchive.storage.postgres.store import PostgresStore
+from sunarchive.storage.postgres.user_sql import ReaderRole
+from sunarchive.storage.user_sql import SqlLimits
 
 DUCKDB_PREFIX = "duckdb://"
 POSTGRES_PREFIXES = ("postgresql://", "postgres://")
@@ -30,6 +32,8 @@ class StoreOptions:
     password: str | None = None
     copy_streams: int = 2
     timescale_grid: ValueGrid = "binary"
+    sql_limits: SqlLimits = field(default_factory=SqlLimits)
+    reader_role: ReaderRole = field(default_factory=ReaderRole)
 
 
 def is_postgres(url: str) -> bool:
@@ -99,11 +103,13 @@ def open_store(url: str, options: StoreOptions, read_only: bool = False,
         store = PostgresStore(url, options.profiles, timezone=options.timezone,
                               retention_days=options.retention_days, password=options.password,
                               read_only=read_only, copy_streams=options.copy_streams,
-                              timescale_grid=options.timescale_grid)
+                              timescale_grid=options.timescale_grid,
+                              reader=options.reader_role, sql_limits=options.sql_limits)
     else:
         store = DuckDBStore(duckdb_path(url), options.profiles, timezone=options.timezone,
                             memory_limit_mb=options.memory_limit_mb, threads=options.threads,
-                            read_only=read_only, retention_days=options.retention_days)
+                            read_only=read_only, retention_days=options.retention_days,
+                            sql_limits=options.sql_limits)
     try:
         if read_only:
             store.load_state()

@@ -598,7 +598,12 @@ class TieredStore(ABC):
 
     @abstractmethod
     def sql(self, text: str) -> QueryResult:
-        """Run read-only SQL."""
+        """Run the program's own read-only SQL (user text goes through :meth:`read_sql`)."""
+
+    @abstractmethod
+    def read_sql(self, text: str) -> QueryResult:
+        """Run one user statement where it cannot write, read files or change settings,
+        within the store's ``sql_limits`` (:mod:`sunarchive.storage.user_sql`)."""
 
     def event_rows(self, limit: int = 100) -> Iterator[dict[str, Any]]:
         """Newest events first."""

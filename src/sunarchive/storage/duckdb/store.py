@@ -22,9 +22,11 @@ from sunarchive.model import ConfigError, StatsRows
 from sunarchive.profiles.spec import Profile
 from sunarchive.rollup import ALL_TIERS, DUCKDB
 from sunarchive.storage.base import QueryResult
+from sunarchive.storage.duckdb import user_sql
 from sunarchive.storage.duckdb.schema import create_schema, table_columns
 from sunarchive.storage.duckdb.sizes import table_bytes
 from sunarchive.storage.tiered import INCOMING, TieredStore, iso_seconds, iso_time
+from sunarchive.storage.user_sql import SqlLimits
 
 Q = DUCKDB.quote
 
@@ -41,8 +43,10 @@ class DuckDBStore(TieredStore):
 
     def __init__(self, path: Path, profiles: dict[str, Profile], timezone: str = "UTC",
                  memory_limit_mb: int = 256, threads: int = 2, read_only: bool = False,
-                 retention_days: dict[str, float | None] | None = None) -> None:
+                 retention_days: dict[str, float | None] | None = None,
+                 sql_limits: SqlLimits | None = None) -> None:
         super().__init__(profiles, timezone, retention_days)
+        self.sql_limits = sql_limits or SqlLimits()
         self.path = path
         self.location = str(path)
         self.read_only = read_only
@@ -54,7 +58,7 @@ class DuckDBStore(TieredStore):
         try:
             self._con = duckdb.connect(str(path), read_only=read_only,
                                        config={"memory_limit": f"{memory_limit_mb}MB",
-                                               "threads": threads})
+                                               "threads": threads, **user_sql.CLOSED_CONFIG})
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise StoreLockedError(
@@ -62,6 +66,7 @@ class DuckDBStore(TieredStore):
                     "writer per file). Stop it, or read through its API.") from None
             raise
         self._set_utc()
+        user_sql.lock_down(self._con)
         self._newest: dict[str, int | None] = {}
         """Newest 1 s row per measurement. The DuckDB file has one writing process — this
         one — so the value stays right as long as :meth:`write` keeps it current."""
@@ -140,6 +145,9 @@ class DuckDBStore(TieredStore):
             changes.extend(self.ensure_named_rollups())
             self._load_horizons()
             return changes
+
+    def read_sql(self, text: str) -> QueryResult:
+        return QueryResult(user_sql.run(self._con, text, self.sql_limits))
 
     def sql(self, text: str) -> QueryResult:
         con = self._con.cursor()

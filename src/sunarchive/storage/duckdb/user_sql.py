@@ -1,0 +1,83 @@
+"""User SQL on DuckDB, where it cannot write, read files, reach the network or change settings.
+
+* Exactly one statement, and DuckDB's own parser must call it a ``SELECT`` (that includes
+  ``VALUES``, ``TABLE t``, ``FROM t``, ``DESCRIBE``, ``SHOW``, ``SUMMARIZE``); what runs is the
+  parsed statement, not the text again.
+* It runs in a ``READ ONLY`` transaction on its own connection (a cursor), so the writer's
+  connection and its open transaction are never touched.
+* The database is opened with ``enable_external_access = false`` (no files, no network, no
+  extensions) and its configuration is locked once the store has set it up
+  (:func:`lock_down`): no statement can change a setting afterwards.
+* A timer interrupts the statement after ``sql_timeout_s``; at most ``sql_max_rows`` rows
+  are read (one more tells that the result is larger, which is refused).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from sunarchive.storage.user_sql import (
+    SqlLimits,
+    check_text,
+    failed,
+    not_one_read,
+    timed_out,
+    too_many_rows,
+)
+
+CLOSED_CONFIG: dict[str, Any] = {"enable_external_access": False}
+"""Connection config of every DuckDB store: file system, network and extension loading off
+(it can be switched off at run time, never back on)."""
+
+
+def lock_down(con: duckdb.DuckDBPyConnection) -> None:
+    """Lock the database's configuration (after the store's own ``SET`` statements)."""
+    con.execute("SET lock_configuration = true")
+
+
+def one_select(text: str) -> duckdb.Statement:
+    """The one statement of ``text``, if DuckDB's parser calls it a SELECT."""
+    check_text(text)
+    try:
+        statements = duckdb.extract_statements(text)
+    except duckdb.Error as exc:
+        raise failed(exc) from None
+    if len(statements) != 1:
+        raise not_one_read(f"{len(statements)} statements")
+    kind = statements[0].type
+    if kind != duckdb.StatementType.SELECT:
+        raise not_one_read(f"a {kind.name} statement")
+    return statements[0]
+
+
+def run(con: duckdb.DuckDBPyConnection, text: str, limits: SqlLimits) -> pa.Table:
+    """Rows of the user statement ``text`` on a new cursor of ``con``."""
+    statement = one_select(text)
+    cur = con.cursor()
+    expired = threading.Event()
+
+    def interrupt() -> None:
+        expired.set()
+        cur.interrupt()
+
+    timer = threading.Timer(limits.timeout_s, interrupt)
+    timer.daemon = True
+    try:
+        cur.execute("BEGIN TRANSACTION READ ONLY")
+        timer.start()
+        table: pa.Table = cur.sql(statement).limit(limits.max_rows + 1).to_arrow_table()
+    except duckdb.Error as exc:
+        raise (timed_out(limits) if expired.is_set() else failed(exc)) from None
+    finally:
+        timer.cancel()
+        with contextlib.suppress(duckdb.Error):
+            cur.execute("ROLLBACK")
+        cur.close()
+    if table.num_rows > limits.max_rows:
+        raise too_many_rows(limits)
+    return table
