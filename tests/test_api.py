@@ -122,6 +122,9 @@ def test_measurement_rows_and_energy_agree(api: Served) -> None:
     ("/api/v1/measurements/ps100_readings", {"tier": "2min"}, 400, "2min"),
     ("/api/v1/energy", {"measurement": "nope"}, 404, "nope"),
     ("/measurements/pressure", {}, 404, "pressure"),
+    ("/api/v1/measurements/ps100_readings", {"max_points": "0"}, 400, "max_points (query)"),
+    ("/api/v1/events", {"limit": "many"}, 400, "limit (query): Input should be a valid"),
+    ("/no/such/path", {}, 404, "Not Found"),
 ])
 def test_bad_requests_name_the_culprit(api: Served, path: str, params: dict[str, str],
                                        status: int, named: str) -> None:
@@ -185,6 +188,13 @@ def test_tokens_guard_reads_and_writes(demo_db: Path, tmp_path: Path) -> None:
         write = served.url + "/write"
         assert httpx.post(write, content=line, params={"p": "reader-1"}).status_code == 401
         assert httpx.post(write, content=line, params={"p": "writer-1"}).status_code == 204
+        for public in ("/docs", "/openapi.json", "/ping", "/api/v1/health", "/"):
+            assert httpx.get(served.url + public).status_code in (200, 204), public
+        query = served.url + "/query"
+        create = {"q": "CREATE DATABASE telegraf"}
+        assert httpx.post(query, params=create).status_code == 401
+        assert httpx.get(query, params=create).status_code == 401
+        assert httpx.post(query, params={**create, "p": "writer-1"}).status_code == 200
     finally:
         stop(served)
     assert "writer-1" not in (served.process.stderr.read() if served.process.stderr else "")

@@ -1,6 +1,7 @@
 """A schemathesis run over the OpenAPI schema of a real server (`sunarchive serve` on a free
-port, serving a copy of the demo store): generated requests to every documented operation,
-and not one may get a server error (5xx)."""
+port, serving a copy of the demo store): generated requests to every documented operation;
+not one may get a server error (5xx), and every status and error body it gets is the one the
+schema documents. Plus the schema itself: unique operation ids, documented token answers."""
 
 from __future__ import annotations
 
@@ -16,7 +17,11 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import (
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 try:
     from test_api import serve, stop
@@ -63,6 +68,26 @@ def _exercise(operation: Any, mode: GenerationMode, statuses: list[int]) -> None
     def check(case: Any) -> None:
         response = case.call(timeout=30)
         statuses.append(response.status_code)
-        case.validate_response(response, checks=[not_a_server_error])
+        case.validate_response(response, checks=[not_a_server_error, status_code_conformance,
+                                                  response_schema_conformance])
 
     check()
+
+
+#: Operations that answer without a token even when tokens are configured.
+PUBLIC = {("/ping", "get"), ("/ping", "head"), ("/api/v1/health", "get")}
+
+
+def test_operation_ids_unique_and_token_answers_documented(api_schema: Any) -> None:
+    raw = api_schema.raw_schema
+    operations = [(path, method, op) for path, item in raw["paths"].items()
+                  for method, op in item.items()]
+    ids = [op["operationId"] for _, _, op in operations]
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    assert raw["components"]["securitySchemes"]["token"]["scheme"] == "bearer"
+    for path, method, op in operations:
+        public = (path, method) in PUBLIC
+        assert ("401" in op["responses"]) is not public, (method, path)
+        assert (op.get("security") == [{"token": []}]) is not public, (method, path)
+        for status, answer in op["responses"].items():
+            assert answer.get("description"), (method, path, status)

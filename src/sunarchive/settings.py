@@ -141,11 +141,11 @@ class Settings(BaseModel):
         "compresses about 4x better than `decimal` (20.001 V); `round(x::numeric, 3)` shows "
         "the decimal value. Plain PostgreSQL and DuckDB always store decimal values.")
     sql_timeout_s: float = Field(
-        default=30.0, gt=0, le=86_400, description="User SQL (`sunarchive sql`, POST /api/v1/sql): a "
-        "statement running longer is cancelled.")
+        default=30.0, gt=0, le=86_400, description="User SQL (`sunarchive sql`, POST "
+        "/api/v1/sql): a statement running longer is cancelled.")
     sql_max_rows: int = Field(
-        default=100_000, gt=0, le=100_000_000, description="User SQL: a result with more rows is refused "
-        "(narrow it with WHERE, LIMIT or an aggregate).")
+        default=100_000, gt=0, le=100_000_000, description="User SQL: a result with more "
+        "rows is refused (narrow it with WHERE, LIMIT or an aggregate).")
     postgres_reader_role: str = Field(
         default="sunarchive_reader", min_length=1, max_length=63,
         description="PostgreSQL: the role user SQL runs as. `setup` creates it (LOGIN, SELECT "
@@ -184,7 +184,8 @@ class Settings(BaseModel):
     http_read_tokens: list[SecretStr] = Field(
         default_factory=list, json_schema_extra={"secret": True},
         description="Tokens allowed to read (REST, live feed, dashboard). With any token "
-                    "set, every request needs one.")
+                    "set, every request needs one except /ping, /api/v1/health, /docs, "
+                    "/openapi.json and the dashboard page.")
     http_write_tokens: list[SecretStr] = Field(
         default_factory=list, json_schema_extra={"secret": True},
         description="Tokens allowed to write (InfluxDB endpoints) and read.")
@@ -202,18 +203,18 @@ class Settings(BaseModel):
                                    "connection stays open after a response, waiting for the "
                                    "next request.")
     max_future_s: float = Field(
-        default=300.0, gt=0, description="Live inputs (the InfluxDB write endpoints, MQTT, "
-        "TCP) refuse points stamped more than this far ahead of the clock, each with its "
-        "line; imports and the simulator follow their own clock.")
+        default=300.0, gt=0, le=31_536_000, description="Live inputs (the InfluxDB write "
+        "endpoints, MQTT, TCP) refuse points stamped more than this far ahead of the clock, "
+        "each with its line; imports and the simulator follow their own clock.")
     max_measurements: int = Field(
-        default=1000, gt=0, description="The InfluxDB write endpoints create no measurement "
-        "beyond this many (the lines of a new one are refused with a 400).")
+        default=1000, gt=0, le=1_000_000, description="The InfluxDB write endpoints create "
+        "no measurement beyond this many (the lines of a new one are refused with a 400).")
     max_tags_per_series: int = Field(
-        default=64, gt=0, description="The InfluxDB write endpoints refuse a line with more "
-        "tags, and a new measurement with more tag keys.")
+        default=64, gt=0, le=1024, description="The InfluxDB write endpoints refuse a line "
+        "with more tags, and a new measurement with more tag keys.")
     max_fields_per_measurement: int = Field(
-        default=256, gt=0, description="The InfluxDB write endpoints refuse the lines of a "
-        "new measurement with more fields.")
+        default=256, gt=0, le=1024, description="The InfluxDB write endpoints refuse the "
+        "lines of a new measurement with more fields.")
     influxdb: InfluxSettings = Field(
         default_factory=InfluxSettings,
         description="InfluxDB mirror (docs/influxdb-mirror.md); also from the upstream "

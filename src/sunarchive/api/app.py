@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from sunarchive.api import dashboard, influx, live, rest
 from sunarchive.api.body_limit import BodyLimit
 from sunarchive.api.context import ApiContext
 from sunarchive.api.live import LiveHub
+from sunarchive.api.openapi import documented_schema, parameter_error
 from sunarchive.model import SunarchiveError
 
 
@@ -28,12 +32,17 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(live.router)
     app.include_router(influx.router)
     app.include_router(dashboard.router)
+    app.openapi = partial(documented_schema, app)  # type: ignore[method-assign]
     app.add_middleware(BodyLimit, limit_bytes=ctx.max_body_bytes)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code,
                             headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameter(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": parameter_error(exc)}, status_code=400)
 
     @app.exception_handler(SunarchiveError)
     async def bad_input(request: Request, exc: SunarchiveError) -> JSONResponse:

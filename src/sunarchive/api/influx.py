@@ -137,7 +137,9 @@ def ping() -> Response:
 
 @router.api_route("/query", methods=["GET", "POST"])
 async def query(request: Request) -> JSONResponse:
-    """InfluxQL is not served; ``CREATE DATABASE`` (Telegraf sends it first) succeeds."""
+    """InfluxQL is not served; ``CREATE DATABASE`` (Telegraf sends it first) succeeds. Needs
+    a token (read or write) when tokens are configured."""
+    request.app.state.ctx.authorize(request, "read")
     statement = request.query_params.get("q") or ""
     if not statement and request.method == "POST":
         form = parse_qs((await request.body()).decode("utf-8", errors="replace"))

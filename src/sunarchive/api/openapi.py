@@ -1,0 +1,138 @@
+"""The OpenAPI description as the server behaves: every error answer an operation gives, who
+needs a token, and one operation id per operation.
+
+FastAPI derives the schema from the routes but knows only their success answers (and a 422
+this app never sends: bad parameters get a 400, see :func:`parameter_error`). The answers
+below are the ones the handlers give; ``tests/test_api_schema.py`` sends generated requests
+and fails on any status or error body the schema does not document.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+
+PUBLIC = frozenset({"GET /ping", "HEAD /ping", "GET /api/v1/health"})
+"""Operations that answer without a token. So do ``/docs``, ``/openapi.json`` and the
+dashboard page, which are not operations of the schema."""
+
+BAD = "A parameter or the body is not valid; the message names it."
+UNKNOWN = "Unknown measurement; the message names it and lists the known ones."
+TOO_LARGE = "The request body exceeds http_max_body_mb (after decompression)."
+NO_WRITER = "This server does not accept writes (started without a writer)."
+QUEUE_FULL = "The write queue is full; retry later."
+
+ANSWERS: dict[str, dict[int, str]] = {
+    "GET /api/v1/measurements": {},
+    "GET /api/v1/measurements/{measurement}": {400: BAD, 404: UNKNOWN},
+    "GET /api/v1/series": {},
+    "GET /api/v1/latest": {404: UNKNOWN},
+    "GET /api/v1/energy": {400: BAD, 404: UNKNOWN},
+    "GET /api/v1/events": {400: BAD},
+    "GET /api/v1/sources": {},
+    "GET /api/v1/status": {400: BAD},
+    "GET /api/v1/health": {503: "The writer has stopped (body: status and writer_alive)."},
+    "POST /api/v1/sql": {400: "The body is not {\"sql\": ...} or the statement failed; the "
+                              "message names the statement's problem.", 413: TOO_LARGE},
+    "GET /measurements/{kind}": {400: BAD, 404: "Unknown lab measurement kind."},
+    "GET /statistics/{kind}": {400: BAD, 404: "Unknown lab measurement kind."},
+    "GET /api/energy-data": {400: BAD, 404: UNKNOWN},
+    "GET /ping": {},
+    "HEAD /ping": {},
+    "GET /query": {400: "Only CREATE DATABASE is served here."},
+    "POST /query": {400: "Only CREATE DATABASE is served here.", 413: TOO_LARGE},
+    "POST /write": {400: "Bad parameters or lines: `partial write: ... dropped=N` (the good "
+                         "lines are stored).", 403: NO_WRITER, 413: TOO_LARGE,
+                    503: QUEUE_FULL},
+    "POST /api/v2/write": {400: "Bad parameters or lines (the good lines are stored).",
+                           403: NO_WRITER, 413: TOO_LARGE, 503: QUEUE_FULL},
+    "POST /api/v3/write_lp": {400: "Bad parameters, or a partial write: `data` lists each "
+                                   "refused line.", 403: NO_WRITER, 413: TOO_LARGE,
+                              503: QUEUE_FULL},
+}
+TOKEN_NEEDED = "Tokens are configured and the request carries none good for this operation."
+
+
+class ErrorBody(BaseModel):
+    """The API's error answer."""
+
+    error: str
+
+
+class HealthBody(BaseModel):
+    """``/api/v1/health``'s answer."""
+
+    status: str
+    writer_alive: bool | None
+
+
+class InfluxV2Error(BaseModel):
+    """InfluxDB 2's error answer (``/api/v2/write`` only)."""
+
+    code: str
+    message: str
+
+
+BODIES: dict[str, type[BaseModel]] = {"POST /api/v2/write": InfluxV2Error,
+                                       "GET /api/v1/health": HealthBody}
+"""Operations whose error answers are not :class:`ErrorBody`."""
+
+
+def documented_schema(app: FastAPI) -> dict[str, Any]:
+    """The app's OpenAPI schema with the answers above, token security and unique ids."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version,
+                             description=app.description, routes=app.routes)
+        _document(schema)
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def _document(schema: dict[str, Any]) -> None:
+    components = schema.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    for model in (ErrorBody, HealthBody, InfluxV2Error):
+        schemas[model.__name__] = model.model_json_schema()
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    components["securitySchemes"] = {"token": {
+        "type": "http", "scheme": "bearer",
+        "description": "A read or write token (also `Authorization: Token`, HTTP Basic with "
+                       "the token as password, or `p=`), needed when tokens are configured."}}
+    seen: set[str] = set()
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            key = f"{method.upper()} {path}"
+            _answers(operation, key)
+            if operation["operationId"] in seen:
+                operation["operationId"] += f"_{method}"
+            seen.add(operation["operationId"])
+
+
+def _answers(operation: dict[str, Any], key: str) -> None:
+    responses = operation["responses"]
+    responses.pop("422", None)
+    answers = dict(ANSWERS.get(key, {}))
+    if key not in PUBLIC:
+        answers[401] = TOKEN_NEEDED
+        operation["security"] = [{"token": []}]
+    model = BODIES.get(key, ErrorBody)
+    body = {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}
+    for status, text in sorted(answers.items()):
+        responses[str(status)] = {"description": text, "content": body}
+
+
+def parameter_error(exc: RequestValidationError) -> str:
+    """One line naming the first bad parameter: ``max_points (query): Input should be ...``."""
+    errors = exc.errors()
+    if not errors:
+        return "the request is not valid"
+    first = errors[0]
+    where, *rest = [str(part) for part in first.get("loc", ())] or ["request"]
+    name = ".".join(rest) or where
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{name} ({where}): {first.get('msg', 'not valid')}{more}"
