@@ -17,7 +17,8 @@ docstring and ARCHITECTURE.md (invariants 1, 3, 4, 5):
   rate, a rise beyond it is a spike and counts nothing);
 * state: first, last, min, max, changes (a sample differing from its predecessor);
 * flag: any, true_count, count;
-* sample_count = samples in the bucket, covered_s = distinct seconds holding ≥ 1 sample.
+* sample_count = samples in the bucket with at least one field present (a row with every
+  field empty is not a sample), covered_s = distinct seconds holding ≥ 1 such sample.
 
 A statistic with no value in the bucket is ``None`` (missing is not zero); counts are 0.
 
@@ -203,7 +204,8 @@ def _series_rows(profile: Profile, sid: int, samples: list[RawSample], tier: str
 
     members: dict[int, list[RawSample]] = {}
     for s in samples:
-        members.setdefault(bucket(s.time_ns), []).append(s)
+        if any(v is not None for v in s.values.values()):  # an empty row is not a sample
+            members.setdefault(bucket(s.time_ns), []).append(s)
 
     # Energy of every power field, split over the buckets each hold overlaps.
     energy: dict[str, dict[int, float]] = {}

@@ -208,6 +208,9 @@ class Reducer:
         cols = {n: np.asarray(values[n], np.float64) if n in values
                 else np.full(len(time_ns), np.nan) for n in self.names}
         samples = _Samples(np.asarray(series, np.int32), np.asarray(time_ns, np.int64), cols)
+        samples = _without_empty_rows(samples)
+        if not len(samples):
+            return
         self._carry.ensure(int(samples.series.max()) + 1, [f.name for f in self.power],
                            [f.name for f in self.sequential])
         if self.closed_until_s is not None:
@@ -520,6 +523,17 @@ class Reducer:
                                    f"{len(late)} samples arrived after their second was "
                                    "closed; merged into the stored rows",
                                    end_s=float(late.time_ns.max()) / NS_PER_S))
+
+
+def _without_empty_rows(samples: _Samples) -> _Samples:
+    """Drop rows in which every field is missing: they are not samples (they would count in
+    ``sample_count`` and ``covered_s`` and overstate completeness)."""
+    if not samples.values:
+        return samples
+    present = np.zeros(len(samples), bool)
+    for column in samples.values.values():
+        present |= ~np.isnan(column)
+    return samples if present.all() else samples.take(present)
 
 
 def _key_order(series: I32Array, second: IntArray) -> npt.NDArray[np.intp]:
