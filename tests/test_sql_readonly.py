@@ -220,6 +220,13 @@ def test_every_attack_is_refused_and_changes_nothing(store: SqlStore) -> None:
     assert store.sql("SELECT COUNT(*) FROM ps100_readings_1s").rows() == [(2 * 7210,)]
 
 
+def test_text_no_engine_should_see_is_refused(store: SqlStore) -> None:
+    for text, named in (("", "empty"), (" \n\t", "empty"), ("SELECT 1\0", "NUL"),
+                        ("SELECT '\ud800'", "Unicode at character 9")):
+        with pytest.raises(UserSqlError, match=named):
+            store.read_sql(text)
+
+
 def test_the_kinds_of_read_still_work(store: SqlStore) -> None:
     reads = {
         "SELECT COUNT(*) AS n FROM ps100_readings_1hour": [(4,)],

@@ -32,9 +32,15 @@ class UserSqlError(SunarchiveError):
 
 
 def check_text(text: str) -> None:
-    """Refuse what no engine should be handed: no statement, or a NUL character."""
+    """Refuse what no engine should be handed: no statement, a NUL character, text that is
+    not Unicode (a lone surrogate from a JSON escape)."""
     if "\0" in text:
         raise UserSqlError("SQL refused: the statement contains a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise UserSqlError(f"SQL refused: the statement is not valid Unicode at character "
+                           f"{exc.start + 1}") from None
     if not text.strip():
         raise UserSqlError("SQL refused: the statement is empty")
 

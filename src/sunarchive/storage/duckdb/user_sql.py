@@ -47,6 +47,8 @@ def one_select(text: str) -> duckdb.Statement:
         statements = duckdb.extract_statements(text)
     except duckdb.Error as exc:
         raise failed(exc) from None
+    if not statements:
+        raise not_one_read("none (only comments)")
     if len(statements) != 1:
         raise not_one_read(f"{len(statements)} statements")
     kind = statements[0].type
