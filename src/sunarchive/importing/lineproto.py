@@ -5,6 +5,8 @@ profile, exactly as the HTTP write endpoints store the same lines.
   simple lines) in blocks of whole lines, timestamps in ``--precision`` (default ``ns``;
   ``auto`` reads the unit from the magnitude). A bad line is rejected with its number and the
   parser's message; a line without a timestamp too (an import has no "now").
+* A point whose timestamp or a numeric field value the store cannot hold
+  (:mod:`sunarchive.bounds`: 1970 … 2200, finite and within ±1e15) is rejected with its line.
 * Points become samples as over HTTP (:mod:`sunarchive.lineprotocol_samples`): a tag the
   profile lacks rejects the measurement's points; a field it lacks is dropped (noted).
 * A measurement without a profile gets one inferred from its fields and created in the store
@@ -24,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sunarchive.api.inferred import infer_profile, spec_of
+from sunarchive.bounds import TIME_RANGE_TEXT, times_ok, value_problem, values_bad
 from sunarchive.importing.context import FileContent, FileContext
 from sunarchive.importing.mapping import Mapped
 from sunarchive.lineprotocol import ParsedField, ParsedMeasurement, parse_lines
@@ -166,6 +169,7 @@ def _convert(m: ParsedMeasurement, profile: Profile, state_codes: StateCodes,
         rejected += [(int(n), "no timestamp (an import cannot use the time of now)")
                      for n in m.line_numbers[~stamped]]
         m = _subset(m, stamped)
+    m = _storable(m, rejected)
     m = _without_unknown_tags(m, profile, rejected)
     samples = to_samples(m, profile, state_codes)
     batch = samples.batch
@@ -178,6 +182,28 @@ def _convert(m: ParsedMeasurement, profile: Profile, state_codes: StateCodes,
                   f"({', '.join(f.name for f in profile.fields)})")
                  for n in m.line_numbers[~samples.kept]]
     return Mapped(batch.time_ns, batch.tag_sets, batch.tag_index, batch.fields, rejected)
+
+
+def _storable(m: ParsedMeasurement, rejected: list[tuple[int, str]]) -> ParsedMeasurement:
+    """Reject the points whose time or a numeric value the store cannot hold
+    (:mod:`sunarchive.bounds`), naming the field."""
+    why: dict[int, str] = {}
+    for i in np.flatnonzero(~times_ok(m.time_ns)).tolist():
+        why[i] = f"timestamp {int(m.time_ns[i])} ns is outside the storable range " \
+                 f"{TIME_RANGE_TEXT}"
+    for key, f in m.fields.items():
+        if f.kind == "string":
+            continue
+        values = f.values.astype(np.float64)
+        for i in np.flatnonzero(values_bad(values)).tolist():
+            why.setdefault(i, f"field {key!r} value {values[i]:g} is "
+                              f"{value_problem(float(values[i]))}")
+    if not why:
+        return m
+    rejected += [(int(m.line_numbers[i]), reason) for i, reason in why.items()]
+    keep = np.ones(len(m.time_ns), bool)
+    keep[list(why)] = False
+    return _subset(m, keep)
 
 
 def _without_unknown_tags(m: ParsedMeasurement, profile: Profile,

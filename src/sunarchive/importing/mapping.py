@@ -7,9 +7,10 @@
   a dotted name (``inverter.battery_soc``, from flattened JSON) also matches by its last
   segment, when exactly one column ends in that segment and no column has the exact name;
   when several do, none matches and the file's report says which to ``--map``.
-* Times: see :mod:`sunarchive.importing.times`. A field value that is not a number rejects
-  its row (line number and column); an empty value is a missing value (NaN). Columns that are
-  neither time, tag nor field are reported once.
+* Times: see :mod:`sunarchive.importing.times`. A field value that is not a number, or not
+  a storable one (±inf, beyond ±1e15: :mod:`sunarchive.bounds`), rejects its row (line
+  number and column); an empty value is a missing value (NaN). Columns that are neither
+  time, tag nor field are reported once.
 * ``products`` derive a field missing from the columns as the product of two others (the
   lab preset's power = current × voltage, W = A × V).
 """
@@ -24,6 +25,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as _pc
 
+from sunarchive.bounds import value_problem, values_bad
 from sunarchive.importing.times import NUMBER_RE, times
 from sunarchive.model import FloatArray, InputError, IntArray
 from sunarchive.profiles import Profile
@@ -166,9 +168,13 @@ def apply(table: pa.Table, lines: IntArray, mapping: Mapping,
     for name, col in mapping.field_columns.items():
         values, bad, raw = _numbers(table.column(col))
         reject(bad, lambda i, c=col, r=raw: f"column {c!r}: {r[i]!r} is not a number")
+        reject(values_bad(values), _unstorable(col, table.column(col), values))
         fields[name] = values
     for name, (a, b) in mapping.products.items():
-        fields[name] = fields[a] * fields[b]
+        with np.errstate(over="ignore", invalid="ignore"):
+            fields[name] = fields[a] * fields[b]
+        reject(values_bad(fields[name]), lambda i, n=name, a=a, b=b, v=fields[name]:
+               f"{n} = {a} × {b} is {value_problem(float(v[i]))}")
     codes: list[npt.NDArray[np.int64]] = []
     dictionaries: list[list[str]] = []
     for tag in mapping.profile.tags:
@@ -201,6 +207,16 @@ def _tag_sets(codes: list[npt.NDArray[np.int64]], dictionaries: list[list[str]],
     uniq, inverse = np.unique(stacked, axis=0, return_inverse=True)
     tag_sets = [tuple(dictionaries[j][int(u[j])] for j in range(len(codes))) for u in uniq]
     return tag_sets, inverse.reshape(-1).astype(np.int32)
+
+
+def _unstorable(name: str, column: Column, values: FloatArray) -> Any:
+    """Why row ``i`` of a field column holds a value the store cannot take."""
+    return lambda i: (f"column {name!r}: {_shown(column[i].as_py())} is "
+                      f"{value_problem(float(values[i]))}")
+
+
+def _shown(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 # -- tags -------------------------------------------------------------------------------------

@@ -2,8 +2,12 @@
 
 The CSV and JSON-lines fast path lets pyarrow infer column types. When that fails (a text
 value in a numeric column, a broken JSON line), the file is read again with every column as
-text so that the mapping can reject exactly the bad rows and keep the others. Line protocol
-is not a table: :mod:`sunarchive.importing.lineproto` reads it.
+text so that the mapping can reject exactly the bad rows and keep the others. A CSV file
+whose rows pyarrow cannot split (a row with the wrong number of cells, an unterminated
+quote, invalid UTF-8) or whose rows are not one per line (blank lines, a quoted line break)
+is checked line by line (:func:`_read_csv_by_line`): each bad line is rejected with its
+number, the good ones are parsed as before. Line protocol is not a table:
+:mod:`sunarchive.importing.lineproto` reads it.
 
 Formats by extension: ``.csv .txt .tsv`` → csv (the delimiter is a tab when the header line
 has more tabs than commas, or for ``.tsv``); ``.jsonl .ndjson`` → jsonl; ``.json`` → sniffed:
@@ -14,7 +18,9 @@ parquet.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,26 +133,112 @@ def _delimiter(path: Path) -> str:
 
 
 def _read_csv(path: Path) -> ReadResult:
-    parse = pacsv.ParseOptions(delimiter=_delimiter(path))
+    delimiter = _delimiter(path)
     try:
-        table = pacsv.read_csv(path, parse_options=parse)
+        table = _parse_csv(path, delimiter)
     except pa.ArrowInvalid:
-        table = _read_csv_as_text(path, parse)
-    # the header is line 1; one line per row (blank lines are not counted by pyarrow)
+        return _read_csv_by_line(path, delimiter)
+    if any(pa.types.is_binary(f.type) for f in table.schema):
+        return _read_csv_by_line(path, delimiter)   # pyarrow's type for invalid UTF-8
+    if _lines_after_header(path) != table.num_rows:
+        return _read_csv_by_line(path, delimiter)   # blank lines or quoted line breaks
+    # the header is line 1, then one line per row
     return ReadResult(table, np.arange(2, table.num_rows + 2, dtype=np.int64))
 
 
-def _read_csv_as_text(path: Path, parse: pacsv.ParseOptions) -> pa.Table:
-    with path.open(newline="", encoding="utf-8") as f:
-        header = next(csv.reader(f, delimiter=parse.delimiter), None)
-    if not header:
-        raise InputError(f"{path}: no header line")
+def _parse_csv(source: Path | io.BytesIO, delimiter: str) -> pa.Table:
+    """Types inferred; when that fails (text in a numeric column) every column as text.
+    ArrowInvalid when the rows cannot be split or are not UTF-8."""
+    parse = pacsv.ParseOptions(delimiter=delimiter)
+    try:
+        return pacsv.read_csv(source, parse_options=parse)
+    except pa.ArrowInvalid:
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
+        header = _header_of(source, delimiter)
     convert = pacsv.ConvertOptions(column_types={name: pa.string() for name in header},
                                    strings_can_be_null=True)
+    if isinstance(source, io.BytesIO):
+        source.seek(0)
+    return pacsv.read_csv(source, parse_options=parse, convert_options=convert)
+
+
+def _header_of(source: Path | io.BytesIO, delimiter: str) -> list[str]:
+    """The cells of the first non-blank line; ArrowInvalid when there is none."""
+    with source.open("rb") if isinstance(source, Path) else contextlib.nullcontext(source) as f:
+        for raw in f:
+            cells, problem = _cells(raw, delimiter)
+            if cells is not None or problem:
+                if not cells:
+                    raise pa.ArrowInvalid(f"header: {problem}")
+                return cells
+    raise pa.ArrowInvalid("no header line")
+
+
+def _lines_after_header(path: Path) -> int:
+    """Lines of the file after the first (counting a last line without a newline)."""
+    count, last = 0, b"\n"
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 24):
+            count += chunk.count(b"\n")
+            last = chunk[-1:]
+    return count - (last == b"\n")
+
+
+def _cells(raw: bytes, delimiter: str) -> tuple[list[str] | None, str | None]:
+    """The cells of one line (None for a blank line), or why it is not a CSV row."""
     try:
-        return pacsv.read_csv(path, parse_options=parse, convert_options=convert)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8 text (byte {exc.start + 1} of the line)"
+    if not text.strip():
+        return None, None
+    try:
+        return next(csv.reader((text.rstrip("\r\n"),), delimiter=delimiter, strict=True)), None
+    except csv.Error as exc:
+        return None, f"not a CSV row: {exc}"
+
+
+def _read_csv_by_line(path: Path, delimiter: str) -> ReadResult:
+    """Each line on its own (a quoted value cannot span lines here): a line that is not
+    UTF-8, not one CSV row, or of another number of cells than the header is rejected with
+    its number; the good lines are then parsed together as in the fast path."""
+    header: list[str] | None = None
+    good = io.BytesIO()
+    lines: list[int] = []
+    rejected: list[tuple[int, str]] = []
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            cells, problem = _cells(raw, delimiter)
+            if problem and header is None:
+                raise InputError(f"{path}: line {number}, the header: {problem}")
+            if problem or cells is None:
+                rejected += [(number, problem)] if problem else []
+                continue
+            if header is not None and len(cells) != len(header):
+                rejected.append((number, f"{len(cells)} cells, the header has "
+                                         f"{len(header)}"))
+                continue
+            if header is None:
+                header = cells
+            else:
+                lines.append(number)
+            good.write(raw.rstrip(b"\r\n") + b"\n")
+    if header is None:
+        raise InputError(f"{path}: no header line")
+    return ReadResult(_parse_good_lines(path, good, len(lines), delimiter),
+                      np.asarray(lines, np.int64), rejected)
+
+
+def _parse_good_lines(path: Path, good: io.BytesIO, rows: int, delimiter: str) -> pa.Table:
+    good.seek(0)
+    try:
+        table = _parse_csv(good, delimiter)
     except pa.ArrowInvalid as exc:
         raise InputError(f"{path}: not readable as CSV: {exc}") from exc
+    if table.num_rows != rows:
+        raise InputError(f"{path}: {table.num_rows} CSV rows in {rows} lines")
+    return table
 
 
 def _read_jsonl(path: Path) -> ReadResult:
@@ -176,14 +268,18 @@ def _read_jsonl_as_text(path: Path) -> ReadResult:
     columns: dict[str, list[str | None]] = {}
     lines: list[int] = []
     rejected: list[tuple[int, str]] = []
-    with path.open(encoding="utf-8") as f:
+    with path.open("rb") as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = json.loads(line, parse_float=str, parse_int=str)   # text kept
             except json.JSONDecodeError as exc:
                 rejected.append((number, f"invalid JSON: {exc.msg}"))
+                continue
+            except UnicodeDecodeError as exc:
+                rejected.append((number, f"not UTF-8 text (byte {exc.start + 1} of the "
+                                         "line)"))
                 continue
             if not isinstance(obj, dict):
                 rejected.append((number, "not a JSON object"))

@@ -25,7 +25,7 @@ from sunarchive.importing.records import Records, file_sha256, record_key
 from sunarchive.importing.report import FileReport, ImportReport
 from sunarchive.importing.tables import read_table
 from sunarchive.model import InputError, SampleBatch, SunarchiveError
-from sunarchive.pipeline.accumulator import Accumulator
+from sunarchive.pipeline.accumulator import Accumulator, QueueFullError
 from sunarchive.pipeline.agent import Agent
 from sunarchive.profiles import Profile
 
@@ -163,7 +163,9 @@ def import_files(store: Any, files: list[Path], profiles: dict[str, Profile],
 
 
 def _record(records: Records, todo: list[_Part], started: datetime) -> None:
-    """Record the parts written (none after write errors: their files are failed)."""
+    """Record the parts written: only when every row of the run was stored (after a write
+    error, a writer that died or rows left in the spool their files are failed instead, and
+    the next import of them is not skipped)."""
     if any(p.report.status == "failed" for p in todo):
         return
     records.add([p.key for p in todo], started.isoformat(timespec="seconds"))
@@ -178,26 +180,54 @@ def _feed(store: Any, todo: list[_Part], report: ImportReport,
                   maintenance_interval_s=1e9)
     agent.start()
     try:
-        by_measurement: dict[str, list[Mapped]] = {}
-        for part in todo:
-            by_measurement.setdefault(part.measurement, []).extend(part.rows)
-        for name, rows in by_measurement.items():
-            for batch in _batches(name, rows):
-                accumulator.put(batch)
-                if progress is not None:
-                    progress("rows", len(batch))
+        refused = _put_all(accumulator, todo, progress)
     finally:
         agent.stop(timeout_s=3600)
     stats = agent.stats
     report.rows_written = stats.rows_written
     report.rollup_rows = stats.rollup_rows
     report.too_late_samples = stats.too_late_samples
+    died = getattr(agent, "writer_error", None) or refused
     report.write_errors = stats.write_errors + len(agent.spool) + (
-        1 if agent.writer_alive() else 0) + accumulator.stats.samples_dropped
-    if report.write_errors:
+        1 if agent.writer_alive() or died else 0) + accumulator.stats.samples_dropped
+    why = _not_stored(agent, accumulator, died)
+    if why is not None:
         for part in todo:
             part.report.status = "failed"
-            part.report.message = "write errors: not recorded; import it again"
+            part.report.message = f"{why}; not recorded as imported: import it again"
+
+
+def _put_all(accumulator: Accumulator, todo: list[_Part],
+             progress: Progress | None) -> str | None:
+    """Queue every row, per measurement in time order; why the queue refused, or None."""
+    by_measurement: dict[str, list[Mapped]] = {}
+    for part in todo:
+        by_measurement.setdefault(part.measurement, []).extend(part.rows)
+    for name, rows in by_measurement.items():
+        for batch in _batches(name, rows):
+            try:
+                accumulator.put(batch)
+            except QueueFullError as exc:   # the writer stopped: nothing more is taken
+                return str(exc)
+            if progress is not None:
+                progress("rows", len(batch))
+    return None
+
+
+def _not_stored(agent: Agent, accumulator: Accumulator, died: str | None) -> str | None:
+    """Why some rows of the run may not be in the store, or None when all are."""
+    if died:
+        return f"the writer stopped ({died})"
+    if agent.writer_alive():
+        return "the writer did not finish"
+    if len(agent.spool):
+        return (f"{len(agent.spool)} batches could not be written "
+                f"({agent.stats.last_error or 'store unreachable'})")
+    if agent.stats.write_errors:
+        return f"write errors ({agent.stats.last_error})"
+    if accumulator.stats.samples_dropped:
+        return f"{accumulator.stats.samples_dropped} samples dropped by the queue"
+    return None
 
 
 def _batches(measurement: str, parts: list[Mapped]) -> Iterable[SampleBatch]:

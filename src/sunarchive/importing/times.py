@@ -12,7 +12,9 @@ Accepted, in this order of trying:
 
 A naive time is placed in ``--timezone`` (:func:`assume`): an ambiguous local time (autumn)
 is the earlier instant; a nonexistent one (spring gap) is read with the offset before the gap.
-Without ``--timezone`` a naive time rejects its row.
+Without ``--timezone`` a naive time rejects its row. So does a time outside what the store
+can hold (:mod:`sunarchive.bounds`, 1970 … 2200): it is checked before any conversion that
+could overflow int64 nanoseconds.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as _pc
 
-from sunarchive.model import NS_PER_S, IntArray
+from sunarchive.bounds import TIME_RANGE_TEXT, check_time_ns, times_ok
+from sunarchive.model import NS_PER_S, InputError, IntArray
 
 pc: Any = _pc   # the pyarrow.compute stubs do not follow chunked arrays through casts
 
@@ -40,10 +43,28 @@ Column = Any
 """A pyarrow (chunked) array."""
 Times = tuple[IntArray, BoolArray, dict[int, str]]
 """UTC epoch ns per row, the rows whose time is bad, and why (by row)."""
+UNIT_NS = {"s": NS_PER_S, "ms": 10**6, "us": 10**3, "ns": 1}
+
+
+def _magnitude_scale(values: npt.NDArray[Any]) -> IntArray:
+    """ns per unit of each epoch number, by magnitude (s < 1e11 ≤ ms < 1e14 ≤ µs < 1e17)."""
+    a = np.abs(values)
+    return np.asarray(np.select([a < 1e11, a < 1e14, a < 1e17], [NS_PER_S, 10**6, 10**3], 1),
+                      np.int64)
+
+
+def epoch_times(values: npt.NDArray[Any]) -> tuple[IntArray, BoolArray]:
+    """Epoch numbers → ns by magnitude, and which are not storable (NaN, ±inf, outside
+    1970 … 2200; these are 0). The range is checked in float64 before the exact
+    conversion, which would overflow int64."""
+    estimate = values.astype(np.float64) * _magnitude_scale(values)
+    bad = ~times_ok(estimate)
+    return epoch_to_ns(np.where(bad, 0, values)), bad
 
 
 def epoch_to_ns(values: npt.NDArray[Any]) -> IntArray:
-    """Epoch numbers → ns by magnitude (s < 1e11 ≤ ms < 1e14 ≤ µs < 1e17 ≤ ns)."""
+    """Epoch numbers → ns by magnitude (s < 1e11 ≤ ms < 1e14 ≤ µs < 1e17 ≤ ns); exact for
+    storable times only (see :func:`epoch_times`)."""
     if np.issubdtype(values.dtype, np.integer):
         v = values.astype(np.int64)
         a = np.abs(v)
@@ -61,28 +82,51 @@ def times(column: Column, timezone: str | None) -> Times:
     """UTC epoch ns of a time column, the rows whose time is bad, and why."""
     n = len(column)
     kind = column.type
+    if pa.types.is_timestamp(kind) and kind.tz is None and timezone is None:
+        return np.zeros(n, np.int64), np.ones(n, bool), _DefaultWhy(NO_OFFSET)
     null = np.asarray(column.is_null().to_numpy(zero_copy_only=False), bool)
     why: dict[int, str] = {int(i): "empty time" for i in np.flatnonzero(null)}
+    ns, bad = _parse(column, timezone, null, why)
+    bad |= ~times_ok(ns)
+    for i in np.flatnonzero(bad).tolist():
+        if i not in why:
+            why[i] = f"time {_shown(column[i].as_py())} is outside the storable range " \
+                     f"{TIME_RANGE_TEXT}"
+    return np.where(bad, 0, ns), bad, why
+
+
+def _shown(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _parse(column: Column, timezone: str | None, null: BoolArray,
+           why: dict[int, str]) -> tuple[IntArray, BoolArray]:
+    """UTC epoch ns and bad rows (with their reason in ``why``, except rows whose time is
+    outside the storable range: :func:`times` names those)."""
+    kind = column.type
     if pa.types.is_timestamp(kind):
-        if kind.tz is None:
-            if timezone is None:
-                return np.zeros(n, np.int64), np.ones(n, bool), _DefaultWhy(NO_OFFSET)
+        if kind.tz is None and timezone is not None:
             column = assume(column, timezone)
-        ns = pc.cast(column, pa.timestamp("ns", "UTC")).cast(pa.int64())
-        return np.asarray(pc.fill_null(ns, 0).to_numpy(), np.int64), null, why
+        raw = np.asarray(pc.fill_null(pc.cast(column, pa.int64()), 0).to_numpy(), np.int64)
+        scale = UNIT_NS[kind.unit]
+        bad = null | ~times_ok(raw.astype(np.float64) * scale)   # before int64 could wrap
+        return np.where(bad, 0, raw) * scale, bad
     if pa.types.is_integer(kind) or pa.types.is_floating(kind):
         raw = np.asarray(pc.fill_null(pc.cast(column, pa.float64()
                                                if pa.types.is_floating(kind) else pa.int64()),
                                       0).to_numpy())
-        bad = null | (~np.isfinite(raw) if raw.dtype.kind == "f" else np.zeros(n, bool))
-        why.update({int(i): "time is not finite" for i in np.flatnonzero(bad & ~null)})
-        return epoch_to_ns(np.where(bad, 0, raw)), bad, why
+        infinite = ~np.isfinite(raw) if raw.dtype.kind == "f" else np.zeros(len(raw), bool)
+        why.update({int(i): "time is not finite" for i in np.flatnonzero(infinite & ~null)})
+        ns, outside = epoch_times(np.where(infinite, 0, raw))
+        return ns, null | infinite | outside
     text = pc.cast(column, pa.string())
     if not null.any():
         fast = _vector_text(text, timezone)
         if fast is not None:
-            return fast, null, why
-    return _text_times(text.to_pylist(), timezone)
+            return fast, null
+    ns, bad, reasons = _text_times(text.to_pylist(), timezone)
+    why.update(reasons)
+    return ns, bad
 
 
 class _DefaultWhy(dict[int, str]):
@@ -144,7 +188,7 @@ def _text_times(values: list[Any], timezone: str | None) -> Times:
             out[i], naive[i] = _one_time(text)
             if naive[i] and timezone is None:
                 raise ValueError(f"time {text!r} has no offset; give --timezone or an offset")
-        except ValueError as exc:
+        except (ValueError, InputError) as exc:
             bad[i] = True
             why[i] = str(exc)
     local = naive & ~bad
@@ -155,20 +199,32 @@ def _text_times(values: list[Any], timezone: str | None) -> Times:
 
 
 def _one_time(text: str) -> tuple[int, bool]:
-    """Epoch ns, and whether it is a naive wall-clock time (then in ns of local time)."""
+    """Epoch ns, and whether it is a naive wall-clock time (then in ns of local time);
+    InputError for a time outside the storable range (checked on the wall clock for a
+    naive one; :func:`times` checks again after the time zone is applied)."""
+    ns, naive = _one_time_unchecked(text)
+    return check_time_ns(ns, f"time {text!r}"), naive
+
+
+def _one_time_unchecked(text: str) -> tuple[int, bool]:
     if not text:
         raise ValueError("empty time")
     if re.fullmatch(NUMBER_RE, text):
         number = float(text)
         if not math.isfinite(number):
             raise ValueError(f"time {text!r} is not finite")
-        if re.fullmatch(r"[-+]?\d+", text):
-            return int(epoch_to_ns(np.array([int(text)], np.int64))[0]), False
-        return int(epoch_to_ns(np.array([number]))[0]), False
+        if re.fullmatch(r"[-+]?\d+", text):   # exact, in Python ints (no int64 to wrap)
+            whole = int(text)
+            return whole * int(_magnitude_scale(np.array([float(whole)]))[0]), False
+        ns, bad = epoch_times(np.array([number]))
+        return (int(ns[0]) if not bad[0] else -1), False
     parsed = _datetime(text)
     naive = parsed.tzinfo is None
-    delta = parsed.replace(tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC) if naive else \
-        parsed.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    try:
+        delta = parsed.replace(tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC) if naive else \
+            parsed.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    except OverflowError:   # year 1 with a positive offset is before year 1 in UTC
+        return -1, naive
     sub_ns = 0
     frac = re.search(r"[.,](\d+)", text)
     if frac and len(frac.group(1)) > 6:
