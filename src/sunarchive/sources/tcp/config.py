@@ -41,7 +41,11 @@ class TcpSettings(SourceSettings):
                                     description="Seconds between handing "
                                     "the collected records to the pipeline.")
     max_line_bytes: int = Field(default=65536, ge=64, le=64 * 2**20, description="Longest "
-                                "accepted line; a longer one is reported and skipped.")
+                                "accepted line; a longer one is reported and skipped as it "
+                                "streams in (never held in memory whole).")
+    idle_timeout_s: float = Field(default=300.0, gt=0, le=7 * 86400, description="A "
+                                  "connection that completes no line for this many seconds "
+                                  "(idle, or sending bytes without a newline) is closed.")
 
     @model_validator(mode="after")
     def _measurement_needed(self) -> TcpSettings:

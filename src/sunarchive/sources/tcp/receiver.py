@@ -7,6 +7,11 @@
   record's known fields are kept.
 * Records are collected per measurement and handed to the sink every ``batch_interval_s``
   (and when the source stops).
+* A connection that completes no line for ``idle_timeout_s`` (idle, or dripping bytes
+  without a newline) is closed; a line longer than ``max_line_bytes`` is reported and
+  skipped while it streams in, so neither idle clients nor endless lines hold memory.
+* A time or value the store cannot hold (:mod:`sunarchive.bounds`) rejects its record like
+  any other malformed record; nothing a client sends can stop the source.
 * The status is ``connected`` while the port is listening. If the port cannot be bound the
   source is ``offline`` and retries with capped backoff.
 """
@@ -28,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sunarchive.bounds import TIME_RANGE_TEXT, check_time_ns, check_value
 from sunarchive.lineprotocol import parse_lines
 from sunarchive.model import NS_PER_S, ConfigError, InputError, SampleBatch, require_aware
 from sunarchive.sources.running import Backoff, SourceContext, SourceStatus
@@ -81,6 +87,8 @@ class LineDecoder:
             return self._lineprotocol(line, now_ns)
         except InputError as exc:
             return Decoded(problems=[str(exc)])
+        except (ValueError, OverflowError, RecursionError) as exc:   # never end the source
+            return Decoded(problems=[f"cannot decode the line: {exc}"])
 
     # -- json / csv ------------------------------------------------------------------------
     def _json(self, line: str, now_ns: int) -> Decoded:
@@ -176,13 +184,14 @@ class LineDecoder:
                         raise InputError(f"field {key!r} is a string, not a number")
                     number = float(column.values[i])
                     if not math.isnan(number):
-                        fields[key] = number
+                        fields[key] = check_value(number, f"field {key!r} value {number:g}")
                 if not fields:
                     decoded.problems.append("no field values")
                     continue
+                stamp = int(parsed.time_ns[i])
                 decoded.records.append(Record(
                     name, tuple(tagmap.get(k, "") for k in profile.tags),
-                    int(parsed.time_ns[i]), fields))
+                    check_time_ns(stamp, f"timestamp {stamp} ns"), fields))
         return decoded
 
 
@@ -191,25 +200,41 @@ def _time_ns(value: Any) -> int:
     if isinstance(value, bool):
         raise InputError(f"time {value!r} is not a time")
     if isinstance(value, int | float):
-        seconds = float(value)
+        seconds = _float(value, f"time {value!r}")
     elif isinstance(value, str):
         text = value.strip()
         try:
             seconds = float(text)
         except ValueError:
-            try:
-                parsed = datetime.fromisoformat(text)
-            except ValueError:
-                raise InputError(f"time {value!r} is neither ISO 8601 nor epoch "
-                                 "seconds") from None
-            aware = require_aware(parsed)
-            return int(aware.timestamp()) * NS_PER_S + aware.microsecond * 1000
+            return check_time_ns(_iso_ns(value, text), f"time {value!r}")
     else:
         raise InputError(f"time {value!r} is not a time")
     if not math.isfinite(seconds):
         raise InputError(f"time {value!r} is not finite")
-    whole = math.floor(seconds)
-    return whole * NS_PER_S + round((seconds - whole) * 1e9)
+    whole = math.floor(seconds)   # a Python int: checked before anything could overflow
+    return check_time_ns(whole * NS_PER_S + round((seconds - whole) * 1e9), f"time {value!r}")
+
+
+def _float(value: int | float, what: str) -> float:
+    """A JSON number as float64 (an integer of hundreds of digits does not fit)."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise InputError(f"{what[:60]} is beyond float64") from None
+
+
+def _iso_ns(value: Any, text: str) -> int:
+    """Epoch ns of ISO 8601 text with an offset."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"time {value!r} is neither ISO 8601 nor epoch seconds") from None
+    try:
+        aware = require_aware(parsed)
+    except OverflowError:   # year 1 with a positive offset is before year 1 in UTC
+        raise InputError(f"time {value!r} is outside the storable range "
+                         f"{TIME_RANGE_TEXT}") from None
+    return int(aware.timestamp()) * NS_PER_S + aware.microsecond * 1000
 
 
 def _tag(key: str, value: Any) -> str:
@@ -231,7 +256,7 @@ def _number(key: str, value: Any) -> float:
     if isinstance(value, bool):
         return 1.0 if value else 0.0
     if isinstance(value, int | float):
-        number = float(value)
+        number = _float(value, f"field {key!r} value {value!r}")
     elif isinstance(value, str):
         text = value.strip()
         if not text:
@@ -242,9 +267,9 @@ def _number(key: str, value: Any) -> float:
             raise InputError(f"field {key!r} value {value!r} is not a number") from None
     else:
         raise InputError(f"field {key!r} is {type(value).__name__}, not a number")
-    if math.isinf(number):
-        raise InputError(f"field {key!r} value {value!r} is not finite")
-    return number
+    if math.isnan(number):
+        return number   # NaN is missing
+    return check_value(number, f"field {key!r} value {value!r}")
 
 
 class _Pending:
@@ -303,6 +328,8 @@ class TcpReceiver:
             tasks.add(task)
             try:
                 await self._connection(reader, writer)
+            except asyncio.CancelledError:
+                pass   # the source is stopping: end quietly (asyncio would log a traceback)
             finally:
                 tasks.discard(task)
 
@@ -352,13 +379,23 @@ class TcpReceiver:
         number = 0
         skipping = False   # inside an over-long line, dropping bytes up to its newline
         limit = self.settings.max_line_bytes
+        idle_s = self.settings.idle_timeout_s
+        deadline = time.monotonic() + idle_s   # for the next complete line
         try:
             while True:
-                chunk = await reader.read(READ_CHUNK)
+                try:
+                    chunk = await asyncio.wait_for(reader.read(READ_CHUNK),
+                                                   max(deadline - time.monotonic(), 0.0))
+                except TimeoutError:
+                    log.info("source %s: %s sent no complete line for %g s; closing",
+                             self.name, peer, idle_s)
+                    break
                 if not chunk:
                     break
                 buffer += chunk
                 *lines, buffer = buffer.split(b"\n")
+                if lines:
+                    deadline = time.monotonic() + idle_s
                 for raw in lines:
                     number += 1
                     if skipping:
