@@ -9,6 +9,11 @@ flag), created on the spot and kept in the store, so Home Assistant's data lands
 Each line is stored or refused on its own (:mod:`sunarchive.api.influx_points`): 204 means
 every line was stored whole; 400 lists the refused lines by number (and lines whose unknown
 fields were dropped), while the good lines of the body are stored (``partial write``).
+
+Only reading the body happens on the event loop. Gunzipping, parsing, checking and queueing
+(``accumulator.put`` may wait up to ``queue_put_timeout_s`` for room) run on at most
+``WRITE_THREADS`` worker threads of their own, so reads (which use the default thread pool)
+keep answering while line-protocol writers send flat out (issue 14, point 8).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import time
 import zlib
 from urllib.parse import parse_qs
 
+import anyio.to_thread
+from anyio import CapacityLimiter
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -34,6 +41,9 @@ MAX_LISTED = 1000
 """Errors listed in a v3 answer (v1 and v2 word the first 20 in their message)."""
 V3_PRECISIONS = {"auto", "second", "millisecond", "microsecond", "nanosecond",
                  "s", "ms", "us", "ns"}
+WRITE_THREADS = 2
+"""Worker threads that parse and queue writes at once (per server); the other requests wait
+for one. Reads have anyio's default pool (40 threads) to themselves."""
 
 
 class WriteError(Exception):
@@ -47,7 +57,7 @@ class WriteError(Exception):
 
 # -- body, auth, precision ---------------------------------------------------------------------
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, gunzipped when ``Content-Encoding: gzip``; 413 beyond ``limit``."""
+    """The raw request body (still gzipped if it came so); 413 beyond ``limit`` bytes."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise WriteError(413, f"request body of {declared} bytes exceeds the limit of "
@@ -58,10 +68,7 @@ async def read_body(request: Request, limit: int) -> bytes:
         if size > limit:
             raise WriteError(413, f"request body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
-    body = b"".join(chunks)
-    if request.headers.get("content-encoding", "").lower() == "gzip":
-        return gunzip(body, limit)
-    return body
+    return b"".join(chunks)
 
 
 def gunzip(body: bytes, limit: int) -> bytes:
@@ -103,12 +110,30 @@ def queue(ctx: ApiContext, batches: list[SampleBatch]) -> None:
             raise WriteError(503, "the write queue is full; retry later") from None
 
 
+def write_limiter(request: Request) -> CapacityLimiter:
+    """The server's limiter of write threads, made on first use (on the event loop)."""
+    state = request.app.state
+    limiter: CapacityLimiter | None = getattr(state, "write_limiter", None)
+    if limiter is None:
+        limiter = state.write_limiter = CapacityLimiter(WRITE_THREADS)
+    return limiter
+
+
 async def _write(request: Request, precision: str, accept_partial: bool = True) -> Plan:
-    """Parse and check the body; queue the good points (none if any line is bad and not
-    ``accept_partial``)."""
+    """Read the body on the event loop; gunzip, parse, check and queue it on a write thread."""
     ctx: ApiContext = request.app.state.ctx
     authorize_write(ctx, request)
-    body = await read_body(request, ctx.max_body_bytes)
+    raw = await read_body(request, ctx.max_body_bytes)
+    gzipped = request.headers.get("content-encoding", "").lower() == "gzip"
+    return await anyio.to_thread.run_sync(_plan_and_queue, ctx, raw, gzipped, precision,
+                                          accept_partial, limiter=write_limiter(request))
+
+
+def _plan_and_queue(ctx: ApiContext, raw: bytes, gzipped: bool, precision: str,
+                    accept_partial: bool) -> Plan:
+    """Parse and check the body; queue the good points (none if any line is bad and not
+    ``accept_partial``). Blocking: runs on a write thread, never on the event loop."""
+    body = gunzip(raw, ctx.max_body_bytes) if gzipped else raw
     now_ns = time.time_ns()
     try:
         parsed = parse_lines(body, precision=precision, now_ns=now_ns)
