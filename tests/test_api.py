@@ -260,3 +260,28 @@ def test_slow_and_idle_clients_are_cut_off(demo_db: Path, tmp_path: Path) -> Non
         for sock in sockets:
             sock.close()
         stop(served)
+
+
+def test_a_stalled_request_body_is_cut_off(demo_db: Path, tmp_path: Path) -> None:
+    """A body that stops coming for the header timeout closes the connection; no traceback."""
+    db = tmp_path / "body.duckdb"
+    shutil.copy(demo_db, db)
+    served = serve(db, env={"SUNARCHIVE_HTTP_HEADER_TIMEOUT_S": "2"})
+    host, port = served.url.removeprefix("http://").split(":")
+    sockets: list[socket.socket] = []
+    try:
+        for path in ("/write", "/api/v2/write", "/api/v1/sql", "/query") * 25:
+            sock = socket.create_connection((host, int(port)), timeout=10)
+            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"
+                         "ps100_readings,panel_id=p power=1 ".encode())
+            sock.setblocking(False)
+            sockets.append(sock)
+        closed = _closed_sockets(sockets, deadline_s=90)
+        assert len(closed) == len(sockets), f"{len(sockets) - len(closed)} still open"
+        assert httpx.get(served.url + "/ping", timeout=10).status_code == 204
+    finally:
+        for sock in sockets:
+            sock.close()
+        stop(served)
+    stderr = served.process.stderr.read() if served.process.stderr else ""
+    assert "Traceback" not in stderr, stderr

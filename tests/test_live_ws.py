@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -18,9 +19,9 @@ import websockets
 from sunarchive.api.live import MAX_SKIPPED, QUEUE_MESSAGES, LiveClient, Subscription
 
 try:
-    from test_api import free_port
+    from test_api import free_port, serve, stop
 except ImportError:  # tests/ imported as a package
-    from tests.test_api import free_port
+    from tests.test_api import free_port, serve, stop
 
 
 def start_demo(folder: Path, *extra: str, env: dict[str, str] | None = None
@@ -158,3 +159,22 @@ def test_a_client_behind_is_skipped_then_dropped() -> None:
     client = asyncio.run(scenario())
     assert client.skipped == MAX_SKIPPED
     assert client.queue.get_nowait() is None     # the sender hangs up on this client
+
+
+def test_a_quiet_websocket_outlives_the_header_timeout(demo_db: Path, tmp_path: Path) -> None:
+    """The HTTP header and body deadlines end with the upgrade: a live feed may stay quiet."""
+    db = tmp_path / "quiet.duckdb"
+    shutil.copy(demo_db, db)
+    served = serve(db, env={"SUNARCHIVE_HTTP_HEADER_TIMEOUT_S": "1"})
+
+    async def quiet() -> object:
+        async with websockets.connect(served.url.replace("http", "ws") + "/api/v1/live") as ws:
+            await asyncio.sleep(3)
+            await ws.send(json.dumps({"subscribe": [{"measurement": "ps100_readings"}]}))
+            return json.loads(await asyncio.wait_for(ws.recv(), 10))
+
+    try:
+        assert asyncio.run(quiet()) == {"subscribed": [{"measurement": "ps100_readings",
+                                                        "tags": {}}]}
+    finally:
+        stop(served)

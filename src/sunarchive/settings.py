@@ -112,7 +112,10 @@ class Settings(BaseModel):
         "unreachable, replayed in order once it answers (default: beside the DuckDB file, or "
         "sunarchive-data/postgres-<server>.spool).")
     timezone: str = Field(default="UTC", description="IANA time zone of the site (e.g. "
-                          "Europe/Berlin); used for daily rollups and display.")
+                          "Europe/Berlin); used for daily rollups and display. The first "
+                          "setup records it in the store; later commands without a zone use "
+                          "the recorded one, and another zone is refused once the store holds "
+                          "data (daily buckets never mix two zones).")
     profiles_dir: Path | None = Field(default=None, description="Directory with extra "
                                       "measurement profiles (*.yaml).")
     lateness_s: float = Field(default=2.0, ge=0, le=3600, description="How long the reducer "
@@ -198,7 +201,8 @@ class Settings(BaseModel):
     http_header_timeout_s: float = Field(default=10.0, gt=0, le=300, description="How long a "
                                          "client may take to send a request's line and "
                                          "headers (from connecting, or from the first byte of "
-                                         "a later request) before the connection is closed.")
+                                         "a later request) before the connection is closed; "
+                                         "also the longest pause inside a request body.")
     http_keep_alive_s: int = Field(default=5, ge=1, le=3600, description="How long an idle "
                                    "connection stays open after a response, waiting for the "
                                    "next request.")

@@ -9,6 +9,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 
 from sunarchive.api import dashboard, influx, live, rest
 from sunarchive.api.body_limit import BodyLimit
@@ -43,6 +45,10 @@ def create_app(ctx: ApiContext) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def bad_parameter(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"error": parameter_error(exc)}, status_code=400)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_left(request: Request, exc: ClientDisconnect) -> Response:
+        return Response(status_code=400)    # nobody reads it: the client has gone
 
     @app.exception_handler(SunarchiveError)
     async def bad_input(request: Request, exc: SunarchiveError) -> JSONResponse:

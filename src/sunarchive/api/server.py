@@ -2,8 +2,9 @@
 
 Slow clients cannot hold connections: a request's line and headers must arrive within
 ``header_timeout_s`` (from connecting, or from the first byte of a later request on the same
-connection), else the connection is closed (with a 408 when part of a request came); an idle
-connection after a response is closed after ``keep_alive_s``.
+connection), else the connection is closed (with a 408 when part of a request came); a body
+that makes no progress for as long is cut off too (the handler sees the client leave); an
+idle connection after a response is closed after ``keep_alive_s``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from sunarchive.model import ConfigError
 
 START_TIMEOUT_S = 10.0
+SHUTDOWN_GRACE_S = 5
+"""At stop, how long requests still running may finish, in seconds."""
 _TOO_SLOW = b"request line and headers came in too slowly"
 REQUEST_TIMEOUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
                    b"connection: close\r\ncontent-length: %d\r\n\r\n%s"
@@ -29,7 +32,8 @@ REQUEST_TIMEOUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; c
 
 
 class HeaderTimeoutProtocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline for each request's line and headers."""
+    """uvicorn's h11 protocol with a deadline for each request's line and headers, and for
+    each step of progress of its body."""
 
     header_timeout_s = 10.0
     _header_timer: asyncio.TimerHandle | None = None
@@ -48,10 +52,15 @@ class HeaderTimeoutProtocol(H11Protocol):
 
     def _watch_header(self) -> None:
         """Start the deadline while a request's head is awaited and data (or the connection)
-        has come; stop it once the head is complete."""
-        waiting = self.conn.their_state is h11.IDLE and not self.transport.is_closing()
-        if not waiting:
+        has come; restart it whenever body data comes; stop it once the request is in."""
+        state = self.conn.their_state
+        upgraded = self.transport.get_protocol() is not self     # a WebSocket now
+        if upgraded or self.transport.is_closing() or state not in (h11.IDLE, h11.SEND_BODY):
             self._stop_header_timer()
+        elif state is h11.SEND_BODY:
+            self._stop_header_timer()
+            self._header_timer = self.loop.call_later(self.header_timeout_s,
+                                                      self._body_stalled)
         elif self._header_timer is None and self.timeout_keep_alive_task is None:
             self._header_timer = self.loop.call_later(self.header_timeout_s,
                                                       self._header_too_slow)
@@ -67,6 +76,16 @@ class HeaderTimeoutProtocol(H11Protocol):
             return
         if self.conn.trailing_data[0]:
             self.transport.write(REQUEST_TIMEOUT)
+        self.transport.close()
+
+    def _body_stalled(self) -> None:
+        self._header_timer = None
+        if self.conn.their_state is not h11.SEND_BODY or self.transport.is_closing() \
+                or self.transport.get_protocol() is not self:
+            return
+        if self.flow.read_paused:       # the handler is behind, not the client: wait again
+            self._watch_header()
+            return
         self.transport.close()
 
 
@@ -85,7 +104,8 @@ class HttpServer:
         config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                                 access_log=False, lifespan="off",
                                 http=header_timeout_protocol(header_timeout_s),
-                                timeout_keep_alive=keep_alive_s)
+                                timeout_keep_alive=keep_alive_s,
+                                timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="sunarchive-http",
                                         daemon=True)
