@@ -214,6 +214,9 @@ def test_parquet_aware_naive_and_epoch_times(tmp_path: Path) -> None:
                 f"JOIN sunarchive_series USING (series_id) WHERE time = to_timestamp({T0}) "
                 "ORDER BY tags") == [('{"panel_id": "p1"}', pytest.approx(21.0), 2),
                                      ('{"panel_id": "p3"}', 5.0, 1)]
+    # the store's site zone is UTC now (it holds data): naive Berlin times go to a store
+    # whose days are Berlin days
+    db = tmp_path / "berlin.duckdb"
     report = run_import(db, str(naive), "--map", "pv.power=power", "--timezone",
                         "Europe/Berlin")
     assert report["imported"] == 2 and report["start"] == "2026-06-21T10:00:00+00:00"

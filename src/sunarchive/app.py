@@ -32,6 +32,9 @@ from sunarchive.storage.open import (
     adopt_stored_profiles,
     default_spool_dir,
     live_file_for_url,
+    record_site_zone,
+    settle_site_zone,
+    stored_site_zone,
 )
 from sunarchive.storage.open import open_store as open_url
 from sunarchive.storage.postgres.user_sql import ReaderRole
@@ -55,7 +58,8 @@ def store_options(settings: Settings) -> StoreOptions:
                         None if password is None else password.get_secret_value(),
                         settings.postgres_copy_streams, settings.timescaledb_value_grid,
                         SqlLimits(settings.sql_timeout_s, settings.sql_max_rows),
-                        reader_role(settings))
+                        reader_role(settings),
+                        timezone_explicit="timezone" in settings.model_fields_set)
 
 
 def reader_role(settings: Settings) -> ReaderRole:
@@ -85,11 +89,16 @@ def open_reader(settings: Settings) -> Iterator[SqlStore]:
 
 @contextmanager
 def open_writer(settings: Settings) -> Iterator[tuple[SqlStore, list[str]]]:
-    store = open_url(settings.database_url, store_options(settings), setup=False)
+    options = store_options(settings)
+    store = open_url(settings.database_url, options, setup=False)
     try:
+        settle_site_zone(store, options.timezone_explicit)
         changes = store.setup()
         if adopt_stored_profiles(store):
             changes += store.setup()
+        if stored_site_zone(store) is None:
+            record_site_zone(store)
+            changes.append(f"recorded the site time zone {store.tz.key}")
         yield store, changes
     finally:
         store.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sunarchive.model import ConfigError
 from sunarchive.profiles.loader import parse_profile
@@ -34,6 +35,9 @@ class StoreOptions:
     timescale_grid: ValueGrid = "binary"
     sql_limits: SqlLimits = field(default_factory=SqlLimits)
     reader_role: ReaderRole = field(default_factory=ReaderRole)
+    timezone_explicit: bool = True
+    """``timezone`` was asked for (a flag, the config): a store recorded with another site
+    zone is refused. False: the store's recorded zone is adopted."""
 
 
 def is_postgres(url: str) -> bool:
@@ -111,6 +115,7 @@ def open_store(url: str, options: StoreOptions, read_only: bool = False,
                             read_only=read_only, retention_days=options.retention_days,
                             sql_limits=options.sql_limits)
     try:
+        settle_site_zone(store, options.timezone_explicit)
         if read_only:
             store.load_state()
             adopt_stored_profiles(store)
@@ -118,7 +123,54 @@ def open_store(url: str, options: StoreOptions, read_only: bool = False,
             store.setup()
             if adopt_stored_profiles(store):
                 store.setup()
+            record_site_zone(store)
     except BaseException:
         store.close()
         raise
     return store
+
+
+SITE_ZONE_KEY = "site_timezone"
+"""``sunarchive_meta`` key of the site's IANA zone, recorded by the first setup."""
+
+
+def stored_site_zone(store: SqlStore) -> str | None:
+    """The site zone recorded in the store (None: a new store, or one from before zones were
+    recorded)."""
+    try:
+        return store.meta_values(SITE_ZONE_KEY).get(SITE_ZONE_KEY)
+    except Exception:   # no sunarchive_meta table yet: nothing recorded
+        return None
+
+
+def settle_site_zone(store: SqlStore, explicit: bool) -> None:
+    """Daily buckets follow one site zone for the life of a store: a zone asked for that
+    differs from the recorded one is refused once the store holds data (days would overlap
+    or leave holes); without one asked for, the recorded zone is used."""
+    stored = stored_site_zone(store)
+    if stored is None or stored == store.tz.key:
+        return
+    if explicit and _holds_no_data(store):
+        if not store.read_only:   # nothing bucketed yet: the zone may still change
+            store.put_meta({SITE_ZONE_KEY: store.tz.key})
+        return
+    if explicit:
+        raise ConfigError(
+            f"this store's site time zone is {stored} (recorded at setup); --timezone / "
+            f"timezone {store.tz.key} would mix {stored} days and {store.tz.key} days in the "
+            f"daily tier. Give --timezone {stored}, or leave the zone out")
+    store.tz = ZoneInfo(stored)
+
+
+def _holds_no_data(store: SqlStore) -> bool:
+    try:
+        return all(store.last_time_s(name) is None for name in store.profiles)
+    except Exception:   # tables not created yet
+        return True
+
+
+def record_site_zone(store: SqlStore) -> None:
+    """Record the store's site zone once (the first setup, or the first setup of a store made
+    before zones were recorded)."""
+    if stored_site_zone(store) is None:
+        store.put_meta({SITE_ZONE_KEY: store.tz.key})
