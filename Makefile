@@ -64,6 +64,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/lp_write.py
 	$(BIN)/python bench/import_csv.py
 	$(BIN)/python bench/api.py --db bench-30d.duckdb
+	$(BIN)/python bench/read_under_write.py
 
 clean:
 	rm -rf $(VENV) sunarchive-data

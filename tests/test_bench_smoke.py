@@ -36,7 +36,8 @@ def positive(value: Any) -> bool:
 
 
 @pytest.mark.parametrize("script", ["reduce.py", "ingest.py", "query.py", "lp_write.py",
-                                    "api.py", "mirror.py", "import_csv.py"])
+                                    "api.py", "mirror.py", "import_csv.py",
+                                    "read_under_write.py"])
 def test_help(script: str) -> None:
     done = subprocess.run([sys.executable, str(BENCH / script), "--help"], capture_output=True,
                           text=True, timeout=60)
@@ -148,3 +149,20 @@ def test_import_csv_smoke() -> None:
     assert isinstance(result["csv_mb"], float)     # 600 rows round to 0.0 MB
     for key in ("seconds", "field_values_per_s", "rows_per_s", "peak_rss_mb"):
         assert positive(result[key]), key
+
+
+def test_read_under_write_smoke() -> None:
+    result = run_bench("read_under_write.py", "--writers", "2", "--lines", "50",
+                       "--seconds", "1", "--idle-seconds", "0.3")
+    assert result["benchmark"] == "read_under_write"
+    assert result["goal_read_p99_ms"] == 100.0 and result["goal_health_p99_ms"] == 50.0
+    assert result["goal_values_per_s"] == 1_000_000
+    assert result["errors"] == []
+    for key in ("ingest_values_per_s", "requests_accepted", "wall_s", "reads_p99_ms",
+                "health_p99_ms"):
+        assert positive(result[key]), key
+    for phase in ("idle", "under_load"):
+        assert set(result[phase]) == {"health", "latest", "curve_5min", "energy_day"}
+        for name, figures in result[phase].items():
+            assert figures["n"] > 0, (phase, name)
+            assert positive(figures["p50_ms"]) and positive(figures["p99_ms"]), (phase, name)
