@@ -111,6 +111,16 @@ def test_blank_lines_and_an_empty_cell_keep_the_line_numbers(tmp_path: Path) -> 
     assert stored(tmp_path / "b.duckdb")[T0 + 2] == (7.0, 1)   # empty power: missing
 
 
+def test_crlf_and_cr_line_endings_read_on_the_fast_path(tmp_path: Path) -> None:
+    for name, end in (("crlf", b"\r\n"), ("cr", b"\r")):
+        path = tmp_path / f"{name}.csv"
+        path.write_bytes(HEADER.replace(b"\n", end)
+                         + b"".join(good_csv(i).replace(b"\n", end) for i in range(3)))
+        report = run(tmp_path / f"{name}.duckdb", path)
+        assert (report.imported, report.rejected) == (3, 0), name
+        assert sorted(stored(tmp_path / f"{name}.duckdb")) == [T0, T0 + 1, T0 + 2]
+
+
 def test_a_header_that_is_not_utf8_fails_the_file_with_one_line(tmp_path: Path) -> None:
     path = tmp_path / "h.csv"
     path.write_bytes(b"ti\xffme,panel_id,voltage\n" + good_csv(0))
@@ -137,6 +147,16 @@ def test_jsonl_numbers_outside_the_range_are_rejected_by_line(tmp_path: Path) ->
     assert why[6].startswith("not UTF-8 text")
     assert OUTSIDE in why[7]
     assert stored(tmp_path / "j.duckdb") == {T0: (1.0, 1), T0 + 4: (5.0, 1)}
+
+
+def test_jsonl_text_value_that_is_not_utf8_rejects_only_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "u.jsonl"   # every value of a type pyarrow reads without complaint
+    path.write_bytes(b'{"time": "%d", "panel_id": "p1", "voltage": 1}\n' % T0
+                     + b'{"time": "%d", "panel_id": "p\xff", "voltage": 2}\n' % (T0 + 1)
+                     + b'{"time": "%d", "panel_id": "p1", "voltage": 3}\n' % (T0 + 2))
+    report = run(tmp_path / "u.duckdb", path)
+    assert list(reasons(report)) == [2] and reasons(report)[2].startswith("not UTF-8 text")
+    assert stored(tmp_path / "u.duckdb") == {T0: (1.0, 1), T0 + 2: (3.0, 1)}
 
 
 def test_lineprotocol_points_the_store_cannot_hold_are_rejected(tmp_path: Path) -> None:

@@ -176,13 +176,16 @@ def _header_of(source: Path | io.BytesIO, delimiter: str) -> list[str]:
 
 
 def _lines_after_header(path: Path) -> int:
-    """Lines of the file after the first (counting a last line without a newline)."""
-    count, last = 0, b"\n"
+    """Lines of the file after the first (counting a last line without a newline); lines
+    end in LF (or CRLF), or in CR alone when the file holds no LF (old Mac exports)."""
+    lf = cr = 0
+    last = b"\n"
     with path.open("rb") as f:
         while chunk := f.read(1 << 24):
-            count += chunk.count(b"\n")
+            lf += chunk.count(b"\n")
+            cr += chunk.count(b"\r")
             last = chunk[-1:]
-    return count - (last == b"\n")
+    return lf - (last == b"\n") if lf else cr - (last == b"\r")
 
 
 def _cells(raw: bytes, delimiter: str) -> tuple[list[str] | None, str | None]:
@@ -250,6 +253,7 @@ def _read_jsonl(path: Path) -> ReadResult:
             schema = pa.schema([pa.field(f.name, pa.string()) for f in stamps])
             table = pajson.read_json(path, parse_options=pajson.ParseOptions(
                 explicit_schema=schema, unexpected_field_behavior="infer"))
+        table.validate(full=True)   # the JSON reader lets invalid UTF-8 in text values pass
     except pa.ArrowInvalid:
         return _read_jsonl_as_text(path)
     if _all_lines_filled(path, table.num_rows):
