@@ -15,6 +15,12 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
+# The errors live in sunarchive.errors; these names stay importable from here.
+from sunarchive.errors import ConfigError as ConfigError
+from sunarchive.errors import InputError as InputError
+from sunarchive.errors import SunarchiveError as SunarchiveError
+from sunarchive.errors import TransientStoreError as TransientStoreError
+
 NS_PER_S = 1_000_000_000
 
 FloatArray = npt.NDArray[np.float64]
@@ -37,22 +43,6 @@ class FieldKind(StrEnum):
     COUNTER = "counter"
     STATE = "state"
     FLAG = "flag"
-
-
-class SunarchiveError(Exception):
-    """Base of every error sunarchive raises on purpose."""
-
-
-class ConfigError(SunarchiveError):
-    """A configuration or profile problem; the message names the file and key."""
-
-
-class InputError(SunarchiveError):
-    """Bad input data; the message names the line or field."""
-
-
-class TransientStoreError(SunarchiveError):
-    """The store is unreachable for now; retrying later may succeed."""
 
 
 def require_aware(value: datetime, what: str = "time") -> datetime:

@@ -17,7 +17,7 @@ from sunarchive.api.body_limit import BodyLimit
 from sunarchive.api.context import ApiContext
 from sunarchive.api.live import LiveHub
 from sunarchive.api.openapi import documented_schema, parameter_error
-from sunarchive.model import SunarchiveError
+from sunarchive.errors import RETRY_AFTER_S, SunarchiveError, http_status
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
@@ -51,7 +51,15 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return Response(status_code=400)    # nobody reads it: the client has gone
 
     @app.exception_handler(SunarchiveError)
-    async def bad_input(request: Request, exc: SunarchiveError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=400)
+    async def refused(request: Request, exc: SunarchiveError) -> JSONResponse:
+        return error_response(exc)
 
     return app
+
+
+def error_response(exc: SunarchiveError) -> JSONResponse:
+    """The one mapping of sunarchive's errors to HTTP (:func:`sunarchive.errors.http_status`):
+    one line in ``{"error"}``, and ``Retry-After`` on a 503."""
+    status = http_status(exc)
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    return JSONResponse({"error": str(exc)}, status_code=status, headers=headers)

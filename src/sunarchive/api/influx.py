@@ -29,9 +29,9 @@ from fastapi.responses import JSONResponse
 
 from sunarchive.api.context import ApiContext
 from sunarchive.api.influx_points import Plan, plan_write, with_lines
+from sunarchive.errors import RETRY_AFTER_S, QueueFullError
 from sunarchive.lineprotocol import LineError, parse_lines
 from sunarchive.model import SampleBatch
-from sunarchive.pipeline.accumulator import QueueFullError
 
 router = APIRouter(tags=["InfluxDB compatible"])
 INFLUX_VERSION = "1.8.10"
@@ -53,6 +53,11 @@ class WriteError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        """``Retry-After`` on a 503 (queue full, store unavailable)."""
+        return {"Retry-After": str(RETRY_AFTER_S)} if self.status == 503 else None
 
 
 # -- body, auth, precision ---------------------------------------------------------------------
@@ -184,7 +189,8 @@ async def write_v1(request: Request, db: str = "", precision: str = "ns") -> Res
     try:
         plan = await _write(request, V1_PRECISIONS[precision or "ns"])
     except WriteError as exc:
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+        return JSONResponse({"error": exc.message}, status_code=exc.status,
+                            headers=exc.headers)
     if plan.errors:
         return JSONResponse({"error": f"partial write: {_messages(plan.errors)} "
                                       f"dropped={plan.dropped}"}, status_code=400)
@@ -199,7 +205,8 @@ async def write_v2(request: Request, bucket: str = "", org: str = "",
         plan = await _write(request, precision or "ns")
     except WriteError as exc:
         code = {401: "unauthorized", 413: "request too large"}.get(exc.status, "invalid")
-        return JSONResponse({"code": code, "message": exc.message}, status_code=exc.status)
+        return JSONResponse({"code": code, "message": exc.message}, status_code=exc.status,
+                            headers=exc.headers)
     if plan.errors:
         return JSONResponse({"code": "invalid", "message": f"partial write: "
                              f"{_messages(plan.errors)} dropped={plan.dropped}"},
@@ -218,7 +225,8 @@ async def write_v3(request: Request, db: str = "", precision: str = "auto",
     try:
         plan = await _write(request, precision, accept_partial)
     except WriteError as exc:
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+        return JSONResponse({"error": exc.message}, status_code=exc.status,
+                            headers=exc.headers)
     if not plan.errors:
         return Response(status_code=204)
     data = [{"original_line": e.line, "line_number": e.line_number,

@@ -24,23 +24,25 @@ BAD = "A parameter or the body is not valid; the message names it."
 UNKNOWN = "Unknown measurement; the message names it and lists the known ones."
 TOO_LARGE = "The request body exceeds http_max_body_mb (after decompression)."
 NO_WRITER = "This server does not accept writes (started without a writer)."
-QUEUE_FULL = "The write queue is full; retry later."
+QUEUE_FULL = "The write queue is full; retry later (Retry-After: seconds)."
+DOWN = {503: "The store is unreachable for now; retry later (Retry-After: seconds)."}
 
 ANSWERS: dict[str, dict[int, str]] = {
-    "GET /api/v1/measurements": {},
-    "GET /api/v1/measurements/{measurement}": {400: BAD, 404: UNKNOWN},
-    "GET /api/v1/series": {},
-    "GET /api/v1/latest": {404: UNKNOWN},
-    "GET /api/v1/energy": {400: BAD, 404: UNKNOWN},
-    "GET /api/v1/events": {400: BAD},
-    "GET /api/v1/sources": {},
-    "GET /api/v1/status": {400: BAD},
+    "GET /api/v1/measurements": {**DOWN},
+    "GET /api/v1/measurements/{measurement}": {**DOWN, 400: BAD, 404: UNKNOWN},
+    "GET /api/v1/series": {**DOWN},
+    "GET /api/v1/latest": {**DOWN, 404: UNKNOWN},
+    "GET /api/v1/energy": {**DOWN, 400: BAD, 404: UNKNOWN},
+    "GET /api/v1/events": {**DOWN, 400: BAD},
+    "GET /api/v1/sources": {**DOWN},
+    "GET /api/v1/status": {**DOWN, 400: BAD},
     "GET /api/v1/health": {503: "The writer has stopped (body: status and writer_alive)."},
-    "POST /api/v1/sql": {400: "The body is not {\"sql\": ...} or the statement failed; the "
-                              "message names the statement's problem.", 413: TOO_LARGE},
-    "GET /measurements/{kind}": {400: BAD, 404: "Unknown lab measurement kind."},
-    "GET /statistics/{kind}": {400: BAD, 404: "Unknown lab measurement kind."},
-    "GET /api/energy-data": {400: BAD, 404: UNKNOWN},
+    "POST /api/v1/sql": {**DOWN, 400: "The body is not {\"sql\": ...} or the statement "
+                                      "failed; the message names the statement's problem.",
+                         413: TOO_LARGE},
+    "GET /measurements/{kind}": {**DOWN, 400: BAD, 404: "Unknown lab measurement kind."},
+    "GET /statistics/{kind}": {**DOWN, 400: BAD, 404: "Unknown lab measurement kind."},
+    "GET /api/energy-data": {**DOWN, 400: BAD, 404: UNKNOWN},
     "GET /ping": {},
     "HEAD /ping": {},
     "GET /query": {400: "Only CREATE DATABASE is served here."},

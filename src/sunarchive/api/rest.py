@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from sunarchive.api.context import ApiContext, instant, iso
-from sunarchive.model import FieldKind, SunarchiveError, from_epoch_s
+from sunarchive.model import FieldKind, from_epoch_s
 from sunarchive.profiles.spec import FieldSpec, Profile
 from sunarchive.query import run_query
 from sunarchive.rollup import ALL_TIERS
@@ -112,10 +112,7 @@ def _tags(values: list[str]) -> dict[str, str]:
 def _read(ctx: ApiContext, measurement: str, tier: str, start: datetime, end: datetime,
           tags: dict[str, str], fields: list[str] | None, max_points: int) -> Response:
     ctx.profile(measurement)
-    try:
-        result = run_query(ctx.store, measurement, tier, start, end, tags, fields, max_points)
-    except SunarchiveError as exc:
-        raise HTTPException(400, str(exc)) from None
+    result = run_query(ctx.store, measurement, tier, start, end, tags, fields, max_points)
     return json_response({"measurement": measurement, "tier": result.tier,
                           "start": start.isoformat(), "end": end.isoformat(),
                           **table_json(result.table)})
@@ -298,10 +295,7 @@ def sql(ctx: Reader, body: SqlRequest) -> Response:
     """One read statement (SELECT, VALUES, TABLE, WITH … SELECT) on the store, run where it
     cannot write, read files or change settings, within `sql_timeout_s` and `sql_max_rows`
     (what `sunarchive sql` sends to a running instance). Anything else is a 400 naming why."""
-    try:
-        result = ctx.store.read_sql(body.sql)
-    except SunarchiveError as exc:
-        raise HTTPException(400, str(exc)) from None
+    result = ctx.store.read_sql(body.sql)   # errors: mapped by api.app.error_response
     return json_response(table_json(result.table))
 
 

@@ -7,18 +7,11 @@ import threading
 from dataclasses import dataclass
 from typing import Literal
 
+from sunarchive.errors import QueueFullError as QueueFullError  # re-exported: older name place
+from sunarchive.errors import WriterStoppedError as WriterStoppedError
 from sunarchive.model import SampleBatch
 
 FullPolicy = Literal["block", "drop_newest"]
-
-
-class QueueFullError(Exception):
-    """The queue stayed full for the whole put timeout under the ``block`` policy."""
-
-
-class WriterStoppedError(QueueFullError):
-    """The writer died: nothing more is accepted (a write is answered "retry later", never
-    acknowledged and then lost)."""
 
 
 @dataclass

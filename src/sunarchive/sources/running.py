@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sunarchive.model import Event, SampleBatch, SunarchiveError
+from sunarchive.errors import SourceError as SourceError  # older import place
+from sunarchive.model import Event, SampleBatch
 
 if TYPE_CHECKING:
     from sunarchive.profiles.spec import Profile
@@ -28,15 +29,6 @@ log = logging.getLogger(__name__)
 
 RATE_WINDOW_S = 10.0
 """Samples per second are averaged over this many seconds."""
-
-
-class SourceError(SunarchiveError):
-    """A device problem. ``transient`` errors are retried with backoff; permanent ones stop
-    the source (a wrong configuration, a device that is not what the config says)."""
-
-    def __init__(self, message: str, transient: bool = True) -> None:
-        super().__init__(message)
-        self.transient = transient
 
 
 EventSink = Callable[[Event], None]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sunarchive.model import SunarchiveError
+from sunarchive.errors import UserSqlError as UserSqlError  # older import place
 
 READ_KINDS = "SELECT, VALUES, TABLE or WITH … SELECT"
 
@@ -25,10 +25,6 @@ class SqlLimits:
     @property
     def timeout_ms(self) -> int:
         return max(1, round(self.timeout_s * 1000))
-
-
-class UserSqlError(SunarchiveError):
-    """User SQL refused or failed; the message is one line naming the statement problem."""
 
 
 def check_text(text: str) -> None:

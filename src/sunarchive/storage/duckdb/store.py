@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from sunarchive.errors import StoreLockedError as StoreLockedError  # older import place
 from sunarchive.model import ConfigError, StatsRows
 from sunarchive.profiles.spec import Profile
 from sunarchive.rollup import ALL_TIERS, DUCKDB
@@ -29,10 +30,6 @@ from sunarchive.storage.tiered import INCOMING, TieredStore, iso_seconds, iso_ti
 from sunarchive.storage.user_sql import SqlLimits
 
 Q = DUCKDB.quote
-
-
-class StoreLockedError(ConfigError):
-    """Another process holds the DuckDB file for writing."""
 
 
 class DuckDBStore(TieredStore):

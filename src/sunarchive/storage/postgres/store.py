@@ -35,6 +35,7 @@ from sunarchive.storage.postgres import parallel, timescale, user_sql
 from sunarchive.storage.postgres.arrow_reader import ArrowReader
 from sunarchive.storage.postgres.copy import copy_chunks
 from sunarchive.storage.postgres.partitions import Partitions, create_plain_layout
+from sunarchive.storage.postgres.refusals import refused_for_good
 from sunarchive.storage.postgres.rows import rows_table
 from sunarchive.storage.postgres.schema import create_bookkeeping
 from sunarchive.storage.tiered import INCOMING, TieredStore, iso_seconds, iso_time
@@ -592,14 +593,3 @@ class PostgresStore(TieredStore):
 
 def utc(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
-
-
-PASSING_REFUSALS = ("starting up", "shutting down", "in recovery mode", "too many clients",
-                    "remaining connection slots")
-"""Refusals of a server that will take connections again soon."""
-
-
-def refused_for_good(message: str) -> bool:
-    """True when the server answered and refused (wrong password, role or database): waiting
-    does not help. Connection refused, timeouts and a server starting up are transient."""
-    return "FATAL:" in message and not any(p in message for p in PASSING_REFUSALS)

@@ -25,6 +25,7 @@ import pyarrow as pa
 from psycopg import sql
 
 from sunarchive.model import ConfigError, TransientStoreError
+from sunarchive.storage.postgres.refusals import refused_for_good
 from sunarchive.storage.postgres.rows import rows_table
 from sunarchive.storage.user_sql import (
     SqlLimits,
@@ -82,8 +83,9 @@ def _connect(url: str, owner_password: str | None, role: ReaderRole,
                                    options="-c TimeZone=UTC",
                                    **login)
     except psycopg.OperationalError as exc:
-        if role.as_owner:
-            raise TransientStoreError(f"cannot connect for SQL: {_first(exc)}") from None
+        if role.as_owner or not refused_for_good(str(exc)):
+            raise TransientStoreError(f"cannot connect to PostgreSQL for SQL: "
+                                      f"{_first(exc)}") from None
         raise ConfigError(
             f"cannot connect as the SQL reader role {role.name!r} ({_first(exc)}); "
             "`sunarchive setup` creates it (set postgres_reader_password if the server "
