@@ -124,7 +124,13 @@ def _demo(db: Path, speed: str) -> list[str]:
 
 
 def _figures(db: Path) -> dict[str, float]:
+    """The checked figures; all 0 for a store killed before its tables were made."""
+    if not db.exists():
+        return dict.fromkeys(CHECKS, 0.0)
     with duckdb.connect(str(db), read_only=True) as con:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        if not {"ps100_readings_1s", "ps100_readings_5min", "ps100_readings_1hour"} <= tables:
+            return dict.fromkeys(CHECKS, 0.0)
         return {k: float(con.execute(q).fetchone()[0] or 0)  # type: ignore[index]
                 for k, q in CHECKS.items()}
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -19,6 +21,13 @@ import pytest
 
 from conftest import clean_env, cli
 from pg_server import fresh_database, throwaway_postgres
+from sunarchive.pipeline.accumulator import Accumulator
+from sunarchive.pipeline.agent import Agent
+from sunarchive.pipeline.spool import Spool
+from sunarchive.profiles import load_profiles
+from sunarchive.sources.simulator import SimulatorConfig, SimulatorSource
+from sunarchive.storage.duckdb.store import DuckDBStore
+from sunarchive.storage.postgres.store import PostgresStore
 
 START = "2026-06-21T10:00:00+02:00"
 SECONDS = 600
@@ -135,3 +144,51 @@ def test_a_server_that_refuses_for_good_fails_at_once(pg_server_url: str,
     assert result.returncode == 2, result.stderr
     assert 'database "no_such_database" does not exist' in result.stderr
     assert "retrying" not in result.stderr and "Traceback" not in result.stderr
+
+
+def _collect(store: object, spool_dir: Path, panels: int, seconds: int) -> Agent:
+    agent = Agent(store, Accumulator(), lateness_s=1.0, commit_interval_s=0.2,  # type: ignore
+                  spool=Spool(spool_dir))
+    agent.add_source(SimulatorSource(SimulatorConfig(panels=panels, seed=7),
+                                     start=datetime.fromisoformat(START), speed=float("inf"),
+                                     duration_s=seconds))
+    return agent
+
+
+@pytest.mark.slow
+def test_postgres_lost_before_the_writer_starts_collects_into_the_spool(
+        tmp_path: Path) -> None:
+    """The store was opened, then the server went away before the agent started (a restart
+    3 s into the run): sources run and batches spool to disk; once the server is back the
+    spool is written and the result equals an undisturbed run."""
+    profiles = load_profiles()
+    reference = DuckDBStore(tmp_path / "ref.duckdb", profiles)
+    reference.setup()
+    undisturbed = _collect(reference, tmp_path / "ref.spool", PANELS, SECONDS)
+    undisturbed.start()
+    _wait_for(undisturbed.sources_done, "the reference run")
+    undisturbed.stop()
+    want = reference.sql(TOTALS).rows()
+    reference.close()
+
+    with throwaway_postgres() as server:
+        store = PostgresStore(fresh_database(server.url), profiles)
+        store.setup()
+        agent = _collect(store, tmp_path / "pg.spool", PANELS, SECONDS)
+        server.stop("immediate")
+        starting = threading.Thread(target=agent.start, daemon=True)
+        starting.start()
+        _wait_for(lambda: len(agent.spool) > 0 and agent.sources_done(),
+                  "the whole span collected into the spool while the server is down")
+        assert list((tmp_path / "pg.spool").glob("*.arrow"))
+        server.start()
+        _wait_for(lambda: len(agent.spool) == 0, "the spool written once the server is back")
+        agent.stop()
+        assert agent.writer_error is None
+        got = store.sql(TOTALS).rows()
+        store.close()
+    assert [(r[0], int(r[1]), int(r[2]), int(r[3])) for r in got] == \
+        [(r[0], int(r[1]), int(r[2]), int(r[3])) for r in want]
+    for g, w in zip(got, want, strict=True):
+        assert int(g[1]) == int(g[2]) == SECONDS
+        assert float(g[4]) == pytest.approx(float(w[4]), rel=1e-9)

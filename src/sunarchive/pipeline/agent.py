@@ -19,10 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from sunarchive.model import Event, InputError, SampleBatch, SeriesKey, StatsRows
+from sunarchive.model import (
+    Event,
+    InputError,
+    SampleBatch,
+    SeriesKey,
+    StatsRows,
+    TransientStoreError,
+)
 from sunarchive.pipeline.accumulator import Accumulator
 from sunarchive.pipeline.live import LiveState
-from sunarchive.pipeline.retry import until_reachable
 from sunarchive.pipeline.spool import PendingWrite, Spool
 from sunarchive.reducer import Reducer, ReduceResult, concat_rows, select_rows
 from sunarchive.sources.base import SampleSink, Source
@@ -128,6 +134,9 @@ class Agent:
         # `is None`, not `or`: an empty disk spool has length 0 and would count as false
         self.spool = spool if spool is not None else Spool()
         self._batch_ids: dict[str, int] = {}
+        self._owed_catch_up: set[str] = set()
+        """Measurements whose start-up catch-up failed (store unreachable): their batches are
+        spooled unrouted and written, after the catch-up, once the store answers."""
         self._retry_at = 0.0
         self._backoff_s = RETRY_MIN_S
         self._pending_events: list[Event] = []
@@ -160,8 +169,12 @@ class Agent:
             self._batch_ids[item.measurement] = max(self._batch_ids.get(item.measurement, 0),
                                                     item.batch_id)
         for name in self.store.profiles:
-            until_reachable(lambda name=name: self._catch_up(name),  # type: ignore[misc]
-                            f"catching up {name}", self._stop_sources)
+            try:
+                self._catch_up(name)
+            except TransientStoreError as exc:   # collect into the spool meanwhile
+                self._owed_catch_up.add(name)
+                log.warning("store unreachable at start (%s); collecting into the spool, "
+                            "catching up %s once it answers", exc, name)
         self._writer = threading.Thread(target=self._run_writer, name="sunarchive-writer",
                                         daemon=True)
         self._writer.start()
@@ -172,13 +185,15 @@ class Agent:
             self._threads.append(thread)
 
     def _catch_up(self, name: str) -> None:
-        """Where an earlier run left ``name``: its last batch, newest second and rollups."""
+        """Where an earlier run left ``name``: its last batch, newest second and rollups
+        (owed until it succeeds: no batch of ``name`` is written before)."""
         stored_batch = self.store.last_batch(name)
         self._batch_ids[name] = max(self._batch_ids.get(name, 0), stored_batch)
         last = self.store.last_time_s(name)
         self._stored_until[name] = last
         if last is not None:
             self.stats.rollup_rows += self.store.rollup(name, last + 1)
+        self._owed_catch_up.discard(name)
 
     def _run_source(self, source: Source) -> None:
         status = self.source_status[source.name]
@@ -296,18 +311,28 @@ class Agent:
         self.live.update_writer(self.stats, self.accumulator, self._buffered())
 
     def _write(self, name: str, result: ReduceResult, closed_until: int | None) -> None:
-        fresh, merge = self._route_overlap(name, result.fresh, result.merge)
+        routed = name not in self._owed_catch_up
+        fresh, merge = result.fresh, result.merge
+        if routed:
+            fresh, merge = self._route_overlap(name, fresh, merge)
         if len(fresh) or len(merge):
-            batch_id = self._batch_ids.get(name, 0) + 1
-            self._batch_ids[name] = batch_id
             ids = np.unique(np.concatenate([fresh.series_id, merge.series_id]))
             tags = {int(i): self._registry.tags[int(i)] for i in ids}
-            item = PendingWrite(name, batch_id, fresh, merge, tags)
+            item = PendingWrite(name, self._next_batch_id(name), fresh, merge, tags, routed)
             if len(self.spool) or not self._try_write(item):
                 self.spool.put(item)   # after older spooled batches: order is kept
         self._drain_spool()
-        if not len(self.spool):
+        if not len(self.spool) and name not in self._owed_catch_up:
             self._rollup(name, closed_until)
+
+    def _next_batch_id(self, name: str) -> int:
+        """A batch id above every earlier one of ``name``: the wall clock in µs (or one more
+        than the last id, if that is higher). Ids need no store, so batches made while it is
+        unreachable at start-up are numbered above those of earlier runs (unless the wall
+        clock went back by more than the time between the runs)."""
+        batch_id = max(self._batch_ids.get(name, 0) + 1, time.time_ns() // 1000)
+        self._batch_ids[name] = batch_id
+        return batch_id
 
     def _drain_spool(self, force: bool = False) -> None:
         """Write spooled batches in order; stop at the first failure and back off."""
@@ -319,6 +344,11 @@ class Agent:
     def _try_write(self, item: PendingWrite) -> bool:
         try:
             self._registry.save_new()
+            if item.measurement in self._owed_catch_up:
+                self._catch_up(item.measurement)
+            if not item.routed:
+                fresh, merge = self._route_overlap(item.measurement, item.fresh, item.merge)
+                item = PendingWrite(item.measurement, item.batch_id, fresh, merge, item.tags)
             written = self.store.write(item.fresh, item.merge, item.tags, item.batch_id)
         except Exception as exc:
             self._write_failed(item, exc)

@@ -37,6 +37,9 @@ class PendingWrite:
     fresh: StatsRows
     merge: StatsRows
     tags: dict[int, tuple[str, ...]]
+    routed: bool = True
+    """False: made before the store's state was known (unreachable at start); rows at or
+    before the stored data are moved to ``merge`` when it is written."""
 
     def rows(self) -> int:
         return len(self.fresh) + len(self.merge)
@@ -122,6 +125,7 @@ def _to_arrow(item: PendingWrite) -> pa.Table:
             rows.columns.get(name, np.full(len(rows), np.nan)).astype(np.float64)
             for rows in (item.fresh, item.merge)])
     meta = {"measurement": item.measurement, "batch_id": str(item.batch_id),
+            "routed": "1" if item.routed else "0",
             "tags": json.dumps({str(k): list(v) for k, v in item.tags.items()})}
     return pa.table(data).replace_schema_metadata(meta)
 
@@ -141,4 +145,4 @@ def _from_arrow(table: pa.Table) -> PendingWrite:
 
     tags = {int(k): tuple(v) for k, v in json.loads(meta["tags"]).items()}
     return PendingWrite(measurement, int(meta["batch_id"]), part(~is_merge), part(is_merge),
-                        tags)
+                        tags, meta.get("routed", "1") == "1")
