@@ -94,6 +94,18 @@ DUCKDB_ATTACKS = [
     "SELECT * FROM duckdb_secrets()",
     "SELECT * FROM query('DROP TABLE ps100_readings_1hour')",
     "SELECT * FROM force_checkpoint()",
+    "SELECT * FROM checkpoint()",
+    "FROM CheckPoint()",
+    "SELECT * FROM system.main.checkpoint('ps100')",
+    "SELECT (SELECT count(*) FROM checkpoint()) AS n",
+    "SELECT * FROM ps100_readings_1hour, LATERAL (SELECT * FROM checkpoint()) c",
+    "SELECT * FROM query('SELECT * FROM checkpoint()')",
+    "SELECT * FROM query_table('ps100_readings_1hour')",
+    "SELECT * FROM json_execute_serialized_sql(json_serialize_sql("
+    "'SELECT * FROM checkpoint()'))",
+    "SELECT * FROM truncate_duckdb_logs()",
+    "SELECT * FROM enable_logging()",
+    "SELECT * FROM deregister_external_resource('x')",
 ]
 POSTGRES_ATTACKS = [
     "SELECT pg_read_file('/etc/passwd')",
@@ -239,6 +251,52 @@ def test_the_kinds_of_read_still_work(store: SqlStore) -> None:
     for statement, rows in reads.items():
         assert store.read_sql(statement).rows() == rows, statement
     assert store.read_sql("TABLE ps100_readings_1hour").table.num_rows == 4
+
+
+def test_duckdb_reads_cannot_checkpoint(tmp_path: Path, request: pytest.FixtureRequest
+                                        ) -> None:
+    """``checkpoint()`` is a table function: it passed as a SELECT and, even in a READ ONLY
+    transaction, wrote the WAL into the file. No table function that is not a pure read runs,
+    however it is reached."""
+    store = _fill(_open("duckdb", request, tmp_path))
+    try:
+        assert isinstance(store, DuckDBStore)
+        tags = {i: (f"panel_{i}",) for i in (1, 2)}
+        assert store.write(_rows(PS100, START_S + 7200, 600, 2), StatsRows.empty(PS100), tags,
+                           batch_id=2)
+        wal = Path(f"{store.path}.wal")
+        assert wal.exists() and wal.stat().st_size > 0
+        size = wal.stat().st_size
+        for attack in [a for a in DUCKDB_ATTACKS if "checkpoint" in a.lower()]:
+            with pytest.raises(UserSqlError) as refused:
+                store.read_sql(attack)
+            assert_refused_cleanly(str(refused.value), attack)
+            assert wal.exists() and wal.stat().st_size == size, attack
+    finally:
+        store.close()
+
+
+def test_duckdb_catalog_and_generator_reads_still_work(tmp_path: Path,
+                                                       request: pytest.FixtureRequest) -> None:
+    store = _fill(_open("duckdb", request, tmp_path))
+    try:
+        reads = {
+            "SELECT count(*) AS n FROM generate_series(1, 3)": [(3,)],
+            "SELECT count(*) AS n FROM range(5)": [(5,)],
+            "SELECT unnest([1, 2]) AS u": [(1,), (2,)],
+            "SELECT count(*) AS n FROM (SELECT * FROM duckdb_tables() "
+            "WHERE table_name = 'ps100_readings_1hour')": [(1,)],
+            "SELECT count(*) AS n FROM information_schema.columns "
+            "WHERE table_name = 'ps100_readings_1hour' AND column_name = 'panel_id'": [(1,)],
+        }
+        for statement, rows in reads.items():
+            assert store.read_sql(statement).rows() == rows, statement
+        for statement in ("SHOW TABLES", "DESCRIBE ps100_readings_1hour",
+                          "SUMMARIZE ps100_readings_1hour",
+                          "SELECT * FROM pragma_table_info('ps100_readings_1hour')"):
+            assert store.read_sql(statement).table.num_rows > 0, statement
+    finally:
+        store.close()
 
 
 def test_a_long_statement_is_cancelled_at_the_time_limit(store: SqlStore) -> None:
@@ -445,7 +503,7 @@ def test_the_cli_on_an_idle_duckdb_file(tmp_path: Path, request: pytest.FixtureR
     db = ("--db", str(tmp_path / "store.duckdb"))
     line = _one_line_exit_2(cli("sql", "SELECT * FROM read_text('/etc/passwd')", *db,
                                 check=False))
-    assert "disabled by configuration" in line and "root:" not in line
+    assert "read_text() is not a read" in line and "root:" not in line
     _one_line_exit_2(cli("sql", "DROP TABLE ps100_readings_1hour", *db, check=False))
     out = cli("sql", "SELECT 1.5::DECIMAL(4,1) AS d, 'ab'::BLOB AS b", *db, "--format",
               "json").stdout

@@ -5,6 +5,9 @@
   parsed statement, not the text again.
 * It runs in a ``READ ONLY`` transaction on its own connection (a cursor), so the writer's
   connection and its open transaction are never touched.
+* The table functions it calls, named or reached through views, must be reads
+  (:mod:`~sunarchive.storage.duckdb.read_functions`): ``checkpoint()`` is a SELECT that
+  writes even in a read-only transaction.
 * The database is opened with ``enable_external_access = false`` (no files, no network, no
   extensions) and its configuration is locked once the store has set it up
   (:func:`lock_down`): no statement can change a setting afterwards.
@@ -21,6 +24,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from sunarchive.storage.duckdb.read_functions import check_parsed, check_plan
 from sunarchive.storage.user_sql import (
     SqlLimits,
     check_text,
@@ -72,6 +76,8 @@ def run(con: duckdb.DuckDBPyConnection, text: str, limits: SqlLimits) -> pa.Tabl
     try:
         cur.execute("BEGIN TRANSACTION READ ONLY")
         timer.start()
+        check_parsed(cur, statement.query)
+        check_plan(cur, statement.query)
         table: pa.Table = cur.sql(statement).limit(limits.max_rows + 1).to_arrow_table()
     except duckdb.Error as exc:
         raise (timed_out(limits) if expired.is_set() else failed(exc)) from None
