@@ -82,10 +82,11 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> N
 
 
 @contextmanager
-def running(**kw: Any) -> Iterator[tuple[TcpReceiver, ListSink]]:
+def running(max_future_s: float = 300.0,
+            **kw: Any) -> Iterator[tuple[TcpReceiver, ListSink]]:
     settings = TcpSettings(**({"name": "rig", "port": free_port(), "batch_interval_s": 0.05}
                               | kw))
-    source = settings.build(SourceContext("UTC", PROFILES))
+    source = settings.build(SourceContext("UTC", PROFILES, max_future_s=max_future_s))
     assert isinstance(source, TcpReceiver)
     sink, stop = ListSink(), threading.Event()
     thread = threading.Thread(target=source.run, args=(sink, stop), daemon=True)
@@ -297,6 +298,54 @@ def test_unknown_key_keeps_fields_and_a_long_line_is_skipped() -> None:
         assert "line 2: longer than 200 bytes" in (source.status.last_error or "")
         assert {r["voltage"] for r in sink.rows()} == {0.5, 0.51}
         sock.close()
+
+
+def test_records_ahead_of_the_clock_are_refused_with_their_line() -> None:
+    """Issue 14, point 4: one record from next year would push the measurement's watermark a
+    year ahead; it is refused with its line, the records around it are kept."""
+    now = int(time.time())
+    year = 365 * 86400
+    with running(max_future_s=120, measurement=MPP) as (source, sink):
+        sock = connect(source)
+        sock.sendall(json_line("j", 0).encode())                              # line 1
+        sock.sendall(json.dumps({"time": now + year, "voltage": 1}).encode() + b"\n")
+        sock.sendall(json.dumps({"time": now + 60, "voltage": 2}).encode() + b"\n")
+        sock.sendall(json_line("j", 1).encode())                              # line 4
+        wait_until(lambda: len(sink.rows()) == 3, "the three records in time")
+        assert source.status.errors == 1
+        assert re.fullmatch(rf"{re.escape(peer_of(sock))} line 2: timestamp \S+ is 36\d\.\d "
+                            r"days ahead of the clock \(more than max_future_s = 120 s\)",
+                            source.status.last_error or ""), source.status.last_error
+        assert sorted(r["voltage"] for r in sink.rows()) == [0.5, 0.51, 2.0]
+        sock.close()
+    with running(max_future_s=120, format="lineprotocol", precision="s") as (source, sink):
+        sock = connect(source)
+        sock.sendall((f"mpp_measurement,device_id=a voltage=1 {now}\n"
+                      f"mpp_measurement,device_id=a voltage=2 {now + 3600}\n"
+                      f"mpp_measurement,device_id=a voltage=3 {now + 1}\n").encode())
+        wait_until(lambda: len(sink.rows()) == 2, "the two points in time")
+        assert source.status.errors == 1
+        assert "line 2: timestamp " in (source.status.last_error or "")
+        assert re.search(r" is 3[56]\d\d s ahead of the clock", source.status.last_error or "")
+        assert sorted(r["voltage"] for r in sink.rows()) == [1.0, 3.0]
+        sock.close()
+
+
+def test_the_app_gives_tcp_sources_the_max_future_s_setting(tmp_path: Path) -> None:
+    from sunarchive.app import build_app
+    from sunarchive.settings import load_settings
+
+    settings = load_settings(overrides={
+        "database_url": f"duckdb:///{tmp_path / 'f.duckdb'}", "http_enabled": False,
+        "max_future_s": 42.0,
+        "sources": [{"type": "tcp", "name": "rig", "port": free_port(), "measurement": MPP}]},
+        env={}, dotenv_file=None)
+    app = build_app(settings, demo=False)
+    try:
+        (source,) = app.adapters
+        assert isinstance(source, TcpReceiver) and source.max_future_s == 42.0
+    finally:
+        app.store.close()
 
 
 def test_port_in_use_is_offline_then_listens_when_free() -> None:

@@ -267,7 +267,8 @@ def build_app(settings: Settings, demo: bool, collect: bool = True) -> App:
                               settings.queue_put_timeout_s)
     agent = Agent(store, accumulator, settings.lateness_s, settings.commit_interval_s,
                   settings.maintenance_interval_s, live, spool)
-    context = SourceContext(settings.timezone, store.profiles, agent.post_event)
+    context = SourceContext(settings.timezone, store.profiles, agent.post_event,
+                            settings.max_future_s)
     adapters = [s.build(context) for s in settings.effective_sources()
                 if collect and s.type != "simulator"]
     mirror = influx_mirror(settings, store, agent)

@@ -48,6 +48,10 @@ class SourceContext:
     """The measurement profiles known to the store, by measurement name."""
     events: EventSink = _drop_event
     """Where sources post events (thread-safe)."""
+    max_future_s: float = 300.0
+    """Push sources that take a time from the device refuse records stamped more than this
+    many seconds ahead of the wall clock (the ``max_future_s`` setting;
+    :mod:`sunarchive.timecheck`)."""
 
 
 class SourceStatus:

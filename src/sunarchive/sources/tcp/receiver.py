@@ -12,6 +12,9 @@
   skipped while it streams in, so neither idle clients nor endless lines hold memory.
 * A time or value the store cannot hold (:mod:`sunarchive.bounds`) rejects its record like
   any other malformed record; nothing a client sends can stop the source.
+* A record stamped more than ``max_future_s`` (the setting, through the
+  :class:`~sunarchive.sources.running.SourceContext`) ahead of the wall clock is refused with
+  its line (:mod:`sunarchive.timecheck`): it would make every later sample "too late".
 * The status is ``connected`` while the port is listening. If the port cannot be bound the
   source is ``offline`` and retries with capped backoff.
 """
@@ -38,6 +41,7 @@ from sunarchive.lineprotocol import parse_lines
 from sunarchive.model import NS_PER_S, ConfigError, InputError, SampleBatch, require_aware
 from sunarchive.sources.running import Backoff, SourceContext, SourceStatus
 from sunarchive.sources.tcp.config import TcpSettings
+from sunarchive.timecheck import ahead_reason, limit_ns
 
 if TYPE_CHECKING:
     from sunarchive.profiles.spec import Profile
@@ -295,6 +299,8 @@ class TcpReceiver:
         self.name = settings.name
         self.settings = settings
         self.profiles = context.profiles
+        self.max_future_s = context.max_future_s
+        """Records stamped more than this many seconds ahead of the clock are refused."""
         if settings.measurement is not None and settings.measurement not in context.profiles:
             raise ConfigError(f"source {settings.name}: measurement "
                               f"{settings.measurement!r} has no profile")
@@ -427,12 +433,24 @@ class TcpReceiver:
             self.status.error(f"{peer} line {number}: longer than "
                               f"{self.settings.max_line_bytes} bytes (skipped)")
             return
-        decoded = decoder.decode(text, time.time_ns())
+        now_ns = time.time_ns()
+        decoded = self._in_time(decoder.decode(text, now_ns), now_ns)
         for problem in decoded.problems:
             self.status.error(f"{peer} line {number}: {problem}")
         for record in decoded.records:
             self._pending.setdefault(record.measurement, _Pending()).records.append(record)
             self.records += 1
+
+    def _in_time(self, decoded: Decoded, now_ns: int) -> Decoded:
+        """``decoded`` without the records ahead of the clock, each one a problem."""
+        latest = limit_ns(now_ns, self.max_future_s)
+        kept = Decoded(problems=list(decoded.problems))
+        for record in decoded.records:
+            if record.time_ns > latest:
+                kept.problems.append(ahead_reason(record.time_ns, now_ns, self.max_future_s))
+            else:
+                kept.records.append(record)
+        return kept
 
     def _flush(self, sink: SampleSink) -> None:
         pending, self._pending = self._pending, {}
