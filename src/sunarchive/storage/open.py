@@ -85,10 +85,9 @@ def live_file_for(db_path: Path) -> Path:
 
 def adopt_stored_profiles(store: SqlStore) -> list[str]:
     """Add the profiles earlier runs created at run time (inferred from line protocol)."""
-    try:
-        documents = store.stored_profiles()
-    except Exception:  # a store made before profiles could be added at run time
+    if not store.has_table("sunarchive_profiles"):   # a reader of a store not migrated yet
         return []
+    documents = store.stored_profiles()
     added = []
     for doc in documents:
         profile = parse_profile(doc, f"<stored profile {doc.get('name')!r}>")
@@ -115,6 +114,7 @@ def open_store(url: str, options: StoreOptions, read_only: bool = False,
                             read_only=read_only, retention_days=options.retention_days,
                             sql_limits=options.sql_limits)
     try:
+        store.schema_version()   # a store written by a newer sunarchive is refused here
         settle_site_zone(store, options.timezone_explicit)
         if read_only:
             store.load_state()
@@ -137,10 +137,9 @@ SITE_ZONE_KEY = "site_timezone"
 def stored_site_zone(store: SqlStore) -> str | None:
     """The site zone recorded in the store (None: a new store, or one from before zones were
     recorded)."""
-    try:
-        return store.meta_values(SITE_ZONE_KEY).get(SITE_ZONE_KEY)
-    except Exception:   # no sunarchive_meta table yet: nothing recorded
+    if not store.has_table("sunarchive_meta"):   # a new store: nothing recorded
         return None
+    return store.meta_values(SITE_ZONE_KEY).get(SITE_ZONE_KEY)
 
 
 def settle_site_zone(store: SqlStore, explicit: bool) -> None:
@@ -163,10 +162,8 @@ def settle_site_zone(store: SqlStore, explicit: bool) -> None:
 
 
 def _holds_no_data(store: SqlStore) -> bool:
-    try:
-        return all(store.last_time_s(name) is None for name in store.profiles)
-    except Exception:   # tables not created yet
-        return True
+    return all(not store.has_table(profile.table("1s")) or store.last_time_s(name) is None
+               for name, profile in store.profiles.items())
 
 
 def record_site_zone(store: SqlStore) -> None:

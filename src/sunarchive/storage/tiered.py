@@ -37,6 +37,7 @@ from sunarchive.rollup import (
     tier_floor,
     tier_next,
 )
+from sunarchive.storage import migrations
 from sunarchive.storage.base import QueryResult, rows_to_arrow
 
 PROTECT_ALL = 0  # 1970: a tier whose consumer has never run keeps every row
@@ -61,6 +62,8 @@ class TieredStore(ABC):
 
     engine = "sql"
     dialect: Dialect
+    location = ""
+    """Where the store is, for messages (a file, a URL without its password)."""
     value_grid: ValueGrid = "decimal"
     """The grid writers round the statistics to (:mod:`sunarchive.resolution`)."""
 
@@ -137,6 +140,22 @@ class TieredStore(ABC):
     @abstractmethod
     def setup(self) -> list[str]:
         """Create or upgrade the schema (idempotent); return what changed."""
+
+    # -- numbered migrations (:mod:`sunarchive.storage.migrations`) -------------------------
+    def _schema(self) -> migrations.Schema:
+        return migrations.Schema(self.dialect, self._execute, self._fetch, self._transaction,
+                                 list(self.profiles.values()), self.location)
+
+    def migrate(self) -> list[str]:
+        """Apply the schema steps this store lacks (writers; part of ``setup``)."""
+        return migrations.migrate(self._schema())
+
+    def schema_version(self) -> int:
+        """The store's schema version; refuses a store written by a newer sunarchive."""
+        return migrations.check_version(self._schema())
+
+    def has_table(self, name: str) -> bool:
+        return self._schema().has_table(name)
 
     # -- bookkeeping in ``sunarchive_meta`` ----------------------------------------------------
     def meta_values(self, prefix: str) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""DuckDB schema: one table per measurement and tier, plus bookkeeping tables.
+"""DuckDB schema: one table per measurement and tier (the bookkeeping tables come from the
+numbered steps of :mod:`sunarchive.storage.migrations`).
 
 ``setup`` is idempotent: it creates what is missing and adds columns a profile gained since
 (existing rows get NULL there; nothing is lost).
@@ -15,27 +16,6 @@ from sunarchive.rollup import ALL_TIERS, DUCKDB
 from sunarchive.storage.tiered import tier_columns
 
 Q = DUCKDB.quote
-SCHEMA_VERSION = 1
-
-BOOKKEEPING = [
-    """CREATE TABLE IF NOT EXISTS sunarchive_meta (key VARCHAR PRIMARY KEY, value VARCHAR)""",
-    """CREATE TABLE IF NOT EXISTS sunarchive_series (
-        series_id INTEGER PRIMARY KEY, measurement VARCHAR NOT NULL, tags VARCHAR NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS sunarchive_rollup_state (
-        measurement VARCHAR NOT NULL, tier VARCHAR NOT NULL, horizon_s BIGINT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS sunarchive_dirty (
-        measurement VARCHAR NOT NULL, bucket_s BIGINT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS sunarchive_profiles (
-        name VARCHAR PRIMARY KEY, spec VARCHAR NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS sunarchive_writer_state (
-        measurement VARCHAR PRIMARY KEY, last_batch BIGINT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS sunarchive_state_labels (
-        measurement VARCHAR NOT NULL, field VARCHAR NOT NULL, code INTEGER NOT NULL,
-        label VARCHAR NOT NULL, PRIMARY KEY (measurement, field, label))""",
-    """CREATE TABLE IF NOT EXISTS sunarchive_events (
-        time TIMESTAMP NOT NULL, end_time TIMESTAMP, kind VARCHAR NOT NULL,
-        measurement VARCHAR, series_id INTEGER, message VARCHAR NOT NULL)""",
-]
 
 
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
@@ -45,12 +25,9 @@ def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 
 
 def create_schema(con: duckdb.DuckDBPyConnection, profiles: Iterable[Profile]) -> list[str]:
-    """Create or upgrade every table; return a description of each change made."""
+    """Create or upgrade every measurement table; return a description of each change made.
+    (The bookkeeping tables are :mod:`sunarchive.storage.migrations`' job.)"""
     changes: list[str] = []
-    for statement in BOOKKEEPING:
-        con.execute(statement)
-    con.execute("INSERT OR REPLACE INTO sunarchive_meta VALUES ('schema_version', ?)",
-                [str(SCHEMA_VERSION)])
     for profile in profiles:
         for tier in ALL_TIERS:
             changes.extend(_ensure_table(con, profile, tier))

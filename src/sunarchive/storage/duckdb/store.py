@@ -138,7 +138,8 @@ class DuckDBStore(TieredStore):
     # -- schema ------------------------------------------------------------------------------
     def setup(self) -> list[str]:
         with self._lock:
-            changes = create_schema(self._con, self.profiles.values())
+            changes = self.migrate()
+            changes.extend(create_schema(self._con, self.profiles.values()))
             changes.extend(self.ensure_named_rollups())
             self._load_horizons()
             return changes

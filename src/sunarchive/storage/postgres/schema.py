@@ -1,5 +1,5 @@
-"""PostgreSQL schema shared by the TimescaleDB and the plain layout: bookkeeping tables, column
-lists and idempotent column upgrades."""
+"""PostgreSQL schema shared by the TimescaleDB and the plain layout: column lists and idempotent
+column upgrades (the bookkeeping tables come from :mod:`sunarchive.storage.migrations`)."""
 
 from __future__ import annotations
 
@@ -10,46 +10,11 @@ from sunarchive.rollup import POSTGRES
 from sunarchive.storage.tiered import tier_columns
 
 Q = POSTGRES.quote
-SCHEMA_VERSION = 1
-
-BOOKKEEPING = [
-    "CREATE TABLE IF NOT EXISTS sunarchive_meta (key TEXT PRIMARY KEY, value TEXT)",
-    """CREATE TABLE IF NOT EXISTS sunarchive_series (
-        series_id INTEGER PRIMARY KEY, measurement TEXT NOT NULL, tags TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS sunarchive_rollup_state (
-        measurement TEXT NOT NULL, tier TEXT NOT NULL, horizon_s BIGINT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS sunarchive_dirty (
-        measurement TEXT NOT NULL, bucket_s BIGINT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS sunarchive_profiles (
-        name TEXT PRIMARY KEY, spec TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS sunarchive_writer_state (
-        measurement TEXT PRIMARY KEY, last_batch BIGINT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS sunarchive_batch_parts (
-        measurement TEXT NOT NULL, batch_id BIGINT NOT NULL, part INTEGER NOT NULL,
-        PRIMARY KEY (measurement, batch_id, part))""",
-    """CREATE TABLE IF NOT EXISTS sunarchive_newest (
-        measurement TEXT PRIMARY KEY, time_s BIGINT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS sunarchive_state_labels (
-        measurement TEXT NOT NULL, field TEXT NOT NULL, code INTEGER NOT NULL,
-        label TEXT NOT NULL, PRIMARY KEY (measurement, field, label))""",
-    """CREATE TABLE IF NOT EXISTS sunarchive_events (
-        time TIMESTAMPTZ NOT NULL, end_time TIMESTAMPTZ, kind TEXT NOT NULL,
-        measurement TEXT, series_id INTEGER, message TEXT NOT NULL)""",
-]
-
-
 def column_defs(profile: Profile, tier: str) -> str:
     """Column definitions of a tier table in PostgreSQL types."""
     return ", ".join(
         f"{Q(n)} {POSTGRES.sql_type(t)}{' NOT NULL' if n in ('time', 'series_id') else ''}"
         for n, t in tier_columns(profile, tier))
-
-
-def create_bookkeeping(con: psycopg.Connection[tuple[object, ...]]) -> None:
-    for statement in BOOKKEEPING:
-        con.execute(statement)
-    con.execute("INSERT INTO sunarchive_meta VALUES ('schema_version', %s) "
-                "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", [str(SCHEMA_VERSION)])
 
 
 def existing_columns(con: psycopg.Connection[tuple[object, ...]], table: str) -> list[str]:

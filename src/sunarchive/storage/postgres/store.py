@@ -37,7 +37,6 @@ from sunarchive.storage.postgres.copy import copy_chunks
 from sunarchive.storage.postgres.partitions import Partitions, create_plain_layout
 from sunarchive.storage.postgres.refusals import refused_for_good
 from sunarchive.storage.postgres.rows import rows_table
-from sunarchive.storage.postgres.schema import create_bookkeeping
 from sunarchive.storage.tiered import INCOMING, TieredStore, iso_seconds, iso_time
 from sunarchive.storage.user_sql import SqlLimits
 
@@ -196,9 +195,7 @@ class PostgresStore(TieredStore):
     def setup(self) -> list[str]:
         """Create or upgrade everything (idempotent); decides the layout on first use."""
         with self._lock:
-            changes: list[str] = []
-            with self._transaction():
-                create_bookkeeping(self._con)
+            changes = self.migrate()
             self.layout, why = self._choose_layout()
             self._adopt_grid()
             if self.layout == "plain":
@@ -217,7 +214,6 @@ class PostgresStore(TieredStore):
                 changes.extend(self.create_aggregates())
             with self._transaction():
                 changes.extend(self.ensure_named_rollups())
-                self._record_missing_newest()
             changes.extend(self._ensure_reader_role())
             self._load_horizons()
             self._has_newest_table = True
@@ -240,15 +236,6 @@ class PostgresStore(TieredStore):
             self.notes.append(note)
             return []
 
-    def _record_missing_newest(self) -> None:
-        """Stores made before ``sunarchive_newest`` existed: record the newest second once."""
-        for profile in self.profiles.values():
-            self._execute(
-                f"INSERT INTO sunarchive_newest SELECT %s, EXTRACT(EPOCH FROM MAX(time))::bigint "
-                f"FROM {Q(profile.table('1s'))} HAVING MAX(time) IS NOT NULL "
-                "AND NOT EXISTS (SELECT 1 FROM sunarchive_newest WHERE measurement = %s)",
-                [profile.name, profile.name])
-
     def load_state(self) -> None:
         """For readers: learn the layout and rollup horizons without changing anything."""
         with self._lock:
@@ -262,8 +249,7 @@ class PostgresStore(TieredStore):
             for profile in self.profiles.values():
                 self.partitions.load(self._con, profile)
             self._load_horizons()
-            self._has_newest_table = bool(self._fetch(
-                "SELECT to_regclass('sunarchive_newest') IS NOT NULL")[0][0])
+            self._has_newest_table = self.schema_version() >= 1
 
     def _adopt_grid(self) -> None:
         """Writers round to the binary grid on TimescaleDB (its Gorilla float compression
@@ -331,7 +317,7 @@ class PostgresStore(TieredStore):
                           "sunarchive_newest.time_s, EXCLUDED.time_s)", [profile.name, newest])
 
     def last_time_s(self, measurement: str) -> int | None:
-        if not self._has_newest_table:  # a store not yet set up by this version
+        if not self._has_newest_table:  # a store not yet migrated to version 1
             return super().last_time_s(measurement)
         rows = self._read_rows("SELECT time_s FROM sunarchive_newest WHERE measurement = %s",
                                [measurement])

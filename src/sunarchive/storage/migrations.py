@@ -1,0 +1,183 @@
+"""Numbered schema changes of the bookkeeping tables, written once for both engines.
+
+Each step has a version; ``sunarchive_schema_changes(version, applied_at)`` records the steps a
+store has had. ``setup`` (and every start of a writer) applies the missing steps in order, each
+in one transaction with its record, so a crash between steps resumes at the next one. A store
+that records a version above :data:`CURRENT_VERSION` was changed by a newer sunarchive: it is
+not opened (:class:`StoreTooNewError`), readers included. The model is Home Assistant's recorder
+(``SCHEMA_VERSION`` and ``schema_changes``), with steps as small functions.
+
+Version 0 is a store from before numbered migrations (no ``sunarchive_schema_changes``; its
+``sunarchive_meta`` said ``schema_version = 1`` whatever it held) or an empty database; version 1
+is the layout of the release that introduced them. Step 1 is idempotent, so it brings either
+to version 1 without changing data: it creates what is missing and records the newest stored
+second for PostgreSQL stores made before ``sunarchive_newest`` existed.
+
+Measurement tables (``<m>_<tier>``) are not versioned here: they follow the profiles, created
+or grown by ``setup`` (and the TimescaleDB layout adds its hypertables, aggregates and
+policies on top of the PostgreSQL steps).
+
+To add a step: append ``Step(CURRENT_VERSION + 1, "what it does", function)`` to
+:data:`STEPS`, write it with :class:`Schema`'s spellings so it runs on both engines, and test it
+on the stores in ``tests/data`` (``tests/test_migrations.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sunarchive.errors import StoreTooNewError
+from sunarchive.profiles.spec import Profile
+from sunarchive.rollup import Dialect
+
+CHANGES_TABLE = "sunarchive_schema_changes"
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What a step works with: the writer connection of either engine."""
+
+    dialect: Dialect
+    execute: Callable[[str, Sequence[Any] | None], int]
+    fetch: Callable[[str, Sequence[Any] | None], list[tuple[Any, ...]]]
+    transaction: Callable[[], AbstractContextManager[None]]
+    profiles: Sequence[Profile]
+    location: str
+
+    @property
+    def postgres(self) -> bool:
+        return self.dialect.name != "duckdb"
+
+    @property
+    def text(self) -> str:
+        """Column type of text."""
+        return "TEXT" if self.postgres else "VARCHAR"
+
+    @property
+    def instant(self) -> str:
+        """Column type of an instant (UTC ``TIMESTAMP`` on DuckDB: it buckets faster)."""
+        return "TIMESTAMPTZ" if self.postgres else "TIMESTAMP"
+
+    @property
+    def p(self) -> str:
+        """Parameter placeholder of the engine's driver."""
+        return "%s" if self.postgres else "?"
+
+    def has_table(self, name: str) -> bool:
+        rows = self.fetch("SELECT 1 FROM information_schema.tables WHERE table_name = "
+                          f"{self.p} AND table_schema = current_schema()", [name])
+        return bool(rows)
+
+
+@dataclass(frozen=True)
+class Step:
+    version: int
+    description: str
+    apply: Callable[[Schema], None]
+
+
+def bookkeeping(s: Schema) -> list[str]:
+    """The bookkeeping tables both engines have."""
+    text, instant = s.text, s.instant
+    return [
+        f"CREATE TABLE IF NOT EXISTS sunarchive_meta (key {text} PRIMARY KEY, value {text})",
+        f"""CREATE TABLE IF NOT EXISTS sunarchive_series (
+            series_id INTEGER PRIMARY KEY, measurement {text} NOT NULL, tags {text} NOT NULL)""",
+        f"""CREATE TABLE IF NOT EXISTS sunarchive_rollup_state (
+            measurement {text} NOT NULL, tier {text} NOT NULL, horizon_s BIGINT NOT NULL)""",
+        f"""CREATE TABLE IF NOT EXISTS sunarchive_dirty (
+            measurement {text} NOT NULL, bucket_s BIGINT NOT NULL)""",
+        f"""CREATE TABLE IF NOT EXISTS sunarchive_profiles (
+            name {text} PRIMARY KEY, spec {text} NOT NULL)""",
+        f"""CREATE TABLE IF NOT EXISTS sunarchive_writer_state (
+            measurement {text} PRIMARY KEY, last_batch BIGINT NOT NULL)""",
+        f"""CREATE TABLE IF NOT EXISTS sunarchive_state_labels (
+            measurement {text} NOT NULL, field {text} NOT NULL, code INTEGER NOT NULL,
+            label {text} NOT NULL, PRIMARY KEY (measurement, field, label))""",
+        f"""CREATE TABLE IF NOT EXISTS sunarchive_events (
+            time {instant} NOT NULL, end_time {instant}, kind {text} NOT NULL,
+            measurement {text}, series_id INTEGER, message {text} NOT NULL)""",
+    ]
+
+
+POSTGRES_ONLY = [
+    """CREATE TABLE IF NOT EXISTS sunarchive_batch_parts (
+        measurement TEXT NOT NULL, batch_id BIGINT NOT NULL, part INTEGER NOT NULL,
+        PRIMARY KEY (measurement, batch_id, part))""",
+    """CREATE TABLE IF NOT EXISTS sunarchive_newest (
+        measurement TEXT PRIMARY KEY, time_s BIGINT NOT NULL)""",
+]
+"""PostgreSQL keeps two more: the parts of a batch written over parallel COPY connections,
+and the newest stored second (other processes read it; ``MAX(time)`` over partitions is
+slow). A DuckDB file has one writing process, which keeps both in memory."""
+
+
+def _v1_layout(s: Schema) -> None:
+    for statement in bookkeeping(s) + (POSTGRES_ONLY if s.postgres else []):
+        s.execute(statement, None)
+    if s.postgres:
+        _record_missing_newest(s)
+
+
+def _record_missing_newest(s: Schema) -> None:
+    """Stores made before ``sunarchive_newest`` existed: record the newest second once."""
+    for profile in s.profiles:
+        table = profile.table("1s")
+        if not s.has_table(table):
+            continue
+        s.execute(f"INSERT INTO sunarchive_newest SELECT %s, EXTRACT(EPOCH FROM MAX(time))"
+                  f"::bigint FROM {s.dialect.quote(table)} HAVING MAX(time) IS NOT NULL AND "
+                  "NOT EXISTS (SELECT 1 FROM sunarchive_newest WHERE measurement = %s)",
+                  [profile.name, profile.name])
+
+
+STEPS: tuple[Step, ...] = (
+    Step(1, "bookkeeping tables of the first numbered layout", _v1_layout),
+)
+CURRENT_VERSION = STEPS[-1].version
+
+
+def stored_version(s: Schema) -> int:
+    """The newest step a store records (0: before numbered migrations, or empty)."""
+    if not s.has_table(CHANGES_TABLE):
+        return 0
+    rows = s.fetch(f"SELECT MAX(version) FROM {CHANGES_TABLE}", None)
+    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+
+def check_version(s: Schema, steps: Sequence[Step] = STEPS) -> int:
+    """The store's version; :class:`StoreTooNewError` if a newer sunarchive changed it."""
+    version = stored_version(s)
+    known = steps[-1].version
+    if version > known:
+        raise StoreTooNewError(
+            f"{s.location}: this store is at schema version {version}, written by a newer "
+            f"sunarchive; this one knows versions up to {known}. Upgrade sunarchive to open "
+            "it (a store is never changed back)")
+    return version
+
+
+def migrate(s: Schema, steps: Sequence[Step] = STEPS) -> list[str]:
+    """Apply the steps the store lacks, in order; return a description of each."""
+    version = check_version(s, steps)
+    s.execute(f"CREATE TABLE IF NOT EXISTS {CHANGES_TABLE} (version INTEGER PRIMARY KEY, "
+              f"applied_at {s.instant} NOT NULL)", None)
+    done = []
+    for step in sorted(steps, key=lambda step: step.version):
+        if step.version <= version:
+            continue
+        with s.transaction():
+            step.apply(s)
+            s.execute(f"INSERT INTO {CHANGES_TABLE} VALUES ({s.p}, {s.p})",
+                      [step.version, _now(s)])
+        done.append(f"schema version {step.version}: {step.description}")
+    return done
+
+
+def _now(s: Schema) -> datetime:
+    now = datetime.now(UTC)
+    return now if s.postgres else now.replace(tzinfo=None)   # DuckDB: a UTC TIMESTAMP
