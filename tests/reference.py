@@ -394,7 +394,8 @@ class Harness:
                 store.add_series(SeriesKey(profile.name, tags), sid)
             self.stores[zone] = store
 
-    def add(self, samples: Iterable[RawSample]) -> None:
+    def add(self, samples: Iterable[RawSample], arrived_ns: int | None = None) -> None:
+        """Feed samples; ``arrived_ns`` is the clock reading when they arrived (live input)."""
         batch = list(samples)
         if not batch:
             return
@@ -403,10 +404,10 @@ class Harness:
         time_ns = np.array([s.time_ns for s in batch], np.int64)
         values = {n: np.array([np.nan if s.get(n) is None else s.get(n) for s in batch],
                               np.float64) for n in names}
-        self.reducer.add(series, time_ns, values)
+        self.reducer.add(series, time_ns, values, arrived_ns=arrived_ns)
 
-    def close(self, final: bool = False) -> ReduceResult:
-        result = self.reducer.flush() if final else self.reducer.close()
+    def close(self, final: bool = False, now_ns: int | None = None) -> ReduceResult:
+        result = self.reducer.flush() if final else self.reducer.close(now_ns)
         self.results.append(result)
         for store in self.stores.values():
             store.write(result.fresh, result.merge, self.tags)

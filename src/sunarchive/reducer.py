@@ -1,8 +1,13 @@
 """Raw samples → exact 1-second statistics, vectorized with numpy.
 
-The reducer of one measurement buffers samples and *closes* whole seconds once the newest
-sample it has seen is more than ``lateness_s`` ahead of them. Closing turns the buffered samples
-of those seconds into one statistics row per (series, second):
+The reducer of one measurement buffers samples and *closes* whole seconds of each series on
+its own: a series' seconds close once that series' clock is more than ``lateness_s`` past their
+end, so a series that runs behind another (a second sender, a slow device clock) is never made
+"too late" by it. A series' clock is its newest sample time; for live inputs (samples added
+with ``arrived_ns``, closes given ``now_ns``) it also advances with the time elapsed since that
+sample arrived, so a point that nothing follows is closed ``lateness_s`` after the end of its
+second. Closing turns the buffered samples of those seconds into one statistics row per
+(series, second):
 
 * gauge / power fields: count, mean, min, max, population stddev;
 * power fields also: energy in Wh, the time integral of power with a zero-order hold — each
@@ -43,6 +48,8 @@ G = TypeVar("G", bound=np.generic)
 BoolArray = npt.NDArray[np.bool_]
 WH_PER_WS = 1.0 / 3600.0
 NO_FROM = -(1 << 32)  # "nothing emitted yet" for _Carry.hold_from (seconds; × 1e9 fits int64)
+NO_MARK = np.iinfo(np.int64).min  # "no sample yet" for _Carry.mark_ns
+NO_CLOCK = -1  # _Carry.seen_ns of a series that follows its own clock (not a live input)
 
 
 @dataclass
@@ -119,11 +126,20 @@ class _Carry:
         self.hold_from: dict[str, IntArray] = {}
         self.prev_v: dict[str, FloatArray] = {}
         self.prev_t: dict[str, IntArray] = {}
+        self.closed_s = np.empty(0, np.int64)
+        """Seconds (UTC epoch s) before this are closed for the series; NO_FROM: none yet."""
+        self.mark_ns = np.empty(0, np.int64)
+        """Newest sample time of the series (UTC epoch ns); NO_MARK: none yet."""
+        self.seen_ns = np.empty(0, np.int64)
+        """Clock reading (ns) when ``mark_ns`` arrived; NO_CLOCK: the series has no clock."""
 
     def ensure(self, n: int, power: list[str], sequential: list[str]) -> None:
         if n <= self.size:
             return
         grow = max(n, 2 * self.size, 16)
+        self.closed_s = _grow(self.closed_s, grow, NO_FROM, np.int64)
+        self.mark_ns = _grow(self.mark_ns, grow, NO_MARK, np.int64)
+        self.seen_ns = _grow(self.seen_ns, grow, NO_CLOCK, np.int64)
         for name in power:
             self.hold_t[name] = _grow(self.hold_t.get(name), grow, -1, np.int64)
             self.hold_p[name] = _grow(self.hold_p.get(name), grow, np.nan, np.float64)
@@ -157,9 +173,10 @@ def _sort_order(series: I32Array, time_ns: IntArray) -> npt.NDArray[np.intp] | N
     return np.lexsort((time_ns, series))
 
 
-def _split_at(samples: _Samples, bound_ns: int) -> tuple[_Samples, _Samples]:
-    """(samples before ``bound_ns``, the rest) without copying when one side is empty."""
-    before = samples.time_ns < bound_ns
+def _split_at(samples: _Samples, until_s: IntArray) -> tuple[_Samples, _Samples]:
+    """(samples before ``until_s[series]`` seconds, the rest) without copying when one side
+    is empty."""
+    before = samples.time_ns < until_s[samples.series] * NS_PER_S
     count = int(before.sum())
     if count == len(samples):
         return samples, samples.take(np.empty(0, np.intp))
@@ -192,8 +209,6 @@ class Reducer:
         self.names = [f.name for f in profile.fields]
         self.power = profile.fields_of(FieldKind.POWER)
         self.sequential = profile.fields_of(FieldKind.COUNTER, FieldKind.STATE)
-        self.closed_until_s: int | None = None
-        self.watermark_ns: int | None = None
         self.too_late_total = 0
         self._buffer: list[_Samples] = []
         self._buffered = 0
@@ -201,8 +216,14 @@ class Reducer:
         self._too_late: list[_Samples] = []
 
     # -- input -----------------------------------------------------------------------------
-    def add(self, series: I32Array, time_ns: IntArray, values: dict[str, FloatArray]) -> None:
-        """Buffer samples; ``series`` holds compact series ids, ``time_ns`` UTC epoch ns."""
+    def add(self, series: I32Array, time_ns: IntArray, values: dict[str, FloatArray],
+            arrived_ns: int | None = None) -> None:
+        """Buffer samples; ``series`` holds compact series ids, ``time_ns`` UTC epoch ns.
+
+        ``arrived_ns``: a monotonic clock reading (ns) when the samples arrived, for live
+        inputs; their series are then also closed by that clock (see :meth:`close`). None for
+        inputs that follow their own clock (imports, the simulator).
+        """
         if len(time_ns) == 0:
             return
         cols = {n: np.asarray(values[n], np.float64) if n in values
@@ -213,18 +234,36 @@ class Reducer:
             return
         self._carry.ensure(int(samples.series.max()) + 1, [f.name for f in self.power],
                            [f.name for f in self.sequential])
-        if self.closed_until_s is not None:
-            late = samples.time_ns < self.closed_until_s * NS_PER_S
-            if late.any():
-                self._too_late.append(samples.take(late))
-                self.too_late_total += int(late.sum())
-                samples = samples.take(~late)
+        late = samples.time_ns < self._carry.closed_s[samples.series] * NS_PER_S
+        if late.any():
+            self._too_late.append(samples.take(late))
+            self.too_late_total += int(late.sum())
+            samples = samples.take(~late)
         if len(samples):
             self._buffer.append(samples)
             self._buffered += len(samples)
-            newest = int(samples.time_ns.max())
-            if self.watermark_ns is None or newest > self.watermark_ns:
-                self.watermark_ns = newest
+            self._advance_marks(samples, arrived_ns)
+
+    def _advance_marks(self, samples: _Samples, arrived_ns: int | None) -> None:
+        carry = self._carry
+        newest = np.full(carry.size, NO_MARK, np.int64)
+        np.maximum.at(newest, samples.series, samples.time_ns)
+        ahead = newest > carry.mark_ns
+        carry.mark_ns[ahead] = newest[ahead]
+        carry.seen_ns[ahead] = NO_CLOCK if arrived_ns is None else arrived_ns
+
+    @property
+    def closed_until_s(self) -> int | None:
+        """Seconds before this are closed for the series furthest ahead (None: none closed).
+        Rollups use it; a lagging series' later rows re-materialize the buckets they touch."""
+        closed = self._carry.closed_s
+        return int(closed.max()) if len(closed) and closed.max() != NO_FROM else None
+
+    @property
+    def watermark_ns(self) -> int | None:
+        """Newest sample time of any series (UTC epoch ns), None before the first."""
+        marks = self._carry.mark_ns
+        return int(marks.max()) if len(marks) and marks.max() != NO_MARK else None
 
     @property
     def buffered(self) -> int:
@@ -241,24 +280,28 @@ class Reducer:
         return counts
 
     # -- closing ---------------------------------------------------------------------------
-    def ready_until_s(self) -> int | None:
-        """Seconds before this instant may be closed now (watermark minus lateness)."""
-        if self.watermark_ns is None:
-            return None
-        return (self.watermark_ns - self.lateness_ns) // NS_PER_S
+    def ready_until_s(self, now_ns: int | None = None) -> IntArray:
+        """Per series id: seconds before this may be closed now — the series' clock minus
+        lateness (NO_FROM for a series without samples). The clock is the newest sample
+        time, plus the time since it arrived when ``now_ns`` is given and the series is
+        live."""
+        carry = self._carry
+        clock = carry.mark_ns.copy()
+        if now_ns is not None:
+            live = (carry.seen_ns != NO_CLOCK) & (carry.mark_ns != NO_MARK)
+            clock[live] += np.maximum(now_ns - carry.seen_ns[live], 0)
+        until = (clock - self.lateness_ns) // NS_PER_S
+        return np.where(carry.mark_ns == NO_MARK, NO_FROM, until)
 
-    def close(self) -> ReduceResult:
-        """Close every second the watermark allows."""
-        until = self.ready_until_s()
-        if until is None:
-            return self._close_late_only()
-        return self.close_until(until)
+    def close(self, now_ns: int | None = None) -> ReduceResult:
+        """Close every second each series' clock allows; ``now_ns`` is the monotonic clock
+        reading (ns) of live inputs, None when only the data may close seconds."""
+        return self._close(self.ready_until_s(now_ns))
 
     def flush(self) -> ReduceResult:
         """Close everything buffered (clean stop or end of an import)."""
-        if self.watermark_ns is None:
-            return self._close_late_only()
-        return self.close_until(self.watermark_ns // NS_PER_S + 1)
+        marks = self._carry.mark_ns
+        return self._close(np.where(marks == NO_MARK, NO_FROM, marks // NS_PER_S + 1))
 
     def _close_late_only(self) -> ReduceResult:
         result = ReduceResult(StatsRows.empty(self.profile.name),
@@ -267,11 +310,16 @@ class Reducer:
         return result
 
     def close_until(self, until_s: int) -> ReduceResult:
-        """Close all seconds before ``until_s`` (UTC epoch seconds)."""
-        prev = self.closed_until_s
-        if prev is not None and until_s <= prev:
+        """Close all seconds before ``until_s`` (UTC epoch seconds) of every series."""
+        return self._close(np.full(self._carry.size, until_s, np.int64))
+
+    def _close(self, until: IntArray) -> ReduceResult:
+        """Close the seconds before ``until[series id]`` (UTC epoch s) of each series."""
+        prev = self._carry.closed_s
+        until = np.maximum(until, prev)
+        if not bool((until > prev).any()):
             return self._close_late_only()
-        now, rest = _split_at(_Samples.concat(self._buffer, self.names), until_s * NS_PER_S)
+        now, rest = _split_at(_Samples.concat(self._buffer, self.names), until)
         self._buffer = [rest] if len(rest) else []
         self._buffered = len(rest)
         order = _sort_order(now.series, now.time_ns)
@@ -279,8 +327,8 @@ class Reducer:
             now = now.take(order)
         events: list[Event] = []
         stats_keys, stats_cols = self._stats(now)
-        energy = self._energy(now, rest, until_s, events)
-        self.closed_until_s = until_s
+        energy = self._energy(now, rest, until, events)
+        self._carry.closed_s = until
         fresh, merge = self._assemble(stats_keys, stats_cols, energy, prev)
         result = ReduceResult(fresh, merge, events)
         self._reduce_too_late(result)
@@ -350,12 +398,13 @@ class Reducer:
                 f"{f}_changes": changes, f"{f}_count": n}
 
     # -- energy ----------------------------------------------------------------------------
-    def _energy(self, now: _Samples, rest: _Samples, until_s: int,
+    def _energy(self, now: _Samples, rest: _Samples, until_s: IntArray,
                 events: list[Event]) -> list[tuple[I32Array, IntArray, str, FloatArray]]:
-        """Energy contributions (series, second, column, Wh) for seconds before ``until_s``.
+        """Energy contributions (series, second, column, Wh) for seconds before
+        ``until_s[series]``.
 
-        Every hold is cut at ``until_s``; the rest of an open hold is emitted by a later close
-        once its successor is final (see ``_Carry.hold_from``).
+        Every hold is cut at its series' ``until_s``; the rest of an open hold is emitted by a
+        later close once its successor is final (see ``_Carry.hold_from``).
         """
         out: list[tuple[I32Array, IntArray, str, FloatArray]] = []
         for spec in self.power:
@@ -365,7 +414,7 @@ class Reducer:
         return out
 
     def _field_energy(self, spec: FieldSpec, now: _Samples, rest: _Samples,
-                      events: list[Event], until_s: int,
+                      events: list[Event], until_s: IntArray,
                       ) -> tuple[I32Array, IntArray, FloatArray]:
         # FIX(peek double count): a hold ending at a *peek* (earliest buffered sample at or
         # after `until_s`) is only tentative — a sample in [until_s, peek) may still arrive
@@ -413,13 +462,13 @@ class Reducer:
                                 f"(limit {self.max_gap_ns / NS_PER_S:g} s); no energy counted",
                                 series_id=int(iser[i]), end_s=end[i] / NS_PER_S))
         self._update_holds(f, s_ser, s_t, s_p, iser[tentative & ~gap], until_s)
-        end = np.where(tentative, until_s * NS_PER_S, end)
+        end = np.where(tentative, until_s[iser] * NS_PER_S, end)
         start = np.maximum(start, frm * NS_PER_S)  # skip seconds already emitted
         ok = ~gap & (start < end)
         return _split_holds(iser[ok], start[ok], end[ok], power[ok])
 
     def _update_holds(self, f: str, s_ser: I32Array, s_t: IntArray, s_p: FloatArray,
-                      emitted_ser: I32Array, until_s: int) -> None:
+                      emitted_ser: I32Array, until_s: IntArray) -> None:
         # FIX(peek double count): holds stay open until their successor is final (in `now`);
         # `emitted_ser` are the series whose open hold was emitted up to `until_s` from a peek.
         carry = self._carry
@@ -430,12 +479,12 @@ class Reducer:
             carry.hold_p[f][ls] = s_p[last]
             carry.hold_done[f][ls] = False
             carry.hold_from[f][ls] = NO_FROM
-        carry.hold_from[f][emitted_ser] = until_s
+        carry.hold_from[f][emitted_ser] = until_s[emitted_ser]
 
     # -- output ----------------------------------------------------------------------------
     def _assemble(self, stats_keys: tuple[I32Array, IntArray], stats: dict[str, FloatArray],
                   energy: list[tuple[I32Array, IntArray, str, FloatArray]],
-                  prev_until: int | None) -> tuple[StatsRows, StatsRows]:
+                  prev_until: IntArray) -> tuple[StatsRows, StatsRows]:
         ser = np.concatenate([stats_keys[0], *[e[0] for e in energy]])
         sec = np.concatenate([stats_keys[1], *[e[1] for e in energy]])
         if len(ser) == 0:
@@ -627,10 +676,9 @@ def _split_holds(series: I32Array, start_ns: IntArray, end_ns: IntArray,
     return series[owner], sec, wh
 
 
-def _split_rows(rows: StatsRows, prev_until: int | None) -> tuple[StatsRows, StatsRows]:
-    if prev_until is None:
-        return rows, StatsRows.empty(rows.measurement)
-    old = rows.time_s < prev_until
+def _split_rows(rows: StatsRows, prev_until: IntArray) -> tuple[StatsRows, StatsRows]:
+    """(fresh rows, merge rows): a row is merged when its series had closed its second."""
+    old = rows.time_s < prev_until[rows.series_id]
     return select_rows(rows, ~old), select_rows(rows, old)
 
 

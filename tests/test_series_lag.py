@@ -1,0 +1,167 @@
+"""Invariant 8: each series closes its own seconds, and for live inputs the clock closes them.
+
+A series whose samples arrive in order (within the lateness allowance) never loses anything
+because another series of the same measurement is ahead of it (issue 15, point 1), and a point
+that nothing follows is closed by the clock, not held until newer data comes (point 2).
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sunarchive.reducer import Reducer
+
+try:
+    from reference import NS, Harness, RawSample, differences, reference_rows
+    from test_reducer_properties import LATENESS_S, Scenario, _samples, make_profile
+except ImportError:  # tests/ imported as a package
+    from tests.reference import NS, Harness, RawSample, differences, reference_rows
+    from tests.test_reducer_properties import (
+        LATENESS_S,
+        Scenario,
+        _samples,
+        make_profile,
+    )
+
+PANEL = make_profile(5.0)
+ZONE = "Europe/Berlin"   # one store: its daily tier follows a zone with DST days
+
+
+def _panel_sample(series: int, t_ns: int, watts: float) -> RawSample:
+    return RawSample(series, t_ns, {"volts": 230.0, "watts": watts, "today": None,
+                                    "lifetime": None, "mode": None, "alarm": None})
+
+
+def _energy_by_series(harness: Harness) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for (sid, _), row in harness.rows("1s").items():
+        out[sid] = out.get(sid, 0.0) + (row["watts_energy_wh"] or 0.0)
+    return out
+
+
+def test_lagging_panel_keeps_its_energy(tmp_path: Path) -> None:
+    """The issue's case: two panels at 100 W for 2 minutes at 10 Hz, panel 1's samples arriving
+    10 s behind panel 0's. Both get 100 W × 119.9 s = 3.3306 Wh; nothing is too late."""
+    t0 = 1_780_000_000 * NS
+    panel = [[_panel_sample(sid, t0 + k * NS // 10, 100.0) for k in range(1200)]
+             for sid in (0, 1)]
+    harness = Harness(PANEL, tmp_path, series=(0, 1), lateness_s=LATENESS_S)
+    try:
+        for step in range(1300):   # every 0.1 s of arrival time: panel 0 now, panel 1 from 10 s ago
+            harness.add(panel[0][step:step + 1])
+            if step >= 100:
+                harness.add(panel[1][step - 100:step - 99])
+            harness.close()
+        harness.close(final=True)
+        assert harness.too_late_samples == 0
+        energy = _energy_by_series(harness)
+        assert energy[0] == pytest.approx(100 * 119.9 / 3600, abs=1e-4)
+        assert energy[1] == pytest.approx(100 * 119.9 / 3600, abs=1e-4)
+        assert not [e for e in harness.events if e.kind == "gap"]
+    finally:
+        harness.close_stores()
+
+
+@dataclass(frozen=True)
+class Lagged:
+    scenario: Scenario
+    lags_s: tuple[float, ...]   # how far each series' arrivals run behind its sample times
+    clock: bool                 # close by arrival-time clock (live input) or by watermarks only
+
+
+lagged = st.builds(
+    Lagged,
+    scenario=st.builds(
+        Scenario, seed=st.integers(0, 2**32 - 1),
+        anchor=st.sampled_from([1_780_000_000, 1_774_746_000]),
+        modes=st.lists(st.sampled_from(["10hz", "poll35", "events"]), min_size=2,
+                       max_size=3).map(tuple),
+        missing=st.sampled_from([0.0, 0.2]), max_gap_s=st.sampled_from([5.0, 40.0]),
+        shuffled=st.booleans(), chunks=st.integers(1, 12)),
+    lags_s=st.lists(st.sampled_from([0.0, 0.7, 3.0, 10.0, 95.0, 400.0, 3700.0]),
+                    min_size=3, max_size=3).map(tuple),
+    clock=st.booleans(),
+)
+
+
+def _arrivals(lg: Lagged, samples: list[RawSample]) -> list[tuple[int, RawSample]]:
+    """(arrival ns, sample) in arrival order: the series' lag plus jitter < lateness."""
+    rng = random.Random(lg.scenario.seed ^ 0x1A6)
+    out = []
+    for s in samples:
+        jitter = 0.0 if not lg.scenario.shuffled or rng.random() < 0.6 else \
+            rng.uniform(0, 0.99 * LATENESS_S)
+        out.append((s.time_ns + round((lg.lags_s[s.series] + jitter) * NS), s))
+    out.sort(key=lambda pair: pair[0])
+    return out
+
+
+def _feed_lagged(harness: Harness, lg: Lagged, arrivals: list[tuple[int, RawSample]]) -> None:
+    rng = random.Random(lg.scenario.seed ^ 0xC105E)
+    cuts = sorted(rng.randint(0, len(arrivals)) for _ in range(lg.scenario.chunks - 1))
+    for lo, hi in itertools.pairwise([0, *cuts, len(arrivals)]):
+        for arrived, group in itertools.groupby(arrivals[lo:hi], key=lambda p: p[0]):
+            harness.add([s for _, s in group], arrived_ns=arrived if lg.clock else None)
+        if hi:
+            now = arrivals[hi - 1][0] if lg.clock else None
+            harness.close(now_ns=now)
+    harness.close(final=True)
+
+
+@settings(max_examples=20, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(lg=lagged)
+def test_series_in_order_never_too_late_whatever_the_others_lag(
+        lg: Lagged, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every series in order (jitter inside the allowance), each with its own lag ⇒ zero
+    too-late samples, and every tier (energy included) equals the naive reference."""
+    profile = make_profile(lg.scenario.max_gap_s)
+    samples = _samples(lg.scenario)
+    harness = Harness(profile, tmp_path_factory.mktemp("lag"), zones=(ZONE,),
+                      series=range(len(lg.scenario.modes)), lateness_s=LATENESS_S)
+    try:
+        _feed_lagged(harness, lg, _arrivals(lg, samples))
+        assert harness.too_late_samples == 0
+        assert differences(reference_rows(profile, samples, "1s"), harness.rows("1s", ZONE)) == []
+        for tier in ("5min", "1hour", "daily"):
+            assert differences(reference_rows(profile, samples, tier, ZONE),
+                               harness.rows(tier, ZONE)) == [], tier
+    finally:
+        harness.close_stores()
+
+
+def _one_point(reducer: Reducer, t_ns: int, arrived_ns: int | None) -> None:
+    reducer.add(np.array([0], np.int32), np.array([t_ns], np.int64),
+                {"watts": np.array([42.0]), "volts": np.array([230.0])}, arrived_ns=arrived_ns)
+
+
+def test_clock_closes_a_point_nothing_follows() -> None:
+    """A live point alone is closed once the series' clock passes its second + lateness; a
+    device clock running behind the writer's does not make its next point too late."""
+    reducer = Reducer(PANEL, lateness_s=LATENESS_S)
+    device_t = 1_780_000_000 * NS + 300_000_000   # the device's clock: 1 h behind arrival
+    arrived = device_t + 3600 * NS
+    _one_point(reducer, device_t, arrived)
+    assert len(reducer.close(now_ns=arrived + NS).fresh) == 0   # inside the allowance
+    closed = reducer.close(now_ns=arrived + round((LATENESS_S + 0.7) * NS))
+    assert closed.fresh.time_s.tolist() == [device_t // NS]
+    assert reducer.buffered == 0
+    _one_point(reducer, device_t + 5 * NS, arrived + 5 * NS)   # its next point, on time
+    assert reducer.close(now_ns=arrived + 9 * NS).too_late_samples == 0
+
+
+def test_without_clock_a_point_waits_for_newer_data() -> None:
+    """Inputs that follow their own clock (imports, the simulator) are closed by their data."""
+    reducer = Reducer(PANEL, lateness_s=LATENESS_S)
+    _one_point(reducer, 1_780_000_000 * NS, None)
+    assert len(reducer.close(now_ns=1_790_000_000 * NS).fresh) == 0
+    assert reducer.buffered == 1
+    assert len(reducer.flush().fresh) == 1
