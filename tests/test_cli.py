@@ -178,3 +178,19 @@ def test_bad_config_is_one_line(tmp_path: Path, content: bytes, expected: str) -
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and str(config) in lines[0] and expected in lines[0], result.stderr
+
+
+@pytest.mark.parametrize("flags", [["--start", "-24h"], ["--start", "-30d", "--end", "now"]])
+def test_relative_times_as_the_readme_writes_them(demo_db: Path, flags: list[str]) -> None:
+    """`--start -24h` (a value that looks like a flag) works as the README shows it."""
+    result = cli("query", "ps100_readings", "--db", str(demo_db), "--tier", "daily", *flags,
+                 "--format", "json", check=False)
+    assert result.returncode == 0, result.stderr
+    assert isinstance(json.loads(result.stdout), list)
+
+
+def test_refresh_with_a_relative_start(demo_db: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.duckdb"
+    copy.write_bytes(demo_db.read_bytes())
+    result = cli("refresh", "--db", str(copy), "--start", "-7d", check=False)
+    assert result.returncode == 0, result.stderr

@@ -475,9 +475,25 @@ def cmd_import(args: argparse.Namespace) -> int:
     return run_import(args, _settings(args))
 
 
+TIME_FLAGS = ("--start", "--end", "--older-than")
+"""Flags whose value may start with a dash (``-24h``, ``-7d``)."""
+RELATIVE_VALUE = re.compile(r"^-\d+[smhd]$")
+
+
+def glue_relative_times(argv: Sequence[str]) -> list[str]:
+    """``--start -24h`` → ``--start=-24h``: argparse would take ``-24h`` for a flag."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in TIME_FLAGS and RELATIVE_VALUE.match(arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(glue_relative_times(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
