@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sunarchive.model import InputError, require_aware
+from sunarchive.model import FieldKind, InputError, require_aware
 from sunarchive.profiles.spec import Profile
 from sunarchive.rollup import ALL_TIERS, NOMINAL_SECONDS
 from sunarchive.storage.base import QueryResult, Store
@@ -84,12 +86,42 @@ def run_query(store: Store, measurement: str, tier: str = "auto",
     end_s = int(-(-end.timestamp() // 1))
     table = store.query_tier(measurement, chosen, start_s, end_s, tags or {},
                              resolve_fields(profile, fields))
-    return QueryResult(_aware_times(table), tier=chosen)
+    return QueryResult(aware_times(table), tier=chosen)
 
 
-def _aware_times(table: pa.Table) -> pa.Table:
-    if "time" not in table.column_names:
-        return table
-    index = table.column_names.index("time")
-    aware = pc.assume_timezone(table.column("time"), timezone="UTC")
-    return table.set_column(index, pa.field("time", aware.type), aware)
+def aware_times(table: pa.Table) -> pa.Table:
+    """Every timestamp column without a zone marked UTC (stores keep UTC instants)."""
+    for index, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type) and field.type.tz is None:
+            aware = pc.assume_timezone(table.column(index), timezone="UTC")
+            table = table.set_column(index, pa.field(field.name, aware.type), aware)
+    return table
+
+
+def energy_columns(profile: Profile) -> list[str]:
+    """The energy (Wh) columns of a profile's power fields."""
+    return [f.energy_column_name for f in profile.fields_of(FieldKind.POWER)]
+
+
+def energy_by_period(store: Store, measurement: str, start: datetime, end: datetime,
+                     period: str = "day") -> list[dict[str, Any]]:
+    """kWh per series and in total for each local day or month (the store's site zone)
+    from the daily tier: ``[{"period": "2026-06-21", "series": {name: kWh}, "total_kwh"}]``."""
+    if period not in ("day", "month"):
+        raise InputError(f"period {period!r} is not one of day, month")
+    profile = store.profiles.get(measurement)
+    if profile is None:
+        raise InputError(f"unknown measurement {measurement!r}; known: "
+                         f"{', '.join(sorted(store.profiles))}")
+    columns = energy_columns(profile)
+    if not columns:
+        raise InputError(f"measurement {measurement!r} has no power field, so no energy")
+    data = store.query_tier(measurement, "daily", int(start.timestamp()),
+                            int(end.timestamp()) + 1, {}, columns).to_pylist()
+    totals: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for row in data:
+        label = str(row["day"])[: 7 if period == "month" else 10]
+        series_name = "/".join(str(row[t]) for t in profile.tags) or measurement
+        totals[label][series_name] += sum((row[c] or 0.0) for c in columns) / 1000.0
+    return [{"period": label, "series": dict(values), "total_kwh": sum(values.values())}
+            for label, values in sorted(totals.items())]

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
+from sunarchive import __version__
 from sunarchive.api import dashboard, influx, live, rest
 from sunarchive.api.body_limit import BodyLimit
 from sunarchive.api.context import ApiContext
@@ -22,7 +23,7 @@ from sunarchive.errors import RETRY_AFTER_S, SunarchiveError, http_status
 
 def create_app(ctx: ApiContext) -> FastAPI:
     """A FastAPI app serving ``ctx``'s store: REST, InfluxDB-compatible writes, dashboard."""
-    app = FastAPI(title="sunarchive", version="0.1.0",
+    app = FastAPI(title="sunarchive", version=__version__,
                   description="Solar and home-energy telemetry historian: exact 1-second "
                               "statistics and 5-minute, hourly and daily rollups.")
     ctx.started_at = ctx.started_at or time.time()

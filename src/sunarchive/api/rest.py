@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import time
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
@@ -23,8 +22,8 @@ from pydantic import BaseModel
 
 from sunarchive.api.context import ApiContext, instant, iso
 from sunarchive.model import FieldKind, from_epoch_s
-from sunarchive.profiles.spec import FieldSpec, Profile
-from sunarchive.query import run_query
+from sunarchive.profiles.spec import FieldSpec
+from sunarchive.query import energy_by_period, energy_columns, run_query
 from sunarchive.rollup import ALL_TIERS
 
 router = APIRouter()
@@ -208,35 +207,16 @@ def _stored_latest(ctx: ApiContext, name: str) -> list[dict[str, Any]]:
                         profile.tags}} for row in rows]
 
 
-def energy_columns(profile: Profile) -> list[str]:
-    return [f.energy_column_name for f in profile.fields_of(FieldKind.POWER)]
-
-
 @router.get("/api/v1/energy", tags=["read"])
 def energy(ctx: Reader, measurement: str = "ps100_readings", start: str | None = None,
            end: str | None = None, period: str = "day") -> dict[str, Any]:
     """kWh per series and in total, per local day or month (the site's time zone)."""
-    if period not in ("day", "month"):
-        raise HTTPException(400, f"period {period!r} is not one of day, month")
     profile = ctx.profile(measurement)
-    columns = energy_columns(profile)
-    if not columns:
-        raise HTTPException(400, f"measurement {measurement!r} has no power field, so no "
-                                 "energy")
     stop = instant(end, "end", datetime.now(UTC))
     begin = instant(start, "start", stop - timedelta(days=30))
-    data = ctx.store.query_tier(measurement, "daily", int(begin.timestamp()),
-                                int(stop.timestamp()) + 1, {}, columns).to_pylist()
-    totals: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for row in data:
-        label = str(row["day"])[: 7 if period == "month" else 10]
-        series_name = "/".join(str(row[t]) for t in profile.tags) or measurement
-        kwh = sum((row[c] or 0.0) for c in columns) / 1000.0
-        totals[label][series_name] += kwh
-    rows = [{"period": label, "series": dict(values), "total_kwh": sum(values.values())}
-            for label, values in sorted(totals.items())]
+    rows = energy_by_period(ctx.store, measurement, begin, stop, period)
     return {"measurement": measurement, "period": period, "unit": "kWh",
-            "energy_columns": columns, "timezone": ctx.timezone, "rows": rows}
+            "energy_columns": energy_columns(profile), "timezone": ctx.timezone, "rows": rows}
 
 
 @router.get("/api/v1/events", tags=["read"])

@@ -1,0 +1,82 @@
+"""The library API: a pinned ``sunarchive.__all__``, one version, and docs/library.md's notebook
+session run as written against a demo store."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+import sunarchive
+from conftest import clean_env
+
+ROOT = Path(__file__).resolve().parent.parent
+PINNED = [
+    "ConfigError", "InputError", "NotSupportedError", "Profile", "QueueFullError", "Reader",
+    "Settings", "SourceError", "StoreError", "StoreLockedError", "StoreTooNewError",
+    "StoreUnavailableError", "SunarchiveError", "UserSqlError", "WriterStoppedError",
+    "__version__", "load_settings", "open_reader",
+]
+
+
+def test_the_public_names_are_pinned_and_all_resolve() -> None:
+    assert sorted(sunarchive.__all__) == sorted(PINNED)
+    for name in PINNED:
+        assert getattr(sunarchive, name) is not None, name
+    with pytest.raises(AttributeError):
+        _ = sunarchive.cli   # type: ignore[attr-defined]
+
+
+def test_the_version_has_one_source() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert sunarchive.__version__ == project["version"]
+    from sunarchive.api.app import create_app
+    assert "0.1.0" not in (ROOT / "src/sunarchive/api/app.py").read_text()
+    assert create_app.__module__ == "sunarchive.api.app"
+
+
+def test_importing_sunarchive_loads_no_engine() -> None:
+    code = ("import sys, sunarchive; "
+            "print(sorted({'duckdb', 'psycopg', 'pandas'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_a_naive_time_is_refused(demo_db: Path) -> None:
+    with sunarchive.open_reader(str(demo_db)) as reader, \
+            pytest.raises(sunarchive.InputError, match="no time zone"):
+        reader.query("ps100_readings", start=datetime(2026, 6, 21, 9))
+
+
+def test_an_unknown_measurement_is_one_line(demo_db: Path) -> None:
+    with sunarchive.open_reader(str(demo_db)) as reader:
+        for call in (reader.latest, reader.query, reader.energy):
+            with pytest.raises(sunarchive.InputError, match="unknown measurement 'nope'"):
+                call("nope")
+
+
+def _python_blocks(markdown: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", markdown, flags=re.DOTALL)
+
+
+def test_the_notebook_session_in_docs_library_md_runs(demo_db: Path, tmp_path: Path) -> None:
+    """demo_db is the demo docs/library.md names (conftest: DEMO_START, 2 h, 4 panels)."""
+    store = tmp_path / "sunarchive-data" / "sunarchive.duckdb"
+    store.parent.mkdir()
+    shutil.copy(demo_db, store)
+    blocks = _python_blocks((ROOT / "docs" / "library.md").read_text())
+    assert len(blocks) >= 4
+    script = tmp_path / "session.py"
+    script.write_text("\n".join(blocks))
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=clean_env(),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "Europe/Berlin" in result.stdout
+    assert "is not an ISO 8601 time" in result.stdout
