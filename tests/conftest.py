@@ -95,3 +95,19 @@ def timescale_url() -> Iterator[str]:
     url = fresh_database(given)
     yield url
     drop_database(url)
+
+
+# -- TimescaleDB in CI: PGlite (WASM PostgreSQL 17 + TimescaleDB 2.23 from npm) ---------------
+@pytest.fixture(scope="session")
+def pglite_url() -> Iterator[str]:
+    """URL of a PGlite server with TimescaleDB (tests/pglite_server.py), started once per
+    session; skips only where node/npm are missing (CI has them). One connection at a time."""
+    try:
+        from pglite_server import missing_tools, pglite_server
+    except ImportError:  # tests/ imported as a package
+        from tests.pglite_server import missing_tools, pglite_server
+    why = missing_tools()
+    if why:
+        pytest.skip(f"PGlite TimescaleDB tests need Node.js: {why}")
+    with pglite_server() as server:
+        yield server.url
