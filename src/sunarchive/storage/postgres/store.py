@@ -97,7 +97,8 @@ class PostgresStore(TieredStore):
         self.notes: list[str] = []
         self.partitions = Partitions()
         self._has_newest_table = False
-        self._refresh_pending: dict[str, tuple[int, int]] = {}
+        self._owing: set[str] = set()
+        """Measurements that may have rows in ``sunarchive_refresh_owed`` (TimescaleDB)."""
         self._arrow = ArrowReader(url, password, connect_timeout_s, self.location)
         self._helpers = parallel.HelperConnections(self._connect)
         self._writer_con = self._connect()  # a wrong URL fails here, clearly
@@ -212,6 +213,8 @@ class PostgresStore(TieredStore):
                                        self.partitions.ensure_ahead(self._con, profile, now))
             else:
                 changes.extend(self.create_aggregates())
+                self._owing.update(self.profiles)
+                changes.extend(self._settle_owed())
             with self._transaction():
                 changes.extend(self.ensure_named_rollups())
             changes.extend(self._ensure_reader_role())
@@ -300,9 +303,8 @@ class PostgresStore(TieredStore):
             return
         lo, hi = int(stamps.min()), int(stamps.max()) + 1
         if merged or lo < time.time() - timescale.REFRESH_LOOKBACK_S:
-            old = self._refresh_pending.get(profile.name)
-            self._refresh_pending[profile.name] = (min(lo, old[0]), max(hi, old[1])) if old \
-                else (lo, hi)
+            timescale.owe_refresh(self._con, profile.name, lo, hi)
+            self._owing.add(profile.name)
 
     def _record_newest(self, profile: Profile, times: list[np.ndarray[Any, Any]]) -> None:
         """Keep the newest stored second in ``sunarchive_newest``, in the write's transaction.
@@ -387,15 +389,25 @@ class PostgresStore(TieredStore):
     def rollup(self, measurement: str, complete_until_s: int | None) -> int:
         if self.layout == "plain":
             return super().rollup(measurement, complete_until_s)
-        window = self._refresh_pending.pop(measurement, None)
-        if window is not None:
+        if measurement in self._owing:
             try:
-                timescale.refresh(self._con, self.profiles[measurement], window[0], window[1],
-                                  self.tz)
+                timescale.settle_owed(self._con, self.profiles[measurement], self.tz)
             except psycopg.OperationalError as exc:
-                self._refresh_pending[measurement] = window
                 raise self._lost(exc) from None
+            self._owing.discard(measurement)
         return 0
+
+    def _settle_owed(self) -> list[str]:
+        """At start: the refreshes a writer owed when it stopped (a crash right after a
+        commit leaves them recorded in ``sunarchive_refresh_owed``)."""
+        changes = []
+        for name in sorted(self._owing):
+            owed = timescale.settle_owed(self._con, self.profiles[name], self.tz)
+            self._owing.discard(name)
+            if owed:
+                changes.append(f"{name}: refreshed the aggregates over {owed} write(s) a "
+                               "previous writer stopped before refreshing")
+        return changes
 
     def refresh(self, measurement: str, start_s: int, end_s: int) -> int:
         if self.layout == "timescaledb":

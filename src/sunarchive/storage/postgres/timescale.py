@@ -23,7 +23,14 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from sunarchive.profiles.spec import Profile
-from sunarchive.rollup import POSTGRES, ROLLUP_TIERS, TIER_SOURCE, single_pass_select, tier_floor
+from sunarchive.rollup import (
+    POSTGRES,
+    ROLLUP_TIERS,
+    TIER_SOURCE,
+    coalesce_ranges,
+    single_pass_select,
+    tier_floor,
+)
 from sunarchive.rollup import tier_next as next_bucket
 from sunarchive.storage.postgres.partitions import interval_seconds
 from sunarchive.storage.postgres.schema import add_missing_columns, column_defs, relation_kind
@@ -93,6 +100,7 @@ def ensure_extension(con: Con) -> tuple[str | None, str]:
 def create_layout(con: Con, profile: Profile, timezone: str,
                   retention_days: dict[str, float | None], policies: bool = True) -> list[str]:
     """Create or repair everything of one profile (idempotent)."""
+    con.execute(OWED_TABLE)
     changes = _hypertable(con, profile)
     for tier in ROLLUP_TIERS:
         changes.extend(_aggregate(con, profile, tier, timezone, policies))
@@ -237,6 +245,32 @@ def apply_retention(con: Con, profile: Profile, retention_days: dict[str, float 
     if config["tiers"]:
         config["now"] = now.isoformat()
         con.execute("CALL sunarchive_retention(0, %s::JSONB)", [json.dumps(config)])
+
+
+OWED_TABLE = """CREATE TABLE IF NOT EXISTS sunarchive_refresh_owed (
+    owed_id BIGINT GENERATED ALWAYS AS IDENTITY, measurement TEXT NOT NULL,
+    lo_s BIGINT NOT NULL, hi_s BIGINT NOT NULL)"""
+"""Refreshes owed after a commit (UTC epoch s, [lo_s, hi_s)): recorded in the write's
+transaction, deleted once done, so a crash in between leaves them to the next start."""
+
+
+def owe_refresh(con: Con, measurement: str, lo_s: int, hi_s: int) -> None:
+    """Record a refresh owed over [lo_s, hi_s); call inside the write's transaction."""
+    con.execute("INSERT INTO sunarchive_refresh_owed (measurement, lo_s, hi_s) "
+                "VALUES (%s, %s, %s)", [measurement, lo_s, hi_s])
+
+
+def settle_owed(con: Con, profile: Profile, tz: ZoneInfo) -> int:
+    """Run the refreshes owed for ``profile`` and forget them; returns how many were owed."""
+    owed = con.execute("SELECT owed_id, lo_s, hi_s FROM sunarchive_refresh_owed "
+                       "WHERE measurement = %s", [profile.name]).fetchall()
+    if not owed:
+        return 0
+    for lo, hi in coalesce_ranges([(int(r[1]), int(r[2])) for r in owed]):
+        refresh(con, profile, lo, hi, tz)
+    con.execute("DELETE FROM sunarchive_refresh_owed WHERE measurement = %s AND owed_id <= %s",
+                [profile.name, max(int(r[0]) for r in owed)])
+    return len(owed)
 
 
 def refresh(con: Con, profile: Profile, start_s: int, end_s: int, tz: ZoneInfo) -> None:

@@ -1,0 +1,101 @@
+"""TimescaleDB rollups that never freeze or vanish (issue 15, points 8–11), on a real
+TimescaleDB (``SUNARCHIVE_TEST_TIMESCALE_URL``; skipped with the reason without one).
+
+* a refresh owed after a commit survives a kill -9 and is settled at the next start;
+* a refresh never materializes a bucket that is still open;
+* refreshes never reach below the raw retention horizon;
+* the CLI on aggregates, compression and changed policy settings.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from sunarchive.model import SeriesKey, StatsRows
+from sunarchive.profiles import load_profiles
+from sunarchive.storage.postgres.store import PostgresStore
+
+PROFILES = load_profiles(None)
+PS100 = "ps100_readings"
+TAGS: dict[int, tuple[str, ...]] = {1: ("panel_1",), 2: ("panel_2",)}
+HOUR = 3600
+
+
+def rows(start_s: int, seconds: int, power_w: float = 90.0) -> StatsRows:
+    """Two panels at ``power_w`` for ``seconds`` seconds from ``start_s``."""
+    times = np.repeat(np.arange(start_s, start_s + seconds, dtype=np.int64), 2)
+    n = len(times)
+    return StatsRows(PS100, times, np.tile(np.array([1, 2], np.int32), seconds), {
+        "voltage_avg": np.full(n, 40.0), "voltage_min": np.full(n, 39.0),
+        "voltage_max": np.full(n, 41.0), "voltage_stddev": np.full(n, 0.5),
+        "voltage_count": np.full(n, 10.0), "power_avg": np.full(n, power_w),
+        "power_min": np.full(n, power_w - 5), "power_max": np.full(n, power_w + 5),
+        "power_stddev": np.full(n, 1.0), "power_count": np.full(n, 10.0),
+        "energy_wh": np.full(n, power_w / 3600), "sample_count": np.full(n, 10.0),
+        "covered_s": np.ones(n)})
+
+
+def open_store(url: str, timezone: str = "UTC") -> PostgresStore:
+    store = PostgresStore(url, PROFILES, timezone=timezone)
+    store.setup()
+    for sid, tags in TAGS.items():
+        store.add_series(SeriesKey(PS100, tags), sid)
+    return store
+
+
+@pytest.fixture
+def store(timescale_url: str) -> Iterator[PostgresStore]:
+    opened = open_store(timescale_url)
+    yield opened
+    opened.close()
+
+
+def value(store: PostgresStore, sql: str) -> object:
+    return store.sql(sql).rows()[0][0]
+
+
+def hour_start(days_ago: int) -> int:
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    return int((now - timedelta(days=days_ago)).replace(hour=6).timestamp())
+
+
+# -- point 10: the refresh owed after a commit survives a crash --------------------------------
+CRASHING_WRITER = textwrap.dedent("""
+    import os, signal, sys
+    sys.path.insert(0, {tests!r})
+    from test_timescale_refresh import open_store, rows, TAGS
+    from sunarchive.model import StatsRows
+    store = open_store({url!r})
+    store.write(rows({start}, {seconds}), StatsRows.empty("ps100_readings"), TAGS)
+    os.kill(os.getpid(), signal.SIGKILL)   # right after the commit, before any rollup
+""")
+
+
+def test_refresh_owed_at_a_crash_is_settled_at_start(timescale_url: str) -> None:
+    old = hour_start(days_ago=4)                  # older than every policy's window
+    script = CRASHING_WRITER.format(tests=os.path.dirname(__file__), url=timescale_url,
+                                    start=old, seconds=3 * HOUR)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    store = open_store(timescale_url)             # the next start settles what is owed
+    try:
+        # a later backfill moves the watermarks past the crashed hours
+        store.write(rows(hour_start(days_ago=3), HOUR), StatsRows.empty(PS100), TAGS)
+        store.rollup(PS100, None)
+        hours = value(store, f"SELECT COUNT(*) FROM ps100_readings_1hour WHERE time >= "
+                             f"to_timestamp({old}) AND time < to_timestamp({old + 3 * HOUR})")
+        assert hours == 3 * len(TAGS)             # no hole: 3 hours of both panels
+        owed = value(store, "SELECT COUNT(*) FROM sunarchive_refresh_owed")
+        assert owed == 0
+    finally:
+        store.close()
