@@ -97,6 +97,10 @@ def test_an_unavailable_store_answers_503_with_retry_after(tmp_path: Path) -> No
                 assert answer.headers["Retry-After"] == str(errors.RETRY_AFTER_S)
                 message = answer.json()["error"]
                 assert "PostgreSQL" in message and "\n" not in message
+            new_measurement = httpx.post(base + "/write", content=b"brand_new,site=a p=1.5",
+                                         timeout=60)   # creating its tables needs the store
+            assert new_measurement.status_code == 503, new_measurement.text
+            assert new_measurement.headers["Retry-After"] == str(errors.RETRY_AFTER_S)
         finally:
             process.terminate()
             process.wait(60)

@@ -29,9 +29,10 @@ import numpy.typing as npt
 from sunarchive.api.context import ApiContext, WriteLimits
 from sunarchive.api.inferred import infer_profile, spec_of
 from sunarchive.bounds import TIME_RANGE_TEXT, times_ok, value_problem, values_bad
+from sunarchive.errors import StoreUnavailableError, SunarchiveError
 from sunarchive.lineprotocol import MAX_SHOWN, LineError, ParsedMeasurement, ParseResult
 from sunarchive.lineprotocol_samples import Samples, to_samples
-from sunarchive.model import SampleBatch, SunarchiveError
+from sunarchive.model import SampleBatch
 from sunarchive.profiles import Profile
 from sunarchive.timecheck import drop_ahead
 
@@ -129,6 +130,8 @@ def _profile(ctx: ApiContext, m: ParsedMeasurement, plan: Plan) -> Profile | Non
                 profile = infer_profile(m)
                 ctx.store.add_profile(profile, spec_of(m))
                 return profile
+            except StoreUnavailableError:
+                raise           # the whole write waits: 503 with Retry-After (api/app.py)
             except SunarchiveError as exc:
                 why = f"measurement {m.measurement!r}: cannot store it: {exc}"
     plan.refuse(m, np.ones(len(m.time_ns), bool), lambda _: why)

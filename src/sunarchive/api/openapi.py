@@ -24,7 +24,8 @@ BAD = "A parameter or the body is not valid; the message names it."
 UNKNOWN = "Unknown measurement; the message names it and lists the known ones."
 TOO_LARGE = "The request body exceeds http_max_body_mb (after decompression)."
 NO_WRITER = "This server does not accept writes (started without a writer)."
-QUEUE_FULL = "The write queue is full; retry later (Retry-After: seconds)."
+QUEUE_FULL = ("The write queue is full, or a new measurement's tables cannot be made while "
+              "the store is unreachable; retry later (Retry-After: seconds).")
 DOWN = {503: "The store is unreachable for now; retry later (Retry-After: seconds)."}
 
 ANSWERS: dict[str, dict[int, str]] = {
