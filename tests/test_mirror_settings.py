@@ -73,3 +73,21 @@ def test_write_api_requests(api: str, url: str, params: dict[str, str]) -> None:
     assert transport.url == "http://h:1" + url and transport.params == params
     assert ("Authorization" in transport.headers) == (api != "v1")
     transport.close()
+
+
+@pytest.mark.parametrize(("env", "missing"), [
+    ({"INFLUXDB_ENABLED": "true"}, "influxdb.host"),
+    ({"INFLUXDB_ENABLED": "true", "INFLUXDB_HOST": "https://influx.example"}, "influxdb.token"),
+    ({"INFLUXDB_ENABLED": "true", "INFLUXDB_TOKEN": "t"}, "influxdb.host"),
+])
+def test_enabled_mirror_needs_host_and_token(env: dict[str, str], missing: str) -> None:
+    """The upstream document calls INFLUXDB_HOST and INFLUXDB_TOKEN required: enabled without
+    them is refused at start, naming what is missing (it used to start and fail every write)."""
+    with pytest.raises(ConfigError, match=missing):
+        load_settings(env=env, dotenv_file=None)
+
+
+def test_v1_mirror_needs_no_token() -> None:
+    settings = load_settings(env={"INFLUXDB_ENABLED": "true", "INFLUXDB_HOST": "http://h:8086",
+                                  "INFLUXDB_WRITE_API": "v1"}, dotenv_file=None)
+    assert settings.influxdb.enabled and settings.influxdb.token is None

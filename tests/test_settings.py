@@ -589,3 +589,18 @@ def test_dotenv_file_not_utf8(tmp_path: Path) -> None:
     dotenv.write_bytes(b"SUNARCHIVE_TIMEZONE=\xff\n")
     with pytest.raises(ConfigError, match=r"\.env: not UTF-8 text"):
         load_settings(None, env={}, dotenv_file=dotenv)
+
+
+def test_ps100_sensor_read_interval_sets_the_sampling_rate() -> None:
+    """PS100's `.env` `SENSOR_READ_INTERVAL=0.2` (seconds between reads) means 5 Hz."""
+    settings = load_settings(env={"SENSOR_READ_INTERVAL": "0.2"}, dotenv_file=None)
+    assert settings.simulator.sample_rate_hz == pytest.approx(5.0)
+    given = load_settings(env={"SENSOR_READ_INTERVAL": "0.2",
+                               "SUNARCHIVE_SIMULATOR__SAMPLE_RATE_HZ": "2"}, dotenv_file=None)
+    assert given.simulator.sample_rate_hz == pytest.approx(2.0)     # ours wins
+
+
+@pytest.mark.parametrize("value", ["fast", "0", "-1", "inf"])
+def test_a_bad_sensor_read_interval_is_named(value: str) -> None:
+    with pytest.raises(ConfigError, match="SENSOR_READ_INTERVAL"):
+        load_settings(env={"SENSOR_READ_INTERVAL": value}, dotenv_file=None)

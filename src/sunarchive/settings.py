@@ -28,6 +28,7 @@ value came from, the dotted key and why, e.g.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sys
@@ -701,6 +702,30 @@ def _apply_upstream_database_env(layers: _Layers, env: Mapping[str, str]) -> Non
                    "TIMESCALE_PASSWORD_FILE")
 
 
+def _apply_upstream_sensor_env(layers: _Layers, env: Mapping[str, str]) -> None:
+    """PS100's ``SENSOR_READ_INTERVAL`` (seconds between sensor reads, e.g. 0.1 = 10 Hz) sets
+    ``simulator.sample_rate_hz`` and the ``sample_rate_hz`` of ``ina2xx`` sources, unless
+    given otherwise."""
+    text = env.get("SENSOR_READ_INTERVAL")
+    if text is None:
+        return
+    origin = "environment variable SENSOR_READ_INTERVAL"
+    try:
+        interval_s = float(text)
+    except ValueError:
+        raise ConfigError(f"{origin}: {text!r} is not a number of seconds") from None
+    if not 0 < interval_s < math.inf:
+        raise ConfigError(f"{origin}: {text!r} must be a positive number of seconds")
+    rate_hz = 1.0 / interval_s
+    simulator = layers.data.get("simulator")
+    if not (isinstance(simulator, dict) and "sample_rate_hz" in simulator):
+        layers.set(("simulator", "sample_rate_hz"), rate_hz, origin)
+    sources = layers.data.get("sources")
+    for source in sources if isinstance(sources, list) else []:
+        if isinstance(source, dict) and source.get("type") == "ina2xx":
+            source.setdefault("sample_rate_hz", rate_hz)
+
+
 def _apply_upstream_influxdb_env(layers: _Layers, env: Mapping[str, str]) -> None:
     """Honour ``INFLUXDB_<NAME>`` (``INFLUXDB_ENABLED``, ``INFLUXDB_HOST``, ``INFLUXDB_TOKEN`` or
     ``INFLUXDB_TOKEN_FILE``, ``INFLUXDB_DATABASE``, ``INFLUXDB_ORG``, ...) for each mirror
@@ -755,6 +780,7 @@ def load_settings(config_file: Path | None = None,
     _apply_env(layers, environ, lambda var: f"environment variable {var}")
     _apply_upstream_database_env(layers, {**dotenv, **environ})
     _apply_upstream_influxdb_env(layers, {**dotenv, **environ})
+    _apply_upstream_sensor_env(layers, {**dotenv, **environ})
     for key, value in (overrides or {}).items():
         if value is not None:
             layers.set(tuple(key.split(".")), _drop_none(value), "override")

@@ -21,12 +21,13 @@ class InfluxSettings(BaseModel):
     enabled: bool = Field(default=False, description="Mirror to InfluxDB (also "
                           "INFLUXDB_ENABLED).")
     host: str = Field(default="http://localhost:8181", description="InfluxDB URL (also "
-                      "INFLUXDB_HOST). As with the official client, a host without a scheme "
-                      "means https and a host without a port means port 443.")
+                      "INFLUXDB_HOST); required when enabled. As with the official client, a "
+                      "host without a scheme means https and a host without a port means port "
+                      "443.")
     token: SecretStr | None = Field(default=None, json_schema_extra={"secret": True},
                                     description="API token (also INFLUXDB_TOKEN or "
-                                    "INFLUXDB_TOKEN_FILE); the v1 API sends it as the "
-                                    "password.")
+                                    "INFLUXDB_TOKEN_FILE); required when enabled, but for the "
+                                    "v1 API; the v1 API sends it as the password.")
     database: str = Field(default="sunarchive", min_length=1, description="Database (v3, v1) "
                           "or bucket (v2) (also INFLUXDB_DATABASE).")
     org: str | None = Field(default=None, description="Organization for the v2 API (also "
@@ -91,6 +92,20 @@ class InfluxSettings(BaseModel):
     def _retry_order(self) -> InfluxSettings:
         if self.retry_max_s < self.retry_min_s:
             raise ValueError("retry_max_s must not be smaller than retry_min_s")
+        return self
+
+    @model_validator(mode="after")
+    def _enabled_needs_a_target(self) -> InfluxSettings:
+        """Enabled, the mirror needs a host given (the default is only a format example) and,
+        but for the v1 API (an influxd without auth), a token."""
+        if not self.enabled:
+            return self
+        if "host" not in self.model_fields_set:
+            raise ValueError("influxdb.host is required when the mirror is enabled "
+                             "(INFLUXDB_HOST)")
+        if self.token is None and self.write_api != "v1":
+            raise ValueError(f"influxdb.token is required for the {self.write_api} API when "
+                             "the mirror is enabled (INFLUXDB_TOKEN or INFLUXDB_TOKEN_FILE)")
         return self
 
 

@@ -80,7 +80,8 @@ class SimulatorSettings(BaseModel):
         description="Simulated start time, ISO 8601 with a UTC offset (e.g. "
                     "2024-06-21T04:00:00+02:00); unset = now.")
     sample_rate_hz: float = Field(default=10.0, gt=0, le=1000, description="Samples per "
-                                  "second per measurement.")
+                                  "second per measurement (PS100's SENSOR_READ_INTERVAL, in "
+                                  "seconds, sets it to 1/interval when not given).")
     latitude_deg: float = Field(default=52.52, ge=-90, le=90, description="Site latitude, "
                                 "north positive.")
     longitude_deg: float = Field(default=13.405, ge=-180, le=180, description="Site longitude, "
