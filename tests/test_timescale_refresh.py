@@ -99,3 +99,33 @@ def test_refresh_owed_at_a_crash_is_settled_at_start(timescale_url: str) -> None
         assert owed == 0
     finally:
         store.close()
+
+
+# -- point 8: a refresh never materializes a bucket that is still open -------------------------
+def zone_past_eight_local() -> str:
+    """A zone where today's local day started at least 8 hours ago (UTC or UTC+12)."""
+    return "UTC" if datetime.now(UTC).hour >= 8 else "Etc/GMT-12"
+
+
+def test_old_write_does_not_freeze_todays_daily_total(timescale_url: str) -> None:
+    """The issue's repro: a backfill from now − 7 h for 1 h (older than the 5-minute
+    policy's window: the writer refreshes itself), then now − 40 min for 30 min. Today's
+    daily total must hold both, not the half materialized at the first refresh."""
+    store = open_store(timescale_url, zone_past_eight_local())
+    try:
+        now = int(datetime.now(UTC).timestamp())
+        store.write(rows(now - 7 * HOUR, HOUR), StatsRows.empty(PS100), TAGS)
+        store.rollup(PS100, None)
+        store.write(rows(now - 40 * 60, 30 * 60), StatsRows.empty(PS100), TAGS)
+        store.rollup(PS100, None)
+        today = store.tz.key
+        raw = value(store, "SELECT SUM(energy_wh) FROM ps100_readings_1s")
+        daily = value(store, f"SELECT SUM(energy_wh) FROM ps100_readings_daily WHERE day = "
+                             f"(now() AT TIME ZONE '{today}')::DATE")
+        assert float(str(daily)) == pytest.approx(float(str(raw)))
+        day_start = value(store, f"SELECT EXTRACT(EPOCH FROM date_trunc('day', now(), "
+                                 f"'{today}'))::BIGINT")
+        watermark = store._materialized(PROFILES[PS100], "daily")[1]
+        assert watermark is None or watermark <= int(str(day_start))
+    finally:
+        store.close()

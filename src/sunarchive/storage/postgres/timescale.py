@@ -16,6 +16,7 @@ Per profile:
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -273,13 +274,22 @@ def settle_owed(con: Con, profile: Profile, tz: ZoneInfo) -> int:
     return len(owed)
 
 
-def refresh(con: Con, profile: Profile, start_s: int, end_s: int, tz: ZoneInfo) -> None:
-    """Refresh the aggregates over [start_s, end_s), lowest tier first, bucket-aligned."""
+def refresh(con: Con, profile: Profile, start_s: int, end_s: int, tz: ZoneInfo,
+            now_s: int | None = None) -> None:
+    """Refresh the aggregates over [start_s, end_s), lowest tier first, bucket-aligned.
+
+    Only buckets closed at ``now_s`` (UTC epoch s; default now): a bucket still open would
+    be materialized half-full and the aggregate's watermark would move past it, so later
+    data of that bucket would wait for a policy (up to two days for today's daily total).
+    Open buckets stay with real-time aggregation and the policies."""
+    now = int(time.time()) if now_s is None else now_s
     for tier in ROLLUP_TIERS:
         lo = tier_floor(tier, start_s, tz)
-        hi = next_bucket(tier, tier_floor(tier, end_s - 1, tz), tz)
-        con.execute("CALL refresh_continuous_aggregate(%s::regclass, %s, %s)",
-                    [Q(profile.table(tier)), _utc(lo), _utc(hi)])
+        hi = min(next_bucket(tier, tier_floor(tier, end_s - 1, tz), tz),
+                 tier_floor(tier, now, tz))
+        if hi > lo:
+            con.execute("CALL refresh_continuous_aggregate(%s::regclass, %s, %s)",
+                        [Q(profile.table(tier)), _utc(lo), _utc(hi)])
 
 
 def _utc(seconds: int) -> datetime:
