@@ -327,7 +327,9 @@ def test_offer_never_waits_for_influxdb(fake: FakeInflux3, tmp_path: Path) -> No
     import threading
 
     fake.stall = threading.Event()  # every request hangs until released
-    mirror = make_mirror(fake, tmp_path, queue_max_points=500)
+    # a request that timed out while stalled would be sent again and, released, stored twice
+    # by the fake (InfluxDB would dedupe it): the write timeout outlasts the stall
+    mirror = make_mirror(fake, tmp_path, queue_max_points=500, timeout_s=600)
     mirror.start()
     batches = [panels(s, 1) for s in range(100)]
     offering = threading.Thread(target=lambda: [mirror.offer_raw(b) for b in batches],
@@ -338,7 +340,7 @@ def test_offer_never_waits_for_influxdb(fake: FakeInflux3, tmp_path: Path) -> No
     offering.join(120)
     assert not offering.is_alive() and not fake.stall.is_set()
     fake.stall.set()
-    assert mirror.flush(30)
+    assert mirror.flush(300)
     mirror.close()
     assert_exactly_once_in_order(fake, batches)
 
