@@ -188,6 +188,7 @@ class App:
                 continue   # this simulator's span is already stored
             self.agent.add_source(SimulatorSource(config, start=start, speed=speed,
                                                   duration_s=remaining, name=name))
+            self.agent.follow_own_clock(config.measurement)   # simulated time, not live
         if duration_s is not None and self.sources_config and not self.agent.sources \
                 and not self.adapters:
             self.span_complete = True

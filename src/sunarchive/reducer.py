@@ -176,13 +176,28 @@ def _sort_order(series: I32Array, time_ns: IntArray) -> npt.NDArray[np.intp] | N
 def _split_at(samples: _Samples, until_s: IntArray) -> tuple[_Samples, _Samples]:
     """(samples before ``until_s[series]`` seconds, the rest) without copying when one side
     is empty."""
-    before = samples.time_ns < until_s[samples.series] * NS_PER_S
+    before = _before(samples, until_s)
     count = int(before.sum())
     if count == len(samples):
         return samples, samples.take(np.empty(0, np.intp))
     if count == 0:
         return samples.take(np.empty(0, np.intp)), samples
     return samples.take(before), samples.take(~before)
+
+
+def _before(samples: _Samples, until_s: IntArray) -> BoolArray:
+    """Which samples lie before their series' ``until_s``; only the samples between the
+    lowest and highest bound are looked up per series (the bulk is compared at once)."""
+    bounds = until_s[until_s != NO_FROM]
+    if not len(bounds):
+        return np.zeros(len(samples), bool)
+    lo_ns, hi_ns = int(bounds.min()) * NS_PER_S, int(bounds.max()) * NS_PER_S
+    before = samples.time_ns < lo_ns
+    if hi_ns > lo_ns:
+        mid = np.flatnonzero(~before & (samples.time_ns < hi_ns))
+        until_ns = until_s * NS_PER_S
+        before[mid] = samples.time_ns[mid] < until_ns[samples.series[mid]]
+    return before
 
 
 def _group_starts(series: I32Array, second: IntArray) -> npt.NDArray[np.intp]:
@@ -246,7 +261,7 @@ class Reducer:
 
     def _advance_marks(self, samples: _Samples, arrived_ns: int | None) -> None:
         carry = self._carry
-        newest = np.full(carry.size, NO_MARK, np.int64)
+        newest = carry.mark_ns.copy()
         np.maximum.at(newest, samples.series, samples.time_ns)
         ahead = newest > carry.mark_ns
         carry.mark_ns[ahead] = newest[ahead]

@@ -178,6 +178,7 @@ def _feed(store: Any, todo: list[_Part], report: ImportReport,
     # nothing is too late; seconds stored before are merged exactly by the writer
     agent = Agent(store, accumulator, lateness_s=2.0, commit_interval_s=1.0,
                   maintenance_interval_s=1e9)
+    agent.live_clock = False   # file times, not arrival times, close the seconds
     agent.start()
     try:
         refused = _put_all(accumulator, todo, progress)

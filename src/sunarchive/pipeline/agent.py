@@ -107,6 +107,15 @@ class SeriesRegistry:
 class Agent:
     """Runs sources and the writer thread against one store."""
 
+    live_clock = True
+    """Its inputs are live (HTTP, MQTT, TCP, device pollers): the writer's clock closes
+    seconds too, so a point nothing follows is stored within ``commit_interval_s +
+    lateness_s`` after the end of its second (invariant 8). False for an agent fed only by
+    inputs that follow their own clock (imports)."""
+    own_clock: frozenset[str] = frozenset()
+    """Measurements fed by inputs that follow their own clock (the simulator): only their
+    data close their seconds (see :meth:`follow_own_clock`)."""
+
     def __init__(self, store: Store, accumulator: Accumulator, lateness_s: float = 2.0,
                  commit_interval_s: float = 1.0, maintenance_interval_s: float = 60.0,
                  live: LiveState | None = None, spool: Spool | None = None) -> None:
@@ -156,6 +165,11 @@ class Agent:
         """Call ``listener`` (on the writer thread; it must not block) with every accepted raw
         batch, after fields the profile does not know were dropped (the InfluxDB mirror)."""
         self._raw_listeners.append(listener)
+
+    def follow_own_clock(self, measurement: str) -> None:
+        """Close the seconds of ``measurement`` by its data only, never by the clock (its
+        source replays time, e.g. the simulator at another speed or start)."""
+        self.own_clock = self.own_clock | {measurement}
 
     def post_event(self, event: Event) -> None:
         """Record an event from any thread (a source going offline, ...)."""
@@ -289,14 +303,19 @@ class Agent:
         if reducer is None:
             reducer = self._reducers[batch.measurement] = Reducer(
                 profile, self.lateness_s, self.store.value_grid)
-        reducer.add(self._registry.ids_for(batch), batch.time_ns, batch.fields)
+        live = self.live_clock and batch.measurement not in self.own_clock
+        reducer.add(self._registry.ids_for(batch), batch.time_ns, batch.fields,
+                    arrived_ns=time.monotonic_ns() if live else None)
         self.live.count_samples(batch)
         for listener in self._raw_listeners:
             listener(batch)
 
     def _commit(self, final: bool) -> None:
+        # The clock closes live series only while the writer keeps up: with batches still
+        # queued, their samples could be made too late by the writer's own delay.
+        now_ns = time.monotonic_ns() if self.accumulator.depth == 0 else None
         for name, reducer in self._reducers.items():
-            result = reducer.flush() if final else reducer.close()
+            result = reducer.flush() if final else reducer.close(now_ns)
             self.stats.too_late_samples += result.too_late_samples
             self._pending_events.extend(result.events)
             self._write(name, result, reducer.closed_until_s)
@@ -378,13 +397,14 @@ class Agent:
 
     def _route_overlap(self, name: str, fresh: StatsRows,
                        merge: StatsRows) -> tuple[StatsRows, StatsRows]:
-        """Fresh rows at or before data stored by an earlier run are merged, not appended."""
+        """Fresh rows at or before data stored by an earlier run are merged, not appended
+        (checked for every batch: a series running behind the others reaches that data
+        after they have passed it)."""
         stored = self._stored_until.get(name)
         if stored is None or not len(fresh):
             return fresh, merge
         old = fresh.time_s <= stored
         if not old.any():
-            self._stored_until[name] = None
             return fresh, merge
         return select_rows(fresh, ~old), concat_rows([merge, select_rows(fresh, old)])
 
