@@ -216,3 +216,35 @@ def test_restart_while_a_series_lags_merges_its_open_second(tmp_path: Path) -> N
     # the hold across the restart (4.4 s → 4.5 s) is not known to the new run: 98 holds
     # (tolerance: rows are rounded to the profile's resolution)
     assert sum(r["energy_wh"] for r in lag) == pytest.approx(100 * 9.8 / 3600, abs=1e-5)
+
+
+def test_live_agent_keeps_a_lagging_senders_energy(tmp_path: Path) -> None:
+    """The issue's case through the agent with the live clock: a point every 0.05 s per panel,
+    panel ``behind``'s times 10 s behind the wall clock (a slow device clock). Nothing is too
+    late, no gap is invented, and each panel's energy is 100 W × its own span."""
+    store = DuckDBStore(tmp_path / "live.duckdb", load_profiles())
+    store.setup()
+    agent = Agent(store, Accumulator(), lateness_s=2.0, commit_interval_s=0.2)
+    agent.start()
+    sent: dict[str, list[int]] = {"ahead": [], "behind": []}
+    for _ in range(120):   # 6 s of wall time
+        now = time.time_ns()
+        for panel, lag_ns in (("ahead", 0), ("behind", 10 * NS)):
+            t = now - lag_ns
+            sent[panel].append(t)
+            agent.accumulator.put(SampleBatch(
+                "ps100_readings", [(panel,)], np.zeros(1, np.int32), np.array([t], np.int64),
+                {"power": np.array([100.0]), "voltage": np.array([20.0])}))
+        time.sleep(0.05)
+    agent.stop()
+    rows = store.sql("SELECT panel_id, SUM(energy_wh) AS wh, SUM(sample_count) AS n "
+                     "FROM ps100_readings_1s GROUP BY panel_id").table.to_pylist()
+    gaps = store.sql("SELECT COUNT(*) AS n FROM sunarchive_events WHERE kind = 'gap'"
+                     ).table.to_pylist()
+    store.close()
+    assert agent.stats.too_late_samples == 0
+    assert gaps == [{"n": 0}]
+    for row in rows:
+        times = sent[row["panel_id"]]
+        assert row["n"] == len(times)
+        assert row["wh"] == pytest.approx(100 * (times[-1] - times[0]) / NS / 3600, abs=1e-4)
