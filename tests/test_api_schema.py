@@ -75,7 +75,8 @@ def _exercise(operation: Any, mode: GenerationMode, statuses: list[int]) -> None
 
 
 #: Operations that answer without a token even when tokens are configured.
-PUBLIC = {("/ping", "get"), ("/ping", "head"), ("/api/v1/health", "get")}
+PUBLIC = {("/ping", "get"), ("/ping", "head"), ("/api/v1/health", "get"), ("/health", "get"),
+          ("/ready", "get")}
 
 
 def test_operation_ids_unique_and_token_answers_documented(api_schema: Any) -> None:

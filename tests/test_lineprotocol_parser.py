@@ -95,7 +95,8 @@ def test_comments_blank_lines_crlf_and_leading_space() -> None:
     ("m x=7a3 1", "invalid value '7a3'"), ("m x=NaN 1", "invalid value 'NaN'"),
     ("m x=inf 1", "invalid value 'inf'"), ('m s="open 1', "unterminated string"),
     ("m x 1", "not key=value"), ("m x=1 12a", "timestamp '12a' is not an integer"),
-    ("m x=1,x=2 1", "duplicate field 'x'"), ("m,t=a,t=b x=1 1", "duplicate tag 't'"),
+    ("m x=1,x=2i 1", "field 'x' is int here but float earlier in the line"),
+    ("m,t=a,t=b x=1 1", "duplicate tag 't'"),
     ("m x=1 1 extra", "after the timestamp"), ("m,t= x=1", "tag 't' has no value"),
     ("m x=1_0 1", "invalid value '1_0'"),
 ])
@@ -108,10 +109,10 @@ def test_malformed_lines_named_and_neighbours_kept(bad: str, says: str) -> None:
 
 
 def test_huge_line_rejected_alone() -> None:
-    huge = "m x=" + "1" * 70_000
+    huge = "m x=" + "1" * (2**20 + 1)   # 1 MiB is the most
     result = parse_lines(f"m x=1 1\n{huge}\nm x=2 2", now_ns=NOW)
     assert [e.line_number for e in result.errors] == [2]
-    assert "longer than 65536 bytes" in result.errors[0].message
+    assert "longer than 1048576 bytes" in result.errors[0].message
     assert len(result.errors[0].line) < 300 and result.points == 2
 
 

@@ -11,6 +11,12 @@ rejected, and so are floats beyond float64 (``1e999``), integers beyond int64 an
 integers beyond uint64, each naming its line and field. Integers and booleans are carried as
 float64 (exact up to 2**53). Timestamps must fit int64 nanoseconds after scaling.
 
+Precisions: ``ns`` (``n``), ``us`` (``u``), ``ms``, ``s``, ``m`` (minutes), ``h`` (hours), as
+InfluxDB 1.x takes them. Lines may be up to ``MAX_LINE_BYTES`` (1 MiB) long. A field key named
+twice in one line keeps its last value, as ``influxd`` does (both values must have one type).
+The first line of a body that gives a measurement's field a type fixes it: a later line with
+another type is refused, named by its number, whichever parser path either line took.
+
 Precision ``auto`` (InfluxDB 3) guesses the unit from the magnitude of the timestamp:
 |t| < 1e11 → seconds, < 1e14 → milliseconds, < 1e17 → microseconds, else nanoseconds.
 """
@@ -32,16 +38,19 @@ from sunarchive.lineprotocol_columnar import FastMeasurement, parse_fast
 pc: Any = arrow_compute   # the stubs type kernels too narrowly for these chains
 
 Kind = Literal["float", "int", "uint", "bool", "string"]
-UNITS_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+UNITS_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
+            "m": 60_000_000_000, "h": 3_600_000_000_000}
 PRECISION_NAMES = {"ns": "ns", "nanosecond": "ns", "n": "ns", "us": "us", "microsecond": "us",
                    "u": "us", "ms": "ms", "millisecond": "ms", "s": "s", "second": "s",
-                   "auto": "auto"}
+                   "m": "m", "minute": "m", "h": "h", "hour": "h", "auto": "auto"}
 TRUE = frozenset({"t", "T", "true", "True", "TRUE"})
 FALSE = frozenset({"f", "F", "false", "False", "FALSE"})
 FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 INTEGER = re.compile(r"[+-]?\d+")
 UNSIGNED = re.compile(r"\d+")
 MAX_SHOWN = 200
+MAX_LINE_BYTES = 2**20
+"""The longest line taken (bytes of UTF-8), 1 MiB; InfluxDB takes long lines too."""
 
 
 class PrecisionError(ValueError):
@@ -55,6 +64,12 @@ class LineError:
     line_number: int
     line: str
     message: str
+
+    @property
+    def reason(self) -> str:
+        """The message without its ``line N: `` prefix."""
+        prefix = f"line {self.line_number}: "
+        return self.message[len(prefix):] if self.message.startswith(prefix) else self.message
 
 
 @dataclass
@@ -99,6 +114,11 @@ class _BadLine(Exception):
     pass
 
 
+class _FirstLater(Exception):
+    """A line's field kind conflicts with a kind first given by a *later* line (of the fast
+    path): the measurement must be parsed again in line order."""
+
+
 @dataclass
 class _Builder:
     """Points of one measurement: the fast path's columns, then lines parsed one by one."""
@@ -110,11 +130,15 @@ class _Builder:
     lines: list[int] = field(default_factory=list)
     values: dict[str, list[tuple[int, Any]]] = field(default_factory=dict)
     kinds: dict[str, Kind] = field(default_factory=dict)
+    first_line: dict[str, int] = field(default_factory=dict)
+    """Field → the 0-based line that first gave it (its kind)."""
 
-    def check_kinds(self, fields: dict[str, tuple[Kind, Any]]) -> None:
+    def check_kinds(self, fields: dict[str, tuple[Kind, Any]], index: int) -> None:
         for name, (kind, _) in fields.items():
             known = self.kinds.get(name)
             if known is not None and known != kind:
+                if self.first_line.get(name, -1) > index:
+                    raise _FirstLater(name)
                 raise _BadLine(f"field {name!r} is {kind} here but {known} earlier")
 
     def add(self, tags: dict[str, str], time_ns: int, fields: dict[str, tuple[Kind, Any]],
@@ -125,6 +149,7 @@ class _Builder:
         self.lines.append(line)
         for name, (kind, value) in fields.items():
             self.kinds.setdefault(name, kind)
+            self.first_line.setdefault(name, line)
             self.values.setdefault(name, []).append((index, value))
 
     def build(self, name: str) -> ParsedMeasurement:
@@ -174,46 +199,110 @@ def normalize_precision(text: str) -> str:
     """``ns``/``us``/``ms``/``s``/``auto`` for any accepted spelling; PrecisionError else."""
     found = PRECISION_NAMES.get(text.strip().lower()) if text else "ns"
     if found is None:
-        raise PrecisionError(f"precision {text!r} is not one of ns, us, ms, s (or "
-                             "nanosecond, microsecond, millisecond, second, auto)")
+        raise PrecisionError(f"precision {text!r} is not one of n, ns, u, us, ms, s, m, h "
+                             "(or nanosecond, microsecond, millisecond, second, minute, "
+                             "hour, auto)")
     return found
 
 
 def parse_lines(body: bytes | str, precision: str = "ns", now_ns: int | None = None,
-                max_line_bytes: int = 65536, columnar: bool = True) -> ParseResult:
+                max_line_bytes: int = MAX_LINE_BYTES, columnar: bool = True) -> ParseResult:
     """Parse a write body. Bad lines are reported; good ones are kept.
 
     Simple lines (no ``\\`` or ``"``) go through the columnar fast path
     (:mod:`sunarchive.lineprotocol_columnar`); the rest, and every line it hands back, are
     parsed one by one here, which also words each error. ``columnar=False`` parses every
-    line one by one (the reference the fast path is tested against)."""
+    line one by one (the reference the fast path is tested against). A measurement whose
+    slow line conflicts in kind with a later fast line is parsed again line by line, so the
+    later line is the one refused."""
     unit = normalize_precision(precision)
     text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
-    now = time.time_ns() if now_ns is None else now_ns
     raw = text.split("\n")
     lines = pc.utf8_ltrim(pc.utf8_rtrim(pa.array(raw, pa.string()), "\r"), " \t")
     length = pc.binary_length(lines).to_numpy(zero_copy_only=False)
     content = (length > 0) & ~_flag(pc.starts_with(lines, "#"))
     simple = content & (length <= max_line_bytes) & ~_flag(pc.match_substring(lines, "\\")) \
         & ~_flag(pc.match_substring(lines, '"')) & columnar
-    simple_at = np.flatnonzero(simple)
-    fast = parse_fast(lines.filter(pa.array(simple)), None if unit == "auto" else UNITS_NS[unit],
-                      now, _head)
-    builders: dict[str, _Builder] = {}
-    points = 0
-    for name, found in fast.measurements.items():
-        line_numbers = simple_at[found.line_index]
-        builders[name] = _Builder(fast=found, fast_lines=line_numbers,
-                                  kinds={k: cast(Kind, kind) for k, (kind, _) in
-                                         found.fields.items()})
-        points += len(found.time_ns)
-    rest = np.union1d(np.flatnonzero(content & ~simple), simple_at[fast.leftover])
-    errors: list[LineError] = []
-    for i in rest.tolist():
-        points += _parse_one(raw[i].rstrip("\r").lstrip(" \t"), i, unit, now, max_line_bytes,
-                             builders, errors)
-    measurements = {name: b.build(name) for name, b in builders.items()}
-    return ParseResult(measurements, errors, int(content.sum()), points)
+    one = _Pass(raw, unit, time.time_ns() if now_ns is None else now_ns, max_line_bytes)
+    one.run(lines, content, simple)
+    if one.redo:
+        again = _Pass(raw, unit, one.now, max_line_bytes)
+        again.run(lines, content, simple & ~one.lines_of(one.redo, len(raw)))
+        one = again
+    measurements = {name: b.build(name) for name, b in one.builders.items()}
+    return ParseResult(measurements, one.errors, int(content.sum()), one.points)
+
+
+@dataclass
+class _Pass:
+    """One pass over a body: the fast path, then the other lines one by one, in order."""
+
+    raw: list[str]
+    unit: str
+    now: int
+    max_line_bytes: int
+    builders: dict[str, _Builder] = field(default_factory=dict)
+    errors: list[LineError] = field(default_factory=list)
+    points: int = 0
+    redo: dict[str, list[int]] = field(default_factory=dict)
+    """Measurements to parse line by line → the lines that found a later first kind."""
+
+    def run(self, lines: pa.StringArray, content: np.ndarray[Any, np.dtype[np.bool_]],
+            simple: np.ndarray[Any, np.dtype[np.bool_]]) -> None:
+        simple_at = np.flatnonzero(simple)
+        units = None if self.unit == "auto" else UNITS_NS[self.unit]
+        fast = parse_fast(lines.filter(pa.array(simple)), units, self.now, _head)
+        for name, found in fast.measurements.items():
+            self.builders[name] = _fast_builder(found, simple_at[found.line_index])
+            self.points += len(found.time_ns)
+        rest = np.union1d(np.flatnonzero(content & ~simple), simple_at[fast.leftover])
+        for i in rest.tolist():
+            self.points += self.one(self.raw[i].rstrip("\r").lstrip(" \t"), i)
+
+    def one(self, line: str, index: int) -> int:
+        """Parse line ``index`` (0-based) into its builder; 1 if it was kept, else 0."""
+        number = index + 1
+        if len(line) > self.max_line_bytes // 4 and \
+                len(line.encode("utf-8", "surrogatepass")) > self.max_line_bytes:
+            self.errors.append(LineError(number, line[:MAX_SHOWN] + "…", f"line {number}: "
+                                         f"longer than {self.max_line_bytes} bytes"))
+            return 0
+        measurement = ""
+        try:
+            measurement, tags, fields, stamp = _parse(line)
+            time_ns = _time_ns(stamp, self.unit, self.now)
+            known = self.builders.get(measurement)
+            if known is not None:
+                known.check_kinds(fields, index)
+            self.builders.setdefault(measurement, _Builder()).add(tags, time_ns, fields, index)
+            return 1
+        except _FirstLater:
+            self.redo.setdefault(measurement, []).append(index)
+            return 0
+        except _BadLine as exc:
+            shown = line if len(line) <= MAX_SHOWN else line[:MAX_SHOWN] + "…"
+            self.errors.append(LineError(number, shown, f"line {number}: {exc}"))
+            return 0
+
+    def lines_of(self, names: dict[str, list[int]], size: int
+                 ) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        """True at every line of the measurements ``names`` this pass took fast."""
+        mask = np.zeros(size, bool)
+        for name in names:
+            fast_lines = self.builders[name].fast_lines
+            if fast_lines is not None:
+                mask[fast_lines] = True
+        return mask
+
+
+def _fast_builder(found: FastMeasurement, line_numbers: np.ndarray[Any, np.dtype[np.int64]]
+                  ) -> _Builder:
+    """A builder holding the fast path's points of one measurement, with each field's kind
+    and first line."""
+    first = {k: int(line_numbers[int(np.argmax(~np.isnan(values)))])
+             for k, (_, values) in found.fields.items()}
+    return _Builder(fast=found, fast_lines=line_numbers, first_line=first,
+                    kinds={k: cast(Kind, kind) for k, (kind, _) in found.fields.items()})
 
 
 def _flag(array: Any) -> np.ndarray[Any, np.dtype[np.bool_]]:
@@ -224,28 +313,6 @@ def _head(text: str) -> tuple[str, dict[str, str]]:
     """Measurement and tags of a simple line's first part."""
     head = text.split(",")
     return _measurement(head[0]), _pairs(head[1:], "tag")
-
-
-def _parse_one(line: str, index: int, unit: str, now: int, max_line_bytes: int,
-               builders: dict[str, _Builder], errors: list[LineError]) -> int:
-    """Parse line ``index`` (0-based) into its builder; 1 if it was kept, else 0."""
-    number = index + 1
-    if len(line) > max_line_bytes:
-        errors.append(LineError(number, line[:MAX_SHOWN] + "…", f"line {number}: longer "
-                                f"than {max_line_bytes} bytes"))
-        return 0
-    try:
-        measurement, tags, fields, stamp = _parse(line)
-        time_ns = _time_ns(stamp, unit, now)
-        known = builders.get(measurement)
-        if known is not None:
-            known.check_kinds(fields)
-        builders.setdefault(measurement, _Builder()).add(tags, time_ns, fields, index)
-        return 1
-    except _BadLine as exc:
-        shown = line if len(line) <= MAX_SHOWN else line[:MAX_SHOWN] + "…"
-        errors.append(LineError(number, shown, f"line {number}: {exc}"))
-        return 0
 
 
 def _time_ns(stamp: str | None, unit: str, now_ns: int) -> int:
@@ -274,7 +341,12 @@ def _parse(line: str) -> tuple[str, dict[str, str], dict[str, tuple[Kind, Any]],
         raise _BadLine(f"unexpected {parts[3]!r} after the timestamp")
     head = parts[0].split(",")
     tags = _pairs(head[1:], "tag")
-    fields = {k: _value(k, v) for k, v in _pairs(parts[1].split(","), "field").items()}
+    fields: dict[str, tuple[Kind, Any]] = {}
+    for item in parts[1].split(","):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise _BadLine(f"field {item!r} is not key=value")
+        _put_field(fields, key, _value(key, value))
     return _measurement(head[0]), tags, fields, parts[2] if len(parts) == 3 else None
 
 
@@ -295,9 +367,16 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
         if key in out:
             raise _BadLine(f"duplicate {what} {key!r}")
         out[key] = value
-    if what == "field" and not out:
-        raise _BadLine("no fields")
     return out
+
+
+def _put_field(fields: dict[str, tuple[Kind, Any]], key: str, value: tuple[Kind, Any]) -> None:
+    """Add a field to a line's fields; a key named again keeps its last value (as
+    ``influxd``), if that value has the same kind."""
+    known = fields.get(key)
+    if known is not None and known[0] != value[0]:
+        raise _BadLine(f"field {key!r} is {value[0]} here but {known[0]} earlier in the line")
+    fields[key] = value
 
 
 def _value(name: str, text: str) -> tuple[Kind, Any]:
@@ -353,14 +432,12 @@ def _parse_slow(line: str) -> tuple[str, dict[str, str], dict[str, tuple[Kind, A
         key, pos = _token(line, pos, stops="=")
         if pos >= n or not key:
             raise _BadLine(f"field {key!r} is not key=value" if key else "no fields")
-        if key in fields:
-            raise _BadLine(f"duplicate field {key!r}")
         if pos + 1 < n and line[pos + 1] == '"':
             text, pos = _quoted(line, pos + 2, key)
-            fields[key] = ("string", text)
+            _put_field(fields, key, ("string", text))
         else:
             raw, pos = _token(line, pos + 1, stops=", ", escapes=False)
-            fields[key] = _value(key, raw)
+            _put_field(fields, key, _value(key, raw))
         if pos >= n or line[pos] == " ":
             break
         pos += 1  # the comma

@@ -1,8 +1,12 @@
 """Tokens with ``read`` and ``write`` scopes, taken from every place InfluxDB clients put them.
 
 ``Authorization: Bearer <t>``, ``Authorization: Token <t>``, HTTP Basic with the token as the
-password (any user name), or the v1 query parameter ``p=<t>``. Tokens are compared in constant
-time and never logged.
+password (any user name), or the v1 query parameter ``p=<t>`` (with or without ``u=``).
+InfluxDB 1.8's compatibility form ``Authorization: Token user:password`` carries the token as
+its password: the part after the first ``:`` is a token too (the whole value still counts, so
+a token may contain ``:``). The user name is never a token. A request is let in when any of
+the tokens it carries is good, so ``u=&p=`` works even beside a client's default Basic
+header. Tokens are compared in constant time and never logged.
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ class TokenSet:
         pool = self.write if scope == "write" else self.read + self.write
         return any(hmac.compare_digest(token.encode(), t.encode()) for t in pool)
 
+    def allows_any(self, tokens: list[str], scope: str) -> bool:
+        """Is any of ``tokens`` good for ``scope``? Always True when no tokens are set."""
+        return not self.enabled or any(self.allows(t, scope) for t in tokens)
+
 
 def load_tokens(read: list[str], write: list[str], path: Path | None) -> TokenSet:
     """Tokens from settings plus a file of ``read TOKEN`` / ``write TOKEN`` lines."""
@@ -75,6 +83,20 @@ def token_from(authorization: str | None, query_p: str | None) -> str | None:
                 return None
             return decoded.partition(":")[2] or None
     return query_p or None
+
+
+def token_candidates(authorization: str | None, query_p: str | None) -> list[str]:
+    """Every token a request may carry: ``p=``, the header's token and, for
+    ``Token``/``Bearer user:password`` (InfluxDB 1.8), its password part."""
+    found = [query_p] if query_p else []
+    header = token_from(authorization, None)
+    if header is not None:
+        found.append(header)
+        scheme = (authorization or "").strip().partition(" ")[0].lower()
+        password = header.partition(":")[2] if scheme in ("bearer", "token") else ""
+        if password:
+            found.append(password)
+    return found
 
 
 def is_loopback(host: str) -> bool:

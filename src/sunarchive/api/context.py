@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import HTTPException, Request
 
-from sunarchive.api.auth import TokenSet, token_from
+from sunarchive.api.auth import TokenSet, token_candidates
 from sunarchive.pipeline.agent import Agent
 from sunarchive.pipeline.live import LiveState
 from sunarchive.profiles.spec import Profile
@@ -58,9 +58,9 @@ class ApiContext:
 
     def authorize(self, request: Request, scope: str) -> None:
         """401 unless the request carries a token good for ``scope`` (when tokens are set)."""
-        token = token_from(request.headers.get("authorization"),
-                           request.query_params.get("p"))
-        if not self.tokens.allows(token, scope):
+        tokens = token_candidates(request.headers.get("authorization"),
+                                  request.query_params.get("p"))
+        if not self.tokens.allows_any(tokens, scope):
             raise HTTPException(401, f"a token with {scope} access is required "
                                      "(Authorization: Bearer <token>)",
                                 headers={"WWW-Authenticate": "Bearer"})

@@ -1,5 +1,6 @@
 """InfluxDB-compatible writes: ``/write`` (v1), ``/api/v2/write``, ``/api/v3/write_lp``,
-``/ping`` and ``/query`` (``CREATE DATABASE`` only).
+``/ping``, ``/health``, ``/ready``, ``/api/v2/buckets`` and ``/query`` (``CREATE DATABASE``
+only).
 
 Points go through the same queue and reducer as every source. A measurement with a profile
 must use its tags and fields; a measurement without one gets a profile inferred from its
@@ -29,14 +30,19 @@ from fastapi.responses import JSONResponse
 
 from sunarchive.api.context import ApiContext
 from sunarchive.api.influx_points import Plan, plan_write, with_lines
+from sunarchive.api.influx_service import VERSION
+from sunarchive.api.influx_service import router as service_router
 from sunarchive.errors import RETRY_AFTER_S, QueueFullError
 from sunarchive.lineprotocol import LineError, parse_lines
 from sunarchive.model import SampleBatch
 
 router = APIRouter(tags=["InfluxDB compatible"])
-INFLUX_VERSION = "1.8.10"
-V1_PRECISIONS = {"n": "ns", "ns": "ns", "u": "us", "us": "us", "ms": "ms", "s": "s"}
-"""InfluxDB 1.x spells nanoseconds ``n`` and microseconds ``u``."""
+router.include_router(service_router)
+INFLUX_VERSION = VERSION
+V1_PRECISIONS = {"n": "ns", "ns": "ns", "u": "us", "us": "us", "ms": "ms", "s": "s",
+                 "m": "m", "h": "h"}
+"""InfluxDB 1.x spells nanoseconds ``n`` and microseconds ``u``; ``m`` is minutes, ``h``
+hours."""
 MAX_LISTED = 1000
 """Errors listed in a v3 answer (v1 and v2 word the first 20 in their message)."""
 V3_PRECISIONS = {"auto", "second", "millisecond", "microsecond", "nanosecond",
@@ -230,7 +236,7 @@ async def write_v3(request: Request, db: str = "", precision: str = "auto",
     if not plan.errors:
         return Response(status_code=204)
     data = [{"original_line": e.line, "line_number": e.line_number,
-             "error_message": e.message} for e in plan.errors[:MAX_LISTED]]
+             "error_message": e.reason} for e in plan.errors[:MAX_LISTED]]
     if not accept_partial:
         return JSONResponse({"error": "parsing failed for write_lp endpoint", "data": data},
                             status_code=400)

@@ -16,7 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
-PUBLIC = frozenset({"GET /ping", "HEAD /ping", "GET /api/v1/health"})
+PUBLIC = frozenset({"GET /ping", "HEAD /ping", "GET /api/v1/health", "GET /health",
+                    "GET /ready"})
 """Operations that answer without a token. So do ``/docs``, ``/openapi.json`` and the
 dashboard page, which are not operations of the schema."""
 
@@ -46,6 +47,11 @@ ANSWERS: dict[str, dict[int, str]] = {
     "GET /api/energy-data": {**DOWN, 400: BAD, 404: UNKNOWN},
     "GET /ping": {},
     "HEAD /ping": {},
+    "GET /health": {503: "The writer has stopped (InfluxDB's health body, status fail)."},
+    "GET /ready": {},
+    "GET /api/v2/buckets": {},
+    "POST /api/v2/buckets": {400: "The body is not a JSON object with a name.",
+                             413: "The body exceeds 64 KiB."},
     "GET /query": {400: "Only CREATE DATABASE is served here."},
     "POST /query": {400: "Only CREATE DATABASE is served here.", 413: TOO_LARGE},
     "POST /write": {400: "Bad parameters or lines: `partial write: ... dropped=N` (the good "
@@ -74,13 +80,26 @@ class HealthBody(BaseModel):
 
 
 class InfluxV2Error(BaseModel):
-    """InfluxDB 2's error answer (``/api/v2/write`` only)."""
+    """InfluxDB 2's error answer (``/api/v2/write``, ``/api/v2/buckets``)."""
 
     code: str
     message: str
 
 
+class InfluxHealth(BaseModel):
+    """InfluxDB's ``/health`` answer."""
+
+    name: str
+    message: str
+    status: str
+    checks: list[object]
+    version: str
+
+
 BODIES: dict[str, type[BaseModel]] = {"POST /api/v2/write": InfluxV2Error,
+                                       "GET /api/v2/buckets": InfluxV2Error,
+                                       "POST /api/v2/buckets": InfluxV2Error,
+                                       "GET /health": InfluxHealth,
                                        "GET /api/v1/health": HealthBody}
 """Operations whose error answers are not :class:`ErrorBody`."""
 
@@ -98,7 +117,7 @@ def documented_schema(app: FastAPI) -> dict[str, Any]:
 def _document(schema: dict[str, Any]) -> None:
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
-    for model in (ErrorBody, HealthBody, InfluxV2Error):
+    for model in (ErrorBody, HealthBody, InfluxV2Error, InfluxHealth):
         schemas[model.__name__] = model.model_json_schema()
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
