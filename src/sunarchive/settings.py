@@ -188,8 +188,8 @@ class Settings(BaseModel):
     http_read_tokens: list[SecretStr] = Field(
         default_factory=list, json_schema_extra={"secret": True},
         description="Tokens allowed to read (REST, live feed, dashboard). With any token "
-                    "set, every request needs one except /ping, /api/v1/health, /docs, "
-                    "/openapi.json and the dashboard page.")
+                    "set, every request needs one except /ping, /health, /ready, "
+                    "/api/v1/health, /docs, /openapi.json and the dashboard page.")
     http_write_tokens: list[SecretStr] = Field(
         default_factory=list, json_schema_extra={"secret": True},
         description="Tokens allowed to write (InfluxDB endpoints) and read.")
