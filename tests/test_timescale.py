@@ -83,7 +83,8 @@ def test_layout_hypertables_aggregates_policies(store: PostgresStore) -> None:
     retention = [json.loads(str(j[2])) for j in jobs if j[0] == "sunarchive_retention"]
     assert [r["measurement"] for r in retention] == ["health_checks"]
     assert retention[0]["tiers"][0] == {"relation": "health_checks_1s", "keep_days": 90.0,
-                                        "read_by": ["health_checks_5min"]}
+                                        "read_by": ["health_checks_5min"],
+                                        "policy_reach_s": 6 * 3600 + 300}
     assert store.setup() == []   # idempotent
 
 

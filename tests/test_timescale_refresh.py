@@ -24,6 +24,11 @@ from sunarchive.model import SeriesKey, StatsRows
 from sunarchive.profiles import load_profiles
 from sunarchive.storage.postgres.store import PostgresStore
 
+try:
+    from conftest import cli
+except ImportError:  # tests/ imported as a package
+    from tests.conftest import cli
+
 PROFILES = load_profiles(None)
 PS100 = "ps100_readings"
 TAGS: dict[int, tuple[str, ...]] = {1: ("panel_1",), 2: ("panel_2",)}
@@ -127,5 +132,51 @@ def test_old_write_does_not_freeze_todays_daily_total(timescale_url: str) -> Non
                                  f"'{today}'))::BIGINT")
         watermark = store._materialized(PROFILES[PS100], "daily")[1]
         assert watermark is None or watermark <= int(str(day_start))
+    finally:
+        store.close()
+
+
+# -- point 9: retention never erases rollups ---------------------------------------------------
+ROLLUP_ROWS = ("SELECT (SELECT COUNT(*) FROM ps100_readings_5min WHERE time >= to_timestamp({lo}) "
+               "AND time < to_timestamp({hi})), (SELECT SUM(energy_wh) FROM "
+               "ps100_readings_1hour WHERE time >= to_timestamp({lo}) AND time < "
+               "to_timestamp({hi})), (SELECT SUM(energy_wh) FROM ps100_readings_daily WHERE "
+               "time >= to_timestamp({lo}) - INTERVAL '1 day' AND time < to_timestamp({hi}))")
+
+
+def test_refresh_and_late_data_never_reach_below_raw_retention(timescale_url: str) -> None:
+    store = PostgresStore(timescale_url, PROFILES, retention_days={"1s": 2.0})
+    store.setup()
+    for sid, tags in TAGS.items():
+        store.add_series(SeriesKey(PS100, tags), sid)
+    try:
+        old, later = hour_start(days_ago=5), hour_start(days_ago=3)
+        for start in (old, later):   # the later one moves the watermarks past the old day
+            store.write(rows(start, HOUR), StatsRows.empty(PS100), TAGS)
+            store.rollup(PS100, None)
+        store.apply_retention(datetime.now(UTC))
+        raw = f"SELECT COUNT(*) FROM ps100_readings_1s WHERE time < to_timestamp({later})"
+        assert value(store, raw) == 0                     # the old day's raw chunk is gone
+        query = ROLLUP_ROWS.format(lo=old, hi=old + HOUR)
+        kept = store.sql(query).rows()[0]
+        assert kept[0] == 12 * len(TAGS)
+        # an explicit refresh over the dropped range leaves the rollups as they are
+        store.refresh(PS100, old - HOUR, old + 2 * HOUR)
+        assert store.sql(query).rows()[0] == kept
+        # a late sample for the dropped day is refused, not made the whole 5-minute bucket
+        assert store.write(rows(old + 60, 1, power_w=900.0), StatsRows.empty(PS100), TAGS)
+        store.rollup(PS100, None)
+        assert store.sql(query).rows()[0] == kept
+        assert value(store, raw) == 0
+        refused = value(store, "SELECT message FROM sunarchive_events WHERE kind = "
+                               "'refused_below_retention'")
+        assert "2 rows" in str(refused) and "retention" in str(refused)
+        # `sunarchive refresh` refuses a range without raw data, in one line
+        stamp = datetime.fromtimestamp(old, UTC).isoformat()
+        done = cli("refresh", "--database-url", timescale_url, "--measurement", PS100,
+                   "--start", stamp, "--end", stamp.replace("T06", "T08"), check=False)
+        assert done.returncode != 0 and "Traceback" not in done.stderr
+        assert "dropped by retention" in done.stderr + done.stdout
+        assert store.sql(query).rows()[0] == kept
     finally:
         store.close()

@@ -26,7 +26,7 @@ import numpy as np
 import psycopg
 import pyarrow as pa
 
-from sunarchive.model import ConfigError, StatsRows, TransientStoreError
+from sunarchive.model import ConfigError, Event, StatsRows, TransientStoreError
 from sunarchive.profiles.spec import Profile
 from sunarchive.resolution import ValueGrid
 from sunarchive.rollup import ALL_TIERS, POSTGRES
@@ -453,10 +453,46 @@ class PostgresStore(TieredStore):
               batch_id: int | None = None) -> bool:
         if self.read_only:
             raise ConfigError("this store was opened read-only")
+        if self.layout == "timescaledb":
+            fresh, merge = self._refuse_below_retention(fresh, merge)
         parts = parallel.parts_for(len(fresh), self.copy_streams)
         if batch_id is None or parts < 2:
             return super().write(fresh, merge, tags, batch_id)
         return self._write_in_parts(fresh, merge, tags, batch_id, parts)
+
+    def raw_horizon(self, measurement: str) -> int | None:
+        """TimescaleDB: UTC epoch s before which retention dropped the 1 s chunks (None:
+        nothing dropped, or another layout)."""
+        if self.layout != "timescaledb":
+            return None
+        with self._lock:
+            try:
+                return timescale.dropped_before(self._con,
+                                                self.profiles[measurement].table("1s"))
+            except psycopg.OperationalError as exc:
+                raise self._lost(exc) from None
+
+    def _refuse_below_retention(self, fresh: StatsRows, merge: StatsRows
+                                ) -> tuple[StatsRows, StatsRows]:
+        """Rows older than the raw retention horizon are refused, with an event: their
+        range's raw data is gone, and refreshing it from them alone would replace the
+        rollups that range keeps (a 5-minute bucket of every panel from one late sample)."""
+        measurement = fresh.measurement or merge.measurement
+        horizon = self.raw_horizon(measurement)
+        if horizon is None:
+            return fresh, merge
+        old = np.concatenate([fresh.time_s[fresh.time_s < horizon],
+                              merge.time_s[merge.time_s < horizon]])
+        if not len(old):
+            return fresh, merge
+        message = (f"refused {len(old)} rows of {measurement} from {iso_seconds(int(old.min()))}"
+                   f" to {iso_seconds(int(old.max()))}: older than the raw retention horizon "
+                   f"{iso_seconds(horizon)} (its chunks were dropped; the rollups keep that "
+                   "range as it was)")
+        log.warning(message)
+        self.write_events([Event(time.time(), "refused_below_retention", measurement,
+                                 message)])
+        return since(fresh, horizon), since(merge, horizon)
 
     def _write_in_parts(self, fresh: StatsRows, merge: StatsRows,
                         tags: dict[int, tuple[str, ...]], batch_id: int, parts: int) -> bool:
@@ -587,6 +623,13 @@ class PostgresStore(TieredStore):
             if con is not None and not con.closed:
                 con.close()
         self._writer_con = self._reader_con = None
+
+
+def since(rows: StatsRows, start_s: int) -> StatsRows:
+    """The rows at or after ``start_s`` (UTC epoch s)."""
+    keep = rows.time_s >= start_s
+    return StatsRows(rows.measurement, rows.time_s[keep], rows.series_id[keep],
+                     {name: column[keep] for name, column in rows.columns.items()})
 
 
 def utc(seconds: int) -> datetime:

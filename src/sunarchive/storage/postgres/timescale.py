@@ -46,6 +46,9 @@ POLICIES = {  # tier: (start_offset, end_offset, schedule_interval)
     "1hour": ("2 days", "1 hour", "30 minutes"),
     "daily": ("7 days", "1 day", "1 hour"),
 }
+POLICY_REACH_S = {"5min": 6 * 3600 + 300, "1hour": 2 * 86400 + 3600, "daily": 8 * 86400}
+"""How far back each refresh policy's window reaches (start offset + one bucket): the
+retention job keeps the tier an aggregate reads at least this long."""
 DEFAULT_COMPRESS_AFTER_DAYS = 7
 RETENTION_PROC = """
 CREATE OR REPLACE PROCEDURE sunarchive_retention(job_id INT, config JSONB)
@@ -59,6 +62,10 @@ BEGIN
     FOR item IN SELECT * FROM jsonb_array_elements(config -> 'tiers') LOOP
         cutoff := COALESCE((config ->> 'now')::TIMESTAMPTZ, now())
                   - (item ->> 'keep_days')::DOUBLE PRECISION * INTERVAL '1 day';
+        -- never below what the refresh policies of the aggregates reading the tier look at
+        cutoff := LEAST(cutoff, COALESCE((config ->> 'now')::TIMESTAMPTZ, now())
+                  - COALESCE((item ->> 'policy_reach_s')::DOUBLE PRECISION, 0)
+                    * INTERVAL '1 second');
         FOR reader IN SELECT jsonb_array_elements_text(item -> 'read_by') LOOP
             SELECT _timescaledb_functions.to_timestamp(
                        _timescaledb_functions.cagg_watermark(ca.mat_hypertable_id))
@@ -67,8 +74,12 @@ BEGIN
              WHERE ca.user_view_name = reader AND ca.user_view_schema = current_schema();
             cutoff := LEAST(cutoff, COALESCE(guard, '-infinity'::TIMESTAMPTZ));
         END LOOP;
-        IF cutoff > '-infinity'::TIMESTAMPTZ THEN
+        IF cutoff > '-infinity'::TIMESTAMPTZ AND EXISTS (
+                SELECT 1 FROM show_chunks(item ->> 'relation', older_than => cutoff)) THEN
             PERFORM drop_chunks(item ->> 'relation', older_than => cutoff);
+            INSERT INTO sunarchive_retained VALUES (item ->> 'relation', cutoff)
+                ON CONFLICT (relation) DO UPDATE
+                SET dropped_before = GREATEST(sunarchive_retained.dropped_before, cutoff);
         END IF;
     END LOOP;
 END $$
@@ -102,6 +113,7 @@ def create_layout(con: Con, profile: Profile, timezone: str,
                   retention_days: dict[str, float | None], policies: bool = True) -> list[str]:
     """Create or repair everything of one profile (idempotent)."""
     con.execute(OWED_TABLE)
+    con.execute(RETAINED_TABLE)
     changes = _hypertable(con, profile)
     for tier in ROLLUP_TIERS:
         changes.extend(_aggregate(con, profile, tier, timezone, policies))
@@ -213,8 +225,10 @@ def retention_config(profile: Profile, retention_days: dict[str, float | None]
         days = retention_days.get(tier)
         if days is None:
             continue
-        readers = [profile.table(t) for t, src in TIER_SOURCE.items() if src == tier]
-        tiers.append({"relation": profile.table(tier), "keep_days": days, "read_by": readers})
+        reading = [t for t, src in TIER_SOURCE.items() if src == tier]
+        tiers.append({"relation": profile.table(tier), "keep_days": days,
+                      "read_by": [profile.table(t) for t in reading],
+                      "policy_reach_s": max((POLICY_REACH_S[t] for t in reading), default=0)})
     return {"measurement": profile.name, "tiers": tiers}
 
 
@@ -274,6 +288,29 @@ def settle_owed(con: Con, profile: Profile, tz: ZoneInfo) -> int:
     return len(owed)
 
 
+RETAINED_TABLE = """CREATE TABLE IF NOT EXISTS sunarchive_retained (
+    relation TEXT PRIMARY KEY, dropped_before TIMESTAMPTZ NOT NULL)"""
+"""Per tier relation: the retention job dropped its chunks before this instant."""
+
+
+def dropped_before(con: Con, relation: str) -> int | None:
+    """UTC epoch s before which retention dropped ``relation``'s chunks (None: nothing)."""
+    row = con.execute("SELECT EXTRACT(EPOCH FROM dropped_before)::BIGINT FROM "
+                      "sunarchive_retained WHERE relation = %s", [relation]).fetchone()
+    return None if row is None else int(str(row[0]))
+
+
+def refresh_floor(con: Con, profile: Profile, tier: str) -> int | None:
+    """A refresh of ``tier`` never starts before this (UTC epoch s): the retention horizon
+    of the tier and of every tier below it that it is computed from. Refreshing a range
+    whose source was dropped would recompute it from nothing and delete the rollups."""
+    chain = [tier]
+    while chain[-1] in TIER_SOURCE:
+        chain.append(TIER_SOURCE[chain[-1]])
+    found = [dropped_before(con, profile.table(t)) for t in chain]
+    return max((f for f in found if f is not None), default=None)
+
+
 def refresh(con: Con, profile: Profile, start_s: int, end_s: int, tz: ZoneInfo,
             now_s: int | None = None) -> None:
     """Refresh the aggregates over [start_s, end_s), lowest tier first, bucket-aligned.
@@ -281,12 +318,17 @@ def refresh(con: Con, profile: Profile, start_s: int, end_s: int, tz: ZoneInfo,
     Only buckets closed at ``now_s`` (UTC epoch s; default now): a bucket still open would
     be materialized half-full and the aggregate's watermark would move past it, so later
     data of that bucket would wait for a policy (up to two days for today's daily total).
-    Open buckets stay with real-time aggregation and the policies."""
+    Open buckets stay with real-time aggregation and the policies. Never below the raw
+    retention horizon (:func:`refresh_floor`)."""
     now = int(time.time()) if now_s is None else now_s
     for tier in ROLLUP_TIERS:
         lo = tier_floor(tier, start_s, tz)
         hi = min(next_bucket(tier, tier_floor(tier, end_s - 1, tz), tz),
                  tier_floor(tier, now, tz))
+        floor = refresh_floor(con, profile, tier)
+        if floor is not None and lo < floor:   # whole buckets above the horizon only
+            lo = floor if tier_floor(tier, floor, tz) == floor \
+                else next_bucket(tier, tier_floor(tier, floor, tz), tz)
         if hi > lo:
             con.execute("CALL refresh_continuous_aggregate(%s::regclass, %s, %s)",
                         [Q(profile.table(tier)), _utc(lo), _utc(hi)])
