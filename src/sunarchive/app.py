@@ -31,6 +31,7 @@ from sunarchive.storage.open import (
     StoreOptions,
     adopt_stored_profiles,
     default_spool_dir,
+    engine_errors_named,
     live_file_for_url,
     record_site_zone,
     settle_site_zone,
@@ -92,16 +93,23 @@ def open_writer(settings: Settings) -> Iterator[tuple[SqlStore, list[str]]]:
     options = store_options(settings)
     store = open_url(settings.database_url, options, setup=False)
     try:
-        settle_site_zone(store, options.timezone_explicit)
-        changes = store.setup()
-        if adopt_stored_profiles(store):
-            changes += store.setup()
-        if stored_site_zone(store) is None:
-            record_site_zone(store)
-            changes.append(f"recorded the site time zone {store.tz.key}")
+        with engine_errors_named(store):
+            changes = _set_up(store, options.timezone_explicit)
         yield store, changes
     finally:
         store.close()
+
+
+def _set_up(store: SqlStore, timezone_explicit: bool) -> list[str]:
+    """Set up (create or migrate) an opened store; what changed."""
+    settle_site_zone(store, timezone_explicit)
+    changes = store.setup()
+    if adopt_stored_profiles(store):
+        changes += store.setup()
+    if stored_site_zone(store) is None:
+        record_site_zone(store)
+        changes.append(f"recorded the site time zone {store.tz.key}")
+    return changes
 
 
 def http_server(settings: Settings, app: App) -> HttpServer:

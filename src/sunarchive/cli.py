@@ -357,8 +357,6 @@ def cmd_sources(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    import duckdb
-
     from sunarchive.app import open_reader
     from sunarchive.storage.duckdb.store import StoreLockedError
 
@@ -367,8 +365,6 @@ def cmd_status(args: argparse.Namespace) -> int:
         with open_reader(settings) as store:
             info = store.status()
         info["mirror"] = _live_mirror(settings)
-    except duckdb.Error as exc:
-        raise _not_a_store(settings.database_url, exc) from None
     except StoreLockedError as exc:
         instance = _running_instance(settings, exc)
         remote = instance.status()
@@ -379,24 +375,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         output.print_status(info)
     return 0
-
-
-def _not_a_store(url: str, exc: Exception) -> SunarchiveError:
-    """One line for a DuckDB file that is empty, damaged or only half set up."""
-    from sunarchive.storage.open import duckdb_path
-
-    path = duckdb_path(url)
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    missing = re.search(r"Table with name (\S+) does not exist", first)
-    if missing:
-        return SunarchiveError(
-            f"{path}: not a sunarchive store (table {missing.group(1)} is missing); create "
-            f"the schema with `sunarchive setup --db {path}`, or point --db at a store")
-    if "not a valid DuckDB database file" in first:
-        return SunarchiveError(f"{path}: not a DuckDB database file (empty or damaged); point "
-                               "--db at a sunarchive store, or move the file away and run "
-                               "`sunarchive setup`")
-    return SunarchiveError(f"{path}: cannot read the store: {first}")
 
 
 def _live_mirror(settings: Any) -> dict[str, Any] | None:
@@ -491,6 +469,12 @@ def glue_relative_times(argv: Sequence[str]) -> list[str]:
     return out
 
 
+def one_line(message: str) -> str:
+    """A message as one line (a driver's error may add a hint line, e.g. PostgreSQL's "Is
+    the server running on that host …?")."""
+    return "; ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(glue_relative_times(sys.argv[1:] if argv is None else argv))
@@ -500,7 +484,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
         return code
     except SunarchiveError as exc:
-        print(f"sunarchive: error: {exc}", file=sys.stderr)
+        print(f"sunarchive: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+import duckdb
+import psycopg
 
 from sunarchive.model import ConfigError
 from sunarchive.profiles.loader import parse_profile
@@ -101,33 +106,72 @@ def open_store(url: str, options: StoreOptions, read_only: bool = False,
                setup: bool = True) -> SqlStore:
     """Open the store at ``url``; readers load its state, writers set it up (unless
     ``setup`` is False: the caller runs ``store.setup()`` itself)."""
-    store: SqlStore
-    if is_postgres(url):
-        store = PostgresStore(url, options.profiles, timezone=options.timezone,
-                              retention_days=options.retention_days, password=options.password,
-                              read_only=read_only, copy_streams=options.copy_streams,
-                              timescale_grid=options.timescale_grid,
-                              reader=options.reader_role, sql_limits=options.sql_limits)
-    else:
-        store = DuckDBStore(duckdb_path(url), options.profiles, timezone=options.timezone,
-                            memory_limit_mb=options.memory_limit_mb, threads=options.threads,
-                            read_only=read_only, retention_days=options.retention_days,
-                            sql_limits=options.sql_limits)
+    store = _connect(url, options, read_only)
     try:
-        store.schema_version()   # a store written by a newer sunarchive is refused here
-        settle_site_zone(store, options.timezone_explicit)
-        if read_only:
-            store.load_state()
-            adopt_stored_profiles(store)
-        elif setup:
-            store.setup()
-            if adopt_stored_profiles(store):
-                store.setup()
-            record_site_zone(store)
+        with engine_errors_named(store):
+            _prepare(store, options, read_only, setup)
     except BaseException:
         store.close()
         raise
     return store
+
+
+@contextmanager
+def engine_errors_named(store: SqlStore) -> Iterator[None]:
+    """An engine error while a store is being opened or set up (a damaged file, rights
+    missing) becomes a :class:`ConfigError` of one line naming the store."""
+    try:
+        yield
+    except (duckdb.Error, psycopg.Error) as exc:
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
+        raise ConfigError(f"{store.location}: cannot read the store: {first}") from None
+
+
+def _connect(url: str, options: StoreOptions, read_only: bool) -> SqlStore:
+    """The engine's store object, connected (a file that is no DuckDB database, a server
+    that cannot be reached or refuses: one-line errors naming the file or URL)."""
+    if is_postgres(url):
+        return PostgresStore(url, options.profiles, timezone=options.timezone,
+                              retention_days=options.retention_days, password=options.password,
+                              read_only=read_only, copy_streams=options.copy_streams,
+                              timescale_grid=options.timescale_grid,
+                              reader=options.reader_role, sql_limits=options.sql_limits)
+    return DuckDBStore(duckdb_path(url), options.profiles, timezone=options.timezone,
+                       memory_limit_mb=options.memory_limit_mb, threads=options.threads,
+                       read_only=read_only, retention_days=options.retention_days,
+                       sql_limits=options.sql_limits)
+
+
+def _prepare(store: SqlStore, options: StoreOptions, read_only: bool, setup: bool) -> None:
+    """Readers: check that this is a store and load its state; writers: set it up."""
+    store.schema_version()   # a store written by a newer sunarchive is refused here
+    if read_only:
+        require_store(store)
+    settle_site_zone(store, options.timezone_explicit)
+    if read_only:
+        store.load_state()
+        adopt_stored_profiles(store)
+    elif setup:
+        store.setup()
+        if adopt_stored_profiles(store):
+            store.setup()
+        record_site_zone(store)
+
+
+READER_TABLES = ("sunarchive_meta", "sunarchive_rollup_state")
+"""Bookkeeping tables every sunarchive store has (readers need them; setup creates them)."""
+
+
+def require_store(store: SqlStore) -> None:
+    """:class:`ConfigError` naming the store if it lacks sunarchive's bookkeeping tables (an
+    empty PostgreSQL database, a DuckDB file made by something else or half set up)."""
+    for table in READER_TABLES:
+        if not store.has_table(table):
+            raise ConfigError(
+                f"{store.location}: not a sunarchive store (table {table} is missing); create "
+                "the schema with `sunarchive setup` (same --db / --database-url), or point "
+                "at a store")
 
 
 SITE_ZONE_KEY = "site_timezone"

@@ -32,6 +32,17 @@ from sunarchive.storage.user_sql import SqlLimits
 Q = DUCKDB.quote
 
 
+def not_a_duckdb_file(path: Path, exc: duckdb.Error) -> ConfigError:
+    """One line for a file DuckDB cannot open (empty, damaged, not a database)."""
+    text = str(exc).strip()
+    if "not a valid DuckDB database file" in text:
+        return ConfigError(f"{path}: not a DuckDB database file (empty or damaged); point "
+                           "--db at a sunarchive store, or move the file away and run "
+                           "`sunarchive setup`")
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return ConfigError(f"{path}: cannot open the DuckDB file: {first}")
+
+
 class DuckDBStore(TieredStore):
     """Store on one DuckDB file. Methods other than readers run on the writer thread."""
 
@@ -61,7 +72,9 @@ class DuckDBStore(TieredStore):
                 raise StoreLockedError(
                     f"{path} is in use by another sunarchive process (DuckDB allows one "
                     "writer per file). Stop it, or read through its API.") from None
-            raise
+            raise not_a_duckdb_file(path, exc) from None
+        except duckdb.Error as exc:
+            raise not_a_duckdb_file(path, exc) from None
         self._set_utc()
         user_sql.lock_down(self._con)
         self._newest: dict[str, int | None] = {}
