@@ -9,6 +9,8 @@ TimescaleDB (``SUNARCHIVE_TEST_TIMESCALE_URL``; skipped with the reason without 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -18,6 +20,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import psycopg
 import pytest
 
 from sunarchive.model import SeriesKey, StatsRows
@@ -180,3 +183,62 @@ def test_refresh_and_late_data_never_reach_below_raw_retention(timescale_url: st
         assert store.sql(query).rows()[0] == kept
     finally:
         store.close()
+
+
+# -- point 11: the CLI on aggregates, compression and changed policy settings -----------------
+def test_chunks_of_an_aggregate_and_compress_twice(timescale_url: str) -> None:
+    common = ["--database-url", timescale_url]
+    store = open_store(timescale_url)
+    try:
+        store.write(rows(hour_start(days_ago=10), HOUR), StatsRows.empty(PS100), TAGS)
+        store.rollup(PS100, None)
+    finally:
+        store.close()
+    shown = cli("chunks", "ps100_readings_5min", *common, "--json", check=False)
+    assert shown.returncode == 0 and "Traceback" not in shown.stderr, shown.stderr
+    listed = json.loads(shown.stdout)
+    assert listed and all(c["bytes"] > 0 for c in listed)
+    first = cli("compress", *common, "--older-than", "7d").stdout
+    assert "compressed _timescaledb_internal." in first
+    again = cli("compress", *common, "--older-than", "7d").stdout
+    assert "compressed _timescaledb_internal." not in again      # nothing new to compress
+    assert again.splitlines()[-1].startswith("0 chunks")
+
+
+def policy(url: str, proc: str, relation: str) -> dict[str, object]:
+    with psycopg.connect(url) as con:
+        row = con.execute("SELECT config FROM timescaledb_information.jobs WHERE proc_name = %s "
+                          "AND (hypertable_name = %s OR config ->> 'measurement' = %s)",
+                          [proc, relation, PS100]).fetchone()
+    assert row is not None, (proc, relation)
+    return dict(row[0])
+
+
+def test_setup_brings_policies_to_changed_settings(timescale_url: str) -> None:
+    first = PostgresStore(timescale_url, PROFILES, retention_days={"1s": 30.0})
+    first.setup()
+    first.close()
+    profile = PROFILES[PS100]
+    changed = {**PROFILES, PS100: dataclasses.replace(
+        profile, extra={**profile.extra, "compress_after_days": 3})}
+    second = PostgresStore(timescale_url, changed, retention_days={"1s": 10.0})
+    try:
+        changes = second.setup()
+        assert any("ps100_readings_1s" in c and "3 days" in c for c in changes), changes
+        assert any("retention" in c and "10 d" in c for c in changes), changes
+        compress = policy(timescale_url, "policy_compression", "ps100_readings_1s")
+        assert compress["compress_after"] == "3 days"
+        kept = policy(timescale_url, "sunarchive_retention", "")
+        assert kept["tiers"][0]["keep_days"] == 10.0   # type: ignore[index]
+        # a refresh policy changed by hand is brought back to the settings
+        with psycopg.connect(timescale_url, autocommit=True) as con:
+            con.execute("SELECT remove_continuous_aggregate_policy('ps100_readings_1hour')")
+            con.execute("SELECT add_continuous_aggregate_policy('ps100_readings_1hour', "
+                        "INTERVAL '3 days', INTERVAL '2 hours', INTERVAL '1 hour')")
+        assert any("ps100_readings_1hour" in c for c in second.setup())
+        hourly = policy(timescale_url, "policy_refresh_continuous_aggregate",
+                        "ps100_readings_1hour")
+        assert (hourly["start_offset"], hourly["end_offset"]) == ("2 days", "01:00:00")
+        assert second.setup() == []                     # and then it is up to date
+    finally:
+        second.close()

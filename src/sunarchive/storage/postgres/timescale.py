@@ -182,6 +182,7 @@ def _aggregate(con: Con, profile: Profile, tier: str, timezone: str,
                     "(timescaledb.materialized_only = false)")
     if policies:
         start, end, every = POLICIES[tier]
+        _remove_stale_refresh_policy(con, view, start, end, every)
         before = _job_count(con)
         con.execute("SELECT add_continuous_aggregate_policy(%s::regclass, "
                     "start_offset => %s::INTERVAL, end_offset => %s::INTERVAL, "
@@ -191,6 +192,20 @@ def _aggregate(con: Con, profile: Profile, tier: str, timezone: str,
             changes.append(f"refresh policy on {view}: every {every}, window "
                            f"[now - {start}, now - {end}]")
     return changes
+
+
+def _remove_stale_refresh_policy(con: Con, view: str, start: str, end: str,
+                                 every: str) -> None:
+    """A refresh policy whose window or schedule differs from ours goes (and is re-added)."""
+    stale = con.execute(
+        "SELECT 1 FROM timescaledb_information.jobs j WHERE j.proc_name = "
+        "'policy_refresh_continuous_aggregate' AND j.hypertable_name = %s AND "
+        "j.hypertable_schema = current_schema() AND "
+        "((j.config ->> 'start_offset')::INTERVAL IS DISTINCT FROM %s::INTERVAL OR "
+        "(j.config ->> 'end_offset')::INTERVAL IS DISTINCT FROM %s::INTERVAL OR "
+        "j.schedule_interval <> %s::INTERVAL)", [view, start, end, every]).fetchone()
+    if stale is not None:
+        con.execute("SELECT remove_continuous_aggregate_policy(%s::regclass)", [Q(view)])
 
 
 def _job_count(con: Con) -> int:
@@ -209,6 +224,12 @@ def _compression(con: Con, profile: Profile) -> list[str]:
                     "timescaledb.compress_segmentby = 'series_id', "
                     "timescaledb.compress_orderby = 'time')")
         changes.append(f"compression enabled on {table} (segment by series_id)")
+    stale = con.execute("SELECT 1 FROM timescaledb_information.jobs WHERE proc_name = "
+                        "'policy_compression' AND hypertable_name = %s AND "
+                        "(config ->> 'compress_after')::INTERVAL <> make_interval(days => %s)",
+                        [table, int(str(days))]).fetchone()
+    if stale is not None:
+        con.execute("SELECT remove_compression_policy(%s::regclass)", [Q(table)])
     before = _job_count(con)
     con.execute("SELECT add_compression_policy(%s::regclass, compress_after => "
                 "make_interval(days => %s), if_not_exists => TRUE)", [Q(table), int(str(days))])
@@ -244,12 +265,16 @@ def _retention_job(con: Con, profile: Profile,
             con.execute("SELECT delete_job(%s)", [row[0]])
             return [f"removed retention job of {profile.name} (keep forever)"]
         return []
+    kept = ", ".join(f"{t['relation']} {t['keep_days']:g} d" for t in config["tiers"])
     if row is not None:
+        same = con.execute("SELECT config = %s::JSONB FROM timescaledb_information.jobs "
+                           "WHERE job_id = %s", [json.dumps(config), row[0]]).fetchone()
+        if same is not None and same[0]:
+            return []
         con.execute("SELECT alter_job(%s, config => %s::JSONB)", [row[0], json.dumps(config)])
-        return []
+        return [f"retention job for {profile.name} changed: {kept}"]
     con.execute("SELECT add_job('sunarchive_retention', INTERVAL '1 hour', "
                 "config => %s::JSONB)", [json.dumps(config)])
-    kept = ", ".join(f"{t['relation']} {t['keep_days']:g} d" for t in config["tiers"])
     return [f"retention job for {profile.name}: {kept}"]
 
 
@@ -341,7 +366,9 @@ def _utc(seconds: int) -> datetime:
 def compress(con: Con, table: str, older_than_s: int) -> list[str]:
     """Compress chunks of ``table`` entirely older than ``older_than_s`` ago (idempotent)."""
     rows = con.execute("SELECT compress_chunk(c, if_not_compressed => TRUE)::TEXT FROM "
-                       "show_chunks(%s::regclass, older_than => make_interval(secs => %s)) c",
+                       "show_chunks(%s::regclass, older_than => make_interval(secs => %s)) c "
+                       "JOIN timescaledb_information.chunks i ON format('%%I.%%I', "
+                       "i.chunk_schema, i.chunk_name)::regclass = c WHERE NOT i.is_compressed",
                        [Q(table), older_than_s]).fetchall()
     return [str(r[0]) for r in rows]
 
@@ -382,8 +409,10 @@ def chunks(con: Con, table: str) -> list[dict[str, Any]]:
 
 
 def _qualified(con: Con, hypertable: str) -> str:
-    row = con.execute("SELECT hypertable_schema FROM timescaledb_information.hypertables "
-                      "WHERE hypertable_name = %s", [hypertable]).fetchone()
+    """Schema-qualified name of a hypertable, an aggregate's materialized one included
+    (``timescaledb_information.hypertables`` does not list those)."""
+    row = con.execute("SELECT schema_name FROM _timescaledb_catalog.hypertable "
+                      "WHERE table_name = %s", [hypertable]).fetchone()
     return f"{Q(str(row[0]))}.{Q(hypertable)}" if row else Q(hypertable)
 
 
