@@ -286,6 +286,27 @@ def test_a_refresh_never_materializes_the_open_day(pglite_url: str, schema: str)
     assert_same(daily, expected(both, "daily", tz))
 
 
+def test_a_refresh_owed_at_a_crash_is_settled_at_the_next_start(site: Site) -> None:
+    """Issue 15 point 10: the writer records the refresh it owes in the write's transaction;
+    a writer killed before refreshing leaves it recorded, and the next start settles it."""
+    start = int(datetime(2026, 6, 20, 8, tzinfo=UTC).timestamp())
+    rows = seconds(start, 4 * 3600, panels=2, seed=5)
+    with site.con.transaction():                 # the write's transaction ...
+        insert(site.con, rows)
+        timescale.owe_refresh(site.con, PS100.name, start, start + 4 * 3600)
+    # ... then the writer dies before its refresh: nothing is materialized
+    assert materialized(site.con, "1hour")[1] is None
+    site.con.close()
+    changes = set_up(site.url, site.profiles, "Europe/Berlin")   # the next start
+    assert any("refreshed the aggregates over 1 write" in c for c in changes)
+    with psycopg.connect(site.url, autocommit=True) as con:
+        con.execute("SET TIME ZONE 'UTC'")
+        for tier in ROLLUP_TIERS:
+            assert_same(read(con, materialized(con, tier)[0]), expected(rows, tier, site.tz))
+        owed = con.execute("SELECT COUNT(*) FROM sunarchive_refresh_owed").fetchall()
+    assert owed == [(0,)]
+
+
 # -- retention -------------------------------------------------------------------------------
 DAY = 86400
 RETENTION_NOW = datetime(2026, 6, 20, 12, tzinfo=UTC)
