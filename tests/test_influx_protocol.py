@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sunarchive.lineprotocol import MAX_LINE_BYTES, parse_lines
 
@@ -101,6 +103,31 @@ def test_type_conflict_blames_the_later_line() -> None:
         assert parsed.measurements["ha"].fields["state"].values.tolist() == ["on", "off",
                                                                               None]
         assert parsed.points == 3
+
+
+_line = st.tuples(st.sampled_from(["m", "m,t=a\\ b", "n"]),
+                  st.lists(st.tuples(st.sampled_from(["x", "y"]),
+                                     st.sampled_from(['"s"', "1.5", "2i", "true", "3u"])),
+                           min_size=1, max_size=3))
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(st.lists(_line, max_size=10))
+def test_kind_conflicts_same_on_both_paths(lines: list[tuple[str, list[tuple[str, str]]]]
+                                           ) -> None:
+    """Whichever path each line takes (quoted strings and escapes take the per-line one),
+    the first line to give a field its kind wins and the same later lines are refused."""
+    body = "\n".join(f"{head} {','.join(f'{k}={v}' for k, v in fields)} {i}"
+                     for i, (head, fields) in enumerate(lines))
+    fast, slow = parse_lines(body), parse_lines(body, columnar=False)
+    assert [(e.line_number, e.message) for e in fast.errors] == \
+        [(e.line_number, e.message) for e in slow.errors]
+    assert fast.points == slow.points
+    for name, m in slow.measurements.items():
+        got = fast.measurements[name]
+        assert got.time_ns.tolist() == m.time_ns.tolist()
+        assert {k: (f.kind, [str(v) for v in f.values]) for k, f in got.fields.items()} == \
+            {k: (f.kind, [str(v) for v in f.values]) for k, f in m.fields.items()}
 
 
 # -- a real server, real clients ----------------------------------------------------------------

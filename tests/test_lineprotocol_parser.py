@@ -194,7 +194,7 @@ def _plain(result: ParseResult) -> dict[str, Any]:
 
 
 @settings(max_examples=300, deadline=None, derandomize=True, database=None)
-@given(body=_bodies(), precision=st.sampled_from(["ns", "s", "auto"]))
+@given(body=_bodies(), precision=st.sampled_from(["ns", "s", "auto", "m", "h"]))
 def test_columnar_path_equals_the_per_line_parser(body: str, precision: str) -> None:
     fast = parse_lines(body, precision, now_ns=NOW)
     slow = parse_lines(body, precision, now_ns=NOW, columnar=False)

@@ -225,10 +225,10 @@ def parse_lines(body: bytes | str, precision: str = "ns", now_ns: int | None = N
         & ~_flag(pc.match_substring(lines, '"')) & columnar
     one = _Pass(raw, unit, time.time_ns() if now_ns is None else now_ns, max_line_bytes)
     one.run(lines, content, simple)
-    if one.redo:
-        again = _Pass(raw, unit, one.now, max_line_bytes)
-        again.run(lines, content, simple & ~one.lines_of(one.redo, len(raw)))
-        one = again
+    while one.redo:   # once: the measurements redone are parsed wholly line by line
+        simple &= ~one.lines_of(one.redo, len(raw))
+        one = _Pass(raw, unit, one.now, max_line_bytes)
+        one.run(lines, content, simple)
     measurements = {name: b.build(name) for name, b in one.builders.items()}
     return ParseResult(measurements, one.errors, int(content.sum()), one.points)
 
@@ -244,8 +244,10 @@ class _Pass:
     builders: dict[str, _Builder] = field(default_factory=dict)
     errors: list[LineError] = field(default_factory=list)
     points: int = 0
-    redo: dict[str, list[int]] = field(default_factory=dict)
-    """Measurements to parse line by line → the lines that found a later first kind."""
+    redo: set[str] = field(default_factory=set)
+    """Measurements to parse wholly line by line (a line found a later line's kind first)."""
+    slow_lines: dict[str, list[int]] = field(default_factory=dict)
+    """Measurement → the lines parsed one by one that named it."""
 
     def run(self, lines: pa.StringArray, content: np.ndarray[Any, np.dtype[np.bool_]],
             simple: np.ndarray[Any, np.dtype[np.bool_]]) -> None:
@@ -267,9 +269,9 @@ class _Pass:
             self.errors.append(LineError(number, line[:MAX_SHOWN] + "…", f"line {number}: "
                                          f"longer than {self.max_line_bytes} bytes"))
             return 0
-        measurement = ""
         try:
             measurement, tags, fields, stamp = _parse(line)
+            self.slow_lines.setdefault(measurement, []).append(index)
             time_ns = _time_ns(stamp, self.unit, self.now)
             known = self.builders.get(measurement)
             if known is not None:
@@ -277,21 +279,22 @@ class _Pass:
             self.builders.setdefault(measurement, _Builder()).add(tags, time_ns, fields, index)
             return 1
         except _FirstLater:
-            self.redo.setdefault(measurement, []).append(index)
+            self.redo.add(measurement)
             return 0
         except _BadLine as exc:
             shown = line if len(line) <= MAX_SHOWN else line[:MAX_SHOWN] + "…"
             self.errors.append(LineError(number, shown, f"line {number}: {exc}"))
             return 0
 
-    def lines_of(self, names: dict[str, list[int]], size: int
-                 ) -> np.ndarray[Any, np.dtype[np.bool_]]:
-        """True at every line of the measurements ``names`` this pass took fast."""
+    def lines_of(self, names: set[str], size: int) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        """True at every line of the measurements ``names`` (the fast path's and the others,
+        which the fast path may take in another pass)."""
         mask = np.zeros(size, bool)
         for name in names:
             fast_lines = self.builders[name].fast_lines
             if fast_lines is not None:
                 mask[fast_lines] = True
+            mask[self.slow_lines.get(name, [])] = True
         return mask
 
 
