@@ -14,6 +14,7 @@ connection while one is open. Each test works in a schema of its own.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import time
@@ -305,6 +306,41 @@ def test_a_refresh_owed_at_a_crash_is_settled_at_the_next_start(site: Site) -> N
             assert_same(read(con, materialized(con, tier)[0]), expected(rows, tier, site.tz))
         owed = con.execute("SELECT COUNT(*) FROM sunarchive_refresh_owed").fetchall()
     assert owed == [(0,)]
+
+
+def test_chunks_and_compression_of_every_tier(site: Site) -> None:
+    """Issue 15 point 11: `chunks` of an aggregate (its materialized hypertable) and a second
+    `compress` that lists only what it compressed now."""
+    start = int(datetime(2026, 6, 10, 10, tzinfo=UTC).timestamp())
+    insert(site.con, seconds(start, 3600))
+    insert(site.con, seconds(start + 86400, 3600))
+    timescale.refresh(site.con, PS100, start, start + 86400 + 3600, site.tz)
+    for tier in ("1s", *ROLLUP_TIERS):
+        listed = timescale.chunks(site.con, PS100.table(tier))
+        assert listed and all(c["bytes"] > 0 for c in listed), tier
+    assert len(timescale.chunks(site.con, PS100.table("1s"))) == 2
+    first = timescale.compress(site.con, PS100.table("1s"), 86400)
+    assert len(first) == 2
+    assert timescale.compress(site.con, PS100.table("1s"), 86400) == []
+    assert all(c["compressed"] for c in timescale.chunks(site.con, PS100.table("1s")))
+    rows = read(site.con, PS100.table("1s"))                  # readable after compression
+    assert len(rows) == 2 * 2 * 3600
+
+
+def test_setup_brings_policies_to_changed_settings(pglite_url: str, schema: str) -> None:
+    """Issue 15 point 11: a changed compress_after_days or retention reaches the jobs."""
+    set_up(pglite_url, {PS100.name: PS100}, "UTC", {"1s": 30.0})
+    changed = dataclasses.replace(PS100, extra={**PS100.extra, "compress_after_days": 3})
+    changes = set_up(pglite_url, {PS100.name: changed}, "UTC", {"1s": 10.0})
+    assert any("compression policy" in c for c in changes), changes
+    assert any("retention job for ps100_readings changed" in c for c in changes), changes
+    with psycopg.connect(pglite_url, autocommit=True) as con:
+        jobs = {str(r[0]): r[1] for r in con.execute(
+            "SELECT proc_name, config FROM timescaledb_information.jobs WHERE proc_name IN "
+            "('policy_compression', 'sunarchive_retention')").fetchall()}
+    assert jobs["policy_compression"]["compress_after"] == "3 days"
+    assert jobs["sunarchive_retention"]["tiers"][0]["keep_days"] == 10.0
+    assert set_up(pglite_url, {PS100.name: changed}, "UTC", {"1s": 10.0}) == []
 
 
 # -- retention -------------------------------------------------------------------------------
