@@ -245,6 +245,30 @@ def test_refresh_materializes_every_tier_equal_to_the_1s_sums(site: Site) -> Non
     assert [d[0] for d in days] == ["2026-06-20", "2026-06-21"]
 
 
+@pytest.mark.parametrize(("day", "hours"), [("2026-03-29", 23), ("2026-10-25", 25)])
+def test_the_daily_tier_follows_berlin_days_across_dst(site: Site, day: str,
+                                                       hours: int) -> None:
+    """One row a minute from two hours before to two hours after a DST day in Berlin: the
+    daily aggregate has that day with 23 or 25 hours of data, and the days around it."""
+    local = datetime.fromisoformat(f"{day}T00:00:00").replace(tzinfo=site.tz)
+    midnight = int(local.timestamp())
+    start = midnight - 2 * 3600
+    span_s = hours * 3600 + 4 * 3600
+    rows = seconds(start, span_s, panels=1)
+    keep = rows.times % 60 == 0
+    rows = Seconds(rows.times[keep], rows.series[keep], rows.power_w[keep])
+    insert(site.con, rows)
+    timescale.refresh(site.con, PS100, start, start + span_s, site.tz)
+    daily = site.con.execute(
+        "SELECT day::TEXT, EXTRACT(EPOCH FROM time)::BIGINT, sample_count FROM "
+        "ps100_readings_daily ORDER BY time").fetchall()
+    assert [d[0] for d in daily][1] == day
+    assert daily[1][1] == midnight
+    assert daily[1][2] == 10 * 60 * hours                      # 10 samples a minute
+    assert_same(read(site.con, materialized(site.con, "daily")[0]),
+                expected(rows, "daily", site.tz))
+
+
 def noon_zone(now_s: int) -> str:
     """A fixed-offset IANA zone where it is about noon now, so that hours before and after
     now fall in today's local day whenever the test runs ("Etc/GMT-2" is UTC+2)."""
