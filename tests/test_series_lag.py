@@ -248,3 +248,22 @@ def test_live_agent_keeps_a_lagging_senders_energy(tmp_path: Path) -> None:
         times = sent[row["panel_id"]]
         assert row["n"] == len(times)
         assert row["wh"] == pytest.approx(100 * (times[-1] - times[0]) / NS / 3600, abs=1e-4)
+
+
+def test_clock_learns_a_buffering_senders_delay() -> None:
+    """A sender that delivers in bursts (Telegraf: a point every second, flushed every 10 s)
+    arrives up to 10 s behind its series' clock. The first burst that is later than the
+    allowance teaches the clock that delay; no later burst is too late."""
+    reducer = Reducer(PANEL, lateness_s=LATENESS_S)
+    t0 = 1_780_000_000 * NS
+    too_late: list[int] = []
+    for burst in range(30):
+        times = t0 + (burst * 10 + np.arange(10, dtype=np.int64)) * NS
+        arrived = int(times[-1]) + NS // 2   # flushed just after its last point
+        reducer.add(np.zeros(10, np.int32), times,
+                    {"watts": np.full(10, 100.0), "volts": np.full(10, 230.0)},
+                    arrived_ns=arrived)
+        for tick in range(1, 11):            # the writer commits every second until the next
+            too_late.append(reducer.close(now_ns=arrived + tick * NS).too_late_samples)
+    assert 0 < sum(too_late) <= 10            # part of the second burst only
+    assert sum(too_late[20:]) == 0

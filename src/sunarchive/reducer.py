@@ -6,8 +6,9 @@ end, so a series that runs behind another (a second sender, a slow device clock)
 "too late" by it. A series' clock is its newest sample time; for live inputs (samples added
 with ``arrived_ns``, closes given ``now_ns``) it also advances with the time elapsed since that
 sample arrived, so a point that nothing follows is closed ``lateness_s`` after the end of its
-second. Closing turns the buffered samples of those seconds into one statistics row per
-(series, second):
+second (plus the *slack* of a series whose sender delivers in bursts, see ``_learn_slack``).
+Closing turns the buffered samples of those seconds into one statistics row per (series,
+second):
 
 * gauge / power fields: count, mean, min, max, population stddev;
 * power fields also: energy in Wh, the time integral of power with a zero-order hold — each
@@ -132,6 +133,9 @@ class _Carry:
         """Newest sample time of the series (UTC epoch ns); NO_MARK: none yet."""
         self.seen_ns = np.empty(0, np.int64)
         """Clock reading (ns) when ``mark_ns`` arrived; NO_CLOCK: the series has no clock."""
+        self.slack_ns = np.empty(0, np.int64)
+        """How much later than ``lateness_s`` the series has delivered (ns, see
+        ``Reducer._learn_slack``): its clock holds back by that much."""
 
     def ensure(self, n: int, power: list[str], sequential: list[str]) -> None:
         if n <= self.size:
@@ -140,6 +144,7 @@ class _Carry:
         self.closed_s = _grow(self.closed_s, grow, NO_FROM, np.int64)
         self.mark_ns = _grow(self.mark_ns, grow, NO_MARK, np.int64)
         self.seen_ns = _grow(self.seen_ns, grow, NO_CLOCK, np.int64)
+        self.slack_ns = _grow(self.slack_ns, grow, 0, np.int64)
         for name in power:
             self.hold_t[name] = _grow(self.hold_t.get(name), grow, -1, np.int64)
             self.hold_p[name] = _grow(self.hold_p.get(name), grow, np.nan, np.float64)
@@ -249,6 +254,8 @@ class Reducer:
             return
         self._carry.ensure(int(samples.series.max()) + 1, [f.name for f in self.power],
                            [f.name for f in self.sequential])
+        if arrived_ns is not None:
+            self._learn_slack(samples, arrived_ns)
         late = samples.time_ns < self._carry.closed_s[samples.series] * NS_PER_S
         if late.any():
             self._too_late.append(samples.take(late))
@@ -258,6 +265,20 @@ class Reducer:
             self._buffer.append(samples)
             self._buffered += len(samples)
             self._advance_marks(samples, arrived_ns)
+
+    def _learn_slack(self, samples: _Samples, arrived_ns: int) -> None:
+        """A sender that delivers in bursts (Telegraf's flush interval, a logger uploading
+        every few minutes) arrives behind its series' clock. Slack is how far the oldest
+        sample of a delivery was behind it beyond ``lateness_s``; it halves with every
+        delivery that is not as late, so a one-off delay (an outage) fades."""
+        carry = self._carry
+        oldest = np.full(carry.size, np.iinfo(np.int64).max, np.int64)
+        np.minimum.at(oldest, samples.series, samples.time_ns)
+        ids = np.flatnonzero((oldest != np.iinfo(np.int64).max) & (carry.mark_ns != NO_MARK)
+                             & (carry.seen_ns != NO_CLOCK))
+        clock = carry.mark_ns[ids] + np.maximum(arrived_ns - carry.seen_ns[ids], 0)
+        excess = clock - oldest[ids] - self.lateness_ns
+        carry.slack_ns[ids] = np.maximum(excess, carry.slack_ns[ids] // 2)
 
     def _advance_marks(self, samples: _Samples, arrived_ns: int | None) -> None:
         carry = self._carry
@@ -298,13 +319,14 @@ class Reducer:
     def ready_until_s(self, now_ns: int | None = None) -> IntArray:
         """Per series id: seconds before this may be closed now — the series' clock minus
         lateness (NO_FROM for a series without samples). The clock is the newest sample
-        time, plus the time since it arrived when ``now_ns`` is given and the series is
-        live."""
+        time, plus — when ``now_ns`` is given and the series is live — the time since it
+        arrived less the series' learned slack."""
         carry = self._carry
         clock = carry.mark_ns.copy()
         if now_ns is not None:
             live = (carry.seen_ns != NO_CLOCK) & (carry.mark_ns != NO_MARK)
-            clock[live] += np.maximum(now_ns - carry.seen_ns[live], 0)
+            waited = now_ns - carry.seen_ns[live] - carry.slack_ns[live]
+            clock[live] += np.maximum(waited, 0)
         until = (clock - self.lateness_ns) // NS_PER_S
         return np.where(carry.mark_ns == NO_MARK, NO_FROM, until)
 
