@@ -4,8 +4,10 @@ CI has no TimescaleDB server (``test_timescale.py`` skips there), but it has Nod
 has PGlite built with TimescaleDB (``tests/pglite_server.py``). What it can show runs here:
 ``setup``'s schema for every built-in profile (hypertables, hierarchical continuous aggregates,
 policies and the retention job as rows), the aggregates against the sums of the 1 s rows after
-the code's own refresh, the refresh windows and retention of issue 15 (points 8 and 9) through
-explicit ``CALL refresh_continuous_aggregate`` and ``drop_chunks``, and the upstream SQL.
+the code's own refresh (local days, DST), issue 15 points 8-11 (refresh windows, retention,
+a refresh owed at a crash, chunks/compress/changed settings) through explicit
+``CALL refresh_continuous_aggregate`` and the retention job's ``drop_chunks``, and the upstream
+SQL.
 
 What it cannot: COPY (rows go in with INSERT here, so not through ``PostgresStore.write``),
 background workers (policies never run by themselves: the tests run their windows), a second
@@ -468,27 +470,19 @@ NOT_YET = {  # block: why it fails on our TimescaleDB schema today (issue 15 "Ti
 }
 
 
-@dataclass
-class Upstream:
-    con: Con
-    schema: str
-
-
 @pytest.fixture(scope="module")
-def upstream(pglite_url: str) -> Iterator[Upstream]:
-    """The upstream systems' profiles set up, PS100 with half an hour of two panels that
-    ended now, refreshed; timestamps read as text (job_stats has -infinity)."""
+def upstream(pglite_url: str) -> Iterator[str]:
+    """A schema with the upstream systems' profiles set up and PS100 holding half an hour of
+    two panels that ended now, refreshed. No connection stays open between tests."""
     name = fresh_schema(pglite_url)
     set_up(pglite_url, {n: PROFILES[n] for n in UPSTREAM_PROFILES}, "Europe/Berlin")
     with psycopg.connect(pglite_url, autocommit=True) as con:
-        for kind in ("timestamptz", "timestamp", "date"):
-            con.adapters.register_loader(kind, TextLoader)
         con.execute("SET TIME ZONE 'UTC'")
         now = int(time.time())
         start = now - now % 300 - 1800
         insert(con, seconds(start, 1800))
         timescale.refresh(con, PS100, start, start + 1800, ZoneInfo("Europe/Berlin"))
-        yield Upstream(con, name)
+    yield name
     drop_schema(pglite_url, name)
 
 
@@ -504,15 +498,19 @@ def upstream_cases() -> list[Any]:
 
 
 @pytest.mark.parametrize("block", upstream_cases())
-def test_upstream_sql_runs_unchanged_on_timescaledb(upstream: Upstream, block: Block) -> None:
+def test_upstream_sql_runs_unchanged_on_timescaledb(pglite_url: str, upstream: str,
+                                                    block: Block) -> None:
     """Every block meant for TimescaleDB runs verbatim and returns rows (those listed in
     NOT_YET do not yet: strict xfails, so one that starts working must move here)."""
     assert block.name in WORKS_TODAY or block.name in NOT_YET, "a new upstream block"
-    upstream.con.execute(f'SET search_path TO "{upstream.schema}", public')
-    if re.search(r"^CALL ", block.sql, re.MULTILINE):   # not allowed in a transaction
-        upstream.con.execute(block.sql)
-        return
-    with upstream.con.transaction(force_rollback=True):
-        cursor = upstream.con.execute(block.sql)
-        rows = cursor.fetchall() if cursor.description else []
+    with psycopg.connect(pglite_url, autocommit=True) as con:
+        for kind in ("timestamptz", "timestamp", "date"):   # job_stats has -infinity
+            con.adapters.register_loader(kind, TextLoader)
+        con.execute(f'SET search_path TO "{upstream}", public')
+        if re.search(r"^CALL ", block.sql, re.MULTILINE):   # not allowed in a transaction
+            con.execute(block.sql)
+            return
+        with con.transaction(force_rollback=True):
+            cursor = con.execute(block.sql)
+            rows = cursor.fetchall() if cursor.description else []
     assert len(rows) >= WORKS_TODAY.get(block.name, 1)
