@@ -119,8 +119,9 @@ class Settings(BaseModel):
                           "data (daily buckets never mix two zones).")
     profiles_dir: Path | None = Field(default=None, description="Directory with extra "
                                       "measurement profiles (*.yaml).")
-    lateness_s: float = Field(default=2.0, ge=0, le=3600, description="How long the reducer "
-                              "waits for late samples before closing a second.")
+    lateness_s: float = Field(default=2.0, ge=0, le=3600, description="How long each series "
+                              "waits for late samples after the end of a second before "
+                              "closing it (by its own clock; see the README's invariants).")
     commit_interval_s: float = Field(default=1.0, gt=0, le=3600, description="How often the "
                                      "writer commits.")
     queue_max_samples: int = Field(default=1_000_000, gt=0, le=100_000_000,
