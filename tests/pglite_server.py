@@ -76,12 +76,10 @@ class PGliteServer:
 
     @property
     def url(self) -> str:
-        # the server answers SSL negotiation with a startup reply: no SSL; any password works
+        # no SSL; any password works; a connection waiting behind an open one gives up after
+        # 60 s (a test holding two at once fails instead of hanging)
         return (f"postgresql://postgres:postgres@127.0.0.1:{self.port}/postgres"
-                "?sslmode=disable")
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
+                "?sslmode=disable&connect_timeout=60")
 
     def stop(self) -> None:
         if self.process.poll() is None:
