@@ -275,7 +275,7 @@ def build_app(settings: Settings, demo: bool, collect: bool = True) -> App:
     accumulator = Accumulator(settings.queue_max_samples, settings.queue_full_policy,
                               settings.queue_put_timeout_s)
     agent = Agent(store, accumulator, settings.lateness_s, settings.commit_interval_s,
-                  settings.maintenance_interval_s, live, spool)
+                  settings.maintenance_interval_s, live, spool, settings.dedup_window_s)
     context = SourceContext(settings.timezone, store.profiles, agent.post_event,
                             settings.max_future_s)
     adapters = [s.build(context) for s in settings.effective_sources()

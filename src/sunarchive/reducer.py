@@ -40,6 +40,7 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from sunarchive.dedup import Points, RecentPoints, last_per_point
 from sunarchive.model import NS_PER_S, Event, FieldKind, FloatArray, IntArray, StatsRows
 from sunarchive.profiles.spec import FieldSpec, Profile
 from sunarchive.resolution import ValueGrid, round_to_grid
@@ -61,6 +62,8 @@ class ReduceResult:
     merge: StatsRows
     events: list[Event] = field(default_factory=list)
     too_late_samples: int = 0
+    duplicates: int = 0
+    """Exact duplicate points merged into the earlier ones or dropped (see ``add``)."""
 
 
 @dataclass
@@ -219,9 +222,10 @@ class Reducer:
     """Streaming reducer of one measurement (see the module docstring for the rules)."""
 
     def __init__(self, profile: Profile, lateness_s: float = 2.0,
-                 value_grid: ValueGrid = "decimal") -> None:
+                 value_grid: ValueGrid = "decimal", dedup_window_s: float = 600.0) -> None:
         """``value_grid``: the grid the statistics are rounded to (the store's,
-        :mod:`sunarchive.resolution`)."""
+        :mod:`sunarchive.resolution`); ``dedup_window_s``: how long (sample time) written
+        points are remembered to recognise duplicates (:class:`RecentPoints`)."""
         self.profile = profile
         self.value_grid: ValueGrid = value_grid
         self.lateness_ns = round(lateness_s * NS_PER_S)
@@ -234,6 +238,8 @@ class Reducer:
         self._buffered = 0
         self._carry = _Carry()
         self._too_late: list[_Samples] = []
+        self._recent = RecentPoints(dedup_window_s, self.names)
+        self._duplicates = 0
 
     # -- input -----------------------------------------------------------------------------
     def add(self, series: I32Array, time_ns: IntArray, values: dict[str, FloatArray],
@@ -258,13 +264,41 @@ class Reducer:
             self._learn_slack(samples, arrived_ns)
         late = samples.time_ns < self._carry.closed_s[samples.series] * NS_PER_S
         if late.any():
-            self._too_late.append(samples.take(late))
-            self.too_late_total += int(late.sum())
+            self._add_too_late(samples.take(late))
             samples = samples.take(~late)
         if len(samples):
             self._buffer.append(samples)
             self._buffered += len(samples)
             self._advance_marks(samples, arrived_ns)
+
+    def _add_too_late(self, late: _Samples) -> None:
+        """Samples of closed seconds: a point written before that they do not change is a
+        duplicate and dropped; the others are merged into the stored rows at the next close."""
+        same = self._recent.unchanged(_points(late))
+        if same.any():
+            self._duplicates += int(same.sum())
+            late = late.take(~same)
+        if len(late):
+            self._too_late.append(late)
+            self.too_late_total += len(late)
+
+    def _merge_points(self, s: _Samples) -> _Samples:
+        """Merge exact duplicates of samples sorted by (series, time), counting them."""
+        merged = last_per_point(s.series, s.time_ns, s.values)
+        if merged is None:
+            return s
+        starts, values = merged
+        self._duplicates += len(s) - len(starts)
+        return _Samples(s.series[starts], s.time_ns[starts], values)
+
+    def _remember(self, s: _Samples, result: ReduceResult) -> None:
+        """Remember the points just reduced (for duplicates arriving after their second was
+        written) and hand the duplicates counted since the last close to ``result``."""
+        newest = self.watermark_ns
+        if newest is not None:
+            self._recent.remember(_points(s), newest)
+        result.duplicates += self._duplicates
+        self._duplicates = 0
 
     def _learn_slack(self, samples: _Samples, arrived_ns: int) -> None:
         """A sender that delivers in bursts (Telegraf's flush interval, a logger uploading
@@ -343,6 +377,7 @@ class Reducer:
     def _close_late_only(self) -> ReduceResult:
         result = ReduceResult(StatsRows.empty(self.profile.name),
                               StatsRows.empty(self.profile.name))
+        result.duplicates, self._duplicates = self._duplicates, 0
         self._reduce_too_late(result)
         return result
 
@@ -362,12 +397,14 @@ class Reducer:
         order = _sort_order(now.series, now.time_ns)
         if order is not None:
             now = now.take(order)
+        now = self._merge_points(now)
         events: list[Event] = []
         stats_keys, stats_cols = self._stats(now)
         energy = self._energy(now, rest, until, events)
         self._carry.closed_s = until
         fresh, merge = self._assemble(stats_keys, stats_cols, energy, prev)
         result = ReduceResult(fresh, merge, events)
+        self._remember(now, result)
         self._reduce_too_late(result)
         return result
 
@@ -584,6 +621,11 @@ class Reducer:
         late_order = _sort_order(late.series, late.time_ns)
         if late_order is not None:
             late = late.take(late_order)
+        merged = len(late)
+        late = self._merge_points(late)
+        merged -= len(late)
+        self.too_late_total -= merged
+        self._remember(late, result)
         second = late.time_ns // NS_PER_S
         starts = _group_starts(late.series, second)
         counts = np.diff(np.append(starts, len(late))).astype(np.float64)
@@ -609,6 +651,10 @@ class Reducer:
                                    f"{len(late)} samples arrived after their second was "
                                    "closed; merged into the stored rows",
                                    end_s=float(late.time_ns.max()) / NS_PER_S))
+
+
+def _points(s: _Samples) -> Points:
+    return Points(s.series, s.time_ns, s.values)
 
 
 def _without_empty_rows(samples: _Samples) -> _Samples:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from sunarchive.model import FieldKind
 from sunarchive.profiles.spec import ColumnSpec, Profile
 
 TIER_SECONDS = {"1s": 1, "5min": 300, "1hour": 3600}
@@ -104,17 +105,51 @@ def _merge_expr(col: ColumnSpec, d: Dialect, same_bucket: bool) -> str:
             f" 0) / NULLIF(SUM({n}), 0))")
 
 
+REPLAY_NEW = "_new"
+"""Column of a replay merge's source: 1 for an incoming row, 0 for the stored row."""
+
+
+def _replay_energy_expr(energy: str, avg: str, count: str, d: Dialect) -> str:
+    """Energy (Wh) of a stored second after rows of an earlier-stored range are delivered
+    again (see :func:`merge_select`): the stored energy scaled by merged average power /
+    stored average power (kept when that is 0 or missing); the incoming energy only when
+    the second had none."""
+    e, p, n, new = d.quote(energy), d.quote(avg), d.quote(count), d.quote(REPLAY_NEW)
+
+    def stored(expr: str) -> str:
+        return f"SUM(CASE WHEN {new} = 0 THEN {expr} END)"
+
+    stored_p = f"{stored(f'{p} * {n}')} / NULLIF({stored(n)}, 0)"
+    merged_p = f"SUM({p} * {n}) / NULLIF(SUM({n}), 0)"
+    return (f"COALESCE({stored(e)} * COALESCE(({merged_p}) / NULLIF({stored_p}, 0), 1), "
+            f"SUM({e}))")
+
+
+def _stats_exprs(profile: Profile, d: Dialect, same_bucket: bool, replay: bool) -> str:
+    energy = {f.energy_column_name: f for f in profile.fields if f.kind is FieldKind.POWER}
+    out = []
+    for c in profile.stats_columns():
+        spec = energy.get(c.name) if replay else None
+        expr = (_merge_expr(c, d, same_bucket) if spec is None else
+                _replay_energy_expr(c.name, f"{spec.name}_avg", f"{spec.name}_count", d))
+        out.append(f"{expr} AS {d.quote(c.name)}")
+    return ", ".join(out)
+
+
 def merge_select(profile: Profile, source: str, bucket: str, d: Dialect,
                  same_bucket: bool = False, extra_select: str = "",
                  join: str = "", extra_inner: str = "",
-                 group_by: tuple[str, ...] | None = None) -> str:
+                 group_by: tuple[str, ...] | None = None, replay: bool = False) -> str:
     """SELECT merging rows of ``source`` into buckets given by the SQL expression ``bucket``.
 
     ``source`` is a table name or a parenthesised subquery with the tier columns. The result
     has the tier's columns (``time`` = bucket start). ``same_bucket`` merges rows of the same
     second (late samples): ``covered_s`` is then the maximum rather than the sum. With
     ``group_by`` (tag names), rows of all series sharing those tags merge into one row per
-    bucket (e.g. every device of a site), and the result has no ``series_id``.
+    bucket (e.g. every device of a site), and the result has no ``series_id``. ``replay``
+    (with ``same_bucket``; the source has the column :data:`REPLAY_NEW`) merges rows
+    delivered again for seconds an earlier run stored: their energy is not added (see
+    :func:`_replay_energy_expr`).
     """
     cols = profile.stats_columns()
     means = [c for c in cols if c.merge == "mean"]
@@ -132,7 +167,7 @@ def merge_select(profile: Profile, source: str, bucket: str, d: Dialect,
                                       for t in profile.tags)
     else:
         heads = ", ".join(keys)
-    stats = ", ".join(f"{_merge_expr(c, d, same_bucket)} AS {d.quote(c.name)}" for c in cols)
+    stats = _stats_exprs(profile, d, same_bucket, replay)
     return (f"SELECT _bucket AS time, {heads}{extra_select}, {stats} "
             f"FROM ({inner}) AS g GROUP BY {', '.join(keys)}, _bucket")
 

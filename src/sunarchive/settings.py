@@ -122,6 +122,13 @@ class Settings(BaseModel):
     lateness_s: float = Field(default=2.0, ge=0, le=3600, description="How long each series "
                               "waits for late samples after the end of a second before "
                               "closing it (by its own clock; see the README's invariants).")
+    dedup_window_s: float = Field(default=600.0, ge=0, le=3600, description="How long "
+                                  "(by sample time) written points are remembered so that an "
+                                  "exact duplicate (same series, field and nanosecond "
+                                  "timestamp, e.g. a client's retry) arriving after its "
+                                  "second was written changes nothing when its values are "
+                                  "the same; 0 turns this off. Memory: the raw samples of "
+                                  "the window (about 12 + 8 × fields bytes each).")
     commit_interval_s: float = Field(default=1.0, gt=0, le=3600, description="How often the "
                                      "writer commits.")
     queue_max_samples: int = Field(default=1_000_000, gt=0, le=100_000_000,

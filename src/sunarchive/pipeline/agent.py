@@ -33,11 +33,14 @@ from sunarchive.pipeline.spool import PendingWrite, Spool
 from sunarchive.reducer import Reducer, ReduceResult, concat_rows, select_rows
 from sunarchive.sources.base import SampleSink, Source
 from sunarchive.sources.running import SourceStatus
-from sunarchive.storage.base import Store
+from sunarchive.storage.base import REPLAY_COLUMN, Store
 
 log = logging.getLogger(__name__)
 RETRY_MIN_S, RETRY_MAX_S = 0.5, 30.0
 """Backoff between attempts to write spooled batches while the store is unreachable."""
+SERIES_LOOKBACK_S = 7 * 86400
+"""At start, the newest stored second of each series is looked up this far behind the
+measurement's newest (a series not found there counts as stored until that bound)."""
 COMMIT_SAMPLES = 500_000
 """Commit early once this many samples wait in the reducers (bounds memory in bulk ingest)."""
 
@@ -51,6 +54,8 @@ class WriterStats:
     rollup_rows: int = 0
     commits: int = 0
     too_late_samples: int = 0
+    duplicates: int = 0
+    """Exact duplicate points (a retried body): they replaced or repeated earlier points."""
     rejected_batches: int = 0
     rejected_fields: int = 0
     write_errors: int = 0
@@ -118,10 +123,12 @@ class Agent:
 
     def __init__(self, store: Store, accumulator: Accumulator, lateness_s: float = 2.0,
                  commit_interval_s: float = 1.0, maintenance_interval_s: float = 60.0,
-                 live: LiveState | None = None, spool: Spool | None = None) -> None:
+                 live: LiveState | None = None, spool: Spool | None = None,
+                 dedup_window_s: float = 600.0) -> None:
         self.store = store
         self.accumulator = accumulator
         self.lateness_s = lateness_s
+        self.dedup_window_s = dedup_window_s
         self.commit_interval_s = commit_interval_s
         self.maintenance_interval_s = maintenance_interval_s
         self.live = live or LiveState()
@@ -133,6 +140,9 @@ class Agent:
         self.source_errors: dict[str, str] = {}
         self._reducers: dict[str, Reducer] = {}
         self._stored_until: dict[str, int | None] = {}
+        self._series_until: dict[str, tuple[dict[int, int], int]] = {}
+        """Per measurement: newest second an earlier run stored per series, and the bound
+        for the series not in it (see ``SERIES_LOOKBACK_S``)."""
         self._registry = SeriesRegistry(store)
         self._stop_sources = threading.Event()
         self._stop_writer = threading.Event()
@@ -206,6 +216,8 @@ class Agent:
         last = self.store.last_time_s(name)
         self._stored_until[name] = last
         if last is not None:
+            since = last - SERIES_LOOKBACK_S
+            self._series_until[name] = (self.store.last_times_by_series(name, since), since)
             self.stats.rollup_rows += self.store.rollup(name, last + 1)
         self._owed_catch_up.discard(name)
 
@@ -302,7 +314,7 @@ class Agent:
         reducer = self._reducers.get(batch.measurement)
         if reducer is None:
             reducer = self._reducers[batch.measurement] = Reducer(
-                profile, self.lateness_s, self.store.value_grid)
+                profile, self.lateness_s, self.store.value_grid, self.dedup_window_s)
         live = self.live_clock and batch.measurement not in self.own_clock
         reducer.add(self._registry.ids_for(batch), batch.time_ns, batch.fields,
                     arrived_ns=time.monotonic_ns() if live else None)
@@ -317,6 +329,7 @@ class Agent:
         for name, reducer in self._reducers.items():
             result = reducer.flush() if final else reducer.close(now_ns)
             self.stats.too_late_samples += result.too_late_samples
+            self.stats.duplicates += result.duplicates
             self._pending_events.extend(result.events)
             self._write(name, result, reducer.closed_until_s)
         self._drain_spool()
@@ -399,14 +412,25 @@ class Agent:
                        merge: StatsRows) -> tuple[StatsRows, StatsRows]:
         """Fresh rows at or before data stored by an earlier run are merged, not appended
         (checked for every batch: a series running behind the others reaches that data
-        after they have passed it)."""
+        after they have passed it). Rows before the last second the earlier run stored for
+        their series are marked as re-delivered: they never add energy to a stored second
+        (``REPLAY_COLUMN``); the series' last stored second itself takes the energy of the
+        new rows (a resumed series continues in it)."""
         stored = self._stored_until.get(name)
         if stored is None or not len(fresh):
             return fresh, merge
         old = fresh.time_s <= stored
         if not old.any():
             return fresh, merge
-        return select_rows(fresh, ~old), concat_rows([merge, select_rows(fresh, old)])
+        moved = select_rows(fresh, old)
+        moved.columns[REPLAY_COLUMN] = self._replayed(name, moved).astype(np.float64)
+        return select_rows(fresh, ~old), concat_rows([merge, moved])
+
+    def _replayed(self, name: str, rows: StatsRows) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        """Which ``rows`` lie before the last second stored for their series."""
+        last, since = self._series_until.get(name, ({}, 0))
+        bound = np.array([last.get(int(s), since) for s in rows.series_id], np.int64)
+        return rows.time_s < bound
 
     def _flush_events(self) -> None:
         with self._events_lock:

@@ -108,6 +108,7 @@ class LiveState:
             self._counters = {
                 "rows_written": stats.rows_written, "rollup_rows": stats.rollup_rows,
                 "commits": stats.commits, "too_late_samples": stats.too_late_samples,
+                "duplicates": stats.duplicates,
                 "rejected_batches": stats.rejected_batches,
                 "rejected_fields": stats.rejected_fields, "write_errors": stats.write_errors,
                 "gaps": stats.gaps, "last_error": stats.last_error,

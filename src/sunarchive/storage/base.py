@@ -57,6 +57,8 @@ class Store(Protocol):
         """Append ``fresh`` rows and merge ``merge`` rows into the 1 s tier, in one commit.
 
         With ``batch_id`` a batch at or below the last one committed is skipped (False).
+        Merge rows whose column ``REPLAY_COLUMN`` is 1 re-deliver seconds an earlier run
+        stored: their statistics merge, their energy is not added (README, invariant 9).
         """
 
     def last_batch(self, measurement: str) -> int:
@@ -74,6 +76,10 @@ class Store(Protocol):
     def last_time_s(self, measurement: str) -> int | None:
         """Newest stored 1 s bucket of a measurement (UTC epoch s) or None."""
 
+    def last_times_by_series(self, measurement: str, since_s: int) -> dict[int, int]:
+        """Newest stored 1 s bucket (UTC epoch s) per series id, of the series that have
+        rows at or after ``since_s``."""
+
     def query_tier(self, measurement: str, tier: str, start_s: int, end_s: int,
                    where: dict[str, str], columns: list[str] | None) -> pa.Table:
         """Rows of one tier in [start, end), materialized plus real-time buckets."""
@@ -89,6 +95,10 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Checkpoint and release the store."""
+
+
+REPLAY_COLUMN = "_replay"
+"""Marker column of merge rows (1.0) that re-deliver seconds an earlier run stored."""
 
 
 def rows_to_arrow(profile: Profile, rows: StatsRows,

@@ -26,6 +26,7 @@ from sunarchive.profiles.spec import Profile
 from sunarchive.resolution import ValueGrid
 from sunarchive.rollup import (
     ALL_TIERS,
+    REPLAY_NEW,
     ROLLUP_TIERS,
     TIER_SECONDS,
     TIER_SOURCE,
@@ -38,7 +39,7 @@ from sunarchive.rollup import (
     tier_next,
 )
 from sunarchive.storage import migrations
-from sunarchive.storage.base import QueryResult, rows_to_arrow
+from sunarchive.storage.base import REPLAY_COLUMN, QueryResult, rows_to_arrow
 
 PROTECT_ALL = 0  # 1970: a tier whose consumer has never run keeps every row
 INCOMING = "_sunarchive_incoming"
@@ -297,8 +298,7 @@ class TieredStore(ABC):
                 return False
             if len(fresh):
                 self._append(profile, profile.table("1s"), rows_to_arrow(profile, fresh, tags))
-            if len(merge):
-                self._merge_rows(profile, rows_to_arrow(profile, merge, tags))
+            self._merge_all(profile, merge, tags)
             self._after_write(profile, [fresh.time_s, merge.time_s], len(merge) > 0)
         return True
 
@@ -321,8 +321,17 @@ class TieredStore(ABC):
         """Remember which rollup buckets the written rows dirtied."""
         self._mark_dirty(profile.name, times)
 
-    def _merge_rows(self, profile: Profile, incoming: pa.Table) -> None:
-        """Merge rows into stored 1 s rows of the same series and second (late samples)."""
+    def _merge_all(self, profile: Profile, merge: StatsRows,
+                   tags: dict[int, tuple[str, ...]]) -> None:
+        """Merge late rows (their energy adds) and re-delivered rows (``REPLAY_COLUMN``)."""
+        for rows, replay in _merge_kinds(merge):
+            self._merge_rows(profile, rows_to_arrow(profile, rows, tags), replay)
+
+    def _merge_rows(self, profile: Profile, incoming: pa.Table, replay: bool = False) -> None:
+        """Merge rows into stored 1 s rows of the same series and second (late samples).
+
+        ``replay``: the rows re-deliver seconds an earlier run stored; their energy is not
+        added (``merge_select(..., replay=True)``)."""
         table = self.q(profile.table("1s"))
         cols = ", ".join(self.q(c) for c, _ in tier_columns(profile, "1s"))
         self._load_incoming(profile, incoming)
@@ -331,10 +340,11 @@ class TieredStore(ABC):
         def span(alias: str) -> str:  # bounds let engines prune partitions
             return f"{alias}.time >= {self.ts(lo)} AND {alias}.time < {self.ts(hi)}"
 
-        source = (f"(SELECT {cols} FROM {table} t WHERE {span('t')} AND EXISTS (SELECT 1 FROM "
-                  f"{INCOMING} i WHERE t.series_id = i.series_id AND t.time = i.time) "
-                  f"UNION ALL SELECT {cols} FROM {INCOMING})")
-        merged = merge_select(profile, source, "src.time", self.dialect, same_bucket=True)
+        source = (f"(SELECT {cols}, 0 AS {REPLAY_NEW} FROM {table} t WHERE {span('t')} AND "
+                  f"EXISTS (SELECT 1 FROM {INCOMING} i WHERE t.series_id = i.series_id AND "
+                  f"t.time = i.time) UNION ALL SELECT {cols}, 1 AS {REPLAY_NEW} FROM {INCOMING})")
+        merged = merge_select(profile, source, "src.time", self.dialect, same_bucket=True,
+                              replay=replay)
         self._execute(f"CREATE TEMP TABLE _sunarchive_merged AS {merged}")
         self._execute(f"DELETE FROM {table} USING {INCOMING} i WHERE {span(table)} AND "
                       f"{table}.series_id = i.series_id AND {table}.time = i.time")
@@ -528,6 +538,12 @@ class TieredStore(ABC):
         value = result.column(0)[0].as_py() if result.num_rows else None
         return None if value is None else int(value)
 
+    def last_times_by_series(self, measurement: str, since_s: int) -> dict[int, int]:
+        table = self.q(self.profiles[measurement].table("1s"))
+        rows = self._fetch(f"SELECT series_id, {self.dialect.epoch('MAX(time)')} FROM {table} "
+                           f"WHERE time >= {self.ts(since_s)} GROUP BY series_id")
+        return {int(sid): int(t) for sid, t in rows}
+
     def latest_rows(self, measurement: str, window_s: int = 600) -> pa.Table:
         """The newest 1 s row of each series that has one in the last ``window_s`` seconds
         of the measurement's data (picked in numpy: one range scan, no self-join)."""
@@ -629,6 +645,20 @@ class TieredStore(ABC):
         table = self._read_arrow(f"SELECT * FROM sunarchive_events ORDER BY time DESC "
                                  f"LIMIT {int(limit)}")
         yield from table.to_pylist()
+
+
+def _merge_kinds(merge: StatsRows) -> list[tuple[StatsRows, bool]]:
+    """Merge rows split into (late rows whose energy adds, rows re-delivering seconds an
+    earlier run stored — marked by ``REPLAY_COLUMN``), leaving out an empty part."""
+    marker = merge.columns.get(REPLAY_COLUMN)
+    replay = np.zeros(len(merge), bool) if marker is None else np.nan_to_num(marker) > 0
+    parts = []
+    for mask, is_replay in ((~replay, False), (replay, True)):
+        if mask.any():
+            parts.append((StatsRows(merge.measurement, merge.time_s[mask],
+                                    merge.series_id[mask],
+                                    {k: v[mask] for k, v in merge.columns.items()}), is_replay))
+    return parts
 
 
 def iso_seconds(seconds: int | None) -> str | None:

@@ -523,8 +523,7 @@ class PostgresStore(TieredStore):
             with self._transaction():
                 if not self._claim_batch(measurement, batch_id):
                     return False
-                if len(merge):
-                    self._merge_rows(profile, rows_to_arrow(profile, merge, tags))
+                self._merge_all(profile, merge, tags)
                 self._after_write(profile, [fresh.time_s, merge.time_s], len(merge) > 0)
                 parallel.forget_parts(self._con, measurement, batch_id)
         return True

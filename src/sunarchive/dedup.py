@@ -1,0 +1,138 @@
+"""Exact duplicate points (invariant 9, "a point is a point").
+
+A *point* is one series at one nanosecond timestamp. Writing a point again replaces it, as in
+InfluxDB: the fields of the two writes merge and a field present in the later write wins (a
+field the later write lacks keeps the earlier value). Two tools:
+
+* :func:`last_per_point` merges the duplicates among buffered samples before their second
+  closes (the same body, a later body);
+* :class:`RecentPoints` remembers the points of the last ``dedup_window_s`` (by sample time,
+  behind the measurement's newest sample) so that a duplicate arriving after its second was
+  written is recognised: when it changes nothing it is dropped.
+
+Samples are passed as (series ids, UTC epoch ns, {field: values}) arrays; NaN is "absent".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from sunarchive.model import FloatArray, IntArray
+
+I32Array = npt.NDArray[np.int32]
+BoolArray = npt.NDArray[np.bool_]
+KEY_TIME_BITS = 42
+"""A point's lookup key is ``series << 42 | (time_ns − base)``: a window spans < 2^42 ns
+(73 min) and series ids < 2^21."""
+MAX_WINDOW_S = 3600
+
+
+@dataclass
+class Points:
+    """Samples: series id, UTC epoch ns and the value of every field (NaN: absent)."""
+
+    series: I32Array
+    time_ns: IntArray
+    values: dict[str, FloatArray]
+
+    def __len__(self) -> int:
+        return len(self.time_ns)
+
+    def take(self, index: npt.NDArray[np.intp] | BoolArray) -> Points:
+        return Points(self.series[index], self.time_ns[index],
+                      {k: v[index] for k, v in self.values.items()})
+
+
+def last_per_point(series: I32Array, time_ns: IntArray, values: dict[str, FloatArray]
+                   ) -> tuple[npt.NDArray[np.intp], dict[str, FloatArray]] | None:
+    """Merge exact duplicates in samples sorted by (series, time) — stably, so arrival order
+    is kept among equal points. Returns (index of the first sample of every point, the merged
+    values: per field the last present value), or None when there is no duplicate."""
+    if len(time_ns) < 2:
+        return None
+    same = (series[1:] == series[:-1]) & (time_ns[1:] == time_ns[:-1])
+    if not same.any():
+        return None
+    starts = np.flatnonzero(np.concatenate(([True], ~same)))
+    idx = np.arange(len(time_ns))
+    merged: dict[str, FloatArray] = {}
+    for name, v in values.items():
+        last = np.maximum.reduceat(np.where(np.isnan(v), -1, idx), starts)
+        merged[name] = np.where(last >= 0, v[np.maximum(last, 0)], np.nan)
+    return starts, merged
+
+
+class RecentPoints:
+    """The points of one measurement written in the last ``window_s`` seconds of sample time.
+
+    Memory is bounded by the samples of the window (plus those of one close): about
+    ``12 + 8 × fields`` bytes per sample, e.g. 10 Hz × 600 s × 4 fields ≈ 270 kB per series.
+    """
+
+    def __init__(self, window_s: float, names: list[str]) -> None:
+        if not 0 <= window_s <= MAX_WINDOW_S:
+            raise ValueError(f"dedup_window_s must be within 0..{MAX_WINDOW_S} s")
+        self.window_ns = round(window_s * 1e9)
+        self.names = names
+        self._parts: list[Points] = []
+        self._index: tuple[IntArray, npt.NDArray[np.intp], Points, int] | None = None
+
+    def remember(self, points: Points, newest_ns: int) -> None:
+        """Keep ``points`` (just written) and forget those older than the window before
+        ``newest_ns`` (the measurement's newest sample time)."""
+        if self.window_ns == 0:
+            return
+        if len(points):
+            self._parts.append(points)
+        horizon = newest_ns - self.window_ns
+        kept = []
+        for part in self._parts:
+            if int(part.time_ns.max()) >= horizon:
+                kept.append(part if int(part.time_ns.min()) >= horizon
+                            else part.take(part.time_ns >= horizon))
+        self._parts = kept
+        self._index = None
+
+    def unchanged(self, points: Points) -> BoolArray:
+        """Which of ``points`` repeat a remembered point without changing it: every field they
+        carry is remembered with the same value."""
+        out = np.zeros(len(points), bool)
+        found = self._lookup(points)
+        if found is None:
+            return out
+        hit, where, kept = found
+        same = hit.copy()
+        for name in self.names:
+            new = points.values[name][hit]
+            old = kept.values[name][where[hit]]
+            same[hit] &= np.isnan(new) | (new == old)
+        return same
+
+    def _lookup(self, points: Points) -> tuple[BoolArray, npt.NDArray[np.intp], Points] | None:
+        """(found mask, position in the remembered points, the remembered points)."""
+        if not self._parts or not len(points):
+            return None
+        if self._index is None:
+            self._index = _build_index(self._parts)
+        keys, order, kept, base = self._index
+        span = points.time_ns - base
+        valid = (span >= 0) & (span < (1 << KEY_TIME_BITS)) & (points.series < (1 << 21))
+        probe = (points.series.astype(np.int64) << KEY_TIME_BITS) | np.where(valid, span, 0)
+        pos = np.minimum(np.searchsorted(keys, probe), len(keys) - 1)
+        hit = valid & (keys[pos] == probe)
+        return hit, order[pos], kept
+
+
+def _build_index(parts: list[Points]) -> tuple[IntArray, npt.NDArray[np.intp], Points, int]:
+    kept = Points(np.concatenate([p.series for p in parts]),
+                  np.concatenate([p.time_ns for p in parts]),
+                  {n: np.concatenate([p.values[n] for p in parts]) for n in parts[0].values})
+    base = int(kept.time_ns.min())
+    keys = (kept.series.astype(np.int64) << KEY_TIME_BITS) | (kept.time_ns - base)
+    # a point remembered twice (a late one) is found at its last remembering
+    order = np.argsort(keys, kind="stable")[::-1]
+    order = order[np.argsort(keys[order], kind="stable")]
+    return keys[order], order, kept, base

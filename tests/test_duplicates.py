@@ -1,0 +1,234 @@
+"""Issue 15 points 5 and 6 (invariant 9, "a point is a point"): an exact duplicate replaces
+the earlier value, and data delivered again for stored seconds never adds energy."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sunarchive.reducer import Reducer
+
+try:
+    from reference import Harness, RawSample, differences, reference_rows
+    from test_api import Served, serve, stop
+    from test_freshness import wait_for
+    from test_import import T0, rows, run_import
+    from test_reducer_properties import Scenario, _samples, make_profile, scenarios
+except ImportError:  # tests/ imported as a package
+    from tests.reference import Harness, RawSample, differences, reference_rows
+    from tests.test_api import Served, serve, stop
+    from tests.test_freshness import wait_for
+    from tests.test_import import T0, rows, run_import
+    from tests.test_reducer_properties import Scenario, _samples, make_profile, scenarios
+
+HEADER = "time,panel_id,voltage,current,power,temperature"
+
+
+def _csv(path: Path, start_s: int, end_s: int, offset_ms: int, power_w: float) -> Path:
+    """10 Hz samples of panel p1 in [start_s, end_s) after T0, shifted by ``offset_ms``."""
+    lines = [HEADER]
+    for k in range(start_s * 10, end_s * 10):
+        t = T0 + k / 10 + offset_ms / 1000
+        lines.append(f"{t:.3f},p1,20,{power_w / 20},{power_w},30")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_overlapping_import_never_adds_energy(tmp_path: Path) -> None:
+    """The issue's repro: a second import whose samples fall in stored seconds gave a second
+    with an average of 258.5 W and 0.1436 Wh (= 517 W). Its energy must stay the covered time
+    × the merged average power."""
+    db = tmp_path / "o.duckdb"
+    run_import(db, str(_csv(tmp_path / "a.csv", 0, 60, 0, 500.0)))
+    run_import(db, str(_csv(tmp_path / "b.csv", 30, 90, 50, 517.0)))
+    got = rows(db, f"SELECT epoch(time)::BIGINT - {T0}, power_avg, power_count, energy_wh, "
+                   "covered_s FROM ps100_readings_1s ORDER BY time")
+    by_second = {r[0]: r[1:] for r in got}
+    assert len(by_second) == 90
+    for second in range(31, 59):   # stored by the first import, fully covered by its holds
+        avg, count, energy, covered = by_second[second]
+        assert count == 20 and covered == 1
+        assert avg == pytest.approx(508.5)
+        assert energy * 3600 == pytest.approx(avg * 1.0, rel=1e-3), second
+    for second in range(61, 89):   # new seconds: only the second import
+        avg, count, energy, _ = by_second[second]
+        assert (avg, count) == (517.0, 10)
+        assert energy * 3600 == pytest.approx(517.0, rel=1e-3)
+
+
+# -- the reducer and a real DuckDB store against the naive reference -----------------------
+
+def _point(sample: RawSample) -> dict[str, float | None]:
+    return {k: v for k, v in sample.values.items() if v is not None}
+
+
+def _deduplicated(stream: list[RawSample]) -> list[RawSample]:
+    """The naive rule: per (series, time_ns) the fields merge, the last present value wins."""
+    merged: dict[tuple[int, int], dict[str, float | None]] = {}
+    for s in stream:
+        merged.setdefault((s.series, s.time_ns), {}).update(_point(s))
+    return [RawSample(sid, t, values) for (sid, t), values in sorted(merged.items())]
+
+
+@dataclass(frozen=True)
+class DupScenario:
+    base: Scenario
+    share: float      # fraction of points delivered again
+    changed: float    # fraction of the early copies (same or later body) with other values
+
+
+dup_scenarios = st.builds(DupScenario, base=scenarios, share=st.sampled_from([0.1, 0.5, 1.0]),
+                          changed=st.sampled_from([0.0, 0.5, 1.0]))
+
+
+def _copy(rng: random.Random, sample: RawSample, change: bool) -> RawSample:
+    """Another delivery of ``sample``: some fields left out, others changed when ``change``."""
+    values: dict[str, float | None] = {}
+    for name, value in sample.values.items():
+        if rng.random() < 0.3:
+            continue
+        values[name] = _other_value(rng, name) if change else value
+    return RawSample(sample.series, sample.time_ns, values)
+
+
+def _other_value(rng: random.Random, name: str) -> float:
+    """A changed value valid for the field of :func:`make_profile`."""
+    if name == "mode":
+        return float(rng.randint(0, 3))
+    if name == "alarm":
+        return float(rng.random() < 0.5)
+    if name in ("today", "lifetime"):
+        return round(rng.uniform(0, 1e5), 3)
+    return round(rng.uniform(-100, 2000), 3)
+
+
+def _deliveries(sc: DupScenario, samples: list[RawSample]
+                ) -> list[tuple[list[RawSample], list[RawSample]]]:
+    """Chunks of (first add, second add) in time order; each chunk is followed by a close.
+    A re-delivered point comes again in the same add (possibly changed), in the next add
+    before the close (possibly changed) or, unchanged, up to three closes later."""
+    rng = random.Random(sc.base.seed ^ 0xD0B)
+    cuts = sorted(rng.randint(0, len(samples)) for _ in range(sc.base.chunks - 1))
+    bounds = [0, *cuts, len(samples)]
+    chunks: list[tuple[list[RawSample], list[RawSample]]] = []
+    for lo, hi in itertools.pairwise(bounds):
+        part = samples[lo:hi]
+        split = rng.randint(0, len(part))
+        chunks.append((list(part[:split]), list(part[split:])))
+    late: list[tuple[int, RawSample]] = []
+    for index, (first, _) in enumerate(chunks):
+        for sample in list(first):
+            if rng.random() >= sc.share:
+                continue
+            where = rng.choice(["same", "later", "after"])
+            if where == "after":
+                late.append((index + rng.randint(1, 3), sample))
+                continue
+            copy = _copy(rng, sample, rng.random() < sc.changed)
+            (first if where == "same" else chunks[index][1]).append(copy)
+    return _with_late_copies(rng, chunks, late)
+
+
+def _with_late_copies(rng: random.Random, chunks: list[tuple[list[RawSample], list[RawSample]]],
+                      late: list[tuple[int, RawSample]]
+                      ) -> list[tuple[list[RawSample], list[RawSample]]]:
+    """Unchanged copies (of the point as merged by then) delivered in later chunks."""
+    final = {(s.series, s.time_ns): s for s in _deduplicated(
+        [s for a, b in chunks for s in (*a, *b)])}
+    while late and max(i for i, _ in late) >= len(chunks):
+        chunks.append(([], []))
+    for index, sample in late:
+        chunks[index][rng.randint(0, 1)].append(
+            _copy(rng, final[(sample.series, sample.time_ns)], change=False))
+    return chunks
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(sc=dup_scenarios)
+def test_duplicates_give_the_rows_of_the_deduplicated_stream(
+        sc: DupScenario, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Exact duplicates in the same body, a later body and after their second was written
+    give the same stored rows as the de-duplicated stream (last value wins), and never
+    count as samples nor as too late."""
+    profile = make_profile(sc.base.max_gap_s)
+    samples = _samples(sc.base)
+    harness = Harness(profile, tmp_path_factory.mktemp("dups"),
+                      series=range(len(sc.base.modes)))
+    harness.reducer = Reducer(profile, lateness_s=2.0, dedup_window_s=3600)
+    chunks = _deliveries(sc, samples)
+    try:
+        for first, second in chunks:
+            harness.add(first)
+            harness.add(second)
+            harness.close()
+        harness.close(final=True)
+        assert harness.too_late_samples == 0
+        stream = [s for a, b in chunks for s in (*a, *b)]
+        expected_samples = _deduplicated(stream)
+        for tier in ("1s", "5min"):
+            expected = reference_rows(profile, expected_samples, tier)
+            assert differences(expected, harness.rows(tier)) == [], tier
+        assert sum(r.duplicates for r in harness.results) >= len(stream) - len(
+            expected_samples) - sum(1 for s in stream if not _point(s))
+    finally:
+        harness.close_stores()
+
+
+# -- over HTTP: a client retrying one body ---------------------------------------------------
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Served]:
+    served = serve(tmp_path / "retry.duckdb")
+    yield served
+    if served.process.poll() is None:
+        stop(served)
+
+
+def _stored(served: Served, panel: str) -> list[dict[str, Any]]:
+    body = httpx.get(served.url + "/api/v1/measurements/ps100_readings",
+                     params={"tier": "1s", "tag": f"panel_id={panel}"}, timeout=10).json()
+    return [dict(zip(body["columns"], row, strict=True)) for row in body["rows"]]
+
+
+def _complete(stored: list[dict[str, Any]], samples: int) -> list[dict[str, Any]] | None:
+    return stored if sum(r["power_count"] for r in stored) == samples else None
+
+
+def _post(served: Served, body: str) -> None:
+    answer = httpx.post(served.url + "/api/v2/write", params={"bucket": "b"}, content=body)
+    assert answer.status_code == 204, answer.text
+
+
+def test_a_retried_body_is_stored_once(server: Served) -> None:
+    """Home Assistant's client retries a body 3 times after a timeout: the retries come after
+    the points were written, and no count or statistic moves. A later body with another value
+    for the same point (before its second closed) replaces it, as InfluxDB does."""
+    now_ns = time.time_ns()
+    body = "\n".join(f"ps100_readings,panel_id=retry power={40 + k},voltage=20 "
+                     f"{now_ns + k * 100_000_000}" for k in range(20))
+    _post(server, body)
+    first = wait_for("the body's rows", lambda: _complete(_stored(server, "retry"), 20))
+    for _ in range(3):
+        _post(server, body)
+    _post(server, f"ps100_readings,panel_id=replace power=1,voltage=20 {now_ns}\n"
+                  f"ps100_readings,panel_id=replace voltage=21 {now_ns}")
+    _post(server, f"ps100_readings,panel_id=replace power=2 {now_ns}")
+    replaced = wait_for("the replaced point", lambda: _stored(server, "replace"))
+    counters = wait_for("the duplicates counted", lambda: (
+        c if (c := httpx.get(server.url + "/api/v1/status", timeout=10).json()["counters"]
+              ).get("duplicates") == 3 * 20 + 2 else None))
+    assert counters["too_late_samples"] == 0
+    assert _stored(server, "retry") == first
+    assert [(r["power_avg"], r["power_count"], r["voltage_avg"], r["sample_count"])
+            for r in replaced] == [(2.0, 1, 21.0, 1)]
