@@ -10,7 +10,12 @@ docstring and ARCHITECTURE.md (invariants 1, 3, 4, 5):
 * power energy (Wh): every pair of consecutive present power samples of a series is a hold
   ``[t_i, t_{i+1})`` of power ``P_i``; its overlap with a bucket contributes ``P_i·s/3600``;
   a hold longer than ``profile.max_gap_s`` contributes nothing; the last sample holds nothing.
-  A bucket overlapped by a hold but without samples is an energy-only row (sample_count 0);
+  At the 5min / 1hour / daily tiers the hold's overlap with each bucket goes to that bucket.
+  At the 1 s tier the hold's pieces inside its first second and inside the second of its
+  end go to those seconds, and the rest is cut at 5-minute boundaries (UTC epoch multiples
+  of 300 s), each piece going to its first second (so a 15-minute poll makes 3 energy-only
+  rows, not 900). A bucket that receives
+  energy but has no samples is an energy-only row (sample_count 0);
 * counter: first, last, increase (difference to the previous present value of the series,
   attributed to the later sample's bucket; a decrease is a reset that counts the new value only
   if the field has ``max_rate_per_s`` and the value is within rate × max(elapsed, 1 s); with a
@@ -28,6 +33,7 @@ DuckDB store so that tests can compare what they produce with the reference.)
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -174,6 +180,26 @@ def holds(samples: list[RawSample], f: str, max_gap_s: float
     return out, gaps
 
 
+def one_second_pieces(start: int, end: int, power: float) -> list[tuple[int, float]]:
+    """The 1 s tier's rule for one hold [start ns, end ns) of ``power`` W: (second, Wh)
+    pieces — the parts inside the first second and inside the second of the end there, the
+    rest cut at 5-minute boundaries and each piece at its first second."""
+    first = start // NS
+    cuts = [start, min(end, (first + 1) * NS)]
+    boundary = (first + 1) - (first + 1) % 300 + 300
+    while boundary * NS < end:
+        cuts.append(boundary * NS)
+        boundary += 300
+    cuts.append(max(cuts[1], (end // NS) * NS))
+    cuts.append(end)
+    cuts.sort()
+    out: list[tuple[int, float]] = []
+    for lo, hi in itertools.pairwise(cuts):
+        if hi > lo:
+            out.append((lo // NS, power * ((hi - lo) / NS) / 3600.0))
+    return out
+
+
 def _floor_s(time_ns: int) -> int:
     return time_ns // NS
 
@@ -212,6 +238,10 @@ def _series_rows(profile: Profile, sid: int, samples: list[RawSample], tier: str
     for spec in profile.fields_of(FieldKind.POWER):
         per_bucket: dict[int, float] = {}
         for start, end, power in holds(samples, spec.name, profile.max_gap_s)[0]:
+            if tier == "1s":
+                for second, wh in one_second_pieces(start, end, power):
+                    per_bucket[second] = per_bucket.get(second, 0.0) + wh
+                continue
             b = bucket(start)
             while b * NS < end:
                 b_end = bucket_end(tier, b, tz)

@@ -113,7 +113,9 @@ def test_10hz_constant_power_for_an_hour(exact: bool, tmp_path: Path) -> None:
 
 def test_35s_polls_split_across_second_and_5min_boundaries(tmp_path: Path) -> None:
     """Polls 35 s apart, off the second grid: the hour still gets exactly P Wh, every 5-min
-    bucket P/12 and every second P/3600 (energy-only rows where no poll landed)."""
+    bucket P/12 (in the 5-min tier and summed over its 1 s rows), a polled second P/3600; the
+    rest of each hold lands in energy-only rows, one after the poll's second and one at each
+    5-minute boundary the hold crosses (issue 15 point 7: not one row per second)."""
     first = HOUR * NS - 17_300_000_000  # 17.3 s before the hour: holds straddle everything
     times = [first + k * 35 * NS for k in range(107)]
     samples = [RawSample(0, t, {"pv_power": WATTS, "today_production": None,
@@ -129,12 +131,18 @@ def test_35s_polls_split_across_second_and_5min_boundaries(tmp_path: Path) -> No
             assert row["pv_power_energy_wh"] == pytest.approx(WATTS / 12, rel=1e-9)
             assert row["sample_count"] in (8, 9)  # 300 / 35 polls per bucket
         seconds = {k: r for k, r in harness.rows("1s").items() if HOUR <= k[1] < HOUR + 3600}
-        assert len(seconds) == 3600  # every second of the hour is covered by a hold
         polled = [r for r in seconds.values() if r["sample_count"] > 0]
         energy_only = [r for r in seconds.values() if r["sample_count"] == 0]
         assert len(polled) == sum(1 for t in times if HOUR <= t // NS < HOUR + 3600)
-        for row in seconds.values():
+        # one row after each poll's second, one at each of the hour's 12 boundaries (the
+        # polls' seconds, .7 s into a second, never fall on a boundary or on each other)
+        assert len(energy_only) == len(polled) + 12
+        for row in polled:
             assert row["pv_power_energy_wh"] == pytest.approx(WATTS / 3600, rel=1e-9)
+        for k in range(12):
+            bucket = [r["pv_power_energy_wh"] for (_, t), r in seconds.items()
+                      if HOUR + 300 * k <= t < HOUR + 300 * (k + 1)]
+            assert sum(bucket) == pytest.approx(WATTS / 12, rel=1e-9)
         for row in energy_only:  # statistics are NULL there, counts 0, never invented zeros
             assert row["pv_power_avg"] is None and row["pv_power_min"] is None
             assert row["pv_power_stddev"] is None and row["pv_power_count"] == 0
@@ -181,12 +189,16 @@ def test_gap_longer_than_limit_contributes_nothing_and_is_reported(exact: bool,
         assert not [t for (_, t) in seconds if s0 + 60 <= t < s0 + 80]  # no invented rows
         one = energy_tol(profile, "1s") + 1e-12
         assert seconds[(0, s0 + 59)]["energy_wh"] == pytest.approx(WATTS * 0.9 / 3600, abs=one)
-        assert seconds[(0, s0 + 140)]["energy_wh"] == pytest.approx(WATTS / 3600, abs=one)
+        # the 5.0 s hold [139.9, 144.9): 0.1 s in its first second (139), [144, 144.9) in
+        # the second of its end, and [140, 144) in one energy-only row at 140 (one row per
+        # 5-minute bucket, not one per second)
+        assert seconds[(0, s0 + 140)]["energy_wh"] == pytest.approx(WATTS * 4 / 3600, abs=one)
+        assert seconds[(0, s0 + 140)]["sample_count"] == 0
+        assert not [t for (_, t) in seconds if s0 + 141 <= t < s0 + 144]
         # [144, 144.9) from the 5.0 s hold; the 5.1 s hold after 144.9 is a gap
         assert seconds[(0, s0 + 144)]["energy_wh"] == pytest.approx(WATTS * 0.9 / 3600, abs=one)
         assert seconds[(0, s0 + 144)]["sample_count"] == 1
         assert not [t for (_, t) in seconds if s0 + 145 <= t < s0 + 150]
-        assert seconds[(0, s0 + 142)]["sample_count"] == 0  # energy-only row inside the hold
         for tier in ("1s", "5min", "1hour"):
             assert differences(reference_rows(profile, samples, tier), harness.rows(tier),
                                col_abs=resolution_tolerances(profile, tier)) == []
