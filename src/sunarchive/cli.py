@@ -74,8 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--panels", type=int, help="number of panels (default 4)")
     demo.add_argument("--speed", type=float, help="simulated seconds per wall second "
                       "(default 1; 0 = as fast as possible)")
-    demo.add_argument("--start", help="simulated start, ISO 8601 with offset (default: now; "
-                      "a start inside stored data resumes after it)")
+    demo.add_argument("--start", help="simulated start, ISO 8601 with offset (default: now, "
+                      "or while the sun is down at the simulated site the last 10:00 solar "
+                      "time; a start inside stored data resumes after it and finishes the "
+                      "span of --duration)")
     demo.add_argument("--seed", type=int, help="random seed of clouds and noise (default 42)")
     demo.set_defaults(handler=cmd_demo)
 
