@@ -76,6 +76,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/mirror.py
 	$(BIN)/python bench/lp_write.py
 	$(BIN)/python bench/import_csv.py
+	$(BIN)/python bench/import_slow_series.py
 	$(BIN)/python bench/api.py --db bench-30d.duckdb
 	$(BIN)/python bench/read_under_write.py
 

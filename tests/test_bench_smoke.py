@@ -37,6 +37,7 @@ def positive(value: Any) -> bool:
 
 @pytest.mark.parametrize("script", ["reduce.py", "ingest.py", "query.py", "lp_write.py",
                                     "api.py", "mirror.py", "import_csv.py",
+                                    "import_slow_series.py",
                                     "read_under_write.py"])
 def test_help(script: str) -> None:
     done = subprocess.run([sys.executable, str(BENCH / script), "--help"], capture_output=True,
@@ -148,6 +149,22 @@ def test_import_csv_smoke() -> None:
     assert isinstance(result["rollup_rows"], int) and result["rollup_rows"] >= 0
     assert isinstance(result["csv_mb"], float)     # 600 rows round to 0.0 MB
     for key in ("seconds", "field_values_per_s", "rows_per_s", "peak_rss_mb"):
+        assert positive(result[key]), key
+
+
+def test_import_slow_series_smoke() -> None:
+    """A week of 15-minute data for 2 sites through the real CLI: at most 4 stored 1 s rows
+    per sample (issue 15 point 7; a count, not a timing) and the energy of the reference."""
+    result = run_bench("import_slow_series.py", "--days", "7", "--series", "2")
+    assert result["benchmark"] == "import_slow_series"
+    assert (result["days"], result["series"], result["step_s"]) == (7, 2, 900)
+    assert result["rows_in"] == result["samples_stored"] == 2 * 7 * 96
+    assert result["rows_1s_stored"] <= 4 * result["rows_in"]
+    assert result["rows_per_sample"] <= 4.0
+    assert result["energy_exact"] is True
+    assert result["goal_peak_rss_mb"] == 500.0 and result["goal_rows_per_sample"] == 4.0
+    for key in ("seconds", "peak_rss_mb", "energy_wh", "daily_energy_wh",
+                "reference_energy_wh"):
         assert positive(result[key]), key
 
 
