@@ -4,10 +4,12 @@ the earlier value, and data delivered again for stored seconds never adds energy
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +21,18 @@ from hypothesis import strategies as st
 from sunarchive.reducer import Reducer
 
 try:
+    from conftest import cli
     from reference import Harness, RawSample, differences, reference_rows
     from test_api import Served, serve, stop
     from test_freshness import wait_for
-    from test_import import T0, rows, run_import
+    from test_import import T0
     from test_reducer_properties import Scenario, _samples, make_profile, scenarios
 except ImportError:  # tests/ imported as a package
+    from tests.conftest import cli
     from tests.reference import Harness, RawSample, differences, reference_rows
     from tests.test_api import Served, serve, stop
     from tests.test_freshness import wait_for
-    from tests.test_import import T0, rows, run_import
+    from tests.test_import import T0
     from tests.test_reducer_properties import Scenario, _samples, make_profile, scenarios
 
 HEADER = "time,panel_id,voltage,current,power,temperature"
@@ -44,16 +48,30 @@ def _csv(path: Path, start_s: int, end_s: int, offset_ms: int, power_w: float) -
     return path
 
 
-def test_overlapping_import_never_adds_energy(tmp_path: Path) -> None:
+def _overlapping_imports(tmp_path: Path, target: list[str]) -> dict[int, tuple[Any, ...]]:
+    """Import 60 s at 500 W, then 60 s at 517 W overlapping its last 30 s; the 1 s rows by
+    second after T0: (power_avg, power_count, energy_wh, covered_s)."""
+    for name, start, offset_ms, watts in (("a", 0, 0, 500.0), ("b", 30, 50, 517.0)):
+        csv = _csv(tmp_path / f"{name}.csv", start, start + 60, offset_ms, watts)
+        result = cli("import", *target, str(csv), "--json")
+        assert json.loads(result.stdout.strip().splitlines()[-1])["imported"] == 600
+    out = cli("sql", *target, "--format", "json",
+              "SELECT time, power_avg, power_count, energy_wh, covered_s "
+              "FROM ps100_readings_1s ORDER BY time").stdout
+    return {int(datetime.fromisoformat(r["time"]).replace(tzinfo=UTC).timestamp()) - T0:
+            (r["power_avg"], r["power_count"], r["energy_wh"], r["covered_s"])
+            for r in json.loads(out)}
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgresql"])
+def test_overlapping_import_never_adds_energy(tmp_path: Path, engine: str,
+                                              request: pytest.FixtureRequest) -> None:
     """The issue's repro: a second import whose samples fall in stored seconds gave a second
     with an average of 258.5 W and 0.1436 Wh (= 517 W). Its energy must stay the covered time
     × the merged average power."""
-    db = tmp_path / "o.duckdb"
-    run_import(db, str(_csv(tmp_path / "a.csv", 0, 60, 0, 500.0)))
-    run_import(db, str(_csv(tmp_path / "b.csv", 30, 90, 50, 517.0)))
-    got = rows(db, f"SELECT epoch(time)::BIGINT - {T0}, power_avg, power_count, energy_wh, "
-                   "covered_s FROM ps100_readings_1s ORDER BY time")
-    by_second = {r[0]: r[1:] for r in got}
+    target = (["--db", str(tmp_path / "o.duckdb")] if engine == "duckdb"
+              else ["--database-url", request.getfixturevalue("pg_url")])
+    by_second = _overlapping_imports(tmp_path, target)
     assert len(by_second) == 90
     for second in range(31, 59):   # stored by the first import, fully covered by its holds
         avg, count, energy, covered = by_second[second]
@@ -232,3 +250,31 @@ def test_a_retried_body_is_stored_once(server: Served) -> None:
     assert _stored(server, "retry") == first
     assert [(r["power_avg"], r["power_count"], r["voltage_avg"], r["sample_count"])
             for r in replaced] == [(2.0, 1, 21.0, 1)]
+
+
+def test_a_retry_after_a_restart_within_the_window_changes_nothing(tmp_path: Path) -> None:
+    """The points of the dedup window survive a kill -9: a client retrying after the server
+    came back stores nothing twice."""
+    db = tmp_path / "restart.duckdb"
+    served = serve(db)
+    now_ns = time.time_ns()
+    body = "\n".join(f"ps100_readings,panel_id=again power={60 + k},voltage=20 "
+                     f"{now_ns + k * 100_000_000}" for k in range(20))
+    try:
+        _post(served, body)
+        first = wait_for("the body's rows", lambda: _complete(_stored(served, "again"), 20))
+        wait_for("the commit's end", lambda: httpx.get(
+            served.url + "/api/v1/status", timeout=10).json()["counters"].get(
+            "rows_written", 0) >= len(first))
+    finally:
+        served.process.kill()
+        served.process.wait(30)
+    again = serve(db)
+    try:
+        _post(again, body)
+        wait_for("the retry counted as duplicates", lambda: httpx.get(
+            again.url + "/api/v1/status", timeout=10).json()["counters"].get(
+            "duplicates") == 20)
+        assert _stored(again, "again") == first
+    finally:
+        stop(again)

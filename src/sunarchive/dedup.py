@@ -78,6 +78,9 @@ class RecentPoints:
         self.window_ns = round(window_s * 1e9)
         self.names = names
         self._parts: list[Points] = []
+        self._unsaved: list[Points] = []
+        self.recalled_until_ns: int | None = None
+        """Newest point recalled from an earlier run (see :meth:`recall`), None if none."""
         self._index: tuple[IntArray, npt.NDArray[np.intp], Points, int] | None = None
 
     def remember(self, points: Points, newest_ns: int) -> None:
@@ -87,6 +90,7 @@ class RecentPoints:
             return
         if len(points):
             self._parts.append(points)
+            self._unsaved.append(points)
         horizon = newest_ns - self.window_ns
         kept = []
         for part in self._parts:
@@ -95,6 +99,21 @@ class RecentPoints:
                             else part.take(part.time_ns >= horizon))
         self._parts = kept
         self._index = None
+
+    def recall(self, parts: list[Points]) -> None:
+        """Remember points an earlier run wrote (read back from disk) before any new one."""
+        parts = [p for p in parts if len(p)]
+        if not parts or self.window_ns == 0:
+            return
+        newest = max(int(p.time_ns.max()) for p in parts)
+        self._parts.extend(parts)
+        self.remember(Points(parts[0].series[:0], parts[0].time_ns[:0], {}), newest)
+        self.recalled_until_ns = newest
+
+    def take_unsaved(self) -> list[Points]:
+        """Points remembered since the last call (to be saved for the next run)."""
+        out, self._unsaved = self._unsaved, []
+        return out
 
     def unchanged(self, points: Points) -> BoolArray:
         """Which of ``points`` repeat a remembered point without changing it: every field they

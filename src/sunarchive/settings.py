@@ -127,8 +127,10 @@ class Settings(BaseModel):
                                   "exact duplicate (same series, field and nanosecond "
                                   "timestamp, e.g. a client's retry) arriving after its "
                                   "second was written changes nothing when its values are "
-                                  "the same; 0 turns this off. Memory: the raw samples of "
-                                  "the window (about 12 + 8 × fields bytes each).")
+                                  "the same, also after a restart (they are saved under "
+                                  "<spool_dir>/recent/); 0 turns this off. Memory and disk: "
+                                  "the raw samples of the window (about 12 + 8 × fields "
+                                  "bytes each).")
     commit_interval_s: float = Field(default=1.0, gt=0, le=3600, description="How often the "
                                      "writer commits.")
     queue_max_samples: int = Field(default=1_000_000, gt=0, le=100_000_000,

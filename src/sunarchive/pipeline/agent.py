@@ -29,6 +29,7 @@ from sunarchive.model import (
 )
 from sunarchive.pipeline.accumulator import Accumulator
 from sunarchive.pipeline.live import LiveState
+from sunarchive.pipeline.recent_file import RecentFiles
 from sunarchive.pipeline.spool import PendingWrite, Spool
 from sunarchive.reducer import Reducer, ReduceResult, concat_rows, select_rows
 from sunarchive.sources.base import SampleSink, Source
@@ -152,6 +153,9 @@ class Agent:
         """Why the writer thread died (None while it runs or after a clean stop)."""
         # `is None`, not `or`: an empty disk spool has length 0 and would count as false
         self.spool = spool if spool is not None else Spool()
+        self._recent_files = (None if self.spool.directory is None
+                              else RecentFiles(self.spool.directory, dedup_window_s))
+        """The dedup window's points on disk, next to the spool (none for a memory spool)."""
         self._batch_ids: dict[str, int] = {}
         self._owed_catch_up: set[str] = set()
         """Measurements whose start-up catch-up failed (store unreachable): their batches are
@@ -315,6 +319,8 @@ class Agent:
         if reducer is None:
             reducer = self._reducers[batch.measurement] = Reducer(
                 profile, self.lateness_s, self.store.value_grid, self.dedup_window_s)
+            if self._recent_files is not None:
+                reducer.recall(self._recent_files.load(batch.measurement, reducer.names))
         live = self.live_clock and batch.measurement not in self.own_clock
         reducer.add(self._registry.ids_for(batch), batch.time_ns, batch.fields,
                     arrived_ns=time.monotonic_ns() if live else None)
@@ -332,6 +338,8 @@ class Agent:
             self.stats.duplicates += result.duplicates
             self._pending_events.extend(result.events)
             self._write(name, result, reducer.closed_until_s)
+            if self._recent_files is not None:
+                self._recent_files.save(name, reducer.take_remembered())
         self._drain_spool()
         self.stats.spooled_batches = len(self.spool)
         self._flush_events()
