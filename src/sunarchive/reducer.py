@@ -12,10 +12,15 @@ second):
 
 * gauge / power fields: count, mean, min, max, population stddev;
 * power fields also: energy in Wh, the time integral of power with a zero-order hold — each
-  sample holds until the next sample of the same series, the hold is split exactly across
-  second boundaries, and a hold longer than the profile's ``max_gap_s`` contributes nothing and
-  is reported as a ``gap`` event. A second covered only by a hold gets an energy-only row
-  (``sample_count`` 0, statistics NULL);
+  sample holds until the next sample of the same series, the hold is split exactly at the
+  boundaries below, and a hold longer than the profile's ``max_gap_s`` contributes nothing and
+  is reported as a ``gap`` event. The pieces of a hold inside its first second and inside
+  the second of its end go to those seconds; the rest is cut at 5-minute boundaries (UTC
+  epoch multiples of 300 s) and each piece goes to its first second — an energy-only row
+  (``sample_count`` 0, statistics NULL). So a hold makes at most one energy-only row per
+  5-minute bucket it crosses (a 15-minute poll makes 3, not 900), a second with samples has
+  exactly its own energy, every rollup tier is exact, and the 1 s tier is exact over ranges
+  that begin and end on 5-minute boundaries (see ``_split_holds``);
 * counter fields: first, last and increase. The increase of a sample is its difference to the
   previous sample of the series and belongs to the sample's own second. A decrease is a reset
   (midnight, restart, replacement): it contributes the new value only when the field declares
@@ -49,6 +54,7 @@ I32Array = npt.NDArray[np.int32]
 G = TypeVar("G", bound=np.generic)
 BoolArray = npt.NDArray[np.bool_]
 WH_PER_WS = 1.0 / 3600.0
+ENERGY_PIECE_S = 300  # a hold's energy goes to at most one 1 s row per this many seconds
 NO_FROM = -(1 << 32)  # "nothing emitted yet" for _Carry.hold_from (seconds; × 1e9 fits int64)
 NO_MARK = np.iinfo(np.int64).min  # "no sample yet" for _Carry.mark_ns
 NO_CLOCK = -1  # _Carry.seen_ns of a series that follows its own clock (not a live input)
@@ -558,9 +564,9 @@ class Reducer:
                                 series_id=int(iser[i]), end_s=end[i] / NS_PER_S))
         self._update_holds(f, s_ser, s_t, s_p, iser[tentative & ~gap], until_s)
         end = np.where(tentative, until_s[iser] * NS_PER_S, end)
-        start = np.maximum(start, frm * NS_PER_S)  # skip seconds already emitted
-        ok = ~gap & (start < end)
-        return _split_holds(iser[ok], start[ok], end[ok], power[ok])
+        part_start = np.maximum(start, frm * NS_PER_S)  # skip seconds already emitted
+        ok = ~gap & (part_start < end)
+        return _split_holds(iser[ok], part_start[ok], end[ok], power[ok], start[ok])
 
     def _update_holds(self, f: str, s_ser: I32Array, s_t: IntArray, s_p: FloatArray,
                       emitted_ser: I32Array, until_s: IntArray) -> None:
@@ -753,31 +759,71 @@ def _first_per_series(s: _Samples, f: str) -> tuple[I32Array, IntArray, FloatArr
     return series_ids.astype(np.int32), t[pick], p[pick]
 
 
-def _split_holds(series: I32Array, start_ns: IntArray, end_ns: IntArray,
-                 power_w: FloatArray) -> tuple[I32Array, IntArray, FloatArray]:
-    """Split holds [start, end) of constant power across whole seconds → (series, second, Wh)."""
-    first_s = start_ns // NS_PER_S
-    last_s = (end_ns - 1) // NS_PER_S
-    pieces = (last_s - first_s + 1).astype(np.intp)
-    if len(pieces) == 0:
-        return series, first_s, np.empty(0)
-    single = pieces == 1  # at 10 Hz most holds lie inside one second
-    if bool(single.all()):
+def _split_holds(series: I32Array, start_ns: IntArray, end_ns: IntArray, power_w: FloatArray,
+                 hold_start_ns: IntArray | None = None) -> tuple[I32Array, IntArray, FloatArray]:
+    """Energy of the parts [start, end) of holds of constant power → (series, second, Wh).
+
+    ``hold_start_ns`` is where each whole hold began (default ``start_ns``): a part may be the
+    rest of a hold whose beginning an earlier close emitted. The rule (one row per 5-minute
+    bucket a hold crosses, not one per second):
+
+    * the piece inside the hold's first second goes to that second (the sample's own row);
+    * the piece inside the second of the hold's end (the successor's second) goes there;
+    * the rest is cut at 5-minute boundaries (UTC epoch multiples of ``ENERGY_PIECE_S``) and
+      each piece goes to its first second, an energy-only row (no sample lies there).
+
+    So a second holding samples gets exactly the energy inside it (consistent with its power
+    statistics); every 5-minute bucket gets exactly the energy inside it, and so does every
+    hour and every local day (the daily tier is built from 5-minute buckets, which assumes
+    the site's midnights are 5-minute aligned — true of every zone's UTC offset today, all
+    multiples of 15 minutes); the 1 s tier is exact over any range that begins and ends on
+    5-minute boundaries. The attribution depends only on the hold, so a hold emitted in
+    parts by several closes puts each part in the same rows (later parts as merge rows): a
+    part cut at a close's ``until`` ends on the grid, and the real end lies at or after it.
+    """
+    if len(series) == 0:
+        return series, start_ns // NS_PER_S, np.empty(0)
+    first_s = (start_ns if hold_start_ns is None else hold_start_ns) // NS_PER_S
+    after_first_ns = (first_s + 1) * NS_PER_S
+    if bool((end_ns <= after_first_ns).all()):  # at 10 Hz most holds lie inside one second
         return series, first_s, power_w * ((end_ns - start_ns) / NS_PER_S) * WH_PER_WS
-    if single.any():
-        multi = ~single
-        ms, mt, mw = _split_holds(series[multi], start_ns[multi], end_ns[multi],
-                                  power_w[multi])
-        one = power_w[single] * ((end_ns[single] - start_ns[single]) / NS_PER_S) * WH_PER_WS
-        return (np.concatenate([series[single], ms]), np.concatenate([first_s[single], mt]),
-                np.concatenate([one, mw]))
+    head_end = np.minimum(end_ns, after_first_ns)
+    head = start_ns < head_end
+    last_s = end_ns // NS_PER_S  # the second of the successor (when it is not on the grid)
+    body_start = np.maximum(start_ns, after_first_ns)
+    body_end = np.maximum(last_s * NS_PER_S, body_start)
+    tail_start = np.maximum(body_end, start_ns)
+    body = body_start < body_end
+    tail = tail_start < end_ns
+    bs, bt, bw = _split_rest(series[body], body_start[body], body_end[body], power_w[body],
+                             first_s[body] + 1)
+    return (np.concatenate([series[head], bs, series[tail]]),
+            np.concatenate([first_s[head], bt, last_s[tail]]),
+            np.concatenate([_wh(power_w, start_ns, head_end, head), bw,
+                            _wh(power_w, tail_start, end_ns, tail)]))
+
+
+def _wh(power_w: FloatArray, start_ns: IntArray, end_ns: IntArray,
+        pick: BoolArray) -> FloatArray:
+    """Energy (Wh) of the picked holds' parts [start, end) of constant power."""
+    return power_w[pick] * ((end_ns[pick] - start_ns[pick]) / NS_PER_S) * WH_PER_WS
+
+
+def _split_rest(series: I32Array, start_ns: IntArray, end_ns: IntArray, power_w: FloatArray,
+                rest_from_s: IntArray) -> tuple[I32Array, IntArray, FloatArray]:
+    """Cut hold parts [start, end) lying after their hold's first second at 5-minute
+    boundaries; a piece goes to the first second of the hold's piece it belongs to, the
+    later of ``rest_from_s`` (the second after the hold's first) and the boundary."""
+    piece_ns = ENERGY_PIECE_S * NS_PER_S
+    first_b = start_ns // piece_ns
+    pieces = ((end_ns - 1) // piece_ns - first_b + 1).astype(np.intp)
     owner = np.repeat(np.arange(len(pieces)), pieces)
     offset = np.arange(len(owner)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
-    sec = first_s[owner] + offset
-    lo = np.maximum(sec * NS_PER_S, start_ns[owner])
-    hi = np.minimum((sec + 1) * NS_PER_S, end_ns[owner])
-    wh = power_w[owner] * ((hi - lo) / NS_PER_S) * WH_PER_WS
-    return series[owner], sec, wh
+    bucket = first_b[owner] + offset
+    lo = np.maximum(bucket * piece_ns, start_ns[owner])
+    hi = np.minimum((bucket + 1) * piece_ns, end_ns[owner])
+    second = np.maximum(rest_from_s[owner], bucket * ENERGY_PIECE_S)
+    return series[owner], second, power_w[owner] * ((hi - lo) / NS_PER_S) * WH_PER_WS
 
 
 def _split_rows(rows: StatsRows, prev_until: IntArray) -> tuple[StatsRows, StatsRows]:
