@@ -451,8 +451,10 @@ class Agent:
         self.live.add_events(events)
         try:
             self.store.write_events(events)
-        except Exception:
-            log.exception("could not record %d events", len(events))
+        except Exception as exc:   # one line: a store outage is expected, not a crash
+            log.debug("recording events failed", exc_info=True)
+            log.warning("could not record %d events (%s: %s); will retry", len(events),
+                        type(exc).__name__, exc)
             self._pending_events.extend(events)
 
     def _maintain(self) -> None:
@@ -461,8 +463,9 @@ class Agent:
             deleted = self.store.apply_retention(datetime.now(UTC))
             for table, count in deleted.items():
                 log.info("retention: deleted %d rows from %s", count, table)
-        except Exception:
-            log.exception("retention failed; will retry")
+        except Exception as exc:
+            log.debug("retention failed", exc_info=True)
+            log.warning("retention failed (%s: %s); will retry", type(exc).__name__, exc)
 
     def _buffered(self) -> int:
         return sum(r.buffered for r in self._reducers.values())
