@@ -144,7 +144,8 @@ class Settings(BaseModel):
                                        "how long a put waits before reporting the writer as "
                                        "stalled.")
     duckdb_memory_limit_mb: int = Field(default=256, gt=0, le=1_048_576,
-                                        description="DuckDB memory_limit.")
+                                        description="DuckDB memory_limit (`sunarchive import` "
+                                        "uses 128 unless this is set).")
     duckdb_threads: int = Field(default=2, gt=0, le=1024, description="DuckDB worker threads.")
     postgres_copy_streams: int = Field(
         default=2, ge=1, le=16, description="PostgreSQL: parallel COPY connections for large "

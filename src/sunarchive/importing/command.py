@@ -98,9 +98,17 @@ def files_of(args: argparse.Namespace, options: ImportOptions) -> list[Path]:
     return files
 
 
+IMPORT_DUCKDB_MEMORY_LIMIT_MB = 128
+"""DuckDB memory_limit of an import unless ``duckdb_memory_limit_mb`` is set: a bulk append
+needs little, and the process's peak stays low (bench/import_slow_series.py)."""
+
+
 def run(args: argparse.Namespace, settings: Any) -> int:
     from sunarchive.app import open_reader, open_writer, profiles_for
 
+    if "duckdb_memory_limit_mb" not in settings.model_fields_set:
+        settings = settings.model_copy(
+            update={"duckdb_memory_limit_mb": IMPORT_DUCKDB_MEMORY_LIMIT_MB})
     options = options_of(args)
     files = files_of(args, options)
     with ExitStack() as stack:
