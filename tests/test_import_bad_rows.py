@@ -308,3 +308,14 @@ def test_fuzz_csv_good_lines_stored_once_bad_lines_named(
 def test_fuzz_jsonl_good_lines_stored_once_bad_lines_named(
         tmp_path: Path, lines: list[tuple[str, float, int, int]]) -> None:
     fuzz(tmp_path, lines, ".jsonl")
+
+
+def test_jsonl_blank_lines_before_a_bad_line_keep_its_number(tmp_path: Path) -> None:
+    """Found by the fuzz: blank lines were not counted on the fast path, so the bad record on
+    line 3 was reported as line 1."""
+    path = tmp_path / "blank.jsonl"
+    path.write_bytes(b'\n\n{"time": 1e30, "panel_id": "p1", "voltage": 1}\n'
+                     b'{"time": 1782036000.0, "panel_id": "p1", "voltage": 2.5}\n')
+    report = run(tmp_path / "f.duckdb", path)
+    assert (report.imported, report.rejected) == (1, 1)
+    assert sorted(reasons(report)) == [3]

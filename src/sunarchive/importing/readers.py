@@ -262,8 +262,14 @@ def _read_jsonl(path: Path) -> ReadResult:
 
 
 def _all_lines_filled(path: Path, rows: int) -> bool:
+    """True when the file is exactly ``rows`` lines with no blank line among them (then row
+    i is line i + 1). A blank line anywhere shifts the numbers: the caller reads line by line."""
+    count = 0
     with path.open("rb") as f:
-        count = sum(1 for line in f if line.strip())
+        for line in f:
+            if not line.strip():
+                return False
+            count += 1
     return count == rows
 
 
