@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as arrow_compute
 
+from sunarchive.bounds import TIME_RANGE_TEXT, times_ok, value_problem, values_bad
 from sunarchive.lineprotocol_columnar import FastMeasurement, parse_fast
 
 pc: Any = arrow_compute   # the stubs type kernels too narrowly for these chains
@@ -516,3 +517,21 @@ def to_line(measurement: str, tags: dict[str, str],
             head += f",{_escape(key, ',= ')}={_escape(tags[key], ',= ')}"
     body = ",".join(f"{_escape(k, ',= ')}={format_value(v)}" for k, v in fields.items())
     return f"{head} {body}" + ("" if time_ns is None else f" {time_ns}")
+
+
+def unstorable_points(m: ParsedMeasurement) -> dict[int, str]:
+    """Why each point of ``m`` the store cannot hold is refused, by index: a time outside
+    the storable range or a numeric field value that is not finite or too large
+    (:mod:`sunarchive.bounds`, the field named). Empty when every point is storable."""
+    why: dict[int, str] = {}
+    for i in np.flatnonzero(~times_ok(m.time_ns)).tolist():
+        why[i] = f"timestamp {int(m.time_ns[i])} ns is outside the storable range " \
+                 f"{TIME_RANGE_TEXT}"
+    for key, f in m.fields.items():
+        if f.kind == "string":
+            continue
+        values = f.values.astype(np.float64)
+        for i in np.flatnonzero(values_bad(values)).tolist():
+            why.setdefault(i, f"field {key!r} value {values[i]:g} is "
+                              f"{value_problem(float(values[i]))}")
+    return why

@@ -28,9 +28,14 @@ import numpy.typing as npt
 
 from sunarchive.api.context import ApiContext, WriteLimits
 from sunarchive.api.inferred import infer_profile, spec_of
-from sunarchive.bounds import TIME_RANGE_TEXT, times_ok, value_problem, values_bad
 from sunarchive.errors import StoreUnavailableError, SunarchiveError
-from sunarchive.lineprotocol import MAX_SHOWN, LineError, ParsedMeasurement, ParseResult
+from sunarchive.lineprotocol import (
+    MAX_SHOWN,
+    LineError,
+    ParsedMeasurement,
+    ParseResult,
+    unstorable_points,
+)
 from sunarchive.lineprotocol_samples import Samples, to_samples
 from sunarchive.model import SampleBatch
 from sunarchive.profiles import Profile
@@ -86,16 +91,7 @@ def with_lines(errors: list[LineError], body: bytes) -> None:
 
 def _storable(m: ParsedMeasurement, plan: Plan) -> ParsedMeasurement:
     """Refuse the points whose time or a numeric field value the store cannot hold."""
-    why: dict[int, str] = {}
-    for i in np.flatnonzero(~times_ok(m.time_ns)).tolist():
-        why[i] = f"timestamp {int(m.time_ns[i])} ns is outside the storable range " \
-                 f"{TIME_RANGE_TEXT}"
-    for key, f in m.fields.items():
-        if f.kind != "string":
-            values = f.values.astype(np.float64)
-            for i in np.flatnonzero(values_bad(values)).tolist():
-                why.setdefault(i, f"field {key!r} value {values[i]:g} is "
-                                  f"{value_problem(float(values[i]))}")
+    why = unstorable_points(m)
     if not why:
         return m
     mask = np.zeros(len(m.time_ns), bool)

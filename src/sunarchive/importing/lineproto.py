@@ -26,10 +26,14 @@ import numpy as np
 import numpy.typing as npt
 
 from sunarchive.api.inferred import infer_profile, spec_of
-from sunarchive.bounds import TIME_RANGE_TEXT, times_ok, value_problem, values_bad
 from sunarchive.importing.context import FileContent, FileContext
 from sunarchive.importing.mapping import Mapped
-from sunarchive.lineprotocol import ParsedField, ParsedMeasurement, parse_lines
+from sunarchive.lineprotocol import (
+    ParsedField,
+    ParsedMeasurement,
+    parse_lines,
+    unstorable_points,
+)
 from sunarchive.lineprotocol_samples import StateCodes, to_samples
 from sunarchive.model import InputError, SunarchiveError
 from sunarchive.profiles import Profile
@@ -187,17 +191,7 @@ def _convert(m: ParsedMeasurement, profile: Profile, state_codes: StateCodes,
 def _storable(m: ParsedMeasurement, rejected: list[tuple[int, str]]) -> ParsedMeasurement:
     """Reject the points whose time or a numeric value the store cannot hold
     (:mod:`sunarchive.bounds`), naming the field."""
-    why: dict[int, str] = {}
-    for i in np.flatnonzero(~times_ok(m.time_ns)).tolist():
-        why[i] = f"timestamp {int(m.time_ns[i])} ns is outside the storable range " \
-                 f"{TIME_RANGE_TEXT}"
-    for key, f in m.fields.items():
-        if f.kind == "string":
-            continue
-        values = f.values.astype(np.float64)
-        for i in np.flatnonzero(values_bad(values)).tolist():
-            why.setdefault(i, f"field {key!r} value {values[i]:g} is "
-                              f"{value_problem(float(values[i]))}")
+    why = unstorable_points(m)
     if not why:
         return m
     rejected += [(int(m.line_numbers[i]), reason) for i, reason in why.items()]
