@@ -294,7 +294,7 @@ def fuzz(tmp_path: Path, lines: list[tuple[str, float, int, int]], suffix: str) 
     assert stored(case / "f.duckdb") == good
 
 
-@settings(max_examples=12, deadline=None,
+@settings(max_examples=12, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=LINES)
 def test_fuzz_csv_good_lines_stored_once_bad_lines_named(
@@ -302,7 +302,7 @@ def test_fuzz_csv_good_lines_stored_once_bad_lines_named(
     fuzz(tmp_path, lines, ".csv")
 
 
-@settings(max_examples=12, deadline=None,
+@settings(max_examples=12, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=LINES)
 def test_fuzz_jsonl_good_lines_stored_once_bad_lines_named(
