@@ -45,6 +45,18 @@ class Points:
         return Points(self.series[index], self.time_ns[index],
                       {k: v[index] for k, v in self.values.items()})
 
+    @staticmethod
+    def concat(parts: list[Points], names: list[str]) -> Points:
+        """One block of ``parts`` in order, with the fields ``names``."""
+        if not parts:
+            return Points(np.empty(0, np.int32), np.empty(0, np.int64),
+                          {n: np.empty(0, np.float64) for n in names})
+        if len(parts) == 1:
+            return parts[0]
+        return Points(np.concatenate([p.series for p in parts]),
+                      np.concatenate([p.time_ns for p in parts]),
+                      {n: np.concatenate([p.values[n] for p in parts]) for n in names})
+
 
 def last_per_point(series: I32Array, time_ns: IntArray, values: dict[str, FloatArray]
                    ) -> tuple[npt.NDArray[np.intp], dict[str, FloatArray]] | None:

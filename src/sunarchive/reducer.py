@@ -72,29 +72,8 @@ class ReduceResult:
     """Exact duplicate points merged into the earlier ones or dropped (see ``add``)."""
 
 
-@dataclass
-class _Samples:
-    series: I32Array
-    time_ns: IntArray
-    values: dict[str, FloatArray]
-
-    def __len__(self) -> int:
-        return len(self.time_ns)
-
-    def take(self, index: npt.NDArray[np.intp] | BoolArray) -> _Samples:
-        return _Samples(self.series[index], self.time_ns[index],
-                        {k: v[index] for k, v in self.values.items()})
-
-    @staticmethod
-    def concat(parts: list[_Samples], names: list[str]) -> _Samples:
-        if not parts:
-            return _Samples(np.empty(0, np.int32), np.empty(0, np.int64),
-                            {n: np.empty(0, np.float64) for n in names})
-        if len(parts) == 1:
-            return parts[0]
-        return _Samples(np.concatenate([p.series for p in parts]),
-                        np.concatenate([p.time_ns for p in parts]),
-                        {n: np.concatenate([p.values[n] for p in parts]) for n in names})
+_Samples = Points
+"""Raw samples of one measurement (series id, UTC epoch ns, every field; NaN: absent)."""
 
 
 class _Holds:
@@ -281,7 +260,7 @@ class Reducer:
     def _add_too_late(self, late: _Samples) -> None:
         """Samples of closed seconds: a point written before that they do not change is a
         duplicate and dropped; the others are merged into the stored rows at the next close."""
-        same = self._recent.unchanged(_points(late))
+        same = self._recent.unchanged(late)
         if same.any():
             self._duplicates += int(same.sum())
             late = late.take(~same)
@@ -303,7 +282,7 @@ class Reducer:
         until = self._recent.recalled_until_ns
         if until is None or not len(samples) or int(samples.time_ns.min()) > until:
             return samples
-        same = self._recent.unchanged(_points(samples))
+        same = self._recent.unchanged(samples)
         if not same.any():
             return samples
         self._duplicates += int(same.sum())
@@ -323,7 +302,7 @@ class Reducer:
         written) and hand the duplicates counted since the last close to ``result``."""
         newest = self.watermark_ns
         if newest is not None:
-            self._recent.remember(_points(s), newest)
+            self._recent.remember(s, newest)
         result.duplicates += self._duplicates
         self._duplicates = 0
 
@@ -678,10 +657,6 @@ class Reducer:
                                    f"{len(late)} samples arrived after their second was "
                                    "closed; merged into the stored rows",
                                    end_s=float(late.time_ns.max()) / NS_PER_S))
-
-
-def _points(s: _Samples) -> Points:
-    return Points(s.series, s.time_ns, s.values)
 
 
 def _without_empty_rows(samples: _Samples) -> _Samples:
