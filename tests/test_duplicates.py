@@ -133,8 +133,8 @@ def _other_value(rng: random.Random, name: str) -> float:
 def _deliveries(sc: DupScenario, samples: list[RawSample]
                 ) -> list[tuple[list[RawSample], list[RawSample]]]:
     """Chunks of (first add, second add) in time order; each chunk is followed by a close.
-    A re-delivered point comes again in the same add (possibly changed), in the next add
-    before the close (possibly changed) or, unchanged, up to three closes later."""
+    A re-delivered point comes again in the same add, in the next add before the close or up
+    to three closes later, possibly changed."""
     rng = random.Random(sc.base.seed ^ 0xD0B)
     cuts = sorted(rng.randint(0, len(samples)) for _ in range(sc.base.chunks - 1))
     bounds = [0, *cuts, len(samples)]
@@ -154,20 +154,21 @@ def _deliveries(sc: DupScenario, samples: list[RawSample]
                 continue
             copy = _copy(rng, sample, rng.random() < sc.changed)
             (first if where == "same" else chunks[index][1]).append(copy)
-    return _with_late_copies(rng, chunks, late)
+    return _with_late_copies(rng, chunks, late, sc.changed)
 
 
 def _with_late_copies(rng: random.Random, chunks: list[tuple[list[RawSample], list[RawSample]]],
-                      late: list[tuple[int, RawSample]]
+                      late: list[tuple[int, RawSample]], changed: float
                       ) -> list[tuple[list[RawSample], list[RawSample]]]:
-    """Unchanged copies (of the point as merged by then) delivered in later chunks."""
+    """Copies of points (as merged by then) delivered in later chunks — typically after
+    their second was written — with other values in a share ``changed`` of them."""
     final = {(s.series, s.time_ns): s for s in _deduplicated(
         [s for a, b in chunks for s in (*a, *b)])}
     while late and max(i for i, _ in late) >= len(chunks):
         chunks.append(([], []))
     for index, sample in late:
         chunks[index][rng.randint(0, 1)].append(
-            _copy(rng, final[(sample.series, sample.time_ns)], change=False))
+            _copy(rng, final[(sample.series, sample.time_ns)], change=rng.random() < changed))
     return chunks
 
 
@@ -176,9 +177,9 @@ def _with_late_copies(rng: random.Random, chunks: list[tuple[list[RawSample], li
 @given(sc=dup_scenarios)
 def test_duplicates_give_the_rows_of_the_deduplicated_stream(
         sc: DupScenario, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Exact duplicates in the same body, a later body and after their second was written
-    give the same stored rows as the de-duplicated stream (last value wins), and never
-    count as samples nor as too late."""
+    """Exact duplicates in the same body, a later body and after their second was written,
+    changed or not, give the same stored rows as the de-duplicated stream (last value wins),
+    and never count as samples nor as too late."""
     profile = make_profile(sc.base.max_gap_s)
     samples = _samples(sc.base)
     harness = Harness(profile, tmp_path_factory.mktemp("dups"),
@@ -276,5 +277,76 @@ def test_a_retry_after_a_restart_within_the_window_changes_nothing(tmp_path: Pat
             again.url + "/api/v1/status", timeout=10).json()["counters"].get(
             "duplicates") == 20)
         assert _stored(again, "again") == first
+    finally:
+        stop(again)
+
+
+def _ten_hz(panel: str, start_ns: int, watts: list[float]) -> str:
+    return "\n".join(f"ps100_readings,panel_id={panel} power={w},voltage=20 "
+                     f"{start_ns + k * 100_000_000}" for k, w in enumerate(watts))
+
+
+def _corrected(watts: list[float], index: int, value: float) -> list[float]:
+    return [value if k == index else w for k, w in enumerate(watts)]
+
+
+def _check_replaced(stored: list[dict[str, Any]], watts: list[float]) -> None:
+    """One sample per point, the statistics and energy of ``watts`` (the last point's hold
+    is still open: its energy is not counted yet)."""
+    assert sum(r["power_count"] for r in stored) == len(watts)
+    assert sum(r["sample_count"] for r in stored) == len(watts)
+    assert max(r["power_max"] for r in stored if r["power_count"]) == max(watts)
+    total_w = sum((r["power_avg"] or 0) * r["power_count"] for r in stored)
+    assert total_w == pytest.approx(sum(watts), abs=0.01 * len(watts))  # avg is rounded
+    energy_wh = sum(r["energy_wh"] or 0 for r in stored)
+    assert energy_wh == pytest.approx(sum(watts[:-1]) * 0.1 / 3600,
+                                      abs=1e-6 * len(stored))  # rounded to µWh per row
+
+
+def _corrected_rows(served: Served, panel: str, watts: list[float]
+                    ) -> list[dict[str, Any]] | None:
+    stored = _stored(served, panel)
+    peaks = [r["power_max"] for r in stored if r["power_count"]]
+    return stored if peaks and max(peaks) == max(watts) else None
+
+
+def test_a_corrected_point_replaces_the_stored_one(server: Served) -> None:
+    """A point written again with another value after its second was written replaces it:
+    the seconds it touches are recomputed, no count moves, the energy is the new value's."""
+    now_ns = time.time_ns()
+    watts = [40.0 + k for k in range(20)]
+    _post(server, _ten_hz("fix", now_ns, watts))
+    wait_for("the body's rows", lambda: _complete(_stored(server, "fix"), 20))
+    fixed = _corrected(watts, 3, 500.0)
+    _post(server, f"ps100_readings,panel_id=fix power=500 {now_ns + 3 * 100_000_000}")
+    _check_replaced(wait_for("the corrected row", lambda: _corrected_rows(
+        server, "fix", fixed)), fixed)
+    counters = httpx.get(server.url + "/api/v1/status", timeout=10).json()["counters"]
+    assert counters["too_late_samples"] == 0
+    assert counters["duplicates"] == 1
+
+
+def test_a_corrected_point_after_a_restart_replaces_the_stored_one(tmp_path: Path) -> None:
+    """The same after a kill -9, within the dedup window: the remembered points come back
+    from disk and the correction replaces the point written by the earlier run."""
+    db = tmp_path / "restart-fix.duckdb"
+    served = serve(db)
+    now_ns = time.time_ns()
+    watts = [60.0 + k for k in range(20)]
+    try:
+        _post(served, _ten_hz("again", now_ns, watts))
+        first = wait_for("the body's rows", lambda: _complete(_stored(served, "again"), 20))
+        wait_for("the commit's end", lambda: httpx.get(
+            served.url + "/api/v1/status", timeout=10).json()["counters"].get(
+            "rows_written", 0) >= len(first))
+    finally:
+        served.process.kill()
+        served.process.wait(30)
+    again = serve(db)
+    try:
+        fixed = _corrected(watts, 12, 700.0)
+        _post(again, f"ps100_readings,panel_id=again power=700 {now_ns + 12 * 100_000_000}")
+        _check_replaced(wait_for("the corrected row", lambda: _corrected_rows(
+            again, "again", fixed)), fixed)
     finally:
         stop(again)

@@ -276,7 +276,7 @@ def test_too_late_samples_merge_exact_gauge_stats(tmp_path_factory: pytest.TempP
         # Three samples for seconds long closed (beyond the 2 s allowance), off the grid.
         late = [sample(base + 5 * NS + 33_000_000, 999.0, 5000.0),
                 sample(base + 5 * NS + 77_000_000, 1.5, 0.0),
-                sample(base + 12 * NS + 500_000_000, 235.0, 100.0)]
+                sample(base + 12 * NS + 530_000_000, 235.0, 100.0)]
         harness.add(late)
         result = harness.close()
         assert result.too_late_samples == 3

@@ -148,7 +148,7 @@ def test_late_samples_merge_and_rollups_refresh(stores: Stores) -> None:
     for second in range(30):
         harness.add(on_time[second * 10:(second + 1) * 10])
         harness.close()
-    late = [sample(base + 5 * NS + 33_000_000, 999.0), sample(base + 12 * NS, 1.5)]
+    late = [sample(base + 5 * NS + 33_000_000, 999.0), sample(base + 12 * NS + 7_000_000, 1.5)]
     harness.add(late)
     assert harness.close().too_late_samples == 2
     harness.close(final=True)
@@ -161,6 +161,36 @@ def test_late_samples_merge_and_rollups_refresh(stores: Stores) -> None:
         cols = {c for row in want.values() for c in row if c.startswith("volts_")}
         trimmed = {k: {c: v for c, v in r.items() if c in cols} for k, r in want.items()}
         assert differences(trimmed, harness.rows(tier)) == [], tier
+
+
+def test_a_corrected_point_replaces_its_seconds_and_rollups(stores: Stores) -> None:
+    """A point written again with other values after its second was stored replaces it: the
+    seconds it touches are recomputed and every tier equals that of the corrected stream."""
+    profile = make_profile(5.0)
+    base = _utc(2026, 5, 4, 12, 0) * NS - 20 * NS
+    rng = random.Random(12)
+
+    def sample(t: int, volts: float, watts: float) -> RawSample:
+        return RawSample(0, t, {"volts": volts, "watts": watts, "today": None,
+                                "lifetime": None, "mode": None, "alarm": None})
+
+    stream = [sample(base + k * NS // 10, round(rng.uniform(220, 240), 2),
+                     round(rng.uniform(90, 110), 2)) for k in range(300)]
+    harness = Harness(profile, stores.folder, lateness_s=LATENESS_S,
+                      open_store=lambda p, zone: stores.open({p.name: p}, zone))
+    for second in range(30):
+        harness.add(stream[second * 10:(second + 1) * 10])
+        harness.close()
+    corrected = [sample(stream[k].time_ns, 999.0, 500.0) for k in (53, 54, 120)]
+    harness.add(corrected)
+    result = harness.close()
+    assert (result.too_late_samples, result.duplicates) == (0, 3)
+    harness.close(final=True)
+    final = {s.time_ns: s for s in stream} | {s.time_ns: s for s in corrected}
+    every = [final[t] for t in sorted(final)]
+    assert harness.rows("1s")[(0, base // NS + 5)]["sample_count"] == 10
+    for tier in ("1s", "5min", "1hour", "daily"):
+        assert differences(reference_rows(profile, every, tier), harness.rows(tier)) == [], tier
 
 
 # -- series, events, batches, schema -----------------------------------------------------------

@@ -8,7 +8,9 @@ field the later write lacks keeps the earlier value). Two tools:
   closes (the same body, a later body);
 * :class:`RecentPoints` remembers the points of the last ``dedup_window_s`` (by sample time,
   behind the measurement's newest sample) so that a duplicate arriving after its second was
-  written is recognised: when it changes nothing it is dropped.
+  written is recognised: when it changes nothing it is dropped; when it changes a value the
+  reducer recomputes the seconds it touches from the remembered points
+  (:meth:`RecentPoints.series_points`, ``Reducer`` "replacements").
 
 Samples are passed as (series ids, UTC epoch ns, {field: values}) arrays; NaN is "absent".
 """
@@ -93,6 +95,12 @@ class RecentPoints:
         self._unsaved: list[Points] = []
         self.recalled_until_ns: int | None = None
         """Newest point recalled from an earlier run (see :meth:`recall`), None if none."""
+        self.complete = True
+        """True unless points were recalled from an earlier run (which wrote points before
+        them): a series without a remembered point carrying a field before some time then
+        had none — of the points forgotten, the newest of each series and the newest
+        carrying each field are kept (see :meth:`series_points`)."""
+        self._edge: Points | None = None
         self._index: tuple[IntArray, npt.NDArray[np.intp], Points, int] | None = None
 
     def remember(self, points: Points, newest_ns: int) -> None:
@@ -104,13 +112,38 @@ class RecentPoints:
             self._parts.append(points)
             self._unsaved.append(points)
         horizon = newest_ns - self.window_ns
-        kept = []
+        kept, forgotten = [], []
         for part in self._parts:
-            if int(part.time_ns.max()) >= horizon:
-                kept.append(part if int(part.time_ns.min()) >= horizon
-                            else part.take(part.time_ns >= horizon))
+            if int(part.time_ns.min()) >= horizon:
+                kept.append(part)
+                continue
+            old = part.time_ns < horizon
+            forgotten.append(part.take(old))
+            if not old.all():
+                kept.append(part.take(~old))
         self._parts = kept
+        if forgotten:
+            self._keep_edge(forgotten)
         self._index = None
+
+    def _keep_edge(self, forgotten: list[Points]) -> None:
+        """Keep, per series, the newest forgotten point and the newest forgotten point
+        carrying each field: the predecessors a recomputation of the series' oldest
+        remembered seconds needs (:mod:`sunarchive.replacement`)."""
+        names = list(forgotten[0].values)
+        parts = forgotten if self._edge is None else [self._edge, *forgotten]
+        points = Points.concat(parts, names)
+        keep = [newest_per_series(points)]
+        for name in names:
+            carrying = ~np.isnan(points.values[name])
+            if carrying.any():
+                keep.append(newest_per_series(points.take(carrying)))
+        edge = Points.concat(keep, names)
+        order = np.lexsort((edge.time_ns, edge.series))
+        edge = edge.take(order)
+        distinct = np.append((edge.series[1:] != edge.series[:-1])
+                             | (edge.time_ns[1:] != edge.time_ns[:-1]), True)
+        self._edge = edge.take(distinct)
 
     def recall(self, parts: list[Points]) -> None:
         """Remember points an earlier run wrote (read back from disk) before any new one."""
@@ -118,6 +151,7 @@ class RecentPoints:
         if not parts or self.window_ns == 0:
             return
         newest = max(int(p.time_ns.max()) for p in parts)
+        self.complete = False   # the earlier run wrote points before the recalled ones
         self._parts.extend(parts)
         self.remember(Points(parts[0].series[:0], parts[0].time_ns[:0], {}), newest)
         self.recalled_until_ns = newest
@@ -130,17 +164,37 @@ class RecentPoints:
     def unchanged(self, points: Points) -> BoolArray:
         """Which of ``points`` repeat a remembered point without changing it: every field they
         carry is remembered with the same value."""
-        out = np.zeros(len(points), bool)
+        return self.classify(points)[0]
+
+    def classify(self, points: Points) -> tuple[BoolArray, BoolArray, Points]:
+        """(repeats that change nothing, repeats that change a value, ``points`` with the
+        fields they lack filled from the remembered point: the point as it now stands)."""
+        same = np.zeros(len(points), bool)
         found = self._lookup(points)
         if found is None:
-            return out
+            return same, same.copy(), points
         hit, where, kept = found
         same = hit.copy()
+        merged = {}
         for name in self.names:
-            new = points.values[name][hit]
-            old = kept.values[name][where[hit]]
-            same[hit] &= np.isnan(new) | (new == old)
-        return same
+            new = points.values[name]
+            old = np.full(len(points), np.nan)
+            old[hit] = kept.values[name][where[hit]]
+            same &= np.isnan(new) | (new == old)
+            merged[name] = np.where(np.isnan(new), old, new)
+        return same, hit & ~same, Points(points.series, points.time_ns, merged)
+
+    def series_points(self, series_id: int) -> Points:
+        """Every remembered point of one series in time order, each as last remembered, after
+        the newest forgotten one (if any)."""
+        parts = [p.take(p.series == series_id) for p in self._parts]
+        if self._edge is not None:
+            parts.insert(0, self._edge.take(self._edge.series == series_id))
+        points = Points.concat([p for p in parts if len(p)], self.names)
+        order = np.argsort(points.time_ns, kind="stable")
+        points = points.take(order)
+        last = np.append(points.time_ns[1:] != points.time_ns[:-1], True)
+        return points.take(last)
 
     def _lookup(self, points: Points) -> tuple[BoolArray, npt.NDArray[np.intp], Points] | None:
         """(found mask, position in the remembered points, the remembered points)."""
@@ -167,3 +221,11 @@ def _build_index(parts: list[Points]) -> tuple[IntArray, npt.NDArray[np.intp], P
     order = np.argsort(keys, kind="stable")[::-1]
     order = order[np.argsort(keys[order], kind="stable")]
     return keys[order], order, kept, base
+
+
+def newest_per_series(points: Points) -> Points:
+    """The newest point of every series in ``points`` (the last remembered among equals)."""
+    order = np.lexsort((points.time_ns, points.series))
+    ordered = points.take(order)
+    last = np.append(ordered.series[1:] != ordered.series[:-1], True)
+    return ordered.take(last)

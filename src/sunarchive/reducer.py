@@ -35,6 +35,11 @@ A sample that arrives after its second was closed is *too late*: it is reduced o
 returned as a ``merge`` row that the store merges into the stored row; its gauge, flag and count
 statistics are exact, its energy and counter/state transitions are not revised (they depend on
 neighbours that have already been accounted). Too-late samples are counted.
+
+A point written again (same series, same nanosecond) is a duplicate, never a second sample:
+before its second closes the last value of every field wins; after, an unchanged repeat is
+dropped and a changed one *replaces* the point — the seconds it touches are recomputed from the
+remembered points and replace the stored rows (:mod:`sunarchive.replacement`).
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ import numpy.typing as npt
 from sunarchive.dedup import Points, RecentPoints, last_per_point
 from sunarchive.model import NS_PER_S, Event, FieldKind, FloatArray, IntArray, StatsRows
 from sunarchive.profiles.spec import FieldSpec, Profile
+from sunarchive.replacement import Fields, Span, merged_spans, replacement_rows, span_of
 from sunarchive.resolution import ValueGrid, round_to_grid
 
 I32Array = npt.NDArray[np.int32]
@@ -225,6 +231,9 @@ class Reducer:
         self._too_late: list[_Samples] = []
         self._recent = RecentPoints(dedup_window_s, self.names)
         self._duplicates = 0
+        self._replacing: list[tuple[int, int]] = []
+        """(series id, UTC epoch ns) of changed points whose seconds are still to be
+        recomputed (see :mod:`sunarchive.replacement`)."""
 
     # -- input -----------------------------------------------------------------------------
     def add(self, series: I32Array, time_ns: IntArray, values: dict[str, FloatArray],
@@ -259,11 +268,9 @@ class Reducer:
 
     def _add_too_late(self, late: _Samples) -> None:
         """Samples of closed seconds: a point written before that they do not change is a
-        duplicate and dropped; the others are merged into the stored rows at the next close."""
-        same = self._recent.unchanged(late)
-        if same.any():
-            self._duplicates += int(same.sum())
-            late = late.take(~same)
+        duplicate and dropped, one they change replaces it; the others are merged into the
+        stored rows at the next close."""
+        late = self._without_repeats(late)
         if len(late):
             self._too_late.append(late)
             self.too_late_total += len(late)
@@ -282,11 +289,40 @@ class Reducer:
         until = self._recent.recalled_until_ns
         if until is None or not len(samples) or int(samples.time_ns.min()) > until:
             return samples
-        same = self._recent.unchanged(samples)
-        if not same.any():
+        return self._without_repeats(samples)
+
+    def _without_repeats(self, samples: _Samples) -> _Samples:
+        """``samples`` without repeats of remembered (written) points: an unchanged repeat is
+        dropped, a changed one becomes a replacement (:meth:`_replace`)."""
+        same, changed, merged = self._recent.classify(samples)
+        if not (same.any() or changed.any()):
             return samples
-        self._duplicates += int(same.sum())
-        return samples.take(~same)
+        self._duplicates += int(same.sum()) + int(changed.sum())
+        if changed.any():
+            self._replace(merged.take(changed))
+        return samples.take(~same & ~changed)
+
+    def _replace(self, points: _Samples) -> None:
+        """Points that change written ones: remember them as they now stand, let the open
+        state of their series (a hold's power, a counter's previous value) take the new
+        value, and recompute their seconds once that can be done exactly."""
+        newest = self.watermark_ns
+        self._recent.remember(points, newest if newest is not None
+                              else int(points.time_ns.max()))
+        carry = self._carry
+        for spec in self.power:
+            self._retake(points, spec.name, carry.hold_t[spec.name], carry.hold_p[spec.name])
+        for spec in self.sequential:
+            self._retake(points, spec.name, carry.prev_t[spec.name], carry.prev_v[spec.name])
+        self._replacing.extend(zip(points.series.tolist(), points.time_ns.tolist(),
+                                   strict=True))
+
+    @staticmethod
+    def _retake(points: _Samples, name: str, held_t: IntArray, held_v: FloatArray) -> None:
+        """Where a series holds the value of a replaced point, hold the new value."""
+        value = points.values[name]
+        hit = (held_t[points.series] == points.time_ns) & ~np.isnan(value)
+        held_v[points.series[hit]] = value[hit]
 
     def _merge_points(self, s: _Samples) -> _Samples:
         """Merge exact duplicates of samples sorted by (series, time), counting them."""
@@ -378,25 +414,28 @@ class Reducer:
     def flush(self) -> ReduceResult:
         """Close everything buffered (clean stop or end of an import)."""
         marks = self._carry.mark_ns
-        return self._close(np.where(marks == NO_MARK, NO_FROM, marks // NS_PER_S + 1))
+        return self._close(np.where(marks == NO_MARK, NO_FROM, marks // NS_PER_S + 1),
+                           final=True)
 
-    def _close_late_only(self) -> ReduceResult:
+    def _close_late_only(self, final: bool = False) -> ReduceResult:
         result = ReduceResult(StatsRows.empty(self.profile.name),
                               StatsRows.empty(self.profile.name))
         result.duplicates, self._duplicates = self._duplicates, 0
         self._reduce_too_late(result)
+        self._recompute_replaced(result, final)
         return result
 
     def close_until(self, until_s: int) -> ReduceResult:
         """Close all seconds before ``until_s`` (UTC epoch seconds) of every series."""
         return self._close(np.full(self._carry.size, until_s, np.int64))
 
-    def _close(self, until: IntArray) -> ReduceResult:
-        """Close the seconds before ``until[series id]`` (UTC epoch s) of each series."""
+    def _close(self, until: IntArray, final: bool = False) -> ReduceResult:
+        """Close the seconds before ``until[series id]`` (UTC epoch s) of each series;
+        ``final``: nothing more is coming (a flush)."""
         prev = self._carry.closed_s
         until = np.maximum(until, prev)
         if not bool((until > prev).any()):
-            return self._close_late_only()
+            return self._close_late_only(final)
         now, rest = _split_at(_Samples.concat(self._buffer, self.names), until)
         self._buffer = [rest] if len(rest) else []
         self._buffered = len(rest)
@@ -412,6 +451,7 @@ class Reducer:
         result = ReduceResult(fresh, merge, events)
         self._remember(now, result)
         self._reduce_too_late(result)
+        self._recompute_replaced(result, final)
         return result
 
     # -- statistics ------------------------------------------------------------------------
@@ -657,6 +697,70 @@ class Reducer:
                                    f"{len(late)} samples arrived after their second was "
                                    "closed; merged into the stored rows",
                                    end_s=float(late.time_ns.max()) / NS_PER_S))
+
+
+    # -- replacements ----------------------------------------------------------------------
+    def _recompute_replaced(self, result: ReduceResult, final: bool) -> None:
+        """Recompute the seconds of replaced points that can be now (see
+        :mod:`sunarchive.replacement`); a point that cannot be recomputed is merged as a
+        late sample instead."""
+        if not self._replacing:
+            return
+        fields = Fields([f.name for f in self.power],
+                        [f.name for f in (*self.power, *self.sequential)])
+        by_series: dict[int, list[int]] = {}
+        for series_id, time_ns in self._replacing:
+            by_series.setdefault(series_id, []).append(time_ns)
+        self._replacing = []
+        parts, unrecomputable = [result.merge], []
+        for series_id, times in by_series.items():
+            points = self._recent.series_points(series_id)
+            settled = final or self._nothing_open_emitted(series_id)
+            spans = []
+            for time_ns in times:
+                span = span_of(points, time_ns, fields, self._recent.complete, settled)
+                if span is None:
+                    self._replacing.append((series_id, time_ns))
+                elif isinstance(span, Span):
+                    spans.append(span)
+                else:
+                    unrecomputable.append((series_id, time_ns))
+            parts.extend(replacement_rows(points, span, self._reduce_alone)
+                         for span in merged_spans(spans))
+        result.merge = concat_rows(parts)
+        if unrecomputable:
+            self._merge_late(unrecomputable, result)
+
+    def _nothing_open_emitted(self, series_id: int) -> bool:
+        """No part of an open hold of the series is stored yet (none was emitted ahead of
+        its successor): its stored rows are then what a reduction of its written points
+        gives, as at the end of a run."""
+        carry = self._carry
+        if series_id >= carry.size:
+            return True
+        return all(bool(carry.hold_done[f.name][series_id])
+                   or int(carry.hold_from[f.name][series_id]) == NO_FROM for f in self.power)
+
+    def _reduce_alone(self, points: _Samples, until_s: int) -> StatsRows:
+        """The rows a fresh reducer makes of ``points`` closed until ``until_s``."""
+        alone = Reducer(self.profile, lateness_s=0.0, value_grid=self.value_grid,
+                        dedup_window_s=0.0)
+        alone.add(points.series, points.time_ns, points.values)
+        return alone.close_until(until_s).fresh
+
+    def _merge_late(self, keys: list[tuple[int, int]], result: ReduceResult) -> None:
+        """Replaced points that cannot be recomputed: merged as late samples."""
+        found = {k: None for k in keys}
+        parts = []
+        for series_id in {k[0] for k in keys}:
+            points = self._recent.series_points(series_id)
+            pick = np.array([(series_id, int(t)) in found for t in points.time_ns], bool)
+            parts.append(points.take(pick))
+        late = _Samples.concat(parts, self.names)
+        self._too_late.append(late)
+        self.too_late_total += len(late)
+        self._duplicates -= len(late)
+        self._reduce_too_late(result)
 
 
 def _without_empty_rows(samples: _Samples) -> _Samples:

@@ -127,7 +127,8 @@ class Settings(BaseModel):
                                   "exact duplicate (same series, field and nanosecond "
                                   "timestamp, e.g. a client's retry) arriving after its "
                                   "second was written changes nothing when its values are "
-                                  "the same, also after a restart (they are saved under "
+                                  "the same and replaces the point when they differ, also "
+                                  "after a restart (they are saved under "
                                   "<spool_dir>/recent/); 0 turns this off. Memory and disk: "
                                   "the raw samples of the window (about 12 + 8 × fields "
                                   "bytes each).")

@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from sunarchive.model import ConfigError, Event, SeriesKey, StatsRows
 from sunarchive.profiles.spec import Profile
+from sunarchive.replacement import replaced_ranges, replaced_seconds, split_replacements
 from sunarchive.resolution import ValueGrid
 from sunarchive.rollup import (
     ALL_TIERS,
@@ -299,7 +300,7 @@ class TieredStore(ABC):
             if len(fresh):
                 self._append(profile, profile.table("1s"), rows_to_arrow(profile, fresh, tags))
             self._merge_all(profile, merge, tags)
-            self._after_write(profile, [fresh.time_s, merge.time_s], len(merge) > 0)
+            self._after_write(profile, written_seconds(fresh, merge), len(merge) > 0)
         return True
 
     def _claim_batch(self, measurement: str, batch_id: int) -> bool:
@@ -323,9 +324,23 @@ class TieredStore(ABC):
 
     def _merge_all(self, profile: Profile, merge: StatsRows,
                    tags: dict[int, tuple[str, ...]]) -> None:
-        """Merge late rows (their energy adds) and re-delivered rows (``REPLAY_COLUMN``)."""
+        """Merge late rows (their energy adds) and re-delivered rows (``REPLAY_COLUMN``),
+        then replace the ranges recomputed for replaced points (:mod:`sunarchive.replacement`)."""
+        merge, replacing = split_replacements(merge)
         for rows, replay in _merge_kinds(merge):
             self._merge_rows(profile, rows_to_arrow(profile, rows, tags), replay)
+        if len(replacing):
+            self._replace_ranges(profile, replacing, tags)
+
+    def _replace_ranges(self, profile: Profile, rows: StatsRows,
+                        tags: dict[int, tuple[str, ...]]) -> None:
+        """Delete each series' stored rows in its replaced range and insert ``rows``."""
+        table = self.q(profile.table("1s"))
+        p = self._p
+        for series_id, lo, hi in replaced_ranges(rows):
+            self._execute(f"DELETE FROM {table} WHERE series_id = {p} AND "
+                          f"time >= {self.ts(lo)} AND time < {self.ts(hi)}", [series_id])
+        self._append(profile, profile.table("1s"), rows_to_arrow(profile, rows, tags))
 
     def _merge_rows(self, profile: Profile, incoming: pa.Table, replay: bool = False) -> None:
         """Merge rows into stored 1 s rows of the same series and second (late samples).
@@ -645,6 +660,11 @@ class TieredStore(ABC):
         table = self._read_arrow(f"SELECT * FROM sunarchive_events ORDER BY time DESC "
                                  f"LIMIT {int(limit)}")
         yield from table.to_pylist()
+
+
+def written_seconds(fresh: StatsRows, merge: StatsRows) -> list[np.ndarray[Any, Any]]:
+    """Seconds (UTC epoch s) whose rollup buckets a write touches."""
+    return [fresh.time_s, merge.time_s, replaced_seconds(merge)]
 
 
 def _merge_kinds(merge: StatsRows) -> list[tuple[StatsRows, bool]]:

@@ -37,7 +37,13 @@ from sunarchive.storage.postgres.copy import copy_chunks
 from sunarchive.storage.postgres.partitions import Partitions, create_plain_layout
 from sunarchive.storage.postgres.refusals import refused_for_good
 from sunarchive.storage.postgres.rows import rows_table
-from sunarchive.storage.tiered import INCOMING, TieredStore, iso_seconds, iso_time
+from sunarchive.storage.tiered import (
+    INCOMING,
+    TieredStore,
+    iso_seconds,
+    iso_time,
+    written_seconds,
+)
 from sunarchive.storage.user_sql import SqlLimits
 
 log = logging.getLogger(__name__)
@@ -524,7 +530,7 @@ class PostgresStore(TieredStore):
                 if not self._claim_batch(measurement, batch_id):
                     return False
                 self._merge_all(profile, merge, tags)
-                self._after_write(profile, [fresh.time_s, merge.time_s], len(merge) > 0)
+                self._after_write(profile, written_seconds(fresh, merge), len(merge) > 0)
                 parallel.forget_parts(self._con, measurement, batch_id)
         return True
 
