@@ -6,8 +6,8 @@ has PGlite built with TimescaleDB (``tests/pglite_server.py``). What it can show
 policies and the retention job as rows), the aggregates against the sums of the 1 s rows after
 the code's own refresh (local days, DST), issue 15 points 8-11 (refresh windows, retention,
 a refresh owed at a crash, chunks/compress/changed settings) through explicit
-``CALL refresh_continuous_aggregate`` and the retention job's ``drop_chunks``, and the upstream
-SQL.
+``CALL refresh_continuous_aggregate``, the retention job's ``drop_chunks`` and an operator's
+``drop_chunks`` by hand, and the upstream SQL.
 
 What it cannot: COPY (rows go in with INSERT here, so not through ``PostgresStore.write``),
 background workers (policies never run by themselves: the tests run their windows), a second
@@ -33,10 +33,11 @@ import psycopg
 import pytest
 from psycopg.types.string import TextLoader
 
+from sunarchive.model import StatsRows
 from sunarchive.profiles import load_profiles
 from sunarchive.profiles.spec import Profile
 from sunarchive.rollup import ROLLUP_TIERS, TIER_SOURCE, local_day_start
-from sunarchive.storage.postgres import timescale
+from sunarchive.storage.postgres import drops, timescale
 from sunarchive.storage.postgres.store import PostgresStore
 from sunarchive.storage.postgres.user_sql import ReaderRole
 
@@ -418,6 +419,169 @@ def test_a_refresh_over_dropped_raw_data_keeps_the_rollups(site: Site) -> None:
     timescale.refresh(site.con, PS100, first, last, site.tz)  # `sunarchive refresh` does this
     for tier in ROLLUP_TIERS:
         assert_same(read(site.con, PS100.table(tier)), expected(rows, tier, site.tz))
+
+
+def drop_raw_chunks(con: Con, older_than: datetime,
+                    newer_than: datetime | None = None) -> None:
+    """What an operator runs by hand: ``drop_chunks`` on the 1 s hypertable."""
+    if newer_than is None:
+        con.execute("SELECT drop_chunks('ps100_readings_1s', older_than => %s)", [older_than])
+    else:
+        con.execute("SELECT drop_chunks('ps100_readings_1s', older_than => %s, "
+                    "newer_than => %s)", [older_than, newer_than])
+
+
+def refreshed_site(site: Site) -> tuple[Seconds, int, int]:
+    """:func:`retention_site` refreshed by the program: (rows, first s, last s)."""
+    rows = retention_site(site.con)
+    first, last = int(OLD_DAYS[0].timestamp()), int(RECENT.timestamp()) + 3600
+    timescale.refresh(site.con, PS100, first, last, site.tz)
+    return rows, first, last
+
+
+def assert_rollups_hold(site: Site, rows: Seconds) -> None:
+    for tier in ROLLUP_TIERS:
+        assert_same(read(site.con, PS100.table(tier)), expected(rows, tier, site.tz))
+        assert_same(read(site.con, materialized(site.con, tier)[0]),
+                    expected(rows, tier, site.tz))
+
+
+def test_a_refresh_after_a_manual_drop_chunks_keeps_the_rollups(site: Site) -> None:
+    """Issue 15 point 9, a drop not made by sunarchive's retention job: an operator runs
+    ``drop_chunks`` by hand, then ``sunarchive refresh`` over the whole range (what the
+    program's refresh does): every 5min/1hour/daily row stays as it was."""
+    rows, first, last = refreshed_site(site)
+    drop_raw_chunks(site.con, datetime(2026, 6, 15, tzinfo=UTC))
+    assert count_1s(site.con) == 2 * 3600                   # only 19 June is left
+    timescale.refresh(site.con, PS100, first, last, site.tz)
+    assert_rollups_hold(site, rows)
+
+
+def test_a_refresh_after_dropping_middle_chunks_keeps_them_and_refreshes_the_rest(
+        site: Site) -> None:
+    """Middle chunks dropped by hand (``older_than`` and ``newer_than``): a refresh over the
+    whole range keeps the rollups of the dropped day and still refreshes the days around it
+    that have raw data."""
+    rows, first, last = refreshed_site(site)
+    drop_raw_chunks(site.con, datetime(2026, 6, 12, tzinfo=UTC),
+                    newer_than=datetime(2026, 6, 11, tzinfo=UTC))       # 11 June only
+    assert count_1s(site.con) == len(rows.times) - 2 * 7200
+    more = seconds(int(datetime(2026, 6, 10, 14, tzinfo=UTC).timestamp()), 3600, seed=4)
+    insert(site.con, more)                           # later data for 10 June: raw kept there
+    timescale.refresh(site.con, PS100, first, last, site.tz)
+    assert_rollups_hold(site, joined(rows, more))
+
+
+def joined(*parts: Seconds) -> Seconds:
+    return Seconds(np.concatenate([p.times for p in parts]),
+                   np.concatenate([p.series for p in parts]),
+                   np.concatenate([p.power_w for p in parts]))
+
+
+def test_a_local_day_reaching_before_the_first_chunk_is_not_taken_for_dropped(
+        site: Site) -> None:
+    """The first Berlin day of a store starts at 22:00 UTC the evening before; when the
+    5-minute aggregate's first chunk starts at that UTC midnight, the day's daily row lies
+    before every chunk the daily aggregate reads, though nothing was dropped. A later
+    backfill into that day still reaches the daily tier."""
+    day = datetime(2026, 6, 16, tzinfo=UTC)              # a multiple of 10 days since 1970
+    first = seconds(int(day.timestamp()) + 6 * 3600, 3600, seed=11)
+    insert(site.con, first)
+    timescale.refresh(site.con, PS100, int(first.times.min()), int(first.times.max()) + 1,
+                      site.tz)
+    [(chunk_start,)] = site.con.execute(
+        "SELECT MIN(range_start) FROM timescaledb_information.chunks WHERE hypertable_name "
+        "= %s", [materialized(site.con, "5min")[0].split(".")[-1].strip('"')]).fetchall()
+    assert chunk_start == day                              # the premise
+    later = seconds(int(day.timestamp()) + 10 * 3600, 3600, seed=12)
+    insert(site.con, later)
+    timescale.refresh(site.con, PS100, int(later.times.min()), int(later.times.max()) + 1,
+                      site.tz)
+    assert_rollups_hold(site, joined(first, later))
+    assert site.con.execute("SELECT COUNT(*) FROM sunarchive_dropped").fetchall() == [(0,)]
+
+
+def test_a_local_day_partly_in_dropped_5min_chunks_keeps_its_daily_row(site: Site) -> None:
+    """The 5-minute tier's chunks dropped by hand up to a UTC midnight inside a Berlin day
+    with data on both sides: a refresh over that day keeps its hourly and daily rows, though
+    the raw data is all there (what the daily row was computed from is not)."""
+    boundary = datetime(2026, 6, 16, tzinfo=UTC)          # a 5-minute chunk starts here
+    evening = seconds(int(boundary.timestamp()) - 5400, 3600, seed=13)   # 22:30 UTC
+    morning = seconds(int(boundary.timestamp()) + 6 * 3600, 3600, seed=14)
+    both = joined(evening, morning)
+    for part in (evening, morning):
+        insert(site.con, part)
+    lo, hi = int(both.times.min()), int(both.times.max()) + 1
+    timescale.refresh(site.con, PS100, lo, hi, site.tz)
+    site.con.execute("SELECT drop_chunks('ps100_readings_5min', older_than => %s)",
+                     [boundary])
+    timescale.refresh(site.con, PS100, lo, hi, site.tz)
+    for tier in ("1hour", "daily"):
+        assert_same(read(site.con, PS100.table(tier)), expected(both, tier, site.tz))
+    assert_same(read(site.con, PS100.table("5min")), expected(morning, "5min", site.tz))
+
+
+def test_a_late_sample_into_a_manually_dropped_day_is_refused_and_kept_away(
+        site: Site) -> None:
+    """The writer asks which of its rows fall where raw chunks were dropped by hand (it
+    refuses those); and a sample that got into such a range anyway (another client) does not
+    replace the 5-minute bucket of every panel nor change the day's total at the next
+    refresh."""
+    rows, _, _ = refreshed_site(site)
+    drop_raw_chunks(site.con, datetime(2026, 6, 15, tzinfo=UTC))
+    late = int(OLD_DAYS[1].timestamp()) + 60                  # 11 June, dropped
+    assert drops.raw_dropped(site.con, PS100, site.tz, late, late + 1) == [
+        (int(OLD_DAYS[0].timestamp()), int(OLD_DAYS[1].timestamp()) + 7200)]
+    insert(site.con, Seconds(np.array([late]), np.array([1], np.int32), np.array([900.0])))
+    timescale.refresh(site.con, PS100, late, late + 1, site.tz)   # the writer's refresh
+    assert_rollups_hold(site, rows)
+
+
+def test_the_writer_refuses_a_late_sample_into_a_manually_dropped_day(site: Site) -> None:
+    """``PostgresStore.write`` of one late sample for a day whose raw chunks were dropped by
+    hand: refused with a ``refused_below_retention`` event naming the dropped range, nothing
+    stored, no refresh owed, every rollup as it was. (Everything is refused, so the write
+    needs no COPY, which PGlite lacks.)"""
+    rows, _, _ = refreshed_site(site)
+    drop_raw_chunks(site.con, datetime(2026, 6, 15, tzinfo=UTC))
+    site.con.close()                                 # PGlite: one connection at a time
+    late = int(OLD_DAYS[1].timestamp()) + 60
+    store = PostgresStore(site.url, site.profiles, timezone="Europe/Berlin",
+                          reader=ReaderRole(as_owner=True))
+    try:
+        store.setup()
+        sample = StatsRows(PS100.name, np.array([late]), np.array([1], np.int32),
+                           {"power_avg": np.array([900.0]), "energy_wh": np.array([0.25])})
+        assert store.write(sample, StatsRows.empty(PS100.name), {1: ("panel_1",)})
+        store.rollup(PS100.name, None)
+    finally:
+        store.close()
+    with psycopg.connect(site.url, autocommit=True) as con:
+        con.execute("SET TIME ZONE 'UTC'")
+        site.con = con
+        assert count_1s(con) == 2 * 3600
+        assert con.execute("SELECT COUNT(*) FROM sunarchive_refresh_owed").fetchall() == [(0,)]
+        [(message,)] = con.execute("SELECT message FROM sunarchive_events WHERE kind = "
+                                   "'refused_below_retention'").fetchall()
+        assert message.startswith("refused 1 rows of ps100_readings from 2026-06-11T10:01:00")
+        assert f"from {utc(int(OLD_DAYS[0].timestamp()))} to" in message
+        assert_rollups_hold(site, rows)
+
+
+def test_backfill_into_ranges_never_written_still_works_after_a_manual_drop(
+        site: Site) -> None:
+    """History older than anything stored and a day between stored days (no rollup rows
+    there, so nothing was dropped) are written and refreshed as before."""
+    rows, _, _ = refreshed_site(site)
+    drop_raw_chunks(site.con, datetime(2026, 6, 15, tzinfo=UTC))
+    history = seconds(int(datetime(2026, 6, 1, 10, tzinfo=UTC).timestamp()), 3600, seed=6)
+    between = seconds(int(datetime(2026, 6, 14, 10, tzinfo=UTC).timestamp()), 3600, seed=7)
+    for part in (history, between):
+        lo, hi = int(part.times.min()), int(part.times.max()) + 1
+        assert drops.raw_dropped(site.con, PS100, site.tz, lo, hi) == []
+        insert(site.con, part)
+        timescale.refresh(site.con, PS100, lo, hi, site.tz)
+    assert_rollups_hold(site, joined(rows, history, between))
 
 
 # -- the upstream SQL ------------------------------------------------------------------------

@@ -3,7 +3,8 @@ TimescaleDB (``SUNARCHIVE_TEST_TIMESCALE_URL``; skipped with the reason without 
 
 * a refresh owed after a commit survives a kill -9 and is settled at the next start;
 * a refresh never materializes a bucket that is still open;
-* refreshes never reach below the raw retention horizon;
+* refreshes never reach below the raw retention horizon, nor into chunks dropped by hand,
+  and late rows for such ranges are refused;
 * the CLI on aggregates, compression and changed policy settings.
 """
 
@@ -179,8 +180,75 @@ def test_refresh_and_late_data_never_reach_below_raw_retention(timescale_url: st
         done = cli("refresh", "--database-url", timescale_url, "--measurement", PS100,
                    "--start", stamp, "--end", stamp.replace("T06", "T08"), check=False)
         assert done.returncode != 0 and "Traceback" not in done.stderr
-        assert "dropped by retention" in done.stderr + done.stdout
+        assert "chunks were dropped (before" in done.stderr
         assert store.sql(query).rows()[0] == kept
+    finally:
+        store.close()
+
+
+def midnight(instant_s: int) -> datetime:
+    """UTC midnight starting the day of ``instant_s`` (1 s chunks are UTC days)."""
+    return datetime.fromtimestamp(instant_s - instant_s % 86400, UTC)
+
+
+def test_a_manual_drop_chunks_never_erases_rollups(timescale_url: str) -> None:
+    """Issue 15 point 9 for drops not made by sunarchive's retention job: an operator drops a
+    middle day's 1 s chunks by hand (``older_than`` and ``newer_than``). A refresh over it,
+    a late sample into it and `sunarchive refresh` leave its 5min/1hour/daily rows as they
+    were; the day before, which has raw data, is still refreshed; history older than anything
+    stored (never written, so nothing dropped) is still taken and rolled up."""
+    store = open_store(timescale_url)
+    try:
+        old, middle, later = (hour_start(days_ago=d) for d in (5, 4, 3))
+        for start in (old, middle, later):
+            store.write(rows(start, HOUR), StatsRows.empty(PS100), TAGS)
+            store.rollup(PS100, None)
+        day = ROLLUP_ROWS.format(lo=middle, hi=middle + HOUR)
+        kept = store.sql(day).rows()[0]
+        assert kept[0] == 12 * len(TAGS)
+        with psycopg.connect(timescale_url, autocommit=True) as con:   # the operator
+            con.execute("SELECT drop_chunks('ps100_readings_1s', older_than => %s, "
+                        "newer_than => %s)", [midnight(later), midnight(middle)])
+        raw = (f"SELECT COUNT(*) FROM ps100_readings_1s WHERE time >= to_timestamp({middle}) "
+               f"AND time < to_timestamp({later})")
+        assert value(store, raw) == 0
+        # more data for the day before: its raw chunk is there, it is refreshed
+        store.write(rows(old + HOUR, HOUR, power_w=50.0), StatsRows.empty(PS100), TAGS)
+        store.rollup(PS100, None)
+        dropped_day = (int(midnight(middle).timestamp()), int(midnight(later).timestamp()))
+        store.refresh(PS100, *dropped_day)                 # the dropped day itself
+        assert store.sql(day).rows()[0] == kept
+        store.refresh(PS100, old, later + HOUR)            # and the days around it
+        assert store.sql(day).rows()[0] == kept
+        before = ROLLUP_ROWS.format(lo=old, hi=old + 2 * HOUR)
+        assert store.sql(before).rows()[0][0] == 2 * 12 * len(TAGS)
+        # a late sample for the dropped day is refused, with an event naming the range
+        assert store.write(rows(middle + 60, 1, power_w=900.0), StatsRows.empty(PS100), TAGS)
+        store.rollup(PS100, None)
+        assert value(store, raw) == 0
+        assert store.sql(day).rows()[0] == kept
+        refused = str(value(store, "SELECT message FROM sunarchive_events WHERE kind = "
+                                   "'refused_below_retention'"))
+        first_row = datetime.fromtimestamp(middle, UTC).isoformat()
+        assert refused.startswith("refused 2 rows") and f"from {first_row} to" in refused
+        # `sunarchive refresh`: a range without raw data is refused in one line, a range
+        # with some is refreshed where it has raw data, and says what it left out
+        common = ["--database-url", timescale_url, "--measurement", PS100]
+        stamp = datetime.fromtimestamp(middle, UTC).isoformat()
+        done = cli("refresh", *common, "--start", stamp, "--end",
+                   stamp.replace("T06", "T08"), check=False)
+        assert done.returncode != 0 and "Traceback" not in done.stderr
+        assert len(done.stderr.splitlines()) == 1 and "chunks were dropped" in done.stderr
+        wide = cli("refresh", *common, "--start", datetime.fromtimestamp(old, UTC).isoformat())
+        assert f"raw data from {first_row}" in wide.stdout and "kept as they are" in wide.stdout
+        assert store.sql(day).rows()[0] == kept
+        # backfill older than anything stored: never written there, so taken and rolled up
+        history = hour_start(days_ago=10)
+        store.write(rows(history, HOUR), StatsRows.empty(PS100), TAGS)
+        store.rollup(PS100, None)
+        assert store.sql(ROLLUP_ROWS.format(lo=history, hi=history + HOUR)).rows()[0][0] \
+            == 12 * len(TAGS)
+        assert store.sql(day).rows()[0] == kept
     finally:
         store.close()
 

@@ -21,6 +21,7 @@ from sunarchive.query import parse_time
 from sunarchive.settings import Settings
 from sunarchive.storage.duckdb.store import DuckDBStore
 from sunarchive.storage.open import SqlStore
+from sunarchive.storage.postgres import drops
 from sunarchive.storage.postgres.store import PostgresStore
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -144,26 +145,29 @@ def cmd_refresh(args: argparse.Namespace) -> int:
                 else int(time.time())
             if end <= start:
                 raise ConfigError("--end must be after --start")
-            start = _above_raw_horizon(store, name, start, end)
+            _keep_dropped_ranges(store, name, start, end)
             rows = store.refresh(name, start, end)
             print(f"{name}: rollups refreshed from {_iso_s(start)} to {_iso_s(end)}"
                   + (f" ({rows} rows written)" if rows else ""))
     return 0
 
 
-def _above_raw_horizon(store: SqlStore, name: str, start: int, end: int) -> int:
-    """The start of a refresh moved above the raw retention horizon (TimescaleDB); a range
-    wholly below it is refused: its raw data is gone, a refresh would delete its rollups."""
-    horizon = store.raw_horizon(name) if isinstance(store, PostgresStore) else None
-    if horizon is None or start >= horizon:
-        return start
-    if end <= horizon:
-        raise ConfigError(f"{name}: no raw data before {_iso_s(horizon)} (dropped by "
-                          "retention); the rollups of that range are kept as they are and "
-                          "cannot be recomputed")
-    print(f"{name}: raw data before {_iso_s(horizon)} was dropped by retention; refreshing "
-          "from there (the rollups before it are kept as they are)")
-    return horizon
+def _keep_dropped_ranges(store: SqlStore, name: str, start: int, end: int) -> None:
+    """TimescaleDB: the refresh leaves out ranges whose raw chunks were dropped (retention or
+    ``drop_chunks`` by hand): their rollups are kept as they are and cannot be recomputed.
+    Say so; a window without any raw data but with such a range is refused."""
+    if not isinstance(store, PostgresStore):
+        return
+    dropped = store.raw_dropped(name, start, end)
+    if not dropped:
+        return
+    what = drops.describe(dropped)
+    if not store.has_raw_chunks(name, start, end):
+        raise ConfigError(f"{name}: no raw data from {_iso_s(start)} to {_iso_s(end)}: its "
+                          f"chunks were dropped ({what}); the rollups of that range are kept "
+                          "as they are and cannot be recomputed")
+    print(f"{name}: raw data {what} was dropped; the rollups there are kept as they are, "
+          "the rest is refreshed")
 
 
 def _engine(store: SqlStore) -> str:

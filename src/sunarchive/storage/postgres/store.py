@@ -31,7 +31,7 @@ from sunarchive.profiles.spec import Profile
 from sunarchive.resolution import ValueGrid
 from sunarchive.rollup import ALL_TIERS, POSTGRES
 from sunarchive.storage.base import QueryResult, rows_to_arrow
-from sunarchive.storage.postgres import parallel, timescale, user_sql
+from sunarchive.storage.postgres import drops, parallel, timescale, user_sql
 from sunarchive.storage.postgres.arrow_reader import ArrowReader
 from sunarchive.storage.postgres.copy import copy_chunks
 from sunarchive.storage.postgres.partitions import Partitions, create_plain_layout
@@ -460,45 +460,65 @@ class PostgresStore(TieredStore):
         if self.read_only:
             raise ConfigError("this store was opened read-only")
         if self.layout == "timescaledb":
-            fresh, merge = self._refuse_below_retention(fresh, merge)
+            fresh, merge = self._refuse_dropped(fresh, merge)
         parts = parallel.parts_for(len(fresh), self.copy_streams)
         if batch_id is None or parts < 2:
             return super().write(fresh, merge, tags, batch_id)
         return self._write_in_parts(fresh, merge, tags, batch_id, parts)
 
-    def raw_horizon(self, measurement: str) -> int | None:
-        """TimescaleDB: UTC epoch s before which retention dropped the 1 s chunks (None:
-        nothing dropped, or another layout)."""
+    def raw_dropped(self, measurement: str, start_s: int, end_s: int,
+                    look: bool = True) -> list[tuple[int, int]]:
+        """TimescaleDB: the ranges (UTC epoch s, whole) overlapping [start_s, end_s) whose 1 s
+        chunks were dropped, by retention or by hand, while the rollups keep what was computed
+        from them (:mod:`.drops`); ``look``: search the catalog for drops made by hand first.
+        [] on the plain layout."""
         if self.layout != "timescaledb":
-            return None
+            return []
         with self._lock:
             try:
-                return timescale.dropped_before(self._con,
-                                                self.profiles[measurement].table("1s"))
+                return drops.raw_dropped(self._con, self.profiles[measurement], self.tz,
+                                         start_s, end_s, look)
             except psycopg.OperationalError as exc:
                 raise self._lost(exc) from None
 
-    def _refuse_below_retention(self, fresh: StatsRows, merge: StatsRows
-                                ) -> tuple[StatsRows, StatsRows]:
-        """Rows older than the raw retention horizon are refused, with an event: their
-        range's raw data is gone, and refreshing it from them alone would replace the
-        rollups that range keeps (a 5-minute bucket of every panel from one late sample)."""
+    def has_raw_chunks(self, measurement: str, start_s: int, end_s: int) -> bool:
+        """TimescaleDB: does a chunk of the 1 s hypertable overlap [start_s, end_s)? (True on
+        the plain layout, which drops nothing it has not rolled up.)"""
+        if self.layout != "timescaledb":
+            return True
+        with self._lock:
+            try:
+                return drops.has_chunks(self._con, self.profiles[measurement].table("1s"),
+                                        start_s, end_s)
+            except psycopg.OperationalError as exc:
+                raise self._lost(exc) from None
+
+    def _refuse_dropped(self, fresh: StatsRows, merge: StatsRows
+                        ) -> tuple[StatsRows, StatsRows]:
+        """Rows inside a range whose raw chunks were dropped are refused, with an event:
+        refreshing that range from them alone would replace the rollups it keeps (a 5-minute
+        bucket of every panel from one late sample). Batches with rows older than the
+        5-minute policy's window first look for drops made by hand in the catalog."""
         measurement = fresh.measurement or merge.measurement
-        horizon = self.raw_horizon(measurement)
-        if horizon is None:
+        times = np.concatenate([fresh.time_s, merge.time_s])
+        if not len(times):
             return fresh, merge
-        old = np.concatenate([fresh.time_s[fresh.time_s < horizon],
-                              merge.time_s[merge.time_s < horizon]])
+        lo, hi = int(times.min()), int(times.max()) + 1
+        ranges = self.raw_dropped(measurement, lo, hi,
+                                  look=lo < time.time() - timescale.REFRESH_LOOKBACK_S)
+        if not ranges:
+            return fresh, merge
+        old = times[inside(times, ranges)]
         if not len(old):
             return fresh, merge
         message = (f"refused {len(old)} rows of {measurement} from {iso_seconds(int(old.min()))}"
-                   f" to {iso_seconds(int(old.max()))}: older than the raw retention horizon "
-                   f"{iso_seconds(horizon)} (its chunks were dropped; the rollups keep that "
-                   "range as it was)")
+                   f" to {iso_seconds(int(old.max()))}: their raw data was dropped (retention "
+                   f"or drop_chunks: {drops.describe(ranges)}); the rollups keep that range "
+                   "as it was")
         log.warning(message)
         self.write_events([Event(time.time(), "refused_below_retention", measurement,
                                  message)])
-        return since(fresh, horizon), since(merge, horizon)
+        return outside(fresh, ranges), outside(merge, ranges)
 
     def _write_in_parts(self, fresh: StatsRows, merge: StatsRows,
                         tags: dict[int, tuple[str, ...]], batch_id: int, parts: int) -> bool:
@@ -630,9 +650,18 @@ class PostgresStore(TieredStore):
         self._writer_con = self._reader_con = None
 
 
-def since(rows: StatsRows, start_s: int) -> StatsRows:
-    """The rows at or after ``start_s`` (UTC epoch s)."""
-    keep = rows.time_s >= start_s
+def inside(times_s: np.ndarray[Any, Any], ranges: list[tuple[int, int]]
+           ) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Which of ``times_s`` (UTC epoch s) fall in one of the [lo, hi) ``ranges``."""
+    found = np.zeros(len(times_s), dtype=bool)
+    for lo, hi in ranges:
+        found |= (times_s >= lo) & (times_s < hi)
+    return found
+
+
+def outside(rows: StatsRows, ranges: list[tuple[int, int]]) -> StatsRows:
+    """The rows outside every [lo, hi) of ``ranges`` (UTC epoch s)."""
+    keep = ~inside(rows.time_s, ranges)
     return StatsRows(rows.measurement, rows.time_s[keep], rows.series_id[keep],
                      {name: column[keep] for name, column in rows.columns.items()})
 

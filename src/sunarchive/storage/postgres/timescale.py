@@ -10,7 +10,9 @@ Per profile:
   site's local day (``time_bucket('1 day', time, '<zone>')``);
 * retention — one job per profile (``sunarchive_retention``) dropping chunks older than each
   tier's retention, but never past the watermark of an aggregate that reads the tier: raw data
-  that is not yet materialized is never dropped.
+  that is not yet materialized is never dropped;
+* refreshes never recompute a bucket whose source chunks were dropped, by that job or by hand
+  (:mod:`.drops`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from sunarchive.rollup import (
     tier_floor,
 )
 from sunarchive.rollup import tier_next as next_bucket
+from sunarchive.storage.postgres import drops
 from sunarchive.storage.postgres.partitions import interval_seconds
 from sunarchive.storage.postgres.schema import add_missing_columns, column_defs, relation_kind
 
@@ -113,7 +116,8 @@ def create_layout(con: Con, profile: Profile, timezone: str,
                   retention_days: dict[str, float | None], policies: bool = True) -> list[str]:
     """Create or repair everything of one profile (idempotent)."""
     con.execute(OWED_TABLE)
-    con.execute(RETAINED_TABLE)
+    con.execute(drops.RETAINED_TABLE)
+    con.execute(drops.DROPPED_TABLE)
     changes = _hypertable(con, profile)
     for tier in ROLLUP_TIERS:
         changes.extend(_aggregate(con, profile, tier, timezone, policies))
@@ -313,29 +317,6 @@ def settle_owed(con: Con, profile: Profile, tz: ZoneInfo) -> int:
     return len(owed)
 
 
-RETAINED_TABLE = """CREATE TABLE IF NOT EXISTS sunarchive_retained (
-    relation TEXT PRIMARY KEY, dropped_before TIMESTAMPTZ NOT NULL)"""
-"""Per tier relation: the retention job dropped its chunks before this instant."""
-
-
-def dropped_before(con: Con, relation: str) -> int | None:
-    """UTC epoch s before which retention dropped ``relation``'s chunks (None: nothing)."""
-    row = con.execute("SELECT EXTRACT(EPOCH FROM dropped_before)::BIGINT FROM "
-                      "sunarchive_retained WHERE relation = %s", [relation]).fetchone()
-    return None if row is None else int(str(row[0]))
-
-
-def refresh_floor(con: Con, profile: Profile, tier: str) -> int | None:
-    """A refresh of ``tier`` never starts before this (UTC epoch s): the retention horizon
-    of the tier and of every tier below it that it is computed from. Refreshing a range
-    whose source was dropped would recompute it from nothing and delete the rollups."""
-    chain = [tier]
-    while chain[-1] in TIER_SOURCE:
-        chain.append(TIER_SOURCE[chain[-1]])
-    found = [dropped_before(con, profile.table(t)) for t in chain]
-    return max((f for f in found if f is not None), default=None)
-
-
 def refresh(con: Con, profile: Profile, start_s: int, end_s: int, tz: ZoneInfo,
             now_s: int | None = None) -> None:
     """Refresh the aggregates over [start_s, end_s), lowest tier first, bucket-aligned.
@@ -343,20 +324,20 @@ def refresh(con: Con, profile: Profile, start_s: int, end_s: int, tz: ZoneInfo,
     Only buckets closed at ``now_s`` (UTC epoch s; default now): a bucket still open would
     be materialized half-full and the aggregate's watermark would move past it, so later
     data of that bucket would wait for a policy (up to two days for today's daily total).
-    Open buckets stay with real-time aggregation and the policies. Never below the raw
-    retention horizon (:func:`refresh_floor`)."""
+    Open buckets stay with real-time aggregation and the policies. Never a bucket whose
+    source was dropped (:mod:`.drops`: retention or ``drop_chunks`` by hand, looked for in
+    the catalog first over the days the window touches): it would be recomputed from nothing."""
     now = int(time.time()) if now_s is None else now_s
+    day_lo = tier_floor("daily", start_s, tz)
+    drops.detect(con, profile, tz, day_lo, next_bucket("daily", tier_floor(
+        "daily", max(end_s - 1, day_lo), tz), tz))
     for tier in ROLLUP_TIERS:
         lo = tier_floor(tier, start_s, tz)
         hi = min(next_bucket(tier, tier_floor(tier, end_s - 1, tz), tz),
                  tier_floor(tier, now, tz))
-        floor = refresh_floor(con, profile, tier)
-        if floor is not None and lo < floor:   # whole buckets above the horizon only
-            lo = floor if tier_floor(tier, floor, tz) == floor \
-                else next_bucket(tier, tier_floor(tier, floor, tz), tz)
-        if hi > lo:
+        for part_lo, part_hi in drops.refreshable(con, profile, tier, lo, hi, tz):
             con.execute("CALL refresh_continuous_aggregate(%s::regclass, %s, %s)",
-                        [Q(profile.table(tier)), _utc(lo), _utc(hi)])
+                        [Q(profile.table(tier)), _utc(part_lo), _utc(part_hi)])
 
 
 def _utc(seconds: int) -> datetime:
