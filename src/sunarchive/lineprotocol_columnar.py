@@ -155,9 +155,13 @@ def _typed(text: pa.StringArray) -> tuple[np.ndarray[Any, np.dtype[np.int8]],
         return np.asarray(pc.match_substring_regex(text, pattern).to_numpy(
             zero_copy_only=False), bool)
 
-    is_float, is_int, is_uint = match(FLOAT), match(INT), match(UINT)
-    is_true = pc.is_in(text, TRUE).to_numpy(zero_copy_only=False)
-    is_false = pc.is_in(text, FALSE).to_numpy(zero_copy_only=False)
+    is_float = match(FLOAT)
+    if is_float.all():   # the common body: only floats, no other pass needed
+        is_int = is_uint = is_true = is_false = np.zeros(len(text), bool)
+    else:
+        is_int, is_uint = match(INT), match(UINT)
+        is_true = pc.is_in(text, TRUE).to_numpy(zero_copy_only=False)
+        is_false = pc.is_in(text, FALSE).to_numpy(zero_copy_only=False)
     kind = np.select([is_float, is_int, is_uint, is_true | is_false], [0, 1, 2, 3], -1)
     value = np.full(len(text), np.nan)
     if is_float.any():
@@ -189,10 +193,10 @@ def _reject_kind_conflicts(values: _Values, line_meas: np.ndarray[Any, Any],
     width = len(values.keys) + 1
     slot = line_meas[values.line] * width + values.key
     order = np.flatnonzero(live)
-    _, first = np.unique(slot[order], return_index=True)
-    first_kind = dict(zip(slot[order][first].tolist(), values.kind[order][first].tolist(),
-                          strict=True))
-    expected = np.array([first_kind.get(s, -2) for s in slot.tolist()], np.int8)
+    distinct, first = np.unique(slot[order], return_index=True)
+    first_kind = np.full(int(distinct[-1]) + 1, -2, np.int8)   # slots are small: dense table
+    first_kind[distinct] = values.kind[order][first]
+    expected = np.where(live, first_kind[np.where(live, slot, 0)], -2)
     conflict = live & (values.kind != expected)
     ok[values.line[conflict]] = False
 

@@ -89,8 +89,10 @@ class SeriesRegistry:
 
     def save_new(self) -> None:
         """Persist new series; raises (and keeps them) when the store is unreachable."""
-        for sid, key in list(self.unsaved.items()):
-            self._store.add_series(key, sid)
+        saving = list(self.unsaved.items())
+        if saving:
+            self._store.save_series([(key, sid) for sid, key in saving])
+        for sid, _ in saving:
             del self.unsaved[sid]
 
     def ids_for(self, batch: SampleBatch) -> np.ndarray[Any, np.dtype[np.int32]]:

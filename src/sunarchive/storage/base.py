@@ -52,6 +52,9 @@ class Store(Protocol):
     def add_series(self, key: SeriesKey, series_id: int) -> None:
         """Persist a new series id."""
 
+    def save_series(self, series: list[tuple[SeriesKey, int]]) -> None:
+        """Persist new series ids in one transaction (idempotent)."""
+
     def write(self, fresh: StatsRows, merge: StatsRows, tags: dict[int, tuple[str, ...]],
               batch_id: int | None = None) -> bool:
         """Append ``fresh`` rows and merge ``merge`` rows into the 1 s tier, in one commit.

@@ -257,13 +257,19 @@ class TieredStore(ABC):
 
     def add_series(self, key: SeriesKey, series_id: int) -> None:
         """Persist a series id (idempotent: adding a known id again changes nothing)."""
-        profile = self.profiles[key.measurement]
-        tags = json.dumps(dict(zip(profile.tags, key.tags, strict=True)))
+        self.save_series([(key, series_id)])
+
+    def save_series(self, series: list[tuple[SeriesKey, int]]) -> None:
+        """Persist series ids in one transaction — one commit (a WAL sync) for a fleet of
+        new senders, not one each (idempotent)."""
         p = self._p
-        with self._lock:
-            self._execute(f"INSERT INTO sunarchive_series SELECT {p}, {p}, {p} WHERE NOT EXISTS "
-                          f"(SELECT 1 FROM sunarchive_series WHERE series_id = {p})",
-                          [series_id, key.measurement, tags, series_id])
+        with self._lock, self._transaction():
+            for key, series_id in series:
+                profile = self.profiles[key.measurement]
+                tags = json.dumps(dict(zip(profile.tags, key.tags, strict=True)))
+                self._execute(f"INSERT INTO sunarchive_series SELECT {p}, {p}, {p} WHERE NOT "
+                              f"EXISTS (SELECT 1 FROM sunarchive_series WHERE series_id = {p})",
+                              [series_id, key.measurement, tags, series_id])
 
     def write_events(self, events: list[Event]) -> None:
         if not events:
