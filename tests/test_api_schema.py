@@ -23,10 +23,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-try:
-    from test_api import serve, stop
-except ImportError:  # tests/ imported as a package
-    from tests.test_api import serve, stop
+from tests.support.serving import serve, stop
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,7 @@ import pytest
 
 from sunarchive.profiles.loader import load_profiles, parse_profile
 from sunarchive.profiles.spec import Profile
-
-try:
-    from reference import NS, Harness, RawSample, differences, reference_rows
-except ImportError:  # tests/ imported as a package
-    from tests.reference import NS, Harness, RawSample, differences, reference_rows
+from tests.support.reference import NS, Harness, RawSample, differences, reference_rows
 
 ZONE = "Europe/Berlin"
 POLL_S = 35

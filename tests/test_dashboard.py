@@ -20,10 +20,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-try:
-    from conftest import clean_env, cli, free_port
-except ImportError:  # tests/ imported as a package
-    from tests.conftest import clean_env, cli, free_port
+from tests.support.cli import clean_env, cli
+from tests.support.ports import free_port
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 TOKEN = "dashboard-reader"

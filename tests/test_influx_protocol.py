@@ -18,15 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sunarchive.lineprotocol import MAX_LINE_BYTES, parse_lines
-
-try:
-    from influxdb1_server import Influx1, available, throwaway_influxdb1
-    from test_api import Served, serve, stop
-    from test_influx_write import T0_NS, sql
-except ImportError:  # tests/ imported as a package
-    from tests.influxdb1_server import Influx1, available, throwaway_influxdb1
-    from tests.test_api import Served, serve, stop
-    from tests.test_influx_write import T0_NS, sql
+from tests.support.influxdb1_server import Influx1, available, throwaway_influxdb1
+from tests.support.serving import T0_NS, Served, serve, sql, stop
 
 TOKEN = "s3cret-write"
 T0_S = T0_NS // 10**9                         # 2026-06-21 10:00 UTC, a whole hour

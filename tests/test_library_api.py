@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import sunarchive
-from conftest import clean_env
+from tests.support.cli import clean_env
 
 ROOT = Path(__file__).resolve().parent.parent
 PINNED = [

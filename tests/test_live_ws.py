@@ -17,11 +17,8 @@ import pytest
 import websockets
 
 from sunarchive.api.live import MAX_SKIPPED, QUEUE_MESSAGES, LiveClient, Subscription
-
-try:
-    from test_api import free_port, serve, stop
-except ImportError:  # tests/ imported as a package
-    from tests.test_api import free_port, serve, stop
+from tests.support.ports import free_port
+from tests.support.serving import serve, stop
 
 
 def start_demo(folder: Path, *extra: str, env: dict[str, str] | None = None

@@ -21,13 +21,8 @@ from sunarchive.sources.simulator import SimulatorConfig, SimulatorSource
 from sunarchive.storage.duckdb.store import DuckDBStore
 from sunarchive.storage.postgres.store import PostgresStore
 from sunarchive.storage.tiered import TieredStore
-
-try:
-    from conftest import cli
-    from pg_server import fresh_database, throwaway_postgres
-except ImportError:  # tests/ imported as a package
-    from tests.conftest import cli
-    from tests.pg_server import fresh_database, throwaway_postgres
+from tests.support.cli import cli
+from tests.support.pg_server import fresh_database, throwaway_postgres
 
 PROFILES = load_profiles(None)
 START = "2026-06-21T10:00:00+02:00"

@@ -15,11 +15,7 @@ import pytest
 
 from sunarchive.profiles.loader import parse_profile
 from sunarchive.profiles.spec import Profile
-
-try:
-    from reference import NS, Harness, RawSample, differences, reference_rows, utc_seconds
-except ImportError:  # tests/ imported as a package
-    from tests.reference import NS, Harness, RawSample, differences, reference_rows, utc_seconds
+from tests.support.reference import NS, Harness, RawSample, differences, reference_rows, utc_seconds
 
 POLL_S = 30
 WATTS = 100.0

@@ -9,16 +9,11 @@ import socket
 import time
 from pathlib import Path
 
-try:
-    from collector_run import running_collector, wait_until
-    from conftest import cli, free_port
-    from mosquitto import mosquitto_broker
-    from test_mqtt_source import publisher
-except ImportError:  # tests/ imported as a package
-    from tests.collector_run import running_collector, wait_until
-    from tests.conftest import cli, free_port
-    from tests.mosquitto import mosquitto_broker
-    from tests.test_mqtt_source import publisher
+from tests.support.cli import cli
+from tests.support.collector_run import running_collector
+from tests.support.mosquitto import mosquitto_broker, publisher
+from tests.support.ports import free_port
+from tests.support.waiting import wait_until
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "several-sources.yaml"
 

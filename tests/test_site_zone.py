@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from conftest import cli
+from tests.support.cli import cli
 
 
 def _csv(path: Path, start: datetime, hours: int) -> Path:

@@ -22,11 +22,7 @@ from hypothesis import strategies as st
 
 from sunarchive.profiles.loader import parse_profile
 from sunarchive.profiles.spec import Profile
-
-try:
-    from reference import NS, Harness, RawSample, differences, reference_rows
-except ImportError:  # tests/ imported as a package
-    from tests.reference import NS, Harness, RawSample, differences, reference_rows
+from tests.support.reference import NS, Harness, RawSample, differences, reference_rows
 
 ZONES = ("UTC", "Europe/Berlin", "Asia/Kolkata")  # Kolkata: UTC+5:30, days on :30
 START = int(datetime(2026, 3, 28, 20, 0, tzinfo=UTC).timestamp())  # across Berlin's DST day

@@ -31,15 +31,9 @@ from sunarchive.storage.open import SqlStore
 from sunarchive.storage.postgres.store import PostgresStore
 from sunarchive.storage.postgres.user_sql import ReaderRole
 from sunarchive.storage.user_sql import SqlLimits, UserSqlError
-
-try:
-    from conftest import clean_env, cli
-    from pg_server import drop_database, fresh_database
-    from test_store_contract import _rows
-except ImportError:  # tests/ imported as a package
-    from tests.conftest import clean_env, cli
-    from tests.pg_server import drop_database, fresh_database
-    from tests.test_store_contract import _rows
+from tests.support.cli import clean_env, cli
+from tests.support.pg_server import drop_database, fresh_database
+from tests.support.stats_rows import stats_rows
 
 PS100 = "ps100_readings"
 START_S = 1_780_000_000
@@ -150,7 +144,7 @@ def _fill(store: SqlStore) -> SqlStore:
     tags = {i: (f"panel_{i}",) for i in (1, 2)}
     for i, key in tags.items():
         store.add_series(SeriesKey(PS100, key), i)
-    assert store.write(_rows(PS100, START_S, 7200, 2), StatsRows.empty(PS100), tags,
+    assert store.write(stats_rows(PS100, START_S, 7200, 2), StatsRows.empty(PS100), tags,
                        batch_id=1)
     store.rollup(PS100, START_S + 7200)
     return store
@@ -227,7 +221,7 @@ def test_every_attack_is_refused_and_changes_nothing(store: SqlStore) -> None:
     assert not PWNED.exists()
     # the writer still writes (a killed or misconfigured connection would fail here)
     tags = {i: (f"panel_{i}",) for i in (1, 2)}
-    assert store.write(_rows(PS100, START_S + 7200, 10, 2), StatsRows.empty(PS100), tags,
+    assert store.write(stats_rows(PS100, START_S + 7200, 10, 2), StatsRows.empty(PS100), tags,
                        batch_id=2)
     assert store.sql("SELECT COUNT(*) FROM ps100_readings_1s").rows() == [(2 * 7210,)]
 
@@ -262,7 +256,7 @@ def test_duckdb_reads_cannot_checkpoint(tmp_path: Path, request: pytest.FixtureR
     try:
         assert isinstance(store, DuckDBStore)
         tags = {i: (f"panel_{i}",) for i in (1, 2)}
-        assert store.write(_rows(PS100, START_S + 7200, 600, 2), StatsRows.empty(PS100), tags,
+        assert store.write(stats_rows(PS100, START_S + 7200, 600, 2), StatsRows.empty(PS100), tags,
                            batch_id=2)
         wal = Path(f"{store.path}.wal")
         assert wal.exists() and wal.stat().st_size > 0

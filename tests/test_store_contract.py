@@ -24,33 +24,19 @@ from sunarchive.profiles.spec import Profile
 from sunarchive.storage.duckdb.store import DuckDBStore
 from sunarchive.storage.postgres.store import PostgresStore
 from sunarchive.storage.tiered import TieredStore
-
-try:
-    from pg_server import drop_database, fresh_database
-    from reference import NS, Harness, RawSample, differences, reference_rows
-    from test_reducer_properties import (
-        LATENESS_S,
-        ZONES,
-        Scenario,
-        _feed,
-        _samples,
-        _utc,
-        make_profile,
-        scenarios,
-    )
-except ImportError:  # tests/ imported as a package
-    from tests.pg_server import drop_database, fresh_database
-    from tests.reference import NS, Harness, RawSample, differences, reference_rows
-    from tests.test_reducer_properties import (
-        LATENESS_S,
-        ZONES,
-        Scenario,
-        _feed,
-        _samples,
-        _utc,
-        make_profile,
-        scenarios,
-    )
+from tests.support.pg_server import drop_database, fresh_database
+from tests.support.reference import NS, Harness, RawSample, differences, reference_rows
+from tests.support.scenarios import (
+    LATENESS_S,
+    ZONES,
+    Scenario,
+    feed,
+    make_profile,
+    scenario_samples,
+    scenarios,
+    utc,
+)
+from tests.support.stats_rows import stats_rows
 
 ENGINES = ["duckdb", "postgres", "timescaledb"]
 TIMESCALE_ENV = "SUNARCHIVE_TEST_TIMESCALE_URL"
@@ -116,12 +102,12 @@ def test_every_tier_matches_reference(engine: str, sc: Scenario,
                                       request: pytest.FixtureRequest) -> None:
     opened = Stores(engine, tmp_path_factory.mktemp(engine), server_for(engine, request))
     profile = make_profile(sc.max_gap_s)
-    samples = _samples(sc)
+    samples = scenario_samples(sc)
     harness = Harness(profile, opened.folder, zones=ZONES, series=range(len(sc.modes)),
                       lateness_s=LATENESS_S,
                       open_store=lambda p, zone: opened.open({p.name: p}, zone))
     try:
-        _feed(harness, samples, sc)
+        feed(harness, samples, sc)
         assert differences(reference_rows(profile, samples, "1s"), harness.rows("1s")) == []
         for zone in ZONES:
             for tier in ("5min", "1hour", "daily"):
@@ -135,7 +121,7 @@ def test_late_samples_merge_and_rollups_refresh(stores: Stores) -> None:
     """A sample later than the allowance is merged into its stored second; the materialized
     5-minute, hourly and daily rows are recomputed from the merged rows."""
     profile = make_profile(5.0)
-    base = _utc(2026, 5, 4, 12, 0) * NS - 20 * NS
+    base = utc(2026, 5, 4, 12, 0) * NS - 20 * NS
     rng = random.Random(11)
 
     def sample(t: int, volts: float) -> RawSample:
@@ -164,20 +150,6 @@ def test_late_samples_merge_and_rollups_refresh(stores: Stores) -> None:
 
 
 # -- series, events, batches, schema -----------------------------------------------------------
-def _rows(measurement: str, start_s: int, seconds: int, series: int = 1) -> StatsRows:
-    times = np.repeat(np.arange(start_s, start_s + seconds, dtype=np.int64), series)
-    ids = np.tile(np.arange(1, series + 1, dtype=np.int32), seconds)
-    n = len(times)
-    return StatsRows(measurement, times, ids, {
-        "voltage_avg": np.full(n, 40.0), "voltage_min": np.full(n, 39.0),
-        "voltage_max": np.full(n, 41.0), "voltage_stddev": np.full(n, 0.5),
-        "voltage_count": np.full(n, 10.0), "power_avg": np.full(n, 90.0),
-        "power_min": np.full(n, 80.0), "power_max": np.full(n, 100.0),
-        "power_stddev": np.full(n, 1.0), "power_count": np.full(n, 10.0),
-        "energy_wh": np.full(n, 0.025), "sample_count": np.full(n, 10.0),
-        "covered_s": np.ones(n)})
-
-
 PS100 = "ps100_readings"
 
 
@@ -225,9 +197,9 @@ def test_a_replayed_batch_is_written_once(stores: Stores) -> None:
     tags = {1: ("panel_1",), 2: ("panel_2",)}
     start = 1_780_000_000
     empty = StatsRows.empty(PS100)
-    assert store.write(_rows(PS100, start, 10, 2), empty, tags, batch_id=1)
-    assert not store.write(_rows(PS100, start, 10, 2), empty, tags, batch_id=1)
-    assert store.write(_rows(PS100, start + 10, 5, 2), empty, tags, batch_id=2)
+    assert store.write(stats_rows(PS100, start, 10, 2), empty, tags, batch_id=1)
+    assert not store.write(stats_rows(PS100, start, 10, 2), empty, tags, batch_id=1)
+    assert store.write(stats_rows(PS100, start + 10, 5, 2), empty, tags, batch_id=2)
     assert store.last_batch(PS100) == 2
     count = store.sql("SELECT COUNT(*) AS n FROM ps100_readings_1s").rows()[0][0]
     assert count == 30
@@ -241,14 +213,14 @@ def test_newest_second_follows_writes_and_merges(stores: Stores) -> None:
     start = 1_780_000_000
     empty = StatsRows.empty(PS100)
     assert store.last_time_s(PS100) is None
-    store.write(_rows(PS100, start, 10, 2), empty, tags, batch_id=1)
+    store.write(stats_rows(PS100, start, 10, 2), empty, tags, batch_id=1)
     assert store.last_time_s(PS100) == start + 9
-    store.write(_rows(PS100, start + 100, 1, 1), _rows(PS100, start + 3, 1, 1), tags,
+    store.write(stats_rows(PS100, start + 100, 1, 1), stats_rows(PS100, start + 3, 1, 1), tags,
                 batch_id=2)
     newest = store.sql("SELECT MAX(time) AS t FROM ps100_readings_1s").rows()[0][0]
     assert store.last_time_s(PS100) == start + 100 == int(newest.replace(tzinfo=UTC)
                                                            .timestamp())
-    store.write(empty, _rows(PS100, start + 5, 1, 2), tags, batch_id=3)
+    store.write(empty, stats_rows(PS100, start + 5, 1, 2), tags, batch_id=3)
     assert store.last_time_s(PS100) == start + 100
 
 
@@ -258,9 +230,9 @@ def test_latest_rows_are_the_newest_of_each_series_in_the_window(stores: Stores)
     tags = {1: ("panel_1",), 2: ("panel_2",), 3: ("panel_3",)}
     start = 1_780_000_000
     empty = StatsRows.empty(PS100)
-    store.write(_rows(PS100, start, 1, 3), empty, tags, batch_id=1)   # panel_3's only row
-    store.write(_rows(PS100, start + 1000, 20, 2), empty, tags, batch_id=2)
-    newer = _rows(PS100, start + 1030, 1, 1)
+    store.write(stats_rows(PS100, start, 1, 3), empty, tags, batch_id=1)   # panel_3's only row
+    store.write(stats_rows(PS100, start + 1000, 20, 2), empty, tags, batch_id=2)
+    newer = stats_rows(PS100, start + 1030, 1, 1)
     newer.columns["power_avg"][:] = 77.0
     store.write(newer, empty, tags, batch_id=3)
     got = store.latest_rows(PS100, window_s=600).to_pylist()
@@ -280,11 +252,11 @@ def test_retention_keeps_what_rollups_still_need(stores: Stores) -> None:
     now = datetime(2026, 6, 21, 12, tzinfo=UTC)
     old = int(datetime(2026, 6, 18, 12, tzinfo=UTC).timestamp())
     later = int(datetime(2026, 6, 19, 13, tzinfo=UTC).timestamp())
-    store.write(_rows(PS100, old, 600, 2), StatsRows.empty(PS100), tags)
+    store.write(stats_rows(PS100, old, 600, 2), StatsRows.empty(PS100), tags)
     # nothing rolled up yet: the 1 s rows feed 5-minute buckets not materialized → kept
     store.apply_retention(now)
     assert store.sql("SELECT COUNT(*) FROM ps100_readings_1s").rows()[0][0] == 1200
-    store.write(_rows(PS100, later, 60, 2), StatsRows.empty(PS100), tags)
+    store.write(stats_rows(PS100, later, 60, 2), StatsRows.empty(PS100), tags)
     store.rollup(PS100, later)   # complete up to the 19th 13:00
     # rolled up past the 18th: its rows go (PostgreSQL and TimescaleDB drop whole day
     # partitions/chunks; the 19th is inside the retention period and stays)
@@ -315,7 +287,7 @@ def test_upstream_queries_run_unchanged(stores: Stores) -> None:
     store = _ps100_store(stores)
     now = int(datetime.now(UTC).timestamp())
     start = now - now % 300 - 1800
-    store.write(_rows(PS100, start, 1800, 2), StatsRows.empty(PS100),
+    store.write(stats_rows(PS100, start, 1800, 2), StatsRows.empty(PS100),
                 {1: ("panel_1",), 2: ("panel_2",)})
     store.rollup(PS100, start + 1800)
     daily, hourly, five, days, per_panel = (store.sql(q) for q in UPSTREAM)

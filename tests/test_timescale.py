@@ -20,11 +20,7 @@ import pytest
 from sunarchive.model import SeriesKey, StatsRows
 from sunarchive.profiles import load_profiles
 from sunarchive.storage.postgres.store import PostgresStore
-
-try:
-    from conftest import cli
-except ImportError:  # tests/ imported as a package
-    from tests.conftest import cli
+from tests.support.cli import cli
 
 PROFILES = load_profiles(None)
 PS100 = "ps100_readings"

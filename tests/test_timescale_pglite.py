@@ -1,7 +1,7 @@
 """The TimescaleDB layout in CI, on PGlite (PostgreSQL 17 in WASM with TimescaleDB 2.23).
 
 CI has no TimescaleDB server (``test_timescale.py`` skips there), but it has Node.js, and npm
-has PGlite built with TimescaleDB (``tests/pglite_server.py``). What it can show runs here:
+has PGlite built with TimescaleDB (``tests/support/pglite_server.py``). What it can show runs here:
 ``setup``'s schema for every built-in profile (hypertables, hierarchical continuous aggregates,
 policies and the retention job as rows), the aggregates against the sums of the 1 s rows after
 the code's own refresh (local days, DST), issue 15 points 8-11 (refresh windows, retention,
@@ -39,11 +39,7 @@ from sunarchive.rollup import ROLLUP_TIERS, TIER_SOURCE, local_day_start
 from sunarchive.storage.postgres import timescale
 from sunarchive.storage.postgres.store import PostgresStore
 from sunarchive.storage.postgres.user_sql import ReaderRole
-
-try:
-    from pglite_server import drop_schema, fresh_schema
-except ImportError:  # tests/ imported as a package
-    from tests.pglite_server import drop_schema, fresh_schema
+from tests.support.pglite_server import drop_schema, fresh_schema
 
 PROFILES = load_profiles(None)
 PS100 = PROFILES["ps100_readings"]
