@@ -62,7 +62,7 @@ def test_sources_lists_sunspec_goodwe_and_ina2xx_with_their_states(tmp_path: Pat
         config.write_text(config_text(modbus.port, goodwe.host, bus))
         with running_collector(config, db) as run:
             wait_until(lambda: run.process.poll() is not None or settled(run.sources()),
-                       "both inverters read and the bus offline")
+                       "both inverters read and the bus offline", poll_s=0.2)
             listed = run.sources()
             table = run.sources_table()
     assert run.returncode == 0, run.err
