@@ -20,6 +20,8 @@ from tests.support.cli import DEMO_PANELS, cli
 from tests.support.ports import free_port
 from tests.support.serving import Served, serve, stop
 
+pytestmark = pytest.mark.integration
+
 START, END = "2026-06-21T07:00:00+00:00", "2026-06-21T09:00:00+00:00"
 
 

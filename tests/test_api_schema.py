@@ -25,6 +25,8 @@ from schemathesis.checks import (
 
 from tests.support.serving import serve, stop
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def api_schema(demo_db: Path) -> Iterator[Any]:

@@ -12,6 +12,8 @@ import pytest
 
 from tests.support.cli import DEMO_PANELS, DEMO_SECONDS, cli
 
+pytestmark = pytest.mark.integration
+
 UPSTREAM_DAILY = """
 SELECT panel_id, DATE(time) AS date, SUM(energy_wh) / 1000.0 AS daily_energy_kwh,
        AVG(power_avg) AS avg_power, MAX(power_max) AS peak_power

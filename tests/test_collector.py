@@ -12,9 +12,12 @@ import time
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from tests.support.cli import clean_env, cli
 from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
 
 
 def _start(*args: str) -> subprocess.Popen[str]:

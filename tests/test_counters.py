@@ -20,6 +20,8 @@ from sunarchive.profiles.loader import load_profiles, parse_profile
 from sunarchive.profiles.spec import Profile
 from tests.support.reference import NS, Harness, RawSample, differences, reference_rows
 
+pytestmark = pytest.mark.engine
+
 ZONE = "Europe/Berlin"
 POLL_S = 35
 

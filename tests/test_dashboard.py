@@ -23,6 +23,8 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from tests.support.cli import clean_env, cli
 from tests.support.ports import free_port
 
+pytestmark = pytest.mark.browser
+
 ARTIFACTS = Path(__file__).parent / "artifacts"
 TOKEN = "dashboard-reader"
 TIMEZONE = "Europe/Berlin"

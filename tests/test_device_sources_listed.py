@@ -13,10 +13,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.collector_run import running_collector
 from tests.support.goodwe_fake import FakeGoodWe
 from tests.support.sunspec_fake import DEVICE_103, ModbusServer
 from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
 
 
 def missing_i2c_bus() -> int:

@@ -26,6 +26,8 @@ from tests.support.scenarios import Scenario, make_profile, scenario_samples, sc
 from tests.support.serving import Served, serve, stop
 from tests.support.waiting import wait_until
 
+pytestmark = pytest.mark.integration
+
 HEADER = "time,panel_id,voltage,current,power,temperature"
 
 

@@ -21,6 +21,8 @@ from tests.support.cli import clean_env, cli
 from tests.support.pg_server import fresh_database, throwaway_postgres
 from tests.support.ports import free_port
 
+pytestmark = pytest.mark.integration
+
 
 def test_older_import_names_are_the_tree() -> None:
     assert (ConfigError, InputError, SunarchiveError) == (

@@ -30,6 +30,8 @@ from sunarchive.storage.duckdb.store import DuckDBStore
 from tests.support.cli import clean_env, cli
 from tests.support.waiting import wait_until
 
+pytestmark = pytest.mark.integration
+
 T0 = 1_782_036_000  # 2026-06-21 10:00 UTC
 
 

@@ -17,6 +17,8 @@ from tests.support.cli import cli
 from tests.support.serving import Served, serve, stop
 from tests.support.waiting import wait_until
 
+pytestmark = pytest.mark.integration
+
 DEADLINE_S = 60.0   # generous: the bound is commit_interval_s + lateness_s (3 s by default)
 
 

@@ -26,6 +26,8 @@ from tests.support.reference import (
     resolution_tolerances,
 )
 
+pytestmark = pytest.mark.engine
+
 PROFILES = load_profiles()
 PS100: Profile = PROFILES["ps100_readings"]  # 10 Hz panel, max_gap_s 5, energy_wh
 DTU: Profile = PROFILES["dtu"]               # 35 s polls, max_gap_s 120, pv_power_energy_wh

@@ -41,6 +41,8 @@ from tests.support.goodwe_fake import (
 from tests.support.sinks import ListSink
 from tests.support.waiting import wait_until
 
+pytestmark = pytest.mark.integration
+
 PROFILES = load_profiles()
 RUNTIME = modbus_read_request(35100, 0x7D)
 UNITS = {"C": "°C"}          # goodwe writes degrees Celsius as "C"

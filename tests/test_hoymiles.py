@@ -38,6 +38,8 @@ from tests.support.ports import free_port
 from tests.support.sinks import ListSink
 from tests.support.waiting import wait_until
 
+pytestmark = pytest.mark.integration
+
 T = 1_781_000_000 * 10**9
 SERIAL_1, SERIAL_2 = "116180012345", "112180054321"
 

@@ -20,6 +20,8 @@ from sunarchive.importing.times import epoch_to_ns
 from tests.support.cli import clean_env, cli
 from tests.support.importing import T0, one, rows, run_import, write
 
+pytestmark = pytest.mark.integration
+
 CSV_OFFSETS = """
 time,panel_id,voltage,current,power,temperature
 2026-06-21T12:00:00+02:00,p1,20.0,2.0,40.0,30.0

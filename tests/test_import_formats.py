@@ -14,6 +14,8 @@ import pytest
 from tests.support.cli import cli
 from tests.support.importing import T0, one, rows, run_import, write
 
+pytestmark = pytest.mark.integration
+
 ENERGY_TAGS = ("--map", "inverter.serial=device_id", "--tag", "data_source=old-system",
                "--tag", "location=home")
 

@@ -33,6 +33,8 @@ from tests.support.ina_fake import FakeBus, FakeIna
 from tests.support.sinks import ListSink
 from tests.support.waiting import wait_until
 
+pytestmark = pytest.mark.engine
+
 PROFILES = load_profiles()
 PANEL_226 = {"panel_id": "roof1", "address": 0x40, "chip": "ina226", "shunt_ohm": 0.01,
              "max_current_a": 4.0, "voc_v": 33.6}

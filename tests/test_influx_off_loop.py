@@ -22,6 +22,8 @@ from sunarchive.app import App, build_app, http_server
 from sunarchive.settings import load_settings
 from tests.support.ports import free_port
 
+pytestmark = pytest.mark.integration
+
 T0_S = 1_782_036_000  # 2026-06-21 10:00 UTC
 PUT_TIMEOUT_S = 120.0
 

@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 from sunarchive.profiles import load_profiles
 from tests.support.serving import T0_NS, Served, serve, sql, stop
 
+pytestmark = pytest.mark.integration
+
 T0_S = T0_NS // 10**9
 YEAR_S = 365 * 86400
 BUILTIN = len(load_profiles())

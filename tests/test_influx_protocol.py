@@ -21,6 +21,8 @@ from sunarchive.lineprotocol import MAX_LINE_BYTES, parse_lines
 from tests.support.influxdb1_server import Influx1, available, throwaway_influxdb1
 from tests.support.serving import T0_NS, Served, serve, sql, stop
 
+pytestmark = pytest.mark.integration
+
 TOKEN = "s3cret-write"
 T0_S = T0_NS // 10**9                         # 2026-06-21 10:00 UTC, a whole hour
 UNITS_NS = {"n": 1, "ns": 1, "u": 10**3, "us": 10**3, "ms": 10**6, "s": 10**9,

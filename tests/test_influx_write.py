@@ -14,6 +14,8 @@ import pytest
 
 from tests.support.serving import T0_NS, Served, serve, sql, stop
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Served]:

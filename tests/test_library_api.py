@@ -16,6 +16,8 @@ import pytest
 import sunarchive
 from tests.support.cli import clean_env
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parent.parent
 PINNED = [
     "ConfigError", "InputError", "NotSupportedError", "Profile", "QueueFullError", "Reader",

@@ -20,6 +20,8 @@ from sunarchive.api.live import MAX_SKIPPED, QUEUE_MESSAGES, LiveClient, Subscri
 from tests.support.ports import free_port
 from tests.support.serving import serve, stop
 
+pytestmark = pytest.mark.integration
+
 
 def start_demo(folder: Path, *extra: str, env: dict[str, str] | None = None
                ) -> tuple[subprocess.Popen[str], str]:

@@ -25,6 +25,8 @@ from sunarchive.storage import migrations
 from sunarchive.storage.open import SqlStore, StoreOptions, open_store
 from tests.support.cli import cli
 
+pytestmark = pytest.mark.integration
+
 DATA = Path(__file__).parent / "data"
 ZONE = "Europe/Berlin"
 Snapshot = dict[str, list[tuple[Any, ...]]]

@@ -19,6 +19,8 @@ from tests.support.influx_fake import FakeInflux3
 from tests.support.mirror_batches import T0, hoymiles_batches
 from tests.support.waiting import wait_until
 
+pytestmark = pytest.mark.integration
+
 PROFILES = load_profiles()
 
 

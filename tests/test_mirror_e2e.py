@@ -22,6 +22,8 @@ from tests.support.influx_fake import FakeInflux3
 from tests.support.influxdb1_server import Influx1, available, throwaway_influxdb1
 from tests.support.mirror_batches import T0, hoymiles_batches
 
+pytestmark = pytest.mark.integration
+
 DEMO_START = "2026-06-21T10:00:00+02:00"
 
 

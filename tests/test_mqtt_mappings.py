@@ -29,6 +29,8 @@ from sunarchive.sources.mqtt.opendtu import OpenDTULayout
 from sunarchive.sources.mqtt.readings import Grouper, Reading, parse_number, to_batches
 from tests.support.sinks import ListSink
 
+pytestmark = pytest.mark.unit
+
 TRAFFIC = Path(__file__).parent / "data" / "opendtu_traffic.jsonl"
 PROFILES = load_profiles()
 A, B = "114182912345", "116183456789"

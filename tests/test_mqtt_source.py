@@ -32,6 +32,8 @@ from tests.support.mosquitto import Broker, mosquitto_broker, publisher
 from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 
+pytestmark = pytest.mark.integration
+
 TRAFFIC = Path(__file__).parent / "data" / "opendtu_traffic.jsonl"
 RECORDS: list[dict[str, Any]] = [json.loads(line) for line in TRAFFIC.read_text().splitlines()]
 BEFORE = [r for r in RECORDS if r.get("before_start")]

@@ -29,6 +29,8 @@ from tests.support.cli import clean_env, cli
 from tests.support.pg_server import fresh_database, throwaway_postgres
 from tests.support.waiting import wait_until
 
+pytestmark = pytest.mark.integration
+
 START = "2026-06-21T10:00:00+02:00"
 SECONDS = 600
 PANELS = 2

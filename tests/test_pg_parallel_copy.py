@@ -15,6 +15,8 @@ from sunarchive.storage.postgres import parallel
 from sunarchive.storage.postgres.store import PostgresStore
 from tests.support.stats_rows import stats_rows
 
+pytestmark = pytest.mark.engine
+
 PS100 = "ps100_readings"
 START_S = 1_780_000_000
 SERIES = 4

@@ -24,6 +24,8 @@ from sunarchive.storage.tiered import TieredStore
 from tests.support.cli import cli
 from tests.support.pg_server import fresh_database, throwaway_postgres
 
+pytestmark = pytest.mark.integration
+
 PROFILES = load_profiles(None)
 START = "2026-06-21T10:00:00+02:00"
 

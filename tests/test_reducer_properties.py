@@ -30,6 +30,8 @@ from tests.support.scenarios import (
     utc,
 )
 
+pytestmark = pytest.mark.engine
+
 
 def _run(sc: Scenario, folder: Path) -> tuple[Profile, list[RawSample], Harness]:
     profile = make_profile(sc.max_gap_s)

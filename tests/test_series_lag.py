@@ -33,6 +33,8 @@ from tests.support.scenarios import (
 )
 from tests.support.waiting import wait_until
 
+pytestmark = pytest.mark.engine
+
 PANEL = make_profile(5.0)
 ZONE = "Europe/Berlin"   # one store: its daily tier follows a zone with DST days
 

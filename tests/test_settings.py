@@ -26,6 +26,8 @@ from sunarchive.sources.catalog import SourceConfig
 from sunarchive.sources.ina2xx.config import PanelSettings
 from sunarchive.sources.mqtt.config import MqttField
 
+pytestmark = pytest.mark.unit
+
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
 
 #: Settings whose values have no physical unit; every other setting must carry a unit suffix.

@@ -9,11 +9,15 @@ import socket
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.support.cli import cli
 from tests.support.collector_run import running_collector
 from tests.support.mosquitto import mosquitto_broker, publisher
 from tests.support.ports import free_port
 from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "several-sources.yaml"
 

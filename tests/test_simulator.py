@@ -23,6 +23,8 @@ from sunarchive.sources.simulator import (
 )
 from tests.support.sinks import ListSink
 
+pytestmark = pytest.mark.integration   # each simulated day runs pvlib in a subprocess
+
 MIN_NS = 60 * NS_PER_S
 HOUR_NS = 3600 * NS_PER_S
 SOLSTICE_NOON = datetime(2024, 6, 21, 11, 0, tzinfo=UTC)  # solar noon in Berlin ≈ 11:08 UTC

@@ -24,6 +24,8 @@ from sunarchive.profiles.loader import parse_profile
 from sunarchive.profiles.spec import Profile
 from tests.support.reference import NS, Harness, RawSample, differences, reference_rows
 
+pytestmark = pytest.mark.engine
+
 ZONES = ("UTC", "Europe/Berlin", "Asia/Kolkata")  # Kolkata: UTC+5:30, days on :30
 START = int(datetime(2026, 3, 28, 20, 0, tzinfo=UTC).timestamp())  # across Berlin's DST day
 

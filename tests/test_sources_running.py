@@ -19,6 +19,8 @@ from sunarchive.sources.config import PolledSourceSettings
 from sunarchive.sources.running import Backoff, PolledSource, SourceError, SourceStatus
 from sunarchive.storage.duckdb.store import DuckDBStore
 
+pytestmark = pytest.mark.engine
+
 
 class ScriptedDevice:
     """A fake device: each poll takes the next answer — a voltage, or an exception to raise."""

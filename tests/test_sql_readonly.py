@@ -35,6 +35,8 @@ from tests.support.cli import clean_env, cli
 from tests.support.pg_server import drop_database, fresh_database
 from tests.support.stats_rows import stats_rows
 
+pytestmark = pytest.mark.integration
+
 PS100 = "ps100_readings"
 START_S = 1_780_000_000
 LIMITS = SqlLimits(timeout_s=1.0, max_rows=50)

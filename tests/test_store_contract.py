@@ -38,6 +38,8 @@ from tests.support.scenarios import (
 )
 from tests.support.stats_rows import stats_rows
 
+pytestmark = pytest.mark.engine
+
 ENGINES = ["duckdb", "postgres", "timescaledb"]
 TIMESCALE_ENV = "SUNARCHIVE_TEST_TIMESCALE_URL"
 Opener = Callable[..., TieredStore]

@@ -18,6 +18,8 @@ from tests.support.cli import cli
 from tests.support.pg_server import drop_database, fresh_database
 from tests.support.ports import free_port
 
+pytestmark = pytest.mark.integration
+
 READERS = {
     "status": ["status"],
     "query": ["query", "ps100_readings", "--tier", "1s"],

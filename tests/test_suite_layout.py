@@ -1,12 +1,19 @@
 """The test suite's own layout (issue 16, point 7): shared helpers live in ``tests/support``
-with one definition each; no test file imports another test file or conftest."""
+with one definition each; no test file imports another test file or conftest; every test
+module says what it needs with exactly one marker (unit, engine, integration, browser)."""
 
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.unit
+
 TESTS = Path(__file__).resolve().parent
+KINDS = ("unit", "engine", "integration", "browser")
 SUPPORT = TESTS / "support"
 
 
@@ -40,6 +47,29 @@ def definitions(path: Path) -> dict[str, str]:
                 body = body[1:]
             found[ast.dump(ast.Module(body=body, type_ignores=[]))] = node.name
     return found
+
+
+def module_marks(path: Path) -> list[str]:
+    """The marks of ``pytestmark = pytest.mark.X`` (or a list of them) in ``path``."""
+    marks: list[str] = []
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets):
+            values = node.value.elts if isinstance(node.value, ast.List) else [node.value]
+            marks += [v.attr for v in values if isinstance(v, ast.Attribute)]
+    return marks
+
+
+def test_every_test_module_has_exactly_one_kind() -> None:
+    wrong = {path.name: marks for path in sorted(TESTS.glob("test_*.py"))
+             if len(marks := [m for m in module_marks(path) if m in KINDS]) != 1}
+    assert not wrong, f"set pytestmark = pytest.mark.<one of {KINDS}> in: {wrong}"
+
+
+def test_the_kinds_are_registered_markers() -> None:
+    with (TESTS.parent / "pyproject.toml").open("rb") as f:
+        markers = tomllib.load(f)["tool"]["pytest"]["ini_options"]["markers"]
+    assert {m.split(":")[0] for m in markers} >= set(KINDS)
 
 
 def test_no_test_file_imports_another_test_file_or_conftest() -> None:

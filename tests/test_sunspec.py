@@ -40,6 +40,8 @@ from tests.support.sunspec_fake import (
 )
 from tests.support.waiting import wait_until
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def device_103() -> Iterator[ModbusServer]:

@@ -38,6 +38,8 @@ from tests.support.sinks import ListSink
 from tests.support.tcp_receiver import MPP, T0, connect, json_line, peer_of, running
 from tests.support.waiting import wait_until
 
+pytestmark = pytest.mark.integration
+
 PROFILES = load_profiles()
 
 

@@ -22,6 +22,8 @@ from sunarchive.profiles import load_profiles
 from sunarchive.storage.postgres.store import PostgresStore
 from tests.support.cli import cli
 
+pytestmark = pytest.mark.integration
+
 PROFILES = load_profiles(None)
 PS100 = "ps100_readings"
 TAGS = {1: ("panel_1",), 2: ("panel_2",)}

@@ -41,6 +41,8 @@ from sunarchive.storage.postgres.store import PostgresStore
 from sunarchive.storage.postgres.user_sql import ReaderRole
 from tests.support.pglite_server import drop_schema, fresh_schema
 
+pytestmark = pytest.mark.engine
+
 PROFILES = load_profiles(None)
 PS100 = PROFILES["ps100_readings"]
 UPSTREAM_SQL = Path(__file__).parent / "data" / "upstream-sql"

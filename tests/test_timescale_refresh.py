@@ -27,6 +27,8 @@ from sunarchive.storage.postgres.store import PostgresStore
 from tests.support.cli import cli
 from tests.support.timescale_panels import PROFILES, PS100, TAGS, open_store, rows
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[1]
 HOUR = 3600
 
