@@ -44,7 +44,8 @@ def api_schema(demo_db: Path) -> Iterator[Any]:
 def test_no_server_errors(api_schema: Any) -> None:
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) >= 20, "the schema lost operations"
-    failures, statuses = [], []
+    failures: list[str] = []
+    statuses: list[int] = []
     for operation, mode in itertools.product(operations, GenerationMode):
         try:
             _exercise(operation, mode, statuses)

@@ -41,7 +41,7 @@ def test_one_point_with_nothing_after_it_is_stored(server: Served) -> None:
                          params={"measurement": "ps100_readings"}, timeout=10).json()
         return [r for r in rows if r["tags"].get("panel_id") == "probe"]
 
-    def stored() -> list[list[Any]]:
+    def stored() -> list[dict[str, Any]]:
         body = httpx.get(server.url + "/api/v1/measurements/ps100_readings",
                          params={"tier": "1s", "tag": "panel_id=probe"}, timeout=10).json()
         return [dict(zip(body["columns"], row, strict=True)) for row in body["rows"]]

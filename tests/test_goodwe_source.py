@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import goodwe
+import goodwe  # type: ignore[import-untyped]
 import pytest
 from pydantic import TypeAdapter
 

@@ -22,7 +22,7 @@ import httpx
 import numpy as np
 import pytest
 import yaml
-from hoymiles_wifi.protobuf import RealDataNew_pb2
+from hoymiles_wifi.protobuf import RealDataNew_pb2  # type: ignore[import-untyped]
 from pydantic import TypeAdapter, ValidationError
 
 from sunarchive.model import Event, SampleBatch

@@ -204,7 +204,7 @@ def test_a_power_cycled_chip_is_calibrated_again_and_never_reads_zero() -> None:
 
 
 def test_unplugged_panels_leave_gaps_then_offline_and_back() -> None:
-    bus, events = two_panels(), []
+    bus, events = two_panels(), list[Event]()
     settings = make_settings(PANEL_226, PANEL_219, batch_interval_s=0.2,
                              offline_after_failures=5, backoff_min_s=0.2, backoff_max_s=0.2)
     with running(settings, bus, events) as (source, sink):

@@ -127,7 +127,7 @@ def test_kind_conflicts_same_on_both_paths(lines: list[tuple[str, list[tuple[str
 
 # -- a real server, real clients ----------------------------------------------------------------
 def test_v1_client_every_precision_with_username_and_password(server: Served) -> None:
-    from influxdb import InfluxDBClient
+    from influxdb import InfluxDBClient  # type: ignore[import-untyped]
 
     port = int(server.url.rsplit(":", 1)[1])
     client = InfluxDBClient(host="127.0.0.1", port=port, database="solar", username="user",

@@ -26,7 +26,7 @@ def server(tmp_path: Path) -> Iterator[Served]:
 
 
 def test_influxdb_v1_client(server: Served) -> None:
-    from influxdb import InfluxDBClient
+    from influxdb import InfluxDBClient  # type: ignore[import-untyped]
 
     port = int(server.url.rsplit(":", 1)[1])
     client = InfluxDBClient(host="127.0.0.1", port=port, database="solar")

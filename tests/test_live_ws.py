@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -60,7 +61,7 @@ async def receive_rows(url: str, subscribe: list[dict[str, object]], messages: i
     async with websockets.connect(url.replace("http", "ws") + "/api/v1/live") as ws:
         await ws.send(json.dumps({"subscribe": subscribe}))
         ack = json.loads(await asyncio.wait_for(ws.recv(), 10))
-        out = []
+        out: list[dict[str, Any]] = []
         while len(out) < messages:
             out.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
         return ack, out

@@ -303,8 +303,11 @@ def test_offer_never_waits_for_influxdb(fake: FakeInflux3, tmp_path: Path) -> No
     mirror = make_mirror(fake, tmp_path, queue_max_points=500, timeout_s=600)
     mirror.start()
     batches = [panels(s, 1) for s in range(100)]
-    offering = threading.Thread(target=lambda: [mirror.offer_raw(b) for b in batches],
-                                daemon=True)
+    def offer_all() -> None:
+        for batch in batches:
+            mirror.offer_raw(batch)
+
+    offering = threading.Thread(target=offer_all, daemon=True)
     offering.start()
     # every offer returns while InfluxDB still hangs (state, not a time: a waiting offer
     # could only return after the stall is released below)

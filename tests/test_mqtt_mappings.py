@@ -26,7 +26,13 @@ from sunarchive.sources.mqtt.generic import (
     parse_pattern,
 )
 from sunarchive.sources.mqtt.opendtu import OpenDTULayout
-from sunarchive.sources.mqtt.readings import Grouper, Reading, parse_number, to_batches
+from sunarchive.sources.mqtt.readings import (
+    Grouper,
+    Layout,
+    Reading,
+    parse_number,
+    to_batches,
+)
 from tests.support.sinks import ListSink
 
 pytestmark = pytest.mark.unit
@@ -36,7 +42,7 @@ PROFILES = load_profiles()
 A, B = "114182912345", "116183456789"
 
 
-def _values(layout: OpenDTULayout | AhoyLayout | GenericLayout, topic: str,
+def _values(layout: Layout, topic: str,
             payload: str) -> list[tuple[str, tuple[str, ...], str, float]]:
     return [(r.measurement, r.tags, r.field, r.value)
             for r in layout.decode(topic, payload.encode()).readings]

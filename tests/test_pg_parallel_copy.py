@@ -20,7 +20,7 @@ pytestmark = pytest.mark.engine
 PS100 = "ps100_readings"
 START_S = 1_780_000_000
 SERIES = 4
-TAGS = {i: (f"panel_{i}",) for i in range(1, SERIES + 1)}
+TAGS: dict[int, tuple[str, ...]] = {i: (f"panel_{i}",) for i in range(1, SERIES + 1)}
 
 
 @pytest.fixture(params=["plain", "timescaledb"])

@@ -123,7 +123,8 @@ sources:
     name: garage
 """)
     assert [s.name for s in settings.sources] == ["roof", "garage"]
-    assert settings.sources[0].panels == 2
+    first = settings.sources[0]
+    assert isinstance(first, SimulatorSource) and first.panels == 2
     assert settings.effective_sources() == settings.sources
 
 

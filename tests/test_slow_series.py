@@ -85,7 +85,7 @@ def test_quarter_hour_series_makes_at_most_four_rows_per_sample(live: bool,
         seconds = harness.rows("1s")
         assert len(seconds) <= 4 * len(samples)
         assert max(_energy_only_per_bucket(seconds).values()) == 1
-        total = sum(float(r["pv_energy_wh"]) for r in seconds.values())  # type: ignore[arg-type]
+        total = sum(float(r["pv_energy_wh"]) for r in seconds.values())
         want = sum((100.0 + 10 * sid + k % 7) * 900 / 3600 for k in range(96) for sid in (0, 1))
         assert total == pytest.approx(want, rel=1e-9)
         _check_every_tier(profile, samples, harness)

@@ -143,7 +143,7 @@ def _open(engine: str, request: pytest.FixtureRequest, folder: Path,
 def _fill(store: SqlStore) -> SqlStore:
     """Schema, two series, two hours of 1 s rows and their rollups."""
     store.setup()
-    tags = {i: (f"panel_{i}",) for i in (1, 2)}
+    tags: dict[int, tuple[str, ...]] = {i: (f"panel_{i}",) for i in (1, 2)}
     for i, key in tags.items():
         store.add_series(SeriesKey(PS100, key), i)
     assert store.write(stats_rows(PS100, START_S, 7200, 2), StatsRows.empty(PS100), tags,
@@ -222,7 +222,7 @@ def test_every_attack_is_refused_and_changes_nothing(store: SqlStore) -> None:
     assert snapshot(store) == before
     assert not PWNED.exists()
     # the writer still writes (a killed or misconfigured connection would fail here)
-    tags = {i: (f"panel_{i}",) for i in (1, 2)}
+    tags: dict[int, tuple[str, ...]] = {i: (f"panel_{i}",) for i in (1, 2)}
     assert store.write(stats_rows(PS100, START_S + 7200, 10, 2), StatsRows.empty(PS100), tags,
                        batch_id=2)
     assert store.sql("SELECT COUNT(*) FROM ps100_readings_1s").rows() == [(2 * 7210,)]
@@ -257,7 +257,7 @@ def test_duckdb_reads_cannot_checkpoint(tmp_path: Path, request: pytest.FixtureR
     store = _fill(_open("duckdb", request, tmp_path))
     try:
         assert isinstance(store, DuckDBStore)
-        tags = {i: (f"panel_{i}",) for i in (1, 2)}
+        tags: dict[int, tuple[str, ...]] = {i: (f"panel_{i}",) for i in (1, 2)}
         assert store.write(stats_rows(PS100, START_S + 7200, 600, 2), StatsRows.empty(PS100), tags,
                            batch_id=2)
         wal = Path(f"{store.path}.wal")

@@ -23,9 +23,8 @@ from sunarchive.profiles import load_profiles
 from sunarchive.profiles.spec import Profile
 from sunarchive.storage.duckdb.store import DuckDBStore
 from sunarchive.storage.postgres.store import PostgresStore
-from sunarchive.storage.tiered import TieredStore
 from tests.support.pg_server import drop_database, fresh_database
-from tests.support.reference import NS, Harness, RawSample, differences, reference_rows
+from tests.support.reference import NS, EngineStore, Harness, RawSample, differences, reference_rows
 from tests.support.scenarios import (
     LATENESS_S,
     ZONES,
@@ -42,7 +41,7 @@ pytestmark = pytest.mark.engine
 
 ENGINES = ["duckdb", "postgres", "timescaledb"]
 TIMESCALE_ENV = "SUNARCHIVE_TEST_TIMESCALE_URL"
-Opener = Callable[..., TieredStore]
+Opener = Callable[..., EngineStore]
 
 
 class Stores:
@@ -51,12 +50,12 @@ class Stores:
     def __init__(self, engine: str, folder: Path, pg_server_url: str | None) -> None:
         """``pg_server_url``: the PostgreSQL (or TimescaleDB) server for those engines."""
         self.engine, self.folder, self.pg_server_url = engine, folder, pg_server_url
-        self.opened: list[TieredStore] = []
+        self.opened: list[EngineStore] = []
         self.databases: list[str] = []
 
     def open(self, profiles: dict[str, Profile], zone: str = "UTC",
-             retention: dict[str, float | None] | None = None) -> TieredStore:
-        store: TieredStore
+             retention: dict[str, float | None] | None = None) -> EngineStore:
+        store: EngineStore
         if self.engine == "duckdb":
             path = self.folder / f"s{len(self.opened)}.duckdb"
             store = DuckDBStore(path, profiles, timezone=zone, retention_days=retention)
@@ -155,7 +154,7 @@ def test_late_samples_merge_and_rollups_refresh(stores: Stores) -> None:
 PS100 = "ps100_readings"
 
 
-def _ps100_store(stores: Stores, **kwargs: object) -> TieredStore:
+def _ps100_store(stores: Stores, **kwargs: object) -> EngineStore:
     profiles = {PS100: load_profiles(None)[PS100]}
     store = stores.open(profiles, **kwargs)  # type: ignore[arg-type]
     store.setup()
@@ -196,7 +195,7 @@ def test_text_states_get_stable_codes(stores: Stores) -> None:
 
 def test_a_replayed_batch_is_written_once(stores: Stores) -> None:
     store = _ps100_store(stores)
-    tags = {1: ("panel_1",), 2: ("panel_2",)}
+    tags: dict[int, tuple[str, ...]] = {1: ("panel_1",), 2: ("panel_2",)}
     start = 1_780_000_000
     empty = StatsRows.empty(PS100)
     assert store.write(stats_rows(PS100, start, 10, 2), empty, tags, batch_id=1)
@@ -211,7 +210,7 @@ def test_newest_second_follows_writes_and_merges(stores: Stores) -> None:
     """``last_time_s`` is the newest stored second: new rows move it, a merge of late rows
     into older seconds does not, and it equals ``MAX(time)`` of the 1 s table."""
     store = _ps100_store(stores)
-    tags = {1: ("panel_1",), 2: ("panel_2",)}
+    tags: dict[int, tuple[str, ...]] = {1: ("panel_1",), 2: ("panel_2",)}
     start = 1_780_000_000
     empty = StatsRows.empty(PS100)
     assert store.last_time_s(PS100) is None
@@ -229,7 +228,7 @@ def test_newest_second_follows_writes_and_merges(stores: Stores) -> None:
 def test_latest_rows_are_the_newest_of_each_series_in_the_window(stores: Stores) -> None:
     store = _ps100_store(stores)
     store.add_series(SeriesKey(PS100, ("panel_3",)), 3)
-    tags = {1: ("panel_1",), 2: ("panel_2",), 3: ("panel_3",)}
+    tags: dict[int, tuple[str, ...]] = {1: ("panel_1",), 2: ("panel_2",), 3: ("panel_3",)}
     start = 1_780_000_000
     empty = StatsRows.empty(PS100)
     store.write(stats_rows(PS100, start, 1, 3), empty, tags, batch_id=1)   # panel_3's only row
@@ -250,7 +249,7 @@ def test_latest_rows_are_the_newest_of_each_series_in_the_window(stores: Stores)
 def test_retention_keeps_what_rollups_still_need(stores: Stores) -> None:
     store = _ps100_store(stores, retention={"1s": 1.0, "5min": None, "1hour": None,
                                             "daily": None})
-    tags = {1: ("panel_1",), 2: ("panel_2",)}
+    tags: dict[int, tuple[str, ...]] = {1: ("panel_1",), 2: ("panel_2",)}
     now = datetime(2026, 6, 21, 12, tzinfo=UTC)
     old = int(datetime(2026, 6, 18, 12, tzinfo=UTC).timestamp())
     later = int(datetime(2026, 6, 19, 13, tzinfo=UTC).timestamp())
@@ -302,7 +301,7 @@ def test_upstream_queries_run_unchanged(stores: Stores) -> None:
                                                                      ("panel_2", 10.0)]
 
 
-def _health_store(stores: Stores, devices: dict[int, tuple[str, str]]) -> TieredStore:
+def _health_store(stores: Stores, devices: dict[int, tuple[str, ...]]) -> EngineStore:
     """A store with the health_checks profile and ``devices`` (id: device_id, site_id)."""
     profile = load_profiles(None)["health_checks"]
     store = stores.open({profile.name: profile})
@@ -315,7 +314,8 @@ def _health_store(stores: Stores, devices: dict[int, tuple[str, str]]) -> Tiered
 def test_named_and_group_by_tag_rollups(stores: Stores) -> None:
     """health_checks names device_metrics_hourly/_daily (per device) and site_metrics_hourly
     (all devices of a site merged: pooled mean and stddev, summed counts and increases)."""
-    devices = {1: ("dev_a", "site_1"), 2: ("dev_b", "site_1"), 3: ("dev_c", "site_2")}
+    devices: dict[int, tuple[str, ...]] = {1: ("dev_a", "site_1"), 2: ("dev_b", "site_1"),
+                                           3: ("dev_c", "site_2")}
     store = _health_store(stores, devices)
     profile = store.profiles["health_checks"]
     start = int(datetime(2026, 6, 20, 10, tzinfo=UTC).timestamp())
@@ -324,7 +324,7 @@ def test_named_and_group_by_tag_rollups(stores: Stores) -> None:
     ids = np.tile(np.array([1, 2, 3], np.int32), seconds)
     rng = np.random.default_rng(3)
     n = len(times)
-    cols: dict[str, np.ndarray] = {c.name: np.full(n, np.nan)  # type: ignore[type-arg]
+    cols: dict[str, np.ndarray] = {c.name: np.full(n, np.nan)
                                    for c in profile.stats_columns()}
     cpu = (ids * 10.0 + rng.normal(0, 1, n)).round(2)
     cols.update(cpu_percent_avg=cpu, cpu_percent_min=cpu - 1, cpu_percent_max=cpu + 1,
@@ -368,14 +368,15 @@ def test_meta_records_are_replaced_and_found_by_prefix(stores: Stores) -> None:
 def test_tag_filtered_1s_reads_select_the_matching_series(stores: Stores) -> None:
     """A 1 s read filtered by tags returns exactly the rows of the series with those tag
     values (looked up as series ids, which the 1 s tier is indexed by), none for no match."""
-    devices = {1: ("dev_a", "site_1"), 2: ("dev_b", "site_1"), 3: ("dev_a", "site_2")}
+    devices: dict[int, tuple[str, ...]] = {1: ("dev_a", "site_1"), 2: ("dev_b", "site_1"),
+                                           3: ("dev_a", "site_2")}
     store = _health_store(stores, devices)
     profile = store.profiles["health_checks"]
     start = int(datetime(2026, 6, 20, 10, tzinfo=UTC).timestamp())
     seconds = 60
     times = np.repeat(np.arange(start, start + seconds, dtype=np.int64), 3)
     ids = np.tile(np.array([1, 2, 3], np.int32), seconds)
-    cols: dict[str, np.ndarray] = {c.name: np.full(len(times), np.nan)  # type: ignore[type-arg]
+    cols: dict[str, np.ndarray] = {c.name: np.full(len(times), np.nan)
                                    for c in profile.stats_columns()}
     cols.update(cpu_percent_avg=ids * 10.0, cpu_percent_count=np.ones(len(times)),
                 sample_count=np.ones(len(times)), covered_s=np.ones(len(times)))

@@ -177,7 +177,7 @@ def test_setup_makes_the_timescaledb_layout_of_every_builtin_profile(
     changes = set_up(pglite_url, PROFILES, "Europe/Berlin")
     assert any("hypertable" in c for c in changes)
     with psycopg.connect(pglite_url, autocommit=True) as con:
-        chunks = dict(con.execute(
+        chunks: dict[str, Any] = dict(con.execute(
             "SELECT hypertable_name, time_interval FROM timescaledb_information.dimensions "
             "WHERE hypertable_schema = %s", [schema]).fetchall())
         aggs = {str(r[0]): (bool(r[1]), str(r[2])) for r in con.execute(
@@ -393,7 +393,7 @@ def test_retention_drops_only_raw_chunks_the_aggregates_have_read(site: Site) ->
     """The retention procedure (what the background job runs) keeps raw data the 5-minute
     aggregate has not materialized, and once it has, drops the old chunks, never the rollups."""
     rows = retention_site(site.con)
-    keep = {"1s": 3.0}
+    keep: dict[str, float | None] = {"1s": 3.0}
     timescale.apply_retention(site.con, PS100, keep, RETENTION_NOW)
     assert count_1s(site.con) == len(rows.times)           # nothing materialized yet: kept
     timescale.refresh(site.con, PS100, int(OLD_DAYS[0].timestamp()),

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.support.ports import free_port
 
@@ -109,7 +110,7 @@ def mosquitto_broker(persistence: bool = False, anonymous: bool = True) -> Itera
 @contextmanager
 def publisher(broker: Broker) -> Iterator[mqtt.Client]:
     """A connected paho client standing in for the DTU (QoS 1 keeps the recorded order)."""
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"replay-{time.time_ns()}")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"replay-{time.time_ns()}")
     client.connect(broker.host, broker.port)
     client.loop_start()
     try:

@@ -36,8 +36,9 @@ def make_profile(max_gap_s: float) -> Profile:
     }, "<test>")
 
 
-def utc(*args: int) -> int:
-    return int(datetime(*args, tzinfo=UTC).timestamp())
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> int:
+    """UTC epoch seconds of a UTC wall-clock time."""
+    return int(datetime(year, month, day, hour, minute, tzinfo=UTC).timestamp())
 
 
 # Instants the data straddles: UTC midnight, Berlin midnights (winter, DST days), the Berlin

@@ -9,7 +9,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_until(check: Callable[[], T], what: str, timeout_s: float = 60.0,
+def wait_until(check: Callable[[], T | None], what: str, timeout_s: float = 60.0,
                poll_s: float = 0.05) -> T:
     """Call ``check`` every ``poll_s`` seconds until it returns something truthy and return
     that; fail naming ``what`` once ``timeout_s`` seconds have passed."""
