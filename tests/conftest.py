@@ -4,53 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-try:
-    from pg_server import drop_database, fresh_database, throwaway_postgres
-except ImportError:  # tests/ imported as a package
-    from tests.pg_server import drop_database, fresh_database, throwaway_postgres
-
-DEMO_START = "2026-06-21T09:00:00+02:00"
-DEMO_SECONDS = 7200
-DEMO_PANELS = 4
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment without SUNARCHIVE_*/upstream database variables; collectors serve
-    their API on a free port so parallel or leftover servers never collide."""
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("SUNARCHIVE_", "TIMESCALE_")) and k != "DATABASE_URL"}
-    clean["SUNARCHIVE_HTTP_PORT"] = str(free_port())
-    clean.update(extra or {})
-    return clean
-
-
-def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-        check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m sunarchive`` with a clean SUNARCHIVE_* environment."""
-    clean = clean_env(env)
-    # run outside the checkout so a developer's .env cannot change what the tests see
-    result = subprocess.run([sys.executable, "-m", "sunarchive", *args],
-                            cwd=cwd or Path(tempfile.gettempdir()), env=clean,
-                            capture_output=True, text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(f"sunarchive {' '.join(args)} failed ({result.returncode}):\n"
-                             f"{result.stdout}\n{result.stderr}")
-    return result
+from tests.support.cli import DEMO_PANELS, DEMO_SECONDS, DEMO_START, cli
+from tests.support.pg_server import drop_database, fresh_database, throwaway_postgres
 
 
 @pytest.fixture(scope="session")
@@ -100,12 +60,10 @@ def timescale_url() -> Iterator[str]:
 # -- TimescaleDB in CI: PGlite (WASM PostgreSQL 17 + TimescaleDB 2.23 from npm) ---------------
 @pytest.fixture(scope="session")
 def pglite_url() -> Iterator[str]:
-    """URL of a PGlite server with TimescaleDB (tests/pglite_server.py), started once per
+    """URL of a PGlite server with TimescaleDB (tests/support/pglite_server.py), started once per
     session; skips only where node/npm are missing (CI has them). One connection at a time."""
-    try:
-        from pglite_server import missing_tools, pglite_server
-    except ImportError:  # tests/ imported as a package
-        from tests.pglite_server import missing_tools, pglite_server
+    from tests.support.pglite_server import missing_tools, pglite_server
+
     why = missing_tools()
     if why:
         pytest.skip(f"PGlite TimescaleDB tests need Node.js: {why}")

@@ -10,6 +10,8 @@ import pytest
 from sunarchive.model import SampleBatch
 from sunarchive.pipeline.accumulator import Accumulator, QueueFullError
 
+pytestmark = pytest.mark.unit
+
 
 def _batch(n: int) -> SampleBatch:
     return SampleBatch("m", [("a",)], np.zeros(n, np.int32), np.arange(n, dtype=np.int64),

@@ -7,12 +7,15 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pytest
 
 from sunarchive.model import NS_PER_S, SampleBatch
 from sunarchive.pipeline.accumulator import Accumulator
 from sunarchive.pipeline.agent import Agent
 from sunarchive.profiles import load_profiles
 from sunarchive.storage.duckdb.store import DuckDBStore
+
+pytestmark = pytest.mark.engine
 
 T0 = 1_782_036_000  # 2026-06-21 10:00 UTC
 

@@ -5,67 +5,24 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import selectors
 import shutil
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-try:
-    from conftest import DEMO_PANELS, cli
-except ImportError:  # tests/ imported as a package
-    from tests.conftest import DEMO_PANELS, cli
+from tests.support.cli import DEMO_PANELS, cli
+from tests.support.ports import free_port
+from tests.support.serving import Served, serve, stop
+
+pytestmark = pytest.mark.integration
 
 START, END = "2026-06-21T07:00:00+00:00", "2026-06-21T09:00:00+00:00"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Served:
-    url: str
-    db: Path
-    process: subprocess.Popen[str]
-
-
-def serve(db: Path, *extra: str, env: dict[str, str] | None = None) -> Served:
-    port = free_port()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SUNARCHIVE_")}
-    clean.update(env or {})
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sunarchive", "serve", "--db", str(db), "--http-port", str(port),
-         *extra], cwd=db.parent, env=clean, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"serve exited: {process.stderr.read() if process.stderr else ''}")
-        try:
-            if httpx.get(url + "/api/v1/health", timeout=1).status_code in (200, 401):
-                return Served(url, db, process)
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError("serve did not come up")
-
-
-def stop(served: Served) -> None:
-    served.process.terminate()
-    served.process.wait(30)
 
 
 @pytest.fixture(scope="module")

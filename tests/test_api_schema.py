@@ -23,10 +23,9 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-try:
-    from test_api import serve, stop
-except ImportError:  # tests/ imported as a package
-    from tests.test_api import serve, stop
+from tests.support.serving import serve, stop
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +44,8 @@ def api_schema(demo_db: Path) -> Iterator[Any]:
 def test_no_server_errors(api_schema: Any) -> None:
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) >= 20, "the schema lost operations"
-    failures, statuses = [], []
+    failures: list[str] = []
+    statuses: list[int] = []
     for operation, mode in itertools.product(operations, GenerationMode):
         try:
             _exercise(operation, mode, statuses)

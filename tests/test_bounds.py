@@ -19,6 +19,8 @@ from sunarchive.bounds import (
 )
 from sunarchive.model import InputError
 
+pytestmark = pytest.mark.unit
+
 
 def test_the_range_is_1970_to_2200_and_inside_int64() -> None:
     assert datetime.fromtimestamp(MAX_TIME_S, UTC) == datetime(2200, 1, 1, tzinfo=UTC)

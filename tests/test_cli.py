@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DEMO_PANELS, DEMO_SECONDS, cli
+from tests.support.cli import DEMO_PANELS, DEMO_SECONDS, cli
+
+pytestmark = pytest.mark.integration
 
 UPSTREAM_DAILY = """
 SELECT panel_id, DATE(time) AS date, SUM(energy_wh) / 1000.0 AS daily_energy_kwh,

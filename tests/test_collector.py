@@ -12,21 +12,18 @@ import time
 from pathlib import Path
 
 import duckdb
+import pytest
 
-from conftest import clean_env, cli
+from tests.support.cli import clean_env, cli
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
 
 
 def _start(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "sunarchive", *args], env=clean_env(),
                             cwd=tempfile.gettempdir(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _wait_for(path: Path, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} did not appear"
-        time.sleep(0.2)
 
 
 def _rows(db: Path) -> tuple[int, int]:
@@ -44,7 +41,7 @@ def test_sigterm_flushes_every_sample(tmp_path: Path) -> None:
     proc = _start("demo", "--db", str(db), "--speed", "20", "--panels", "2", "--no-console",
                   "--start", "2026-06-21T12:00:00+02:00")
     live = Path(str(db) + ".live.json")
-    _wait_for(live)
+    wait_until(live.exists, f"{live} to appear", poll_s=0.2)
     time.sleep(2)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
@@ -62,7 +59,7 @@ def test_kill_leaves_readable_store_and_restart_resumes(tmp_path: Path) -> None:
     start = "2026-06-21T10:00:00+02:00"
     proc = _start("demo", "--db", str(db), "--speed", "0", "--panels", "3", "--no-console",
                   "--start", start)
-    _wait_for(Path(str(db) + ".live.json"))
+    wait_until(Path(str(db) + ".live.json").exists, "the live file", poll_s=0.2)
     time.sleep(3)
     proc.kill()
     proc.wait(timeout=30)
@@ -95,7 +92,7 @@ def test_monitor_attaches_to_running_collector(tmp_path: Path) -> None:
     proc = _start("demo", "--db", str(db), "--speed", "1", "--panels", "2", "--no-console",
                   "--start", "2026-06-21T12:00:00+02:00")
     try:
-        _wait_for(Path(str(db) + ".live.json"))
+        wait_until(Path(str(db) + ".live.json").exists, "the live file", poll_s=0.2)
         time.sleep(3)
         snapshot = json.loads(cli("monitor", "--db", str(db), "--json").stdout)
         assert snapshot["targets_hz"] == {"ps100_readings": 20.0}

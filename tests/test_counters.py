@@ -18,11 +18,9 @@ import pytest
 
 from sunarchive.profiles.loader import load_profiles, parse_profile
 from sunarchive.profiles.spec import Profile
+from tests.support.reference import NS, Harness, RawSample, differences, reference_rows
 
-try:
-    from reference import NS, Harness, RawSample, differences, reference_rows
-except ImportError:  # tests/ imported as a package
-    from tests.reference import NS, Harness, RawSample, differences, reference_rows
+pytestmark = pytest.mark.engine
 
 ZONE = "Europe/Berlin"
 POLL_S = 35

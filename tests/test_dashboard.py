@@ -20,10 +20,10 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-try:
-    from conftest import clean_env, cli, free_port
-except ImportError:  # tests/ imported as a package
-    from tests.conftest import clean_env, cli, free_port
+from tests.support.cli import clean_env, cli
+from tests.support.ports import free_port
+
+pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 TOKEN = "dashboard-reader"
@@ -206,9 +206,10 @@ def test_dashboard_shows_what_the_api_says(server: str, browser: Browser) -> Non
     energy_after, samples_after = today_energy(server), today_samples(server)
     assert energy_before["total_kwh"] > 0.3, "four hours of sun make some energy"
     for name in names:
-        shown = float(kwh[name]["value"])
-        assert energy_before["series"][name] - 1e-9 <= shown <= energy_after["series"][name] + 1e-9
-        assert float(kwh[name]["text"].removesuffix(" kWh")) == pytest.approx(shown, abs=5e-4)
+        kwh_shown = float(kwh[name]["value"])
+        assert (energy_before["series"][name] - 1e-9 <= kwh_shown
+                <= energy_after["series"][name] + 1e-9)
+        assert float(kwh[name]["text"].removesuffix(" kWh")) == pytest.approx(kwh_shown, abs=5e-4)
         samples = int(completeness[name]["samples"])
         assert samples_before[name] <= samples <= samples_after[name]
         assert 0.95 <= float(completeness[name]["value"]) <= 1.0, completeness[name]

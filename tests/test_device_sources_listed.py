@@ -1,9 +1,10 @@
 """`sunarchive sources` (JSON and the plain table) while `sunarchive run --config` polls a
 SunSpec inverter (pymodbus' server in-process), a GoodWe inverter (the UDP fake of
-tests/goodwe_fake.py) and an ina2xx source whose I2C bus does not exist on this machine.
+tests/support/goodwe_fake.py) and an ina2xx source whose I2C bus does not exist on this machine.
 
-The ina2xx fake bus (tests/ina_fake.py) is an in-process object that a config cannot name, so
-the ina2xx source here opens a missing /dev/i2c-N: it shows up as `offline` with the error."""
+The ina2xx fake bus (tests/support/ina_fake.py) is an in-process object that a config cannot
+name, so the ina2xx source here opens a missing /dev/i2c-N: it shows up as `offline` with the
+error."""
 
 from __future__ import annotations
 
@@ -12,14 +13,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-try:
-    from collector_run import running_collector, wait_until
-    from goodwe_fake import FakeGoodWe
-    from test_sunspec import DEVICE_103, ModbusServer
-except ImportError:  # tests/ imported as a package
-    from tests.collector_run import running_collector, wait_until
-    from tests.goodwe_fake import FakeGoodWe
-    from tests.test_sunspec import DEVICE_103, ModbusServer
+import pytest
+
+from tests.support.collector_run import running_collector
+from tests.support.goodwe_fake import FakeGoodWe
+from tests.support.sunspec_fake import DEVICE_103, ModbusServer
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
 
 
 def missing_i2c_bus() -> int:
@@ -65,7 +66,7 @@ def test_sources_lists_sunspec_goodwe_and_ina2xx_with_their_states(tmp_path: Pat
         config.write_text(config_text(modbus.port, goodwe.host, bus))
         with running_collector(config, db) as run:
             wait_until(lambda: run.process.poll() is not None or settled(run.sources()),
-                       "both inverters read and the bus offline")
+                       "both inverters read and the bus offline", poll_s=0.2)
             listed = run.sources()
             table = run.sources_table()
     assert run.returncode == 0, run.err

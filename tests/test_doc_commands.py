@@ -35,7 +35,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import DEMO_SECONDS, DEMO_START, clean_env, cli, drop_database, fresh_database
+from tests.support.cli import DEMO_SECONDS, DEMO_START, clean_env, cli
+from tests.support.pg_server import drop_database, fresh_database
+
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]

@@ -19,21 +19,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sunarchive.reducer import Reducer
+from tests.support.cli import cli
+from tests.support.importing import T0
+from tests.support.reference import Harness, RawSample, differences, reference_rows
+from tests.support.scenarios import Scenario, make_profile, scenario_samples, scenarios
+from tests.support.serving import Served, serve, stop
+from tests.support.waiting import wait_until
 
-try:
-    from conftest import cli
-    from reference import Harness, RawSample, differences, reference_rows
-    from test_api import Served, serve, stop
-    from test_freshness import wait_for
-    from test_import import T0
-    from test_reducer_properties import Scenario, _samples, make_profile, scenarios
-except ImportError:  # tests/ imported as a package
-    from tests.conftest import cli
-    from tests.reference import Harness, RawSample, differences, reference_rows
-    from tests.test_api import Served, serve, stop
-    from tests.test_freshness import wait_for
-    from tests.test_import import T0
-    from tests.test_reducer_properties import Scenario, _samples, make_profile, scenarios
+pytestmark = pytest.mark.integration
 
 HEADER = "time,panel_id,voltage,current,power,temperature"
 
@@ -181,7 +174,7 @@ def test_duplicates_give_the_rows_of_the_deduplicated_stream(
     changed or not, give the same stored rows as the de-duplicated stream (last value wins),
     and never count as samples nor as too late."""
     profile = make_profile(sc.base.max_gap_s)
-    samples = _samples(sc.base)
+    samples = scenario_samples(sc.base)
     harness = Harness(profile, tmp_path_factory.mktemp("dups"),
                       series=range(len(sc.base.modes)))
     harness.reducer = Reducer(profile, lateness_s=2.0, dedup_window_s=3600)
@@ -237,16 +230,17 @@ def test_a_retried_body_is_stored_once(server: Served) -> None:
     body = "\n".join(f"ps100_readings,panel_id=retry power={40 + k},voltage=20 "
                      f"{now_ns + k * 100_000_000}" for k in range(20))
     _post(server, body)
-    first = wait_for("the body's rows", lambda: _complete(_stored(server, "retry"), 20))
+    first = wait_until(lambda: _complete(_stored(server, "retry"), 20), "the body's rows",
+                       poll_s=0.2)
     for _ in range(3):
         _post(server, body)
     _post(server, f"ps100_readings,panel_id=replace power=1,voltage=20 {now_ns}\n"
                   f"ps100_readings,panel_id=replace voltage=21 {now_ns}")
     _post(server, f"ps100_readings,panel_id=replace power=2 {now_ns}")
-    replaced = wait_for("the replaced point", lambda: _stored(server, "replace"))
-    counters = wait_for("the duplicates counted", lambda: (
+    replaced = wait_until(lambda: _stored(server, "replace"), "the replaced point", poll_s=0.2)
+    counters = wait_until(lambda: (
         c if (c := httpx.get(server.url + "/api/v1/status", timeout=10).json()["counters"]
-              ).get("duplicates") == 3 * 20 + 2 else None))
+              ).get("duplicates") == 3 * 20 + 2 else None), "the duplicates counted", poll_s=0.2)
     assert counters["too_late_samples"] == 0
     assert _stored(server, "retry") == first
     assert [(r["power_avg"], r["power_count"], r["voltage_avg"], r["sample_count"])
@@ -263,19 +257,20 @@ def test_a_retry_after_a_restart_within_the_window_changes_nothing(tmp_path: Pat
                      f"{now_ns + k * 100_000_000}" for k in range(20))
     try:
         _post(served, body)
-        first = wait_for("the body's rows", lambda: _complete(_stored(served, "again"), 20))
-        wait_for("the commit's end", lambda: httpx.get(
+        first = wait_until(lambda: _complete(_stored(served, "again"), 20), "the body's rows",
+                           poll_s=0.2)
+        wait_until(lambda: httpx.get(
             served.url + "/api/v1/status", timeout=10).json()["counters"].get(
-            "rows_written", 0) >= len(first))
+            "rows_written", 0) >= len(first), "the commit's end", poll_s=0.2)
     finally:
         served.process.kill()
         served.process.wait(30)
     again = serve(db)
     try:
         _post(again, body)
-        wait_for("the retry counted as duplicates", lambda: httpx.get(
+        wait_until(lambda: httpx.get(
             again.url + "/api/v1/status", timeout=10).json()["counters"].get(
-            "duplicates") == 20)
+            "duplicates") == 20, "the retry counted as duplicates", poll_s=0.2)
         assert _stored(again, "again") == first
     finally:
         stop(again)

@@ -11,14 +11,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import clean_env, cli, free_port
-from pg_server import fresh_database, throwaway_postgres
 from sunarchive import errors
 from sunarchive.model import ConfigError, InputError, SunarchiveError, TransientStoreError
 from sunarchive.pipeline.accumulator import QueueFullError, WriterStoppedError
 from sunarchive.sources.running import SourceError
 from sunarchive.storage.duckdb.store import StoreLockedError
 from sunarchive.storage.user_sql import UserSqlError
+from tests.support.cli import clean_env, cli
+from tests.support.pg_server import fresh_database, throwaway_postgres
+from tests.support.ports import free_port
+
+pytestmark = pytest.mark.integration
 
 
 def test_older_import_names_are_the_tree() -> None:

@@ -17,7 +17,6 @@ import duckdb
 import numpy as np
 import pytest
 
-from conftest import clean_env, cli
 from sunarchive.app import App, build_app
 from sunarchive.cli import EXIT_FAILED, _exit_code
 from sunarchive.model import NS_PER_S, SampleBatch
@@ -28,6 +27,10 @@ from sunarchive.profiles import load_profiles
 from sunarchive.settings import load_settings
 from sunarchive.sources.base import SampleSink
 from sunarchive.storage.duckdb.store import DuckDBStore
+from tests.support.cli import clean_env, cli
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
 
 T0 = 1_782_036_000  # 2026-06-21 10:00 UTC
 
@@ -57,15 +60,6 @@ def _app(tmp_path: Path) -> App:
     return build_app(settings, demo=False)
 
 
-def _wait(predicate: object, what: str, deadline_s: float = 60.0) -> None:
-    assert callable(predicate)
-    end = time.monotonic() + deadline_s
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.05)
-
-
 def test_a_dead_writer_refuses_more_and_fails_the_run(tmp_path: Path) -> None:
     """Settings no longer let ``lateness_s`` be infinite, but a library caller can still build
     an Agent that way: it stands for any bug that escapes the writer thread."""
@@ -75,7 +69,7 @@ def test_a_dead_writer_refuses_more_and_fails_the_run(tmp_path: Path) -> None:
     app = App(store, agent, LiveState(), store.location, [])
     agent.add_source(_OneSampleSource())
     app.start()
-    _wait(lambda: agent.writer_error is not None, "the writer to die")
+    wait_until(lambda: agent.writer_error is not None, "the writer to die")
     assert app.finished()
     with pytest.raises(WriterStoppedError, match="the writer stopped"):
         agent.accumulator.put(SampleBatch(
@@ -91,7 +85,7 @@ def test_a_dead_source_fails_the_run_with_its_reason(tmp_path: Path,
     app = _app(tmp_path)
     app.agent.add_source(_CrashingSource())
     app.start()
-    _wait(lambda: "crashing" in app.agent.source_errors, "the source to stop")
+    wait_until(lambda: "crashing" in app.agent.source_errors, "the source to stop")
     summary = app.stop()
     assert _exit_code(summary) == EXIT_FAILED
     err = capsys.readouterr().err

@@ -6,19 +6,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-try:
-    from conftest import cli
-    from test_api import Served, serve, stop
-except ImportError:  # tests/ imported as a package
-    from tests.conftest import cli
-    from tests.test_api import Served, serve, stop
+from tests.support.cli import cli
+from tests.support.serving import Served, serve, stop
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
 
 DEADLINE_S = 60.0   # generous: the bound is commit_interval_s + lateness_s (3 s by default)
 
@@ -29,17 +28,6 @@ def server(tmp_path: Path) -> Iterator[Served]:
     yield served
     if served.process.poll() is None:
         stop(served)
-
-
-def wait_for(what: str, found: Callable[[], Any]) -> Any:
-    """Poll ``found`` until it returns something truthy (state, not timing)."""
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        value = found()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what} did not appear within {DEADLINE_S:g} s")
 
 
 def test_one_point_with_nothing_after_it_is_stored(server: Served) -> None:
@@ -53,14 +41,14 @@ def test_one_point_with_nothing_after_it_is_stored(server: Served) -> None:
                          params={"measurement": "ps100_readings"}, timeout=10).json()
         return [r for r in rows if r["tags"].get("panel_id") == "probe"]
 
-    def stored() -> list[list[Any]]:
+    def stored() -> list[dict[str, Any]]:
         body = httpx.get(server.url + "/api/v1/measurements/ps100_readings",
                          params={"tier": "1s", "tag": "panel_id=probe"}, timeout=10).json()
         return [dict(zip(body["columns"], row, strict=True)) for row in body["rows"]]
 
-    seen = wait_for("the point in /api/v1/latest", latest)
+    seen = wait_until(latest, "the point in /api/v1/latest", DEADLINE_S, poll_s=0.2)
     assert seen[0]["values"]["power_avg"] == 42.5
-    rows = wait_for("the point's 1 s row in the store", stored)
+    rows = wait_until(stored, "the point's 1 s row in the store", DEADLINE_S, poll_s=0.2)
     assert [(r["power_avg"], r["power_count"]) for r in rows] == [(42.5, 1)]
 
     # stored, not just held: a kill -9 now loses nothing

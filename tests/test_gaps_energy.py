@@ -16,27 +16,17 @@ import pytest
 
 from sunarchive.profiles.loader import load_profiles
 from sunarchive.profiles.spec import Profile
+from tests.support.reference import (
+    NS,
+    Harness,
+    RawSample,
+    differences,
+    exact_variant,
+    reference_rows,
+    resolution_tolerances,
+)
 
-try:
-    from reference import (
-        NS,
-        Harness,
-        RawSample,
-        differences,
-        exact_variant,
-        reference_rows,
-        resolution_tolerances,
-    )
-except ImportError:  # tests/ imported as a package
-    from tests.reference import (
-        NS,
-        Harness,
-        RawSample,
-        differences,
-        exact_variant,
-        reference_rows,
-        resolution_tolerances,
-    )
+pytestmark = pytest.mark.engine
 
 PROFILES = load_profiles()
 PS100: Profile = PROFILES["ps100_readings"]  # 10 Hz panel, max_gap_s 5, energy_wh

@@ -1,5 +1,5 @@
 """The GoodWe source against a fake ET inverter on UDP 8899 of a private loopback address
-(tests/goodwe_fake.py) answering the `goodwe` library's requests with recorded responses:
+(tests/support/goodwe_fake.py) answering the `goodwe` library's requests with recorded responses:
 family discovery, the mapping into energy_data / energy_detail, missed polls that leave a
 gap (no zeros, no offline event before `offline_after_failures`), and `sunarchive run`."""
 
@@ -13,11 +13,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import goodwe
+import goodwe  # type: ignore[import-untyped]
 import pytest
 from pydantic import TypeAdapter
 
@@ -28,29 +28,20 @@ from sunarchive.sources.goodwe.config import GoodWeSettings
 from sunarchive.sources.goodwe.mapping import VARIABLE_MAP
 from sunarchive.sources.goodwe.poller import GoodWePoller
 from sunarchive.sources.running import PolledSource, SourceContext
+from tests.support.cli import clean_env
+from tests.support.goodwe_fake import (
+    DATA_FILE,
+    EXPECTED,
+    SERIAL,
+    FakeGoodWe,
+    discovery_request,
+    modbus_read_request,
+    recorded_pairs,
+)
+from tests.support.sinks import ListSink
+from tests.support.waiting import wait_until
 
-try:
-    from conftest import clean_env
-    from goodwe_fake import (
-        DATA_FILE,
-        EXPECTED,
-        SERIAL,
-        FakeGoodWe,
-        discovery_request,
-        modbus_read_request,
-        recorded_pairs,
-    )
-except ImportError:  # tests/ imported as a package
-    from tests.conftest import clean_env
-    from tests.goodwe_fake import (
-        DATA_FILE,
-        EXPECTED,
-        SERIAL,
-        FakeGoodWe,
-        discovery_request,
-        modbus_read_request,
-        recorded_pairs,
-    )
+pytestmark = pytest.mark.integration
 
 PROFILES = load_profiles()
 RUNTIME = modbus_read_request(35100, 0x7D)
@@ -65,29 +56,6 @@ def fake() -> Iterator[FakeGoodWe]:
     inverter = FakeGoodWe()
     yield inverter
     inverter.stop()
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.batches: list[SampleBatch] = []
-        self.lock = threading.Lock()
-
-    def put(self, batch: SampleBatch) -> None:
-        with self.lock:
-            self.batches.append(batch)
-
-    def of(self, measurement: str) -> list[SampleBatch]:
-        with self.lock:
-            return [b for b in self.batches if b.measurement == measurement]
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if check():
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def settings(fake: FakeGoodWe, **kw: Any) -> GoodWeSettings:

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,9 @@ import httpx
 import numpy as np
 import pytest
 import yaml
-from hoymiles_wifi.protobuf import RealDataNew_pb2
+from hoymiles_wifi.protobuf import RealDataNew_pb2  # type: ignore[import-untyped]
 from pydantic import TypeAdapter, ValidationError
 
-from conftest import clean_env, free_port
-from hoymiles_fake import DTU_SERIAL, INVERTERS, FakeDTU, real_data
 from sunarchive.model import Event, SampleBatch
 from sunarchive.profiles import load_profiles
 from sunarchive.sources.catalog import SOURCE_TAGS, SourceConfig
@@ -34,6 +32,13 @@ from sunarchive.sources.hoymiles.config import MIN_POLL_INTERVAL_S, HoymilesSett
 from sunarchive.sources.hoymiles.mapping import real_data_batches
 from sunarchive.sources.hoymiles.poller import HoymilesPoller
 from sunarchive.sources.running import PolledSource, SourceContext, SourceError
+from tests.support.cli import clean_env
+from tests.support.hoymiles_fake import DTU_SERIAL, INVERTERS, FakeDTU, real_data
+from tests.support.ports import free_port
+from tests.support.sinks import ListSink
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
 
 T = 1_781_000_000 * 10**9
 SERIAL_1, SERIAL_2 = "116180012345", "112180054321"
@@ -185,40 +190,28 @@ def _settings(port: int, **kw: object) -> HoymilesSettings:
     return HoymilesSettings.model_validate(base | kw)
 
 
-def _wait(cond: Callable[[], bool], timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def test_silent_dtu_goes_offline_without_zero_rows(dtu: FakeDTU) -> None:
     events: list[Event] = []
     source = _settings(dtu.port).build(SourceContext(events=events.append))
     assert isinstance(source, PolledSource)
-    batches: list[SampleBatch] = []
-
-    class Sink:
-        def put(self, batch: SampleBatch) -> None:
-            batches.append(batch)
+    sink = ListSink()
+    batches = sink.batches
 
     stop = threading.Event()
-    thread = threading.Thread(target=source.run, args=(Sink(), stop), daemon=True)
+    thread = threading.Thread(target=source.run, args=(sink, stop), daemon=True)
     thread.start()
     try:
-        assert _wait(lambda: len(batches) >= 3)          # one poll: dtu, inverter, port
+        wait_until(lambda: len(batches) >= 3, "one poll")   # dtu, inverter, port
         dtu.silence(True)
-        assert _wait(lambda: any(e.kind == "source_offline" for e in events))
+        wait_until(lambda: any(e.kind == "source_offline" for e in events), "offline")
         assert source.status.state == "offline" and source.status.errors >= 2
         assert "did not answer" in (source.status.last_error or "")
         during = len(batches)
         time.sleep(1.0)
         assert len(batches) == during                    # nothing is written while silent
         dtu.silence(False)
-        assert _wait(lambda: any(e.kind == "source_online" for e in events))
-        assert _wait(lambda: len(batches) > during)
+        wait_until(lambda: any(e.kind == "source_online" for e in events), "online")
+        wait_until(lambda: len(batches) > during, "a batch after the silence")
     finally:
         stop.set()
         thread.join(15)
@@ -253,8 +246,8 @@ def test_sunarchive_run_stores_the_dtu(tmp_path: Path, dtu: FakeDTU) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{http_port}"
     try:
-        assert _wait(lambda: _source_state(url).get("samples", 0) >= 18, 90), \
-            "two polls (9 rows each) counted"
+        wait_until(lambda: _source_state(url).get("samples", 0) >= 18,
+                   "two polls (9 rows each) counted", timeout_s=90)
         state = _source_state(url)
         time.sleep(1.5)                                  # let the last second close
     finally:

@@ -22,6 +22,8 @@ from sunarchive.model import TransientStoreError
 from sunarchive.profiles import load_profiles
 from sunarchive.storage.duckdb.store import DuckDBStore
 
+pytestmark = pytest.mark.engine
+
 T0 = 1_782_036_000  # 2026-06-21T10:00:00Z
 HEADER = b"time,panel_id,voltage,power\n"
 OUTSIDE = "is outside the storable range 1970-01-01T00:00:00Z"

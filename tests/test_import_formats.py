@@ -11,10 +11,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import cli
-from test_import import one, rows, run_import, write
+from tests.support.cli import cli
+from tests.support.importing import T0, one, rows, run_import, write
 
-T0 = 1_782_036_000  # 2026-06-21T10:00:00Z
+pytestmark = pytest.mark.integration
+
 ENERGY_TAGS = ("--map", "inverter.serial=device_id", "--tag", "data_source=old-system",
                "--tag", "location=home")
 

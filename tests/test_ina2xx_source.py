@@ -1,5 +1,5 @@
 """The ina2xx source against a fake I2C bus that models INA226 / INA219 registers
-(tests/ina_fake.py): calibration values, decoding (incl. negative currents), the refusal of
+(tests/support/ina_fake.py): calibration values, decoding (incl. negative currents), the refusal of
 an INA219 for a panel above 26 V, a 10 Hz run with drift-free deadlines, a chip that loses
 its calibration or is unplugged, and through the agent into a real DuckDB store."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from sunarchive.model import ConfigError, Event, SampleBatch
+from sunarchive.model import ConfigError, Event
 from sunarchive.pipeline.accumulator import Accumulator
 from sunarchive.pipeline.agent import Agent
 from sunarchive.profiles import load_profiles
@@ -29,45 +29,17 @@ from sunarchive.sources.ina2xx.driver import InaSensor
 from sunarchive.sources.ina2xx.reader import Ina2xxSource
 from sunarchive.sources.running import SourceContext
 from sunarchive.storage.duckdb.store import DuckDBStore
+from tests.support.ina_fake import FakeBus, FakeIna
+from tests.support.sinks import ListSink
+from tests.support.waiting import wait_until
 
-try:
-    from ina_fake import FakeBus, FakeIna
-except ImportError:  # tests/ imported as a package
-    from tests.ina_fake import FakeBus, FakeIna
+pytestmark = pytest.mark.engine
 
 PROFILES = load_profiles()
 PANEL_226 = {"panel_id": "roof1", "address": 0x40, "chip": "ina226", "shunt_ohm": 0.01,
              "max_current_a": 4.0, "voc_v": 33.6}
 PANEL_219 = {"panel_id": "lab1", "address": 0x41, "chip": "ina219", "shunt_ohm": 0.1,
              "max_current_a": 3.2, "voc_v": 22.0}
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.batches: list[SampleBatch] = []
-        self.lock = threading.Lock()
-
-    def put(self, batch: SampleBatch) -> None:
-        with self.lock:
-            self.batches.append(batch)
-
-    def samples(self, panel: str) -> dict[str, np.ndarray]:
-        """time_ns, voltage, current, power of one panel over all batches."""
-        with self.lock:
-            parts = [(b, b.tag_index == b.tag_sets.index((panel,))) for b in self.batches
-                     if (panel,) in b.tag_sets]
-        return {key: np.concatenate([(b.time_ns if key == "time_ns" else b.fields[key])[m]
-                                     for b, m in parts]) if parts else np.empty(0)
-                for key in ("time_ns", "voltage", "current", "power")}
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if check():
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def make_settings(*panels: dict[str, Any], **kw: Any) -> Ina2xxSettings:
@@ -232,7 +204,7 @@ def test_a_power_cycled_chip_is_calibrated_again_and_never_reads_zero() -> None:
 
 
 def test_unplugged_panels_leave_gaps_then_offline_and_back() -> None:
-    bus, events = two_panels(), []
+    bus, events = two_panels(), list[Event]()
     settings = make_settings(PANEL_226, PANEL_219, batch_interval_s=0.2,
                              offline_after_failures=5, backoff_min_s=0.2, backoff_max_s=0.2)
     with running(settings, bus, events) as (source, sink):

@@ -9,7 +9,6 @@ event loop. No timing is asserted: the test waits on state, with generous deadli
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -21,15 +20,12 @@ import pytest
 from sunarchive.api.server import HttpServer
 from sunarchive.app import App, build_app, http_server
 from sunarchive.settings import load_settings
+from tests.support.ports import free_port
+
+pytestmark = pytest.mark.integration
 
 T0_S = 1_782_036_000  # 2026-06-21 10:00 UTC
 PUT_TIMEOUT_S = 120.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

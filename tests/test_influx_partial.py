@@ -18,13 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sunarchive.profiles import load_profiles
+from tests.support.serving import T0_NS, Served, serve, sql, stop
 
-try:
-    from test_api import Served, serve, stop
-    from test_influx_write import T0_NS, sql
-except ImportError:  # tests/ imported as a package
-    from tests.test_api import Served, serve, stop
-    from tests.test_influx_write import T0_NS, sql
+pytestmark = pytest.mark.integration
 
 T0_S = T0_NS // 10**9
 YEAR_S = 365 * 86400

@@ -18,15 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sunarchive.lineprotocol import MAX_LINE_BYTES, parse_lines
+from tests.support.influxdb1_server import Influx1, available, throwaway_influxdb1
+from tests.support.serving import T0_NS, Served, serve, sql, stop
 
-try:
-    from influxdb1_server import Influx1, available, throwaway_influxdb1
-    from test_api import Served, serve, stop
-    from test_influx_write import T0_NS, sql
-except ImportError:  # tests/ imported as a package
-    from tests.influxdb1_server import Influx1, available, throwaway_influxdb1
-    from tests.test_api import Served, serve, stop
-    from tests.test_influx_write import T0_NS, sql
+pytestmark = pytest.mark.integration
 
 TOKEN = "s3cret-write"
 T0_S = T0_NS // 10**9                         # 2026-06-21 10:00 UTC, a whole hour
@@ -132,7 +127,7 @@ def test_kind_conflicts_same_on_both_paths(lines: list[tuple[str, list[tuple[str
 
 # -- a real server, real clients ----------------------------------------------------------------
 def test_v1_client_every_precision_with_username_and_password(server: Served) -> None:
-    from influxdb import InfluxDBClient
+    from influxdb import InfluxDBClient  # type: ignore[import-untyped]
 
     port = int(server.url.rsplit(":", 1)[1])
     client = InfluxDBClient(host="127.0.0.1", port=port, database="solar", username="user",

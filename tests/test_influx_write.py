@@ -6,23 +6,15 @@ profile."""
 from __future__ import annotations
 
 import gzip
-import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
-try:
-    from conftest import cli
-    from test_api import Served, serve, stop
-except ImportError:  # tests/ imported as a package
-    from tests.conftest import cli
-    from tests.test_api import Served, serve, stop
+from tests.support.serving import T0_NS, Served, serve, sql, stop
 
-T0 = datetime(2026, 6, 21, 10, 0, tzinfo=UTC)
-T0_NS = int(T0.timestamp()) * 10**9
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
@@ -33,18 +25,8 @@ def server(tmp_path: Path) -> Iterator[Served]:
         stop(served)
 
 
-def sql(served: Served, statement: str) -> list[dict[str, object]]:
-    """Stop the server (flushing every open second) and read the store with the CLI."""
-    if served.process.poll() is None:
-        stop(served)
-    out = cli("sql", statement, "--db", str(served.db), "--format", "json",
-              cwd=served.db.parent).stdout
-    rows: list[dict[str, object]] = json.loads(out)
-    return rows
-
-
 def test_influxdb_v1_client(server: Served) -> None:
-    from influxdb import InfluxDBClient
+    from influxdb import InfluxDBClient  # type: ignore[import-untyped]
 
     port = int(server.url.rsplit(":", 1)[1])
     client = InfluxDBClient(host="127.0.0.1", port=port, database="solar")

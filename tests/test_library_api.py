@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 import sunarchive
-from conftest import clean_env
+from tests.support.cli import clean_env
+
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parent.parent
 PINNED = [

@@ -19,6 +19,8 @@ from sunarchive.lineprotocol import (
     to_line,
 )
 
+pytestmark = pytest.mark.unit
+
 NOW = 1_782_036_000_000_000_000
 
 

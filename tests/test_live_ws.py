@@ -11,17 +11,17 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import websockets
 
 from sunarchive.api.live import MAX_SKIPPED, QUEUE_MESSAGES, LiveClient, Subscription
+from tests.support.ports import free_port
+from tests.support.serving import serve, stop
 
-try:
-    from test_api import free_port, serve, stop
-except ImportError:  # tests/ imported as a package
-    from tests.test_api import free_port, serve, stop
+pytestmark = pytest.mark.integration
 
 
 def start_demo(folder: Path, *extra: str, env: dict[str, str] | None = None
@@ -61,7 +61,7 @@ async def receive_rows(url: str, subscribe: list[dict[str, object]], messages: i
     async with websockets.connect(url.replace("http", "ws") + "/api/v1/live") as ws:
         await ws.send(json.dumps({"subscribe": subscribe}))
         ack = json.loads(await asyncio.wait_for(ws.recv(), 10))
-        out = []
+        out: list[dict[str, Any]] = []
         while len(out) < messages:
             out.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
         return ack, out

@@ -19,11 +19,13 @@ from typing import Any
 import psycopg
 import pytest
 
-from conftest import cli
 from sunarchive.errors import StoreTooNewError
 from sunarchive.profiles import load_profiles
 from sunarchive.storage import migrations
 from sunarchive.storage.open import SqlStore, StoreOptions, open_store
+from tests.support.cli import cli
+
+pytestmark = pytest.mark.integration
 
 DATA = Path(__file__).parent / "data"
 ZONE = "Europe/Berlin"

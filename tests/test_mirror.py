@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,14 +15,13 @@ from sunarchive.profiles import load_profiles
 from sunarchive.sinks.buffer import DiskBuffer
 from sunarchive.sinks.config import InfluxSettings
 from sunarchive.sinks.influxdb import Mirror
+from tests.support.influx_fake import FakeInflux3
+from tests.support.mirror_batches import T0, hoymiles_batches
+from tests.support.waiting import wait_until
 
-try:
-    from influx_fake import FakeInflux3
-except ImportError:  # tests/ imported as a package
-    from tests.influx_fake import FakeInflux3
+pytestmark = pytest.mark.integration
 
 PROFILES = load_profiles()
-T0 = 1_750_000_000 * 10**9
 
 
 @pytest.fixture
@@ -58,14 +56,6 @@ def panels(start_s: int, seconds: int, panels: int = 3, rate_hz: int = 10) -> Sa
                            "power": value / 100, "temperature": np.full(len(t), 25.5)})
 
 
-def wait_for(condition: Any, timeout_s: float = 20.0) -> None:
-    end = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError("timed out")
-        time.sleep(0.02)
-
-
 def assert_exactly_once_in_order(fake: FakeInflux3, batches: list[SampleBatch]) -> None:
     expected: dict[str, list[int]] = {}
     for batch in batches:
@@ -75,25 +65,6 @@ def assert_exactly_once_in_order(fake: FakeInflux3, batches: list[SampleBatch]) 
 
 
 # -- what is sent ------------------------------------------------------------------------------
-def hoymiles_batches() -> list[SampleBatch]:
-    one = np.zeros(1, np.int32)
-    t = np.array([T0], np.int64)
-    return [
-        SampleBatch("dtu", [("Dach DTU", "DTU123")], one, t, {
-            "pv_power": np.array([812.4]), "today_production": np.array([1234.0]),
-            "total_production": np.array([9876543.0]), "alarm_flag": np.array([1.0])}),
-        SampleBatch("inverter", [("1161A0000001", "Dach DTU")], one, t, {
-            "grid_voltage": np.array([230.1]), "grid_frequency": np.array([50.0]),
-            "temperature": np.array([41.5]), "operating_status": np.array([3.0]),
-            "alarm_code": np.array([0.0]), "alarm_count": np.array([2.0]),
-            "link_status": np.array([1.0])}),
-        SampleBatch("port", [("1161A0000001", "1", "Dach DTU")], one, t, {
-            "pv_voltage": np.array([33.2]), "pv_current": np.array([7.25]),
-            "pv_power": np.array([240.7]), "today_production": np.array([410.0]),
-            "total_production": np.array([1200345.0])}),
-    ]
-
-
 def test_hoymiles_names_and_types(fake: FakeInflux3, tmp_path: Path) -> None:
     mirror = make_mirror(fake, tmp_path)
     mirror.start()
@@ -162,7 +133,7 @@ def test_wrong_token_is_retried_and_never_logged(fake: FakeInflux3, tmp_path: Pa
     mirror = make_mirror(fake, tmp_path, token="wrong-secret-token")
     mirror.start()
     mirror.offer_raw(panels(0, 1))
-    wait_for(lambda: mirror.status()["failed_requests"] >= 2)
+    wait_until(lambda: mirror.status()["failed_requests"] >= 2, "two failed requests", 20)
     status = mirror.status()
     assert status["state"] == "disconnected" and "401" in status["last_error"]
     assert status["pending"] == 30 and fake.points == []
@@ -253,7 +224,7 @@ def test_outage_loses_nothing_and_replays_in_order(fake: FakeInflux3, tmp_path: 
     fake.stop()
     for batch in batches[10:50]:
         mirror.offer_raw(batch)
-    wait_for(lambda: mirror.status()["state"] == "disconnected")
+    wait_until(lambda: mirror.status()["state"] == "disconnected", "disconnected", 20)
     status = mirror.status()
     assert status["pending_disk"] > 0 and status["pending"] == 40 * 30
     fake.start()  # same port
@@ -332,8 +303,11 @@ def test_offer_never_waits_for_influxdb(fake: FakeInflux3, tmp_path: Path) -> No
     mirror = make_mirror(fake, tmp_path, queue_max_points=500, timeout_s=600)
     mirror.start()
     batches = [panels(s, 1) for s in range(100)]
-    offering = threading.Thread(target=lambda: [mirror.offer_raw(b) for b in batches],
-                                daemon=True)
+    def offer_all() -> None:
+        for batch in batches:
+            mirror.offer_raw(batch)
+
+    offering = threading.Thread(target=offer_all, daemon=True)
     offering.start()
     # every offer returns while InfluxDB still hangs (state, not a time: a waiting offer
     # could only return after the stall is released below)

@@ -17,17 +17,12 @@ from sunarchive.profiles import load_profiles
 from sunarchive.sinks.buffer import DiskBuffer
 from sunarchive.sinks.config import InfluxSettings
 from sunarchive.sinks.influxdb import Mirror
+from tests.support.cli import clean_env
+from tests.support.influx_fake import FakeInflux3
+from tests.support.influxdb1_server import Influx1, available, throwaway_influxdb1
+from tests.support.mirror_batches import T0, hoymiles_batches
 
-try:
-    from conftest import clean_env
-    from influx_fake import FakeInflux3
-    from influxdb1_server import Influx1, available, throwaway_influxdb1
-    from test_mirror import T0, hoymiles_batches
-except ImportError:  # tests/ imported as a package
-    from tests.conftest import clean_env
-    from tests.influx_fake import FakeInflux3
-    from tests.influxdb1_server import Influx1, available, throwaway_influxdb1
-    from tests.test_mirror import T0, hoymiles_batches
+pytestmark = pytest.mark.integration
 
 DEMO_START = "2026-06-21T10:00:00+02:00"
 

@@ -10,6 +10,8 @@ from sunarchive.model import ConfigError
 from sunarchive.settings import load_settings
 from sunarchive.sinks.transport import Transport, base_url
 
+pytestmark = pytest.mark.unit
+
 
 def test_disabled_by_default() -> None:
     settings = load_settings(env={}, dotenv_file=None)

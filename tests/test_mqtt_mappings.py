@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from sunarchive.model import ConfigError, Event, InputError, SampleBatch
+from sunarchive.model import ConfigError, Event, InputError
 from sunarchive.profiles import load_profiles
 from sunarchive.settings import load_settings
 from sunarchive.sources.mqtt import ahoy, opendtu
@@ -26,14 +26,23 @@ from sunarchive.sources.mqtt.generic import (
     parse_pattern,
 )
 from sunarchive.sources.mqtt.opendtu import OpenDTULayout
-from sunarchive.sources.mqtt.readings import Grouper, Reading, parse_number, to_batches
+from sunarchive.sources.mqtt.readings import (
+    Grouper,
+    Layout,
+    Reading,
+    parse_number,
+    to_batches,
+)
+from tests.support.sinks import ListSink
+
+pytestmark = pytest.mark.unit
 
 TRAFFIC = Path(__file__).parent / "data" / "opendtu_traffic.jsonl"
 PROFILES = load_profiles()
 A, B = "114182912345", "116183456789"
 
 
-def _values(layout: OpenDTULayout | AhoyLayout | GenericLayout, topic: str,
+def _values(layout: Layout, topic: str,
             payload: str) -> list[tuple[str, tuple[str, ...], str, float]]:
     return [(r.measurement, r.tags, r.field, r.value)
             for r in layout.decode(topic, payload.encode()).readings]
@@ -313,14 +322,6 @@ def test_docs_sample_configs_load_and_build(tmp_path: Path) -> None:
         ("energy_data", ("plug1", "tasmota", "garage"), "consumption", 61.0),
         ("energy_data", ("plug1", "tasmota", "garage"), "battery_power", -5.0)]
     assert _values(layouts[1], "inverter/HM-800/ch1/P_DC", "50")[0][1][0] == "116180001111"
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.batches: list[SampleBatch] = []
-
-    def put(self, batch: SampleBatch) -> None:
-        self.batches.append(batch)
 
 
 def test_source_skips_retained_drops_unknown_fields_and_flushes_at_offline() -> None:

@@ -12,14 +12,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import httpx
-import paho.mqtt.client as mqtt
 import pytest
 
 from sunarchive.pipeline.accumulator import Accumulator
@@ -29,13 +27,12 @@ from sunarchive.sources.mqtt.client import MqttSource
 from sunarchive.sources.mqtt.config import MqttSettings
 from sunarchive.sources.running import SourceContext
 from sunarchive.storage.duckdb.store import DuckDBStore
+from tests.support.cli import clean_env
+from tests.support.mosquitto import Broker, mosquitto_broker, publisher
+from tests.support.ports import free_port
+from tests.support.waiting import wait_until
 
-try:
-    from conftest import clean_env, free_port
-    from mosquitto import Broker, mosquitto_broker
-except ImportError:  # tests/ imported as a package
-    from tests.conftest import clean_env, free_port
-    from tests.mosquitto import Broker, mosquitto_broker
+pytestmark = pytest.mark.integration
 
 TRAFFIC = Path(__file__).parent / "data" / "opendtu_traffic.jsonl"
 RECORDS: list[dict[str, Any]] = [json.loads(line) for line in TRAFFIC.read_text().splitlines()]
@@ -46,19 +43,6 @@ SPEED = 5.0
 CYCLES = 6
 SERIES_PER_CYCLE = 9   # 1 DTU total + 2 inverters + 2 + 4 DC ports
 A, B = "114182912345", "116183456789"
-
-
-@contextmanager
-def publisher(broker: Broker) -> Iterator[mqtt.Client]:
-    """A connected paho client standing in for the DTU (QoS 1 keeps the recorded order)."""
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"replay-{time.time_ns()}")
-    client.connect(broker.host, broker.port)
-    client.loop_start()
-    try:
-        yield client
-    finally:
-        client.disconnect()
-        client.loop_stop()
 
 
 def replay(broker: Broker, records: list[dict[str, Any]], speed: float = math.inf) -> None:
@@ -72,13 +56,6 @@ def replay(broker: Broker, records: list[dict[str, Any]], speed: float = math.in
                 time.sleep(delay)
             client.publish(record["topic"], record["payload"], qos=1,
                            retain=bool(record["retain"])).wait_for_publish(5)
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def recorded(topic_end: str) -> list[float]:

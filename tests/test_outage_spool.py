@@ -12,15 +12,12 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from datetime import datetime
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from conftest import clean_env, cli
-from pg_server import fresh_database, throwaway_postgres
 from sunarchive.pipeline.accumulator import Accumulator
 from sunarchive.pipeline.agent import Agent
 from sunarchive.pipeline.spool import Spool
@@ -28,6 +25,11 @@ from sunarchive.profiles import load_profiles
 from sunarchive.sources.simulator import SimulatorConfig, SimulatorSource
 from sunarchive.storage.duckdb.store import DuckDBStore
 from sunarchive.storage.postgres.store import PostgresStore
+from tests.support.cli import clean_env, cli
+from tests.support.pg_server import fresh_database, throwaway_postgres
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
 
 START = "2026-06-21T10:00:00+02:00"
 SECONDS = 600
@@ -52,15 +54,6 @@ def _rows_in(url: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _wait_for(predicate: object, what: str, deadline_s: float = 120.0) -> None:
-    assert callable(predicate)
-    end = time.monotonic() + deadline_s
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.1)
-
-
 def _reference(tmp_path: Path) -> list[tuple[str, int, int, int, float]]:
     db = tmp_path / "ref.duckdb"
     cli(*_demo_args("--db", str(db), speed="0"))
@@ -79,7 +72,7 @@ def test_postgres_down_across_the_end_of_a_run_loses_nothing(tmp_path: Path) -> 
         run = subprocess.Popen([sys.executable, "-m", "sunarchive", *args], cwd=tmp_path,
                                env=clean_env(), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-        _wait_for(lambda: _rows_in(url) >= 20, "the first rows in PostgreSQL")
+        wait_until(lambda: _rows_in(url) >= 20, "the first rows in PostgreSQL", 120, poll_s=0.1)
         server.stop("immediate")              # down until well after the run has ended
         out, err = run.communicate(timeout=300)
         assert run.returncode == EXIT_SPOOLED, (run.returncode, out, err)
@@ -166,7 +159,7 @@ def test_postgres_lost_before_the_writer_starts_collects_into_the_spool(
     reference.setup()
     undisturbed = _collect(reference, tmp_path / "ref.spool", PANELS, SECONDS)
     undisturbed.start()
-    _wait_for(undisturbed.sources_done, "the reference run")
+    wait_until(undisturbed.sources_done, "the reference run", 120, poll_s=0.1)
     undisturbed.stop()
     want = reference.sql(TOTALS).rows()
     reference.close()
@@ -178,11 +171,13 @@ def test_postgres_lost_before_the_writer_starts_collects_into_the_spool(
         server.stop("immediate")
         starting = threading.Thread(target=agent.start, daemon=True)
         starting.start()
-        _wait_for(lambda: len(agent.spool) > 0 and agent.sources_done(),
-                  "the whole span collected into the spool while the server is down")
+        wait_until(lambda: len(agent.spool) > 0 and agent.sources_done(),
+                   "the whole span collected into the spool while the server is down", 120,
+                   poll_s=0.1)
         assert list((tmp_path / "pg.spool").glob("*.arrow"))
         server.start()
-        _wait_for(lambda: len(agent.spool) == 0, "the spool written once the server is back")
+        wait_until(lambda: len(agent.spool) == 0, "the spool written once the server is back",
+                   120, poll_s=0.1)
         agent.stop()
         assert agent.writer_error is None
         got = store.sql(TOTALS).rows()

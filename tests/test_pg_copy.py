@@ -11,6 +11,8 @@ import pytest
 
 from sunarchive.storage.postgres.copy import copy_chunks
 
+pytestmark = pytest.mark.engine
+
 TABLE = """CREATE TABLE copied (k INTEGER, t TIMESTAMPTZ, d DATE, s INTEGER, big BIGINT,
            small SMALLINT, x DOUBLE PRECISION, ok BOOLEAN, label TEXT)"""
 

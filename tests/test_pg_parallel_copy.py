@@ -13,16 +13,14 @@ from sunarchive.model import SeriesKey, StatsRows, TransientStoreError
 from sunarchive.profiles import load_profiles
 from sunarchive.storage.postgres import parallel
 from sunarchive.storage.postgres.store import PostgresStore
+from tests.support.stats_rows import stats_rows
 
-try:
-    from test_store_contract import _rows
-except ImportError:  # tests/ imported as a package
-    from tests.test_store_contract import _rows
+pytestmark = pytest.mark.engine
 
 PS100 = "ps100_readings"
 START_S = 1_780_000_000
 SERIES = 4
-TAGS = {i: (f"panel_{i}",) for i in range(1, SERIES + 1)}
+TAGS: dict[int, tuple[str, ...]] = {i: (f"panel_{i}",) for i in range(1, SERIES + 1)}
 
 
 @pytest.fixture(params=["plain", "timescaledb"])
@@ -45,7 +43,7 @@ def _count(store: PostgresStore) -> tuple[int, int, float]:
 
 
 def _distinct_rows(seconds: int, start_s: int = START_S) -> StatsRows:
-    rows = _rows(PS100, start_s, seconds, SERIES)
+    rows = stats_rows(PS100, start_s, seconds, SERIES)
     rows.columns["power_avg"] = np.arange(len(rows), dtype=np.float64) % 997
     return rows
 

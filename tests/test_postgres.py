@@ -18,16 +18,13 @@ from sunarchive.pipeline.agent import Agent
 from sunarchive.pipeline.spool import Spool
 from sunarchive.profiles import load_profiles
 from sunarchive.sources.simulator import SimulatorConfig, SimulatorSource
+from sunarchive.storage.base import Store
 from sunarchive.storage.duckdb.store import DuckDBStore
 from sunarchive.storage.postgres.store import PostgresStore
-from sunarchive.storage.tiered import TieredStore
+from tests.support.cli import cli
+from tests.support.pg_server import fresh_database, throwaway_postgres
 
-try:
-    from conftest import cli
-    from pg_server import fresh_database, throwaway_postgres
-except ImportError:  # tests/ imported as a package
-    from tests.conftest import cli
-    from tests.pg_server import fresh_database, throwaway_postgres
+pytestmark = pytest.mark.integration
 
 PROFILES = load_profiles(None)
 START = "2026-06-21T10:00:00+02:00"
@@ -80,7 +77,7 @@ def test_cli_works_the_same_on_postgres(pg_url: str, tmp_path: Path) -> None:
     assert "(0 changes)" in cli("setup", *common, cwd=tmp_path).stdout
 
 
-def _ingest(store: TieredStore, spool_dir: Path, speed: float, seconds: int,
+def _ingest(store: Store, spool_dir: Path, speed: float, seconds: int,
             meanwhile: Callable[[Agent], None] | None = None) -> Agent:
     agent = Agent(store, Accumulator(), lateness_s=1.0, commit_interval_s=0.2,
                   spool=Spool(spool_dir))

@@ -14,6 +14,8 @@ from sunarchive.profiles import load_profiles
 from sunarchive.reducer import Reducer
 from sunarchive.storage.duckdb.store import DuckDBStore
 
+pytestmark = pytest.mark.engine
+
 PS100_COLUMNS = [
     "time", "panel_id", "voltage_avg", "voltage_min", "voltage_max", "voltage_stddev",
     "current_avg", "current_min", "current_max", "current_stddev", "power_avg", "power_min",

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from sunarchive.model import NS_PER_S
 from sunarchive.profiles import load_profiles
 from sunarchive.reducer import Reducer
+
+pytestmark = pytest.mark.unit
 
 T0 = 1_782_036_000  # 2026-06-21 10:00 UTC
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sunarchive.profiles import load_profiles
 from sunarchive.reducer import Reducer
 from sunarchive.resolution import binary_bits, round_to_grid
+
+pytestmark = pytest.mark.unit
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 

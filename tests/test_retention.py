@@ -8,11 +8,14 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pytest
 
 from sunarchive.model import NS_PER_S, SeriesKey
 from sunarchive.profiles import load_profiles
 from sunarchive.reducer import Reducer
 from sunarchive.storage.duckdb.store import DuckDBStore
+
+pytestmark = pytest.mark.engine
 
 NOW = datetime(2026, 6, 21, 12, 0, tzinfo=UTC)
 

@@ -15,11 +15,9 @@ import pytest
 
 from sunarchive.profiles.loader import parse_profile
 from sunarchive.profiles.spec import Profile
+from tests.support.reference import NS, Harness, RawSample, differences, reference_rows, utc_seconds
 
-try:
-    from reference import NS, Harness, RawSample, differences, reference_rows, utc_seconds
-except ImportError:  # tests/ imported as a package
-    from tests.reference import NS, Harness, RawSample, differences, reference_rows, utc_seconds
+pytestmark = pytest.mark.engine
 
 POLL_S = 30
 WATTS = 100.0

@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,18 +24,16 @@ from sunarchive.pipeline.agent import Agent
 from sunarchive.profiles import load_profiles
 from sunarchive.reducer import Reducer
 from sunarchive.storage.duckdb.store import DuckDBStore
+from tests.support.reference import NS, Harness, RawSample, differences, reference_rows
+from tests.support.scenarios import (
+    LATENESS_S,
+    Scenario,
+    make_profile,
+    scenario_samples,
+)
+from tests.support.waiting import wait_until
 
-try:
-    from reference import NS, Harness, RawSample, differences, reference_rows
-    from test_reducer_properties import LATENESS_S, Scenario, _samples, make_profile
-except ImportError:  # tests/ imported as a package
-    from tests.reference import NS, Harness, RawSample, differences, reference_rows
-    from tests.test_reducer_properties import (
-        LATENESS_S,
-        Scenario,
-        _samples,
-        make_profile,
-    )
+pytestmark = pytest.mark.engine
 
 PANEL = make_profile(5.0)
 ZONE = "Europe/Berlin"   # one store: its daily tier follows a zone with DST days
@@ -131,7 +128,7 @@ def test_series_in_order_never_too_late_whatever_the_others_lag(
     """Every series in order (jitter inside the allowance), each with its own lag ⇒ zero
     too-late samples, and every tier (energy included) equals the naive reference."""
     profile = make_profile(lg.scenario.max_gap_s)
-    samples = _samples(lg.scenario)
+    samples = scenario_samples(lg.scenario)
     harness = Harness(profile, tmp_path_factory.mktemp("lag"), zones=(ZONE,),
                       series=range(len(lg.scenario.modes)), lateness_s=LATENESS_S)
     try:
@@ -182,14 +179,6 @@ def _panel_batch(panel: str, first: int, count: int, t0_s: int) -> SampleBatch:
                        {"power": np.full(count, 100.0), "voltage": np.full(count, 20.0)})
 
 
-def _wait(what: str, done: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + 60
-    while not done():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within 60 s")
-        time.sleep(0.05)
-
-
 def test_restart_while_a_series_lags_merges_its_open_second(tmp_path: Path) -> None:
     """After a restart the leading series writes first; the lagging one then continues in its
     last stored second: that second is merged into the stored row, never stored twice."""
@@ -204,7 +193,7 @@ def test_restart_while_a_series_lags_merges_its_open_second(tmp_path: Path) -> N
     second = Agent(store, Accumulator(), lateness_s=0.5, commit_interval_s=0.05)
     second.start()
     second.accumulator.put(_panel_batch("lead", 100, 100, t0))
-    _wait("the leading series' rows", lambda: second.stats.rows_written > 0)
+    wait_until(lambda: second.stats.rows_written > 0, "the leading series' rows")
     second.accumulator.put(_panel_batch("lag", 45, 55, t0))
     second.stop()
     rows = store.sql("SELECT panel_id, epoch(time)::BIGINT AS t, sample_count, energy_wh "

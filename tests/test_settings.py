@@ -26,6 +26,8 @@ from sunarchive.sources.catalog import SourceConfig
 from sunarchive.sources.ina2xx.config import PanelSettings
 from sunarchive.sources.mqtt.config import MqttField
 
+pytestmark = pytest.mark.unit
+
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
 
 #: Settings whose values have no physical unit; every other setting must carry a unit suffix.
@@ -121,7 +123,8 @@ sources:
     name: garage
 """)
     assert [s.name for s in settings.sources] == ["roof", "garage"]
-    assert settings.sources[0].panels == 2
+    first = settings.sources[0]
+    assert isinstance(first, SimulatorSource) and first.panels == 2
     assert settings.effective_sources() == settings.sources
 
 

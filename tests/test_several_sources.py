@@ -9,16 +9,15 @@ import socket
 import time
 from pathlib import Path
 
-try:
-    from collector_run import running_collector, wait_until
-    from conftest import cli, free_port
-    from mosquitto import mosquitto_broker
-    from test_mqtt_source import publisher
-except ImportError:  # tests/ imported as a package
-    from tests.collector_run import running_collector, wait_until
-    from tests.conftest import cli, free_port
-    from tests.mosquitto import mosquitto_broker
-    from tests.test_mqtt_source import publisher
+import pytest
+
+from tests.support.cli import cli
+from tests.support.collector_run import running_collector
+from tests.support.mosquitto import mosquitto_broker, publisher
+from tests.support.ports import free_port
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "several-sources.yaml"
 
@@ -33,14 +32,14 @@ def test_example_runs_three_sources_at_once(tmp_path: Path) -> None:
         db = tmp_path / "store.duckdb"
         with running_collector(EXAMPLE, db, env) as run:
             wait_until(lambda: all(s["state"] == "connected" for s in run.sources().values()),
-                       "all three sources to connect")
+                       "all three sources to connect", poll_s=0.2)
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() - 5))
             with socket.create_connection(("127.0.0.1", rig_port), timeout=5) as sock:
                 sock.sendall(json.dumps({"time": stamp, "device_id": "cell1", "board": 1,
                                          "channel": 1, "voltage": 0.61, "current": 3.1,
                                          "power": 1.89}).encode() + b"\n")
                 wait_until(lambda: run.sources()["lab-rig"].get("samples") == 1,
-                           "the rig's record to be counted")
+                           "the rig's record to be counted", poll_s=0.2)
             listed = run.sources()
     assert run.returncode == 0, run.err
     assert {name: s["type"] for name, s in listed.items()} == {

@@ -21,6 +21,9 @@ from sunarchive.sources.simulator import (
     SimulatorConfig,
     SimulatorSource,
 )
+from tests.support.sinks import ListSink
+
+pytestmark = pytest.mark.integration   # each simulated day runs pvlib in a subprocess
 
 MIN_NS = 60 * NS_PER_S
 HOUR_NS = 3600 * NS_PER_S
@@ -217,14 +220,6 @@ def test_generate_across_hour_blocks() -> None:
     t0 = ns(SOLSTICE_NOON)
     batch = sim.generate(t0 + HOUR_NS // 2, t0 + 3 * HOUR_NS // 2)
     assert len(batch) > 287_000
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.batches: list[SampleBatch] = []
-
-    def put(self, batch: SampleBatch) -> None:
-        self.batches.append(batch)
 
 
 def test_source_fast_delivers_all_samples() -> None:

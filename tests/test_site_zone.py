@@ -6,8 +6,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pytest
 
-from conftest import cli
+from tests.support.cli import cli
+
+pytestmark = pytest.mark.integration
 
 
 def _csv(path: Path, start: datetime, hours: int) -> Path:

@@ -22,11 +22,9 @@ from hypothesis import strategies as st
 
 from sunarchive.profiles.loader import parse_profile
 from sunarchive.profiles.spec import Profile
+from tests.support.reference import NS, Harness, RawSample, differences, reference_rows
 
-try:
-    from reference import NS, Harness, RawSample, differences, reference_rows
-except ImportError:  # tests/ imported as a package
-    from tests.reference import NS, Harness, RawSample, differences, reference_rows
+pytestmark = pytest.mark.engine
 
 ZONES = ("UTC", "Europe/Berlin", "Asia/Kolkata")  # Kolkata: UTC+5:30, days on :30
 START = int(datetime(2026, 3, 28, 20, 0, tzinfo=UTC).timestamp())  # across Berlin's DST day
@@ -87,7 +85,7 @@ def test_quarter_hour_series_makes_at_most_four_rows_per_sample(live: bool,
         seconds = harness.rows("1s")
         assert len(seconds) <= 4 * len(samples)
         assert max(_energy_only_per_bucket(seconds).values()) == 1
-        total = sum(float(r["pv_energy_wh"]) for r in seconds.values())  # type: ignore[arg-type]
+        total = sum(float(r["pv_energy_wh"]) for r in seconds.values())
         want = sum((100.0 + 10 * sid + k % 7) * 900 / 3600 for k in range(96) for sid in (0, 1))
         assert total == pytest.approx(want, rel=1e-9)
         _check_every_tier(profile, samples, harness)

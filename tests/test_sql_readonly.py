@@ -31,15 +31,11 @@ from sunarchive.storage.open import SqlStore
 from sunarchive.storage.postgres.store import PostgresStore
 from sunarchive.storage.postgres.user_sql import ReaderRole
 from sunarchive.storage.user_sql import SqlLimits, UserSqlError
+from tests.support.cli import clean_env, cli
+from tests.support.pg_server import drop_database, fresh_database
+from tests.support.stats_rows import stats_rows
 
-try:
-    from conftest import clean_env, cli
-    from pg_server import drop_database, fresh_database
-    from test_store_contract import _rows
-except ImportError:  # tests/ imported as a package
-    from tests.conftest import clean_env, cli
-    from tests.pg_server import drop_database, fresh_database
-    from tests.test_store_contract import _rows
+pytestmark = pytest.mark.integration
 
 PS100 = "ps100_readings"
 START_S = 1_780_000_000
@@ -147,10 +143,10 @@ def _open(engine: str, request: pytest.FixtureRequest, folder: Path,
 def _fill(store: SqlStore) -> SqlStore:
     """Schema, two series, two hours of 1 s rows and their rollups."""
     store.setup()
-    tags = {i: (f"panel_{i}",) for i in (1, 2)}
+    tags: dict[int, tuple[str, ...]] = {i: (f"panel_{i}",) for i in (1, 2)}
     for i, key in tags.items():
         store.add_series(SeriesKey(PS100, key), i)
-    assert store.write(_rows(PS100, START_S, 7200, 2), StatsRows.empty(PS100), tags,
+    assert store.write(stats_rows(PS100, START_S, 7200, 2), StatsRows.empty(PS100), tags,
                        batch_id=1)
     store.rollup(PS100, START_S + 7200)
     return store
@@ -226,8 +222,8 @@ def test_every_attack_is_refused_and_changes_nothing(store: SqlStore) -> None:
     assert snapshot(store) == before
     assert not PWNED.exists()
     # the writer still writes (a killed or misconfigured connection would fail here)
-    tags = {i: (f"panel_{i}",) for i in (1, 2)}
-    assert store.write(_rows(PS100, START_S + 7200, 10, 2), StatsRows.empty(PS100), tags,
+    tags: dict[int, tuple[str, ...]] = {i: (f"panel_{i}",) for i in (1, 2)}
+    assert store.write(stats_rows(PS100, START_S + 7200, 10, 2), StatsRows.empty(PS100), tags,
                        batch_id=2)
     assert store.sql("SELECT COUNT(*) FROM ps100_readings_1s").rows() == [(2 * 7210,)]
 
@@ -261,8 +257,8 @@ def test_duckdb_reads_cannot_checkpoint(tmp_path: Path, request: pytest.FixtureR
     store = _fill(_open("duckdb", request, tmp_path))
     try:
         assert isinstance(store, DuckDBStore)
-        tags = {i: (f"panel_{i}",) for i in (1, 2)}
-        assert store.write(_rows(PS100, START_S + 7200, 600, 2), StatsRows.empty(PS100), tags,
+        tags: dict[int, tuple[str, ...]] = {i: (f"panel_{i}",) for i in (1, 2)}
+        assert store.write(stats_rows(PS100, START_S + 7200, 600, 2), StatsRows.empty(PS100), tags,
                            batch_id=2)
         wal = Path(f"{store.path}.wal")
         assert wal.exists() and wal.stat().st_size > 0

@@ -23,38 +23,25 @@ from sunarchive.profiles import load_profiles
 from sunarchive.profiles.spec import Profile
 from sunarchive.storage.duckdb.store import DuckDBStore
 from sunarchive.storage.postgres.store import PostgresStore
-from sunarchive.storage.tiered import TieredStore
+from tests.support.pg_server import drop_database, fresh_database
+from tests.support.reference import NS, EngineStore, Harness, RawSample, differences, reference_rows
+from tests.support.scenarios import (
+    LATENESS_S,
+    ZONES,
+    Scenario,
+    feed,
+    make_profile,
+    scenario_samples,
+    scenarios,
+    utc,
+)
+from tests.support.stats_rows import stats_rows
 
-try:
-    from pg_server import drop_database, fresh_database
-    from reference import NS, Harness, RawSample, differences, reference_rows
-    from test_reducer_properties import (
-        LATENESS_S,
-        ZONES,
-        Scenario,
-        _feed,
-        _samples,
-        _utc,
-        make_profile,
-        scenarios,
-    )
-except ImportError:  # tests/ imported as a package
-    from tests.pg_server import drop_database, fresh_database
-    from tests.reference import NS, Harness, RawSample, differences, reference_rows
-    from tests.test_reducer_properties import (
-        LATENESS_S,
-        ZONES,
-        Scenario,
-        _feed,
-        _samples,
-        _utc,
-        make_profile,
-        scenarios,
-    )
+pytestmark = pytest.mark.engine
 
 ENGINES = ["duckdb", "postgres", "timescaledb"]
 TIMESCALE_ENV = "SUNARCHIVE_TEST_TIMESCALE_URL"
-Opener = Callable[..., TieredStore]
+Opener = Callable[..., EngineStore]
 
 
 class Stores:
@@ -63,12 +50,12 @@ class Stores:
     def __init__(self, engine: str, folder: Path, pg_server_url: str | None) -> None:
         """``pg_server_url``: the PostgreSQL (or TimescaleDB) server for those engines."""
         self.engine, self.folder, self.pg_server_url = engine, folder, pg_server_url
-        self.opened: list[TieredStore] = []
+        self.opened: list[EngineStore] = []
         self.databases: list[str] = []
 
     def open(self, profiles: dict[str, Profile], zone: str = "UTC",
-             retention: dict[str, float | None] | None = None) -> TieredStore:
-        store: TieredStore
+             retention: dict[str, float | None] | None = None) -> EngineStore:
+        store: EngineStore
         if self.engine == "duckdb":
             path = self.folder / f"s{len(self.opened)}.duckdb"
             store = DuckDBStore(path, profiles, timezone=zone, retention_days=retention)
@@ -116,12 +103,12 @@ def test_every_tier_matches_reference(engine: str, sc: Scenario,
                                       request: pytest.FixtureRequest) -> None:
     opened = Stores(engine, tmp_path_factory.mktemp(engine), server_for(engine, request))
     profile = make_profile(sc.max_gap_s)
-    samples = _samples(sc)
+    samples = scenario_samples(sc)
     harness = Harness(profile, opened.folder, zones=ZONES, series=range(len(sc.modes)),
                       lateness_s=LATENESS_S,
                       open_store=lambda p, zone: opened.open({p.name: p}, zone))
     try:
-        _feed(harness, samples, sc)
+        feed(harness, samples, sc)
         assert differences(reference_rows(profile, samples, "1s"), harness.rows("1s")) == []
         for zone in ZONES:
             for tier in ("5min", "1hour", "daily"):
@@ -135,7 +122,7 @@ def test_late_samples_merge_and_rollups_refresh(stores: Stores) -> None:
     """A sample later than the allowance is merged into its stored second; the materialized
     5-minute, hourly and daily rows are recomputed from the merged rows."""
     profile = make_profile(5.0)
-    base = _utc(2026, 5, 4, 12, 0) * NS - 20 * NS
+    base = utc(2026, 5, 4, 12, 0) * NS - 20 * NS
     rng = random.Random(11)
 
     def sample(t: int, volts: float) -> RawSample:
@@ -194,24 +181,10 @@ def test_a_corrected_point_replaces_its_seconds_and_rollups(stores: Stores) -> N
 
 
 # -- series, events, batches, schema -----------------------------------------------------------
-def _rows(measurement: str, start_s: int, seconds: int, series: int = 1) -> StatsRows:
-    times = np.repeat(np.arange(start_s, start_s + seconds, dtype=np.int64), series)
-    ids = np.tile(np.arange(1, series + 1, dtype=np.int32), seconds)
-    n = len(times)
-    return StatsRows(measurement, times, ids, {
-        "voltage_avg": np.full(n, 40.0), "voltage_min": np.full(n, 39.0),
-        "voltage_max": np.full(n, 41.0), "voltage_stddev": np.full(n, 0.5),
-        "voltage_count": np.full(n, 10.0), "power_avg": np.full(n, 90.0),
-        "power_min": np.full(n, 80.0), "power_max": np.full(n, 100.0),
-        "power_stddev": np.full(n, 1.0), "power_count": np.full(n, 10.0),
-        "energy_wh": np.full(n, 0.025), "sample_count": np.full(n, 10.0),
-        "covered_s": np.ones(n)})
-
-
 PS100 = "ps100_readings"
 
 
-def _ps100_store(stores: Stores, **kwargs: object) -> TieredStore:
+def _ps100_store(stores: Stores, **kwargs: object) -> EngineStore:
     profiles = {PS100: load_profiles(None)[PS100]}
     store = stores.open(profiles, **kwargs)  # type: ignore[arg-type]
     store.setup()
@@ -252,12 +225,12 @@ def test_text_states_get_stable_codes(stores: Stores) -> None:
 
 def test_a_replayed_batch_is_written_once(stores: Stores) -> None:
     store = _ps100_store(stores)
-    tags = {1: ("panel_1",), 2: ("panel_2",)}
+    tags: dict[int, tuple[str, ...]] = {1: ("panel_1",), 2: ("panel_2",)}
     start = 1_780_000_000
     empty = StatsRows.empty(PS100)
-    assert store.write(_rows(PS100, start, 10, 2), empty, tags, batch_id=1)
-    assert not store.write(_rows(PS100, start, 10, 2), empty, tags, batch_id=1)
-    assert store.write(_rows(PS100, start + 10, 5, 2), empty, tags, batch_id=2)
+    assert store.write(stats_rows(PS100, start, 10, 2), empty, tags, batch_id=1)
+    assert not store.write(stats_rows(PS100, start, 10, 2), empty, tags, batch_id=1)
+    assert store.write(stats_rows(PS100, start + 10, 5, 2), empty, tags, batch_id=2)
     assert store.last_batch(PS100) == 2
     count = store.sql("SELECT COUNT(*) AS n FROM ps100_readings_1s").rows()[0][0]
     assert count == 30
@@ -267,30 +240,30 @@ def test_newest_second_follows_writes_and_merges(stores: Stores) -> None:
     """``last_time_s`` is the newest stored second: new rows move it, a merge of late rows
     into older seconds does not, and it equals ``MAX(time)`` of the 1 s table."""
     store = _ps100_store(stores)
-    tags = {1: ("panel_1",), 2: ("panel_2",)}
+    tags: dict[int, tuple[str, ...]] = {1: ("panel_1",), 2: ("panel_2",)}
     start = 1_780_000_000
     empty = StatsRows.empty(PS100)
     assert store.last_time_s(PS100) is None
-    store.write(_rows(PS100, start, 10, 2), empty, tags, batch_id=1)
+    store.write(stats_rows(PS100, start, 10, 2), empty, tags, batch_id=1)
     assert store.last_time_s(PS100) == start + 9
-    store.write(_rows(PS100, start + 100, 1, 1), _rows(PS100, start + 3, 1, 1), tags,
+    store.write(stats_rows(PS100, start + 100, 1, 1), stats_rows(PS100, start + 3, 1, 1), tags,
                 batch_id=2)
     newest = store.sql("SELECT MAX(time) AS t FROM ps100_readings_1s").rows()[0][0]
     assert store.last_time_s(PS100) == start + 100 == int(newest.replace(tzinfo=UTC)
                                                            .timestamp())
-    store.write(empty, _rows(PS100, start + 5, 1, 2), tags, batch_id=3)
+    store.write(empty, stats_rows(PS100, start + 5, 1, 2), tags, batch_id=3)
     assert store.last_time_s(PS100) == start + 100
 
 
 def test_latest_rows_are_the_newest_of_each_series_in_the_window(stores: Stores) -> None:
     store = _ps100_store(stores)
     store.add_series(SeriesKey(PS100, ("panel_3",)), 3)
-    tags = {1: ("panel_1",), 2: ("panel_2",), 3: ("panel_3",)}
+    tags: dict[int, tuple[str, ...]] = {1: ("panel_1",), 2: ("panel_2",), 3: ("panel_3",)}
     start = 1_780_000_000
     empty = StatsRows.empty(PS100)
-    store.write(_rows(PS100, start, 1, 3), empty, tags, batch_id=1)   # panel_3's only row
-    store.write(_rows(PS100, start + 1000, 20, 2), empty, tags, batch_id=2)
-    newer = _rows(PS100, start + 1030, 1, 1)
+    store.write(stats_rows(PS100, start, 1, 3), empty, tags, batch_id=1)   # panel_3's only row
+    store.write(stats_rows(PS100, start + 1000, 20, 2), empty, tags, batch_id=2)
+    newer = stats_rows(PS100, start + 1030, 1, 1)
     newer.columns["power_avg"][:] = 77.0
     store.write(newer, empty, tags, batch_id=3)
     got = store.latest_rows(PS100, window_s=600).to_pylist()
@@ -306,15 +279,15 @@ def test_latest_rows_are_the_newest_of_each_series_in_the_window(stores: Stores)
 def test_retention_keeps_what_rollups_still_need(stores: Stores) -> None:
     store = _ps100_store(stores, retention={"1s": 1.0, "5min": None, "1hour": None,
                                             "daily": None})
-    tags = {1: ("panel_1",), 2: ("panel_2",)}
+    tags: dict[int, tuple[str, ...]] = {1: ("panel_1",), 2: ("panel_2",)}
     now = datetime(2026, 6, 21, 12, tzinfo=UTC)
     old = int(datetime(2026, 6, 18, 12, tzinfo=UTC).timestamp())
     later = int(datetime(2026, 6, 19, 13, tzinfo=UTC).timestamp())
-    store.write(_rows(PS100, old, 600, 2), StatsRows.empty(PS100), tags)
+    store.write(stats_rows(PS100, old, 600, 2), StatsRows.empty(PS100), tags)
     # nothing rolled up yet: the 1 s rows feed 5-minute buckets not materialized → kept
     store.apply_retention(now)
     assert store.sql("SELECT COUNT(*) FROM ps100_readings_1s").rows()[0][0] == 1200
-    store.write(_rows(PS100, later, 60, 2), StatsRows.empty(PS100), tags)
+    store.write(stats_rows(PS100, later, 60, 2), StatsRows.empty(PS100), tags)
     store.rollup(PS100, later)   # complete up to the 19th 13:00
     # rolled up past the 18th: its rows go (PostgreSQL and TimescaleDB drop whole day
     # partitions/chunks; the 19th is inside the retention period and stays)
@@ -345,7 +318,7 @@ def test_upstream_queries_run_unchanged(stores: Stores) -> None:
     store = _ps100_store(stores)
     now = int(datetime.now(UTC).timestamp())
     start = now - now % 300 - 1800
-    store.write(_rows(PS100, start, 1800, 2), StatsRows.empty(PS100),
+    store.write(stats_rows(PS100, start, 1800, 2), StatsRows.empty(PS100),
                 {1: ("panel_1",), 2: ("panel_2",)})
     store.rollup(PS100, start + 1800)
     daily, hourly, five, days, per_panel = (store.sql(q) for q in UPSTREAM)
@@ -358,7 +331,7 @@ def test_upstream_queries_run_unchanged(stores: Stores) -> None:
                                                                      ("panel_2", 10.0)]
 
 
-def _health_store(stores: Stores, devices: dict[int, tuple[str, str]]) -> TieredStore:
+def _health_store(stores: Stores, devices: dict[int, tuple[str, ...]]) -> EngineStore:
     """A store with the health_checks profile and ``devices`` (id: device_id, site_id)."""
     profile = load_profiles(None)["health_checks"]
     store = stores.open({profile.name: profile})
@@ -371,7 +344,8 @@ def _health_store(stores: Stores, devices: dict[int, tuple[str, str]]) -> Tiered
 def test_named_and_group_by_tag_rollups(stores: Stores) -> None:
     """health_checks names device_metrics_hourly/_daily (per device) and site_metrics_hourly
     (all devices of a site merged: pooled mean and stddev, summed counts and increases)."""
-    devices = {1: ("dev_a", "site_1"), 2: ("dev_b", "site_1"), 3: ("dev_c", "site_2")}
+    devices: dict[int, tuple[str, ...]] = {1: ("dev_a", "site_1"), 2: ("dev_b", "site_1"),
+                                           3: ("dev_c", "site_2")}
     store = _health_store(stores, devices)
     profile = store.profiles["health_checks"]
     start = int(datetime(2026, 6, 20, 10, tzinfo=UTC).timestamp())
@@ -380,7 +354,7 @@ def test_named_and_group_by_tag_rollups(stores: Stores) -> None:
     ids = np.tile(np.array([1, 2, 3], np.int32), seconds)
     rng = np.random.default_rng(3)
     n = len(times)
-    cols: dict[str, np.ndarray] = {c.name: np.full(n, np.nan)  # type: ignore[type-arg]
+    cols: dict[str, np.ndarray] = {c.name: np.full(n, np.nan)
                                    for c in profile.stats_columns()}
     cpu = (ids * 10.0 + rng.normal(0, 1, n)).round(2)
     cols.update(cpu_percent_avg=cpu, cpu_percent_min=cpu - 1, cpu_percent_max=cpu + 1,
@@ -424,14 +398,15 @@ def test_meta_records_are_replaced_and_found_by_prefix(stores: Stores) -> None:
 def test_tag_filtered_1s_reads_select_the_matching_series(stores: Stores) -> None:
     """A 1 s read filtered by tags returns exactly the rows of the series with those tag
     values (looked up as series ids, which the 1 s tier is indexed by), none for no match."""
-    devices = {1: ("dev_a", "site_1"), 2: ("dev_b", "site_1"), 3: ("dev_a", "site_2")}
+    devices: dict[int, tuple[str, ...]] = {1: ("dev_a", "site_1"), 2: ("dev_b", "site_1"),
+                                           3: ("dev_a", "site_2")}
     store = _health_store(stores, devices)
     profile = store.profiles["health_checks"]
     start = int(datetime(2026, 6, 20, 10, tzinfo=UTC).timestamp())
     seconds = 60
     times = np.repeat(np.arange(start, start + seconds, dtype=np.int64), 3)
     ids = np.tile(np.array([1, 2, 3], np.int32), seconds)
-    cols: dict[str, np.ndarray] = {c.name: np.full(len(times), np.nan)  # type: ignore[type-arg]
+    cols: dict[str, np.ndarray] = {c.name: np.full(len(times), np.nan)
                                    for c in profile.stats_columns()}
     cols.update(cpu_percent_avg=ids * 10.0, cpu_percent_count=np.ones(len(times)),
                 sample_count=np.ones(len(times)), covered_s=np.ones(len(times)))

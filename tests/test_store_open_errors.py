@@ -14,13 +14,11 @@ import pytest
 
 from sunarchive.profiles import load_profiles
 from sunarchive.storage.duckdb.store import DuckDBStore
+from tests.support.cli import cli
+from tests.support.pg_server import drop_database, fresh_database
+from tests.support.ports import free_port
 
-try:
-    from conftest import cli, free_port
-    from pg_server import drop_database, fresh_database
-except ImportError:  # tests/ imported as a package
-    from tests.conftest import cli, free_port
-    from tests.pg_server import drop_database, fresh_database
+pytestmark = pytest.mark.integration
 
 READERS = {
     "status": ["status"],

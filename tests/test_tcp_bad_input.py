@@ -12,7 +12,10 @@ import pytest
 from sunarchive.model import NS_PER_S
 from sunarchive.sources.tcp.config import TcpSettings
 from sunarchive.sources.tcp.receiver import LineDecoder
-from test_tcp_source import MPP, PROFILES, T0, connect, json_line, running, wait_until
+from tests.support.tcp_receiver import MPP, PROFILES, T0, connect, json_line, running
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
 
 OUTSIDE = "is outside the storable range 1970-01-01T00:00:00Z … 2200-01-01T00:00:00Z"
 

@@ -6,7 +6,6 @@ DuckDB file and through `sunarchive run --config`."""
 from __future__ import annotations
 
 import json
-import math
 import re
 import signal
 import socket
@@ -15,8 +14,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -26,7 +23,7 @@ import numpy as np
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from sunarchive.model import NS_PER_S, ConfigError, SampleBatch
+from sunarchive.model import NS_PER_S, ConfigError
 from sunarchive.pipeline.accumulator import Accumulator
 from sunarchive.pipeline.agent import Agent
 from sunarchive.profiles import load_profiles
@@ -35,87 +32,15 @@ from sunarchive.sources.running import SourceContext
 from sunarchive.sources.tcp.config import TcpSettings
 from sunarchive.sources.tcp.receiver import LineDecoder, TcpReceiver
 from sunarchive.storage.duckdb.store import DuckDBStore
+from tests.support.cli import clean_env
+from tests.support.ports import free_port
+from tests.support.sinks import ListSink
+from tests.support.tcp_receiver import MPP, T0, connect, json_line, peer_of, running
+from tests.support.waiting import wait_until
 
-try:
-    from conftest import clean_env, free_port
-except ImportError:  # tests/ imported as a package
-    from tests.conftest import clean_env, free_port
+pytestmark = pytest.mark.integration
 
 PROFILES = load_profiles()
-MPP = "mpp_measurement"
-
-
-class ListSink:
-    """Collects the batches the receiver hands over."""
-
-    def __init__(self) -> None:
-        self.batches: list[SampleBatch] = []
-        self.lock = threading.Lock()
-
-    def put(self, batch: SampleBatch) -> None:
-        with self.lock:
-            self.batches.append(batch)
-
-    def rows(self) -> list[dict[str, Any]]:
-        """Every sample as {tags..., time_ns, field: value} (NaN fields left out)."""
-        out: list[dict[str, Any]] = []
-        with self.lock:
-            for b in self.batches:
-                tags = PROFILES[b.measurement].tags
-                for i in range(len(b)):
-                    row: dict[str, Any] = dict(zip(tags, b.tag_sets[int(b.tag_index[i])],
-                                                   strict=True))
-                    row["time_ns"] = int(b.time_ns[i])
-                    row.update({k: float(v[i]) for k, v in b.fields.items()
-                                if not math.isnan(v[i])})
-                    out.append(row)
-        return out
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if check():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@contextmanager
-def running(max_future_s: float = 300.0,
-            **kw: Any) -> Iterator[tuple[TcpReceiver, ListSink]]:
-    settings = TcpSettings(**({"name": "rig", "port": free_port(), "batch_interval_s": 0.05}
-                              | kw))
-    source = settings.build(SourceContext("UTC", PROFILES, max_future_s=max_future_s))
-    assert isinstance(source, TcpReceiver)
-    sink, stop = ListSink(), threading.Event()
-    thread = threading.Thread(target=source.run, args=(sink, stop), daemon=True)
-    thread.start()
-    try:
-        assert source.listening.wait(5), "the receiver did not start listening"
-        yield source, sink
-    finally:
-        stop.set()
-        thread.join(5)
-        assert not thread.is_alive(), "the receiver did not stop"
-
-
-def connect(source: TcpReceiver) -> socket.socket:
-    return socket.create_connection((source.settings.host, source.settings.port), timeout=5)
-
-
-def peer_of(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    return f"{host}:{port}"
-
-
-T0 = int(time.time()) - 60
-
-
-def json_line(device: str, k: int, **extra: Any) -> str:
-    record = {"time": T0 + k, "device_id": device, "board": 1, "channel": k % 2,
-              "voltage": 0.5 + k / 100, "current": 2.0, "power": (0.5 + k / 100) * 2.0}
-    return json.dumps(record | extra) + "\n"
 
 
 # -- settings ----------------------------------------------------------------------------------

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from sunarchive.lineprotocol import parse_lines
 from sunarchive.model import SampleBatch
 from sunarchive.timecheck import ahead_of_clock, drop_ahead, split_batch
+
+pytestmark = pytest.mark.unit
 
 NOW = 1_782_036_000 * 10**9
 S = 10**9

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,24 +21,22 @@ import pytest
 from sunarchive.model import SeriesKey, StatsRows
 from sunarchive.profiles import load_profiles
 from sunarchive.storage.postgres.store import PostgresStore
+from tests.support.cli import cli
 
-try:
-    from conftest import cli
-except ImportError:  # tests/ imported as a package
-    from tests.conftest import cli
+pytestmark = pytest.mark.integration
 
 PROFILES = load_profiles(None)
 PS100 = "ps100_readings"
-TAGS = {1: ("panel_1",), 2: ("panel_2",)}
+TAGS: dict[int, tuple[str, ...]] = {1: ("panel_1",), 2: ("panel_2",)}
 
 
 @pytest.fixture
-def store(timescale_url: str) -> PostgresStore:
+def store(timescale_url: str) -> Iterator[PostgresStore]:
     opened = PostgresStore(timescale_url, PROFILES, timezone="Europe/Berlin")
     opened.setup()
     for sid, tags in TAGS.items():
         opened.add_series(SeriesKey(PS100, tags), sid)
-    yield opened  # type: ignore[misc]
+    yield opened
     opened.close()
 
 
@@ -60,8 +59,9 @@ def one(store: PostgresStore, sql: str) -> list[tuple[object, ...]]:
 
 def test_layout_hypertables_aggregates_policies(store: PostgresStore) -> None:
     assert store.layout == "timescaledb"
-    intervals = dict(one(store, "SELECT hypertable_name, time_interval::TEXT FROM "
-                                "timescaledb_information.dimensions"))
+    intervals = {str(name): str(interval) for name, interval in one(
+        store, "SELECT hypertable_name, time_interval::TEXT FROM "
+               "timescaledb_information.dimensions")}
     assert intervals["ps100_readings_1s"] == "1 day"
     assert intervals["health_checks_1s"] == "7 days"
     aggs = {r[0]: r for r in one(store, "SELECT view_name, materialized_only, hypertable_name "
@@ -97,7 +97,7 @@ def test_daily_aggregate_buckets_by_local_day(store: PostgresStore) -> None:
     assert len(daily) == 1
     bucket, day, energy = daily[0]
     assert str(day) == "2026-06-21"
-    assert bucket.replace(tzinfo=UTC) == datetime(2026, 6, 20, 22, tzinfo=UTC)  # type: ignore[union-attr]
+    assert bucket.replace(tzinfo=UTC) == datetime(2026, 6, 20, 22, tzinfo=UTC)  # type: ignore[attr-defined]
     assert float(energy) == pytest.approx(2 * 600 * 90 / 3600)  # type: ignore[arg-type]
 
 

@@ -1,7 +1,7 @@
 """The TimescaleDB layout in CI, on PGlite (PostgreSQL 17 in WASM with TimescaleDB 2.23).
 
 CI has no TimescaleDB server (``test_timescale.py`` skips there), but it has Node.js, and npm
-has PGlite built with TimescaleDB (``tests/pglite_server.py``). What it can show runs here:
+has PGlite built with TimescaleDB (``tests/support/pglite_server.py``). What it can show runs here:
 ``setup``'s schema for every built-in profile (hypertables, hierarchical continuous aggregates,
 policies and the retention job as rows), the aggregates against the sums of the 1 s rows after
 the code's own refresh (local days, DST), issue 15 points 8-11 (refresh windows, retention,
@@ -40,11 +40,9 @@ from sunarchive.rollup import ROLLUP_TIERS, TIER_SOURCE, local_day_start
 from sunarchive.storage.postgres import drops, timescale
 from sunarchive.storage.postgres.store import PostgresStore
 from sunarchive.storage.postgres.user_sql import ReaderRole
+from tests.support.pglite_server import drop_schema, fresh_schema
 
-try:
-    from pglite_server import drop_schema, fresh_schema
-except ImportError:  # tests/ imported as a package
-    from tests.pglite_server import drop_schema, fresh_schema
+pytestmark = pytest.mark.engine
 
 PROFILES = load_profiles(None)
 PS100 = PROFILES["ps100_readings"]
@@ -180,7 +178,7 @@ def test_setup_makes_the_timescaledb_layout_of_every_builtin_profile(
     changes = set_up(pglite_url, PROFILES, "Europe/Berlin")
     assert any("hypertable" in c for c in changes)
     with psycopg.connect(pglite_url, autocommit=True) as con:
-        chunks = dict(con.execute(
+        chunks: dict[str, Any] = dict(con.execute(
             "SELECT hypertable_name, time_interval FROM timescaledb_information.dimensions "
             "WHERE hypertable_schema = %s", [schema]).fetchall())
         aggs = {str(r[0]): (bool(r[1]), str(r[2])) for r in con.execute(
@@ -396,7 +394,7 @@ def test_retention_drops_only_raw_chunks_the_aggregates_have_read(site: Site) ->
     """The retention procedure (what the background job runs) keeps raw data the 5-minute
     aggregate has not materialized, and once it has, drops the old chunks, never the rollups."""
     rows = retention_site(site.con)
-    keep = {"1s": 3.0}
+    keep: dict[str, float | None] = {"1s": 3.0}
     timescale.apply_retention(site.con, PS100, keep, RETENTION_NOW)
     assert count_1s(site.con) == len(rows.times)           # nothing materialized yet: kept
     timescale.refresh(site.con, PS100, int(OLD_DAYS[0].timestamp()),

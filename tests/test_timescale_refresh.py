@@ -12,53 +12,26 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import signal
 import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-import numpy as np
 import psycopg
 import pytest
 
 from sunarchive.model import SeriesKey, StatsRows
-from sunarchive.profiles import load_profiles
 from sunarchive.storage.postgres.store import PostgresStore
+from tests.support.cli import cli
+from tests.support.timescale_panels import PROFILES, PS100, TAGS, open_store, rows
 
-try:
-    from conftest import cli
-except ImportError:  # tests/ imported as a package
-    from tests.conftest import cli
+pytestmark = pytest.mark.integration
 
-PROFILES = load_profiles(None)
-PS100 = "ps100_readings"
-TAGS: dict[int, tuple[str, ...]] = {1: ("panel_1",), 2: ("panel_2",)}
+ROOT = Path(__file__).resolve().parents[1]
 HOUR = 3600
-
-
-def rows(start_s: int, seconds: int, power_w: float = 90.0) -> StatsRows:
-    """Two panels at ``power_w`` for ``seconds`` seconds from ``start_s``."""
-    times = np.repeat(np.arange(start_s, start_s + seconds, dtype=np.int64), 2)
-    n = len(times)
-    return StatsRows(PS100, times, np.tile(np.array([1, 2], np.int32), seconds), {
-        "voltage_avg": np.full(n, 40.0), "voltage_min": np.full(n, 39.0),
-        "voltage_max": np.full(n, 41.0), "voltage_stddev": np.full(n, 0.5),
-        "voltage_count": np.full(n, 10.0), "power_avg": np.full(n, power_w),
-        "power_min": np.full(n, power_w - 5), "power_max": np.full(n, power_w + 5),
-        "power_stddev": np.full(n, 1.0), "power_count": np.full(n, 10.0),
-        "energy_wh": np.full(n, power_w / 3600), "sample_count": np.full(n, 10.0),
-        "covered_s": np.ones(n)})
-
-
-def open_store(url: str, timezone: str = "UTC") -> PostgresStore:
-    store = PostgresStore(url, PROFILES, timezone=timezone)
-    store.setup()
-    for sid, tags in TAGS.items():
-        store.add_series(SeriesKey(PS100, tags), sid)
-    return store
 
 
 @pytest.fixture
@@ -80,8 +53,8 @@ def hour_start(days_ago: int) -> int:
 # -- point 10: the refresh owed after a commit survives a crash --------------------------------
 CRASHING_WRITER = textwrap.dedent("""
     import os, signal, sys
-    sys.path.insert(0, {tests!r})
-    from test_timescale_refresh import open_store, rows, TAGS
+    sys.path.insert(0, {root!r})
+    from tests.support.timescale_panels import open_store, rows, TAGS
     from sunarchive.model import StatsRows
     store = open_store({url!r})
     store.write(rows({start}, {seconds}), StatsRows.empty("ps100_readings"), TAGS)
@@ -91,7 +64,7 @@ CRASHING_WRITER = textwrap.dedent("""
 
 def test_refresh_owed_at_a_crash_is_settled_at_start(timescale_url: str) -> None:
     old = hour_start(days_ago=4)                  # older than every policy's window
-    script = CRASHING_WRITER.format(tests=os.path.dirname(__file__), url=timescale_url,
+    script = CRASHING_WRITER.format(root=str(ROOT), url=timescale_url,
                                     start=old, seconds=3 * HOUR)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=120)

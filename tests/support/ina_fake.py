@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import threading
+from collections.abc import Callable
 from typing import ClassVar
 
 
@@ -63,8 +64,9 @@ class FakeIna:
         return _clip(int(abs(self.current()) * (self.bus() >> 3) / 5000), 0, 0xFFFF)
 
     def read(self, register: int) -> int:
-        value = {0: lambda: self.config, 1: self.shunt, 2: self.bus, 3: self.power,
-                 4: self.current, 5: lambda: self.cal}
+        value: dict[int, Callable[[], int]] = {
+            0: lambda: self.config, 1: self.shunt, 2: self.bus, 3: self.power,
+            4: self.current, 5: lambda: self.cal}
         if self.chip == "ina226":
             value |= {0xFE: lambda: 0x5449, 0xFF: lambda: 0x2260}
         return value.get(register, lambda: 0)() & 0xFFFF     # the INA219 has no id

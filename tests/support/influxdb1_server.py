@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.support.ports import free_port
 
 INFLUXD = shutil.which("influxd") or "/usr/bin/influxd"
 CONFIG = """reporting-disabled = true
@@ -55,12 +56,6 @@ bind-address = "127.0.0.1:{rpc_port}"
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Influx1:
     url: str
@@ -86,10 +81,10 @@ def available() -> bool:
 @contextmanager
 def throwaway_influxdb1(root: Path) -> Iterator[Influx1]:
     """Start ``influxd`` with everything under ``root``; stop it afterwards."""
-    http_port = _free_port()
+    http_port = free_port()
     config = root / "influxdb.conf"
     root.mkdir(parents=True, exist_ok=True)
-    config.write_text(CONFIG.format(root=root, rpc_port=_free_port(), http_port=http_port))
+    config.write_text(CONFIG.format(root=root, rpc_port=free_port(), http_port=http_port))
     log = (root / "influxd.log").open("wb")
     process = subprocess.Popen([INFLUXD, "-config", str(config)], stdout=log, stderr=log)
     server = Influx1(f"http://127.0.0.1:{http_port}")

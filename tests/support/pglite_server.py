@@ -26,7 +26,7 @@ from pathlib import Path
 
 import psycopg
 
-PROJECT = Path(__file__).resolve().parent / "pglite"
+PROJECT = Path(__file__).resolve().parents[1] / "pglite"
 START_DEADLINE_S = 180.0
 """Start-up of the WASM instance takes ~10 s on an idle machine; generous for a loaded one."""
 

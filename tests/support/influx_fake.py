@@ -146,7 +146,8 @@ class FakeInflux3:
         if result.errors:
             return None, result.errors[0].message
         (m,) = result.measurements.values()
-        fields = {name: (f.kind, f.values[0]) for name, f in m.fields.items()}
+        fields: dict[str, tuple[str, Any]] = {name: (f.kind, f.values[0])
+                                              for name, f in m.fields.items()}
         for name, (kind, _) in fields.items():
             known = self._types.get((m.measurement, name))
             if known is not None and known != kind:

@@ -1,4 +1,5 @@
-"""A throwaway Mosquitto broker on a free loopback port, for the MQTT source tests.
+"""A throwaway Mosquitto broker on a free loopback port, for the MQTT source tests, and a
+publisher standing in for a DTU.
 
 ``make system-deps`` installs Debian's ``mosquitto`` when ``/usr/sbin/mosquitto`` is missing;
 tests using :func:`mosquitto_broker` skip (saying why) only on a machine without it.
@@ -16,17 +17,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.support.ports import free_port
 
 MOSQUITTO = os.environ.get("SUNARCHIVE_TEST_MOSQUITTO") or (
     "/usr/sbin/mosquitto" if os.access("/usr/sbin/mosquitto", os.X_OK)
     else shutil.which("mosquitto") or "/usr/sbin/mosquitto")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _accepts(port: int) -> bool:
@@ -43,7 +42,7 @@ class Broker:
     def __init__(self, directory: Path, persistence: bool = False,
                  anonymous: bool = True) -> None:
         self.host = "127.0.0.1"
-        self.port = _free_port()
+        self.port = free_port()
         self.directory = directory
         self.config = directory / "mosquitto.conf"
         lines = [f"listener {self.port} {self.host}",
@@ -106,3 +105,16 @@ def mosquitto_broker(persistence: bool = False, anonymous: bool = True) -> Itera
             yield broker
         finally:
             broker.stop()
+
+
+@contextmanager
+def publisher(broker: Broker) -> Iterator[mqtt.Client]:
+    """A connected paho client standing in for the DTU (QoS 1 keeps the recorded order)."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"replay-{time.time_ns()}")
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        yield client
+    finally:
+        client.disconnect()
+        client.loop_stop()

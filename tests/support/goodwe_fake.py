@@ -11,7 +11,7 @@ dongles use, independently of the library's own code:
   ``AA55 F7 03 <bytes> <data> <crc16 LE>`` (CRC-16/Modbus over everything after ``AA55``);
   a register range the inverter does not have → exception ``AA55 F7 83 02 <crc16>``.
 
-Regenerate the file with ``python tests/goodwe_fake.py``. The fake binds 127.x.y.z:8899
+Regenerate the file with ``python -m tests.support.goodwe_fake``. The fake binds 127.x.y.z:8899
 because the library speaks UDP only to port 8899 (any other port means Modbus TCP).
 """
 
@@ -23,7 +23,7 @@ import sys
 import threading
 from pathlib import Path
 
-DATA_FILE = Path(__file__).parent / "data" / "goodwe_et_udp.hex"
+DATA_FILE = Path(__file__).resolve().parents[1] / "data" / "goodwe_et_udp.hex"
 GOODWE_PORT = 8899
 SERIAL = "9010KETU21AW0001"
 MODEL = "GW10K-ET"
@@ -147,7 +147,7 @@ def recorded_pairs() -> list[tuple[bytes, bytes]]:
 
 
 def write_recorded(path: Path = DATA_FILE) -> None:
-    lines = ["# GoodWe ET over UDP 8899: request response (hex); see tests/goodwe_fake.py"]
+    lines = ["# GoodWe ET over UDP 8899: request response (hex); see tests/support/goodwe_fake.py"]
     lines += [f"{req.hex()} {resp.hex()}" for req, resp in recorded_pairs()]
     path.write_text("\n".join(lines) + "\n")
 

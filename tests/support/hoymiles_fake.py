@@ -16,9 +16,12 @@ import struct
 import threading
 from dataclasses import dataclass, field
 
-from crcmod import mkCrcFun
-from hoymiles_wifi.crypt_util import crypt_data
-from hoymiles_wifi.protobuf import APPInfomationData_pb2, RealDataNew_pb2
+from crcmod import mkCrcFun  # type: ignore[import-untyped]
+from hoymiles_wifi.crypt_util import crypt_data  # type: ignore[import-untyped]
+from hoymiles_wifi.protobuf import (  # type: ignore[import-untyped]
+    APPInfomationData_pb2,
+    RealDataNew_pb2,
+)
 
 crc16 = mkCrcFun(0x18005, rev=True, initCrc=0xFFFF, xorOut=0x0000)
 
@@ -101,7 +104,7 @@ def frame(tag: int, seq: int, body: bytes, enc_rand: bytes | None = None) -> byt
     """One DTU answer; encrypted bodies carry the 16-byte GCM tag beyond ``length``."""
     if enc_rand is None:
         return struct.pack(">2sHHHH", b"HM", tag, seq, crc16(body), len(body) + 10) + body
-    cipher = crypt_data(True, enc_rand, tag, seq, body)
+    cipher: bytes = crypt_data(True, enc_rand, tag, seq, body)
     return struct.pack(">2sHHHH", b"HM", tag, seq, crc16(cipher[:-16]),
                        len(cipher) - 16 + 10) + cipher
 

@@ -48,11 +48,13 @@ from sunarchive.model import Event, FieldKind, SeriesKey
 from sunarchive.profiles.spec import FieldSpec, Profile
 from sunarchive.reducer import Reducer, ReduceResult
 from sunarchive.storage.duckdb.store import DuckDBStore
-from sunarchive.storage.tiered import TieredStore
+from sunarchive.storage.postgres.store import PostgresStore
 
 NS = 1_000_000_000
 FIXED_TIERS = {"1s": 1, "5min": 300, "1hour": 3600}
 TIERS = ("1s", "5min", "1hour", "daily")
+EngineStore = DuckDBStore | PostgresStore
+"""A store of a real engine (the rollup logic they share is ``EngineStore``; they can close)."""
 
 Row = dict[str, Any]
 Key = tuple[int, int]  # (series id, bucket start in UTC epoch seconds)
@@ -350,7 +352,7 @@ def resolution_tolerances(profile: Profile, tier: str) -> dict[str, float]:
     """
     out: dict[str, float] = {}
     for spec in profile.fields:
-        rounded = getattr(spec, "rounded_columns", dict)()
+        rounded: dict[str, int] = getattr(spec, "rounded_columns", dict)()
         for col, decimals in rounded.items():
             half = 0.5 * 10.0 ** -decimals
             if spec.kind is FieldKind.POWER and col == spec.energy_column_name:
@@ -406,17 +408,17 @@ class Harness:
 
     def __init__(self, profile: Profile, folder: Path, zones: Iterable[str] = ("UTC",),
                  series: Iterable[int] = (0,), lateness_s: float = 2.0,
-                 open_store: Callable[[Profile, str], TieredStore] | None = None) -> None:
+                 open_store: Callable[[Profile, str], EngineStore] | None = None) -> None:
         self.profile = profile
         self.reducer = Reducer(profile, lateness_s=lateness_s)
         self.tags = {sid: tuple(f"{tag}{sid}" for tag in profile.tags) for sid in series}
         self.ids = {tags: sid for sid, tags in self.tags.items()}
-        self.stores: dict[str, TieredStore] = {}
+        self.stores: dict[str, EngineStore] = {}
         self.results: list[ReduceResult] = []
         for zone in zones:
             if open_store is None:
                 path = folder / f"{zone.replace('/', '_')}.duckdb"
-                store: TieredStore = DuckDBStore(path, {profile.name: profile}, timezone=zone)
+                store: EngineStore = DuckDBStore(path, {profile.name: profile}, timezone=zone)
             else:
                 store = open_store(profile, zone)
             store.setup()

@@ -1,0 +1,65 @@
+"""``sunarchive serve`` in a subprocess on a free port, and reading its store once stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from tests.support.cli import cli
+from tests.support.ports import free_port
+
+T0 = datetime(2026, 6, 21, 10, 0, tzinfo=UTC)
+"""The instant the write tests' points start at."""
+T0_NS = int(T0.timestamp()) * 10**9
+
+
+@dataclass
+class Served:
+    url: str
+    db: Path
+    process: subprocess.Popen[str]
+
+
+def serve(db: Path, *extra: str, env: dict[str, str] | None = None) -> Served:
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SUNARCHIVE_")}
+    clean.update(env or {})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sunarchive", "serve", "--db", str(db), "--http-port", str(port),
+         *extra], cwd=db.parent, env=clean, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"serve exited: {process.stderr.read() if process.stderr else ''}")
+        try:
+            if httpx.get(url + "/api/v1/health", timeout=1).status_code in (200, 401):
+                return Served(url, db, process)
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise AssertionError("serve did not come up")
+
+
+def stop(served: Served) -> None:
+    served.process.terminate()
+    served.process.wait(30)
+
+
+def sql(served: Served, statement: str) -> list[dict[str, object]]:
+    """Stop the server (flushing every open second) and read the store with the CLI."""
+    if served.process.poll() is None:
+        stop(served)
+    out = cli("sql", statement, "--db", str(served.db), "--format", "json",
+              cwd=served.db.parent).stdout
+    rows: list[dict[str, object]] = json.loads(out)
+    return rows
