@@ -311,11 +311,11 @@ def test_a_corrected_point_replaces_the_stored_one(server: Served) -> None:
     now_ns = time.time_ns()
     watts = [40.0 + k for k in range(20)]
     _post(server, _ten_hz("fix", now_ns, watts))
-    wait_for("the body's rows", lambda: _complete(_stored(server, "fix"), 20))
+    wait_until(lambda: _complete(_stored(server, "fix"), 20), "the body's rows")
     fixed = _corrected(watts, 3, 500.0)
     _post(server, f"ps100_readings,panel_id=fix power=500 {now_ns + 3 * 100_000_000}")
-    _check_replaced(wait_for("the corrected row", lambda: _corrected_rows(
-        server, "fix", fixed)), fixed)
+    _check_replaced(wait_until(lambda: _corrected_rows(server, "fix", fixed),
+                               "the corrected row"), fixed)
     counters = httpx.get(server.url + "/api/v1/status", timeout=10).json()["counters"]
     assert counters["too_late_samples"] == 0
     assert counters["duplicates"] == 1
@@ -330,10 +330,10 @@ def test_a_corrected_point_after_a_restart_replaces_the_stored_one(tmp_path: Pat
     watts = [60.0 + k for k in range(20)]
     try:
         _post(served, _ten_hz("again", now_ns, watts))
-        first = wait_for("the body's rows", lambda: _complete(_stored(served, "again"), 20))
-        wait_for("the commit's end", lambda: httpx.get(
+        first = wait_until(lambda: _complete(_stored(served, "again"), 20), "the body's rows")
+        wait_until(lambda: httpx.get(
             served.url + "/api/v1/status", timeout=10).json()["counters"].get(
-            "rows_written", 0) >= len(first))
+            "rows_written", 0) >= len(first), "the commit's end")
     finally:
         served.process.kill()
         served.process.wait(30)
@@ -341,7 +341,7 @@ def test_a_corrected_point_after_a_restart_replaces_the_stored_one(tmp_path: Pat
     try:
         fixed = _corrected(watts, 12, 700.0)
         _post(again, f"ps100_readings,panel_id=again power=700 {now_ns + 12 * 100_000_000}")
-        _check_replaced(wait_for("the corrected row", lambda: _corrected_rows(
-            again, "again", fixed)), fixed)
+        _check_replaced(wait_until(lambda: _corrected_rows(again, "again", fixed),
+                                   "the corrected row"), fixed)
     finally:
         stop(again)

@@ -154,7 +154,7 @@ def test_a_corrected_point_replaces_its_seconds_and_rollups(stores: Stores) -> N
     """A point written again with other values after its second was stored replaces it: the
     seconds it touches are recomputed and every tier equals that of the corrected stream."""
     profile = make_profile(5.0)
-    base = _utc(2026, 5, 4, 12, 0) * NS - 20 * NS
+    base = utc(2026, 5, 4, 12, 0) * NS - 20 * NS
     rng = random.Random(12)
 
     def sample(t: int, volts: float, watts: float) -> RawSample:
