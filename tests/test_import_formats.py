@@ -188,6 +188,21 @@ def test_line_protocol_measurement_without_profile_and_options(tmp_path: Path) -
     assert any("left out" in n for n in only["files"][0]["notes"])
 
 
+@pytest.mark.parametrize(("precision", "seconds_per_unit"), [("m", 60), ("h", 3600)])
+def test_line_protocol_in_minutes_and_hours(tmp_path: Path, precision: str,
+                                            seconds_per_unit: int) -> None:
+    """InfluxDB's precisions m and h, as the write endpoints take them."""
+    assert T0 % 3600 == 0
+    path = write(tmp_path / "coarse.line", f"weather,site=roof temp=20 {T0 // seconds_per_unit}\n"
+                 f"weather,site=roof temp=22 {T0 // seconds_per_unit + 1}\n")
+    report = run_import(tmp_path / "c.duckdb", str(path), "--precision", precision)
+    assert report["imported"] == 2
+    assert report["start"] == "2026-06-21T10:00:00+00:00"
+    times = rows(tmp_path / "c.duckdb", "SELECT epoch(time)::BIGINT FROM weather_1s "
+                 "WHERE sample_count > 0 ORDER BY time")
+    assert times == [(T0,), (T0 + seconds_per_unit,)]
+
+
 def test_parquet_aware_naive_and_epoch_times(tmp_path: Path) -> None:
     aware = tmp_path / "aware.parquet"
     pq.write_table(pa.table({

@@ -45,9 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rename a column (or a line-protocol tag or field, or a "
                         "flattened JSON key like pv.power) to a profile field or tag "
                         "(repeatable)")
-    parser.add_argument("--precision", choices=["ns", "us", "ms", "s", "auto"], default="ns",
-                        help="unit of line-protocol timestamps (default ns; auto: by "
-                        "magnitude)")
+    parser.add_argument("--precision", choices=["ns", "us", "ms", "s", "m", "h", "auto"],
+                        default="ns", help="unit of line-protocol timestamps, as InfluxDB's "
+                        "precision (default ns; m minutes, h hours; auto: by magnitude)")
     lab = parser.add_argument_group("lab rig layout (upstream upload_historical_data.py)")
     lab.add_argument("--data-dir", type=Path, metavar="DIR",
                      help="import every *.txt (tab-delimited) and *.csv file directly in DIR")
