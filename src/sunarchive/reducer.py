@@ -126,9 +126,13 @@ class _Carry:
         ``Reducer._learn_slack``): its clock holds back by that much."""
 
     def ensure(self, n: int, power: list[str], sequential: list[str]) -> None:
-        if n <= self.size:
+        """Room for series ids below ``n``, and state for every field named (a field a
+        grown profile added starts without state)."""
+        missing = any(p not in self.hold_t for p in power) or \
+            any(s not in self.prev_v for s in sequential)
+        if n <= self.size and not missing:
             return
-        grow = max(n, 2 * self.size, 16)
+        grow = max(n, 2 * self.size, 16) if n > self.size else self.size
         self.closed_s = _grow(self.closed_s, grow, NO_FROM, np.int64)
         self.mark_ns = _grow(self.mark_ns, grow, NO_MARK, np.int64)
         self.seen_ns = _grow(self.seen_ns, grow, NO_CLOCK, np.int64)
@@ -225,6 +229,21 @@ class Reducer:
         self._too_late: list[_Samples] = []
         self._recent = RecentPoints(dedup_window_s, self.names)
         self._duplicates = 0
+
+    def grow(self, profile: Profile) -> None:
+        """Take ``profile``, the same measurement's profile grown by fields (schema on
+        write): buffered samples get the new fields as absent, and nothing already
+        buffered, carried or remembered is lost."""
+        added = [f.name for f in profile.fields if f.name not in self.names]
+        self.profile = profile
+        self.names.extend(added)      # the list RecentPoints holds too
+        self.power = profile.fields_of(FieldKind.POWER)
+        self.sequential = profile.fields_of(FieldKind.COUNTER, FieldKind.STATE)
+        self._buffer = [_with_fields(s, added) for s in self._buffer]
+        self._too_late = [_with_fields(s, added) for s in self._too_late]
+        self._recent.add_fields(added)
+        self._carry.ensure(self._carry.size, [f.name for f in self.power],
+                           [f.name for f in self.sequential])
 
     # -- input -----------------------------------------------------------------------------
     def add(self, series: I32Array, time_ns: IntArray, values: dict[str, FloatArray],
@@ -657,6 +676,14 @@ class Reducer:
                                    f"{len(late)} samples arrived after their second was "
                                    "closed; merged into the stored rows",
                                    end_s=float(late.time_ns.max()) / NS_PER_S))
+
+
+def _with_fields(samples: _Samples, names: list[str]) -> _Samples:
+    """``samples`` with the fields ``names`` added, absent (NaN) everywhere."""
+    values = dict(samples.values)
+    for name in names:
+        values[name] = np.full(len(samples), np.nan)
+    return _Samples(samples.series, samples.time_ns, values)
 
 
 def _without_empty_rows(samples: _Samples) -> _Samples:

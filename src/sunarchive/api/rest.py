@@ -25,6 +25,7 @@ from sunarchive.model import FieldKind, from_epoch_s
 from sunarchive.profiles.spec import FieldSpec
 from sunarchive.query import energy_by_period, energy_columns, run_query
 from sunarchive.rollup import ALL_TIERS
+from sunarchive.storage.tiered import growth_of
 
 router = APIRouter()
 LAB_KINDS = {"mpp": "mpp_measurement", "temperature": "temperature_measurement",
@@ -160,18 +161,21 @@ def series(ctx: Reader) -> list[dict[str, Any]]:
     for measurement in {k.measurement for k in names}:
         if measurement not in ctx.profiles:
             continue
-        table = ctx.profile(measurement).table("1s")
+        table = ctx.store.q(ctx.profile(measurement).table("1s"))
         result = ctx.store.sql(f'SELECT series_id, MIN(time) AS first, MAX(time) AS last '
-                               f'FROM "{table}" GROUP BY series_id').table.to_pylist()
+                               f'FROM {table} GROUP BY series_id').table.to_pylist()
         ranges[measurement] = {int(r["series_id"]): (r["first"], r["last"]) for r in result}
     for key, sid in sorted(names.items(), key=lambda kv: kv[1]):
         profile = ctx.profiles.get(key.measurement)
         if profile is None:
             continue
         first, last = ranges.get(key.measurement, {}).get(sid, (None, None))
-        out.append({"measurement": key.measurement, "series_id": sid,
-                    "tags": dict(zip(profile.tags, key.tags, strict=True)),
-                    "first": iso(first), "last": iso(last)})
+        entry = {"measurement": key.measurement, "series_id": sid,
+                 "tags": dict(zip(profile.tags, key.tags, strict=True)),
+                 "first": iso(first), "last": iso(last)}
+        if profile.extra.get("inferred") is True:
+            entry["profile"] = {"inferred": True, **growth_of(profile)}
+        out.append(entry)
     return out
 
 

@@ -22,7 +22,7 @@ ROLLUP_KEYS = {"tier", "group_by"}
 ROLLUP_TIERS = ("5min", "1hour", "daily")
 FIELD_KEYS = {"unit", "kind", "description", "energy_column", "max_rate_per_s", "decimals",
               "type"}
-VALUE_TYPES = ("int", "float", "bool")
+VALUE_TYPES = ("int", "uint", "float", "bool")
 
 
 def _fail(source: str, key: str, why: str) -> ConfigError:

@@ -40,7 +40,8 @@ class FieldSpec:
     max_rate_per_s: float | None = None
     decimals: int | None = None
     value_type: str | None = None
-    """``int``, ``float`` or ``bool`` as written to line protocol (profile key ``type``);
+    """``int``, ``uint``, ``float`` or ``bool`` as written to line protocol (profile key
+    ``type``);
     ``None`` = by kind (see :attr:`line_type`)."""
 
     @property

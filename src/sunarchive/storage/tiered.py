@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pyarrow as pa
 
+from sunarchive.errors import StoreError
 from sunarchive.model import ConfigError, Event, SeriesKey, StatsRows
 from sunarchive.profiles.spec import Profile
 from sunarchive.resolution import ValueGrid
@@ -117,21 +118,65 @@ class TieredStore(ABC):
         """A query parameter for an instant in the engine's time column type."""
         return datetime.fromtimestamp(seconds, UTC)
 
-    # -- profiles added at run time (inferred from line protocol) ---------------------------
+    # -- profiles added and grown at run time (schema on write) -----------------------------
+    engine_errors: tuple[type[Exception], ...] = ()
+    """The engine driver's errors (a refused ``ALTER TABLE``): a schema change failing with
+    one is reported as a :class:`StoreError` naming the measurement."""
+
     def add_profile(self, profile: Profile, document: dict[str, Any]) -> list[str]:
-        """Add a profile, create its tables, and keep its document for the next start."""
+        """Add a profile (inferred from line protocol), create its tables — only its own —
+        and keep its document for the next start. Returns what was created."""
         with self._lock:
             taken = {p.table("1s") for p in self.profiles.values()}
             if profile.table("1s") in taken:
                 raise ConfigError(f"measurement {profile.name!r} would use the tables of "
                                   "another measurement")
-            p = self._p
-            self._execute("DELETE FROM sunarchive_profiles WHERE name = " + p, [profile.name])
-            self._execute(f"INSERT INTO sunarchive_profiles VALUES ({p}, {p})",
-                          [profile.name, json.dumps(document)])
+            changes = self._schema_change(profile.name, lambda: self._create_tables(profile))
+            self._save_document(profile.name, document)
             self.profiles[profile.name] = profile
             self._maybe_dirty.add(profile.name)
-            return self.setup()
+            return changes
+
+    def grow_profile(self, profile: Profile, document: dict[str, Any]) -> list[str]:
+        """Replace a measurement's profile by ``profile``, the same with tag keys or fields
+        added: the new columns are added to its tables (existing rows hold NULL there), then
+        the document is kept for the next start. Returns what changed."""
+        with self._lock:
+            old = self.profiles[profile.name]
+            changes = self._schema_change(profile.name,
+                                          lambda: self._grow_tables(old, profile))
+            self._save_document(profile.name, document)
+            self.profiles[profile.name] = profile
+            return changes
+
+    def inferred_profiles(self) -> list[dict[str, Any]]:
+        """The profiles inferred from line protocol: tags, fields, and how they grew (for
+        ``status`` and ``/api/v1/series``)."""
+        return [{"measurement": p.name, "tags": list(p.tags),
+                 "fields": [f.name for f in p.fields], **growth_of(p)}
+                for p in self.profiles.values() if p.extra.get("inferred") is True]
+
+    def _schema_change(self, measurement: str, change: Callable[[], list[str]]) -> list[str]:
+        try:
+            return change()
+        except self.engine_errors as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise StoreError(f"cannot change the tables of {measurement!r}: {first}") from None
+
+    def _save_document(self, name: str, document: dict[str, Any]) -> None:
+        p = self._p
+        with self._transaction():
+            self._execute("DELETE FROM sunarchive_profiles WHERE name = " + p, [name])
+            self._execute(f"INSERT INTO sunarchive_profiles VALUES ({p}, {p})",
+                          [name, json.dumps(document)])
+
+    @abstractmethod
+    def _create_tables(self, profile: Profile) -> list[str]:
+        """Create the tables (and what the engine keeps beside them) of one new profile."""
+
+    @abstractmethod
+    def _grow_tables(self, old: Profile, new: Profile) -> list[str]:
+        """Give the tables of ``old`` the columns ``new`` adds."""
 
     def stored_profiles(self) -> list[dict[str, Any]]:
         """Profile documents added at run time by earlier runs."""
@@ -257,7 +302,8 @@ class TieredStore(ABC):
     def add_series(self, key: SeriesKey, series_id: int) -> None:
         """Persist a series id (idempotent: adding a known id again changes nothing)."""
         profile = self.profiles[key.measurement]
-        tags = json.dumps(dict(zip(profile.tags, key.tags, strict=True)))
+        values = key.tags + ("",) * (len(profile.tags) - len(key.tags))  # profile grew
+        tags = json.dumps(dict(zip(profile.tags, values, strict=True)))
         p = self._p
         with self._lock:
             self._execute(f"INSERT INTO sunarchive_series SELECT {p}, {p}, {p} WHERE NOT EXISTS "
@@ -645,6 +691,14 @@ class TieredStore(ABC):
         table = self._read_arrow(f"SELECT * FROM sunarchive_events ORDER BY time DESC "
                                  f"LIMIT {int(limit)}")
         yield from table.to_pylist()
+
+
+def growth_of(profile: Profile) -> dict[str, Any]:
+    """How often an inferred profile grew and its latest growths (when, tags, fields)."""
+    grew = profile.extra.get("grew")
+    growths = profile.extra.get("growths")
+    return {"growths": growths if isinstance(growths, int) else 0,
+            "grew": list(grew) if isinstance(grew, list) else []}
 
 
 def _merge_kinds(merge: StatsRows) -> list[tuple[StatsRows, bool]]:

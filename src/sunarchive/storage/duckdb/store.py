@@ -157,6 +157,15 @@ class DuckDBStore(TieredStore):
             self._load_horizons()
             return changes
 
+    engine_errors = (duckdb.Error,)
+
+    def _create_tables(self, profile: Profile) -> list[str]:
+        with self._transaction():
+            return create_schema(self._con, [profile])
+
+    def _grow_tables(self, old: Profile, new: Profile) -> list[str]:
+        return self._create_tables(new)   # adds the columns a profile gained
+
     def read_sql(self, text: str) -> QueryResult:
         return QueryResult(user_sql.run(self._con, text, self.sql_limits))
 
@@ -196,7 +205,8 @@ class DuckDBStore(TieredStore):
         events = con.execute("SELECT COUNT(*) FROM sunarchive_events").fetchone()
         return {"engine": "duckdb", "duckdb_version": duckdb.__version__,
                 "path": str(self.path), "file_bytes": size, "timezone": str(self.tz),
-                "tables": tables, "events": int(events[0]) if events else 0}
+                "tables": tables, "events": int(events[0]) if events else 0,
+                "inferred": self.inferred_profiles()}
 
     def columns_of(self, table: str) -> list[str]:
         return table_columns(self._con.cursor(), table)
