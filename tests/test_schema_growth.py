@@ -20,7 +20,9 @@ import httpx
 import numpy as np
 import pytest
 
-from sunarchive.api.inferred import infer_profile
+from sunarchive.api.context import WriteLimits
+from sunarchive.api.growth import plan_growth
+from sunarchive.api.inferred import infer_profile, type_conflicts
 from sunarchive.lineprotocol import parse_lines
 from sunarchive.profiles import load_profiles
 from sunarchive.profiles.loader import parse_profile
@@ -261,3 +263,104 @@ def test_reducer_grows_in_the_middle_of_buffered_data() -> None:
             for r in (before.fresh, after.fresh) for i, t in enumerate(r.time_s)}
     assert [rows[T0_S + k]["total_increase"] for k in (1, 2)] == [5.0, 3.0]
     assert np.isnan(rows[T0_S + 1]["temp_avg"]) and rows[T0_S + 2]["temp_avg"] == 21.5
+
+
+# -- names kept exactly (points 3 and 4) -----------------------------------------------------
+EXACT = [
+    f"m³,entity_id=gas value=1.0 {T0_S}",                  # Home Assistant: gas volume
+    f"m,entity_id=dist value=2.0 {T0_S}",                  # ... and distance
+    f"µs,entity_id=a value=3.0 {T0_S}",
+    f"s,entity_id=a value=4.0 {T0_S}",
+    f"cpu,host=a usage=5.0 {T0_S}",
+    f"Cpu,host=a usage=6.0 {T0_S}",
+    f"°C,entity_id=t,friendly_name=Küche value=21.5,friendly_name_str=\"Küche\" {T0_S}",
+    f"modbus,name=meter,Slave.ID=1 Active_Power=230.5,pH=7.1,ph=7.2 {T0_S}",
+    f"docker_container_cpu,com.docker.compose.project=web,host=h usage_percent=0.5 {T0_S}",
+    f"odd,day=mon,series_id=x v=1.0 {T0_S}",
+    f"{'long_' * 12}name,{'tag_' * 17}key=1 {'field_' * 10}f=1.0 {T0_S}",
+]
+
+
+def test_names_are_kept_exactly_without_collisions(running: tuple[Store, Server]) -> None:
+    store, server = running
+    answer = write(server, "\n".join(EXACT))
+    assert answer.status_code == 204, answer.text
+    listed = {m["measurement"]: m for m in
+              httpx.get(server.url + "/api/v1/measurements", timeout=30).json()}
+    tables = {name: m["tables"]["1s"] for name, m in listed.items()}
+    # exact names are the SQL names; a name that would clash gets a derived one
+    for name in ("m³", "m", "µs", "s", "cpu", "°C", "modbus", "docker_container_cpu", "odd"):
+        assert tables[name] == f"{name}_1s"
+    assert tables["Cpu"].startswith("cpu_") and tables["Cpu"] != "cpu_1s"
+    assert len(set(map(str.casefold, tables.values()))) == len(tables)
+    modbus = listed["modbus"]
+    assert modbus["tags"] == ["Slave.ID", "name"]
+    assert modbus["tag_columns"] == {"Slave.ID": "Slave.ID", "name": "name"}
+    columns = {f["name"]: f["columns"] for f in modbus["fields"]}
+    assert columns["Active_Power"][0] == "Active_Power_avg"
+    assert columns["pH"][0] == "pH_avg" and columns["ph"][0].startswith("ph_")
+    assert listed["odd"]["tag_columns"]["day"] != "day"        # the daily tier has day
+    assert listed["odd"]["tag_columns"]["series_id"] != "series_id"
+    long_name = next(n for n in listed if n.startswith("long_"))
+    assert len(tables[long_name].encode()) <= 63 - len("_p202606210000")
+    stop(server)
+    q = '"'
+    def one(measurement: str, select: str) -> list[dict[str, object]]:
+        return sql(store, f"SELECT {select} FROM {q}{tables[measurement]}{q}")
+
+    assert one("m³", "value_avg") == [{"value_avg": 1.0}]
+    assert one("m", "value_avg") == [{"value_avg": 2.0}]
+    assert one("µs", "value_avg") == [{"value_avg": 3.0}]
+    assert one("s", "value_avg") == [{"value_avg": 4.0}]
+    assert one("cpu", "usage_avg") == [{"usage_avg": 5.0}]
+    assert one("Cpu", "usage_avg") == [{"usage_avg": 6.0}]
+    assert one("°C", 'value_avg, friendly_name, friendly_name_str_last AS code') == [
+        {"value_avg": 21.5, "friendly_name": "Küche", "code": 0}]
+    assert one("modbus", '"Slave.ID", name, "Active_Power_avg", "pH_avg"') == [
+        {"Slave.ID": "1", "name": "meter", "Active_Power_avg": 230.5, "pH_avg": 7.1}]
+    ph = columns["ph"][0]
+    assert one("modbus", f'"{ph}" AS ph') == [{"ph": 7.2}]
+    assert one("docker_container_cpu", '"com.docker.compose.project" AS p') == [{"p": "web"}]
+
+
+def test_growth_names_new_keys_clear_of_the_old(running: tuple[Store, Server]) -> None:
+    store, server = running
+    assert write(server, f"ha,entity_id=a value=1.0 {T0_S}").status_code == 204
+    assert write(server, f"ha,entity_id=a,Entity_ID=b Value=2.0,value_Avg=3.0 {T0_S + 1}"
+                 ).status_code == 204
+    listed = {m["measurement"]: m for m in
+              httpx.get(server.url + "/api/v1/measurements", timeout=30).json()}
+    ha = listed["ha"]
+    entity = ha["tag_columns"]["Entity_ID"]
+    assert entity != "Entity_ID" and entity.startswith("entity_id_")
+    columns = {f["name"]: f["columns"][0] for f in ha["fields"]}
+    assert columns["value"] == "value_avg" and columns["Value"] != "Value_avg"
+    assert columns["value_Avg"] == "value_Avg_avg"
+    stop(server)
+    rows = sql(store, f'SELECT entity_id, "{entity}" AS e, value_avg, "{columns["Value"]}" AS v '
+                      "FROM ha_1s ORDER BY time")
+    assert rows == [{"entity_id": "a", "e": None, "value_avg": 1.0, "v": None},
+                    {"entity_id": "a", "e": "b", "value_avg": None, "v": 2.0}]
+
+
+def test_a_store_from_before_keeps_its_tables_and_grows() -> None:
+    """Profiles inferred before names were kept exactly (sanitized ``table``, no field
+    types) load as they were: same tables; they take any number and grow like the others."""
+    older = {"name": "kWh", "table": "kwh", "description": "inferred from InfluxDB line "
+             "protocol", "tags": ["domain", "entity_id"], "max_gap_s": 3600.0,
+             "fields": {"value": {"unit": "", "kind": "gauge",
+                                  "description": "inferred from line protocol (float)"}},
+             "extra": {"inferred": True}}
+    profile = parse_profile(older, "<stored>")
+    assert profile.table("1s") == "kwh_1s" and profile.tag_column_names == ("domain",
+                                                                            "entity_id")
+    m = parse_lines(f"kWh,domain=sensor,entity_id=meter value=5i,Last_Reset=\"x\" {T0_S}",
+                    precision="s").measurements["kWh"]
+    assert type_conflicts(profile, m) == {}
+    growth = plan_growth(profile, m, WriteLimits())
+    document = growth.document(profile, m)
+    assert document is not None
+    grown = parse_profile(document, "<grown>")
+    assert grown.table("1s") == "kwh_1s"
+    assert [f.name for f in grown.fields] == ["value", "Last_Reset"]
+    assert grown.field("Last_Reset").columns()[0].name == "Last_Reset_first"

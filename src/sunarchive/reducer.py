@@ -452,7 +452,7 @@ class Reducer:
         v = s.values[spec.name]
         present = ~np.isnan(v)
         n = np.add.reduceat(present.astype(np.float64), starts)
-        f = spec.name
+        f = spec.stem   # of the columns; values are by the field's name
         if spec.kind in (FieldKind.GAUGE, FieldKind.POWER):
             return _gauge_stats(f, v, present, starts, n, counts)
         if spec.kind is FieldKind.FLAG:
@@ -465,7 +465,7 @@ class Reducer:
     def _sequential_stats(self, spec: FieldSpec, s: _Samples, v: FloatArray,
                           present: BoolArray, starts: npt.NDArray[np.intp],
                           n: FloatArray) -> dict[str, FloatArray]:
-        f = spec.name
+        f, c = spec.name, spec.stem   # values and carry by name, columns by stem
         first, last = _first_last(v, present, starts)
         idx = np.flatnonzero(present)
         ser, tv, vv = s.series[idx], s.time_ns[idx], v[idx]
@@ -485,16 +485,16 @@ class Reducer:
         if spec.kind is FieldKind.COUNTER:
             per_sample[idx] = _counter_increase(vv, prev_v, (tv - prev_t) / NS_PER_S,
                                                 spec.max_rate_per_s)
-            return {f"{f}_first": first, f"{f}_last": last,
-                    f"{f}_increase": np.where(n > 0, np.add.reduceat(per_sample, starts),
+            return {f"{c}_first": first, f"{c}_last": last,
+                    f"{c}_increase": np.where(n > 0, np.add.reduceat(per_sample, starts),
                                               np.nan),
-                    f"{f}_count": n}
+                    f"{c}_count": n}
         per_sample[idx] = (~np.isnan(prev_v) & (vv != prev_v)).astype(np.float64)
         changes = np.where(n > 0, np.add.reduceat(per_sample, starts), np.nan)
-        return {f"{f}_first": first, f"{f}_last": last,
-                f"{f}_min": np.fmin.reduceat(np.where(present, v, np.nan), starts),
-                f"{f}_max": np.fmax.reduceat(np.where(present, v, np.nan), starts),
-                f"{f}_changes": changes, f"{f}_count": n}
+        return {f"{c}_first": first, f"{c}_last": last,
+                f"{c}_min": np.fmin.reduceat(np.where(present, v, np.nan), starts),
+                f"{c}_max": np.fmax.reduceat(np.where(present, v, np.nan), starts),
+                f"{c}_changes": changes, f"{c}_count": n}
 
     # -- energy ----------------------------------------------------------------------------
     def _energy(self, now: _Samples, rest: _Samples, until_s: IntArray,
@@ -613,7 +613,7 @@ class Reducer:
             target[hit] = np.nan_to_num(target[hit]) + add[hit]
         for spec in self.power:
             energy_col = columns[spec.energy_column_name]
-            has_power = columns[f"{spec.name}_count"] > 0
+            has_power = columns[f"{spec.stem}_count"] > 0
             energy_col[np.isnan(energy_col) & has_power] = 0.0
         self._round(columns)
         rows = StatsRows(self.profile.name, out_sec.astype(np.int64),
@@ -660,7 +660,7 @@ class Reducer:
                 cols.update(self._field_stats(spec, late, starts, counts))
             else:
                 v = late.values[spec.name]
-                cols[f"{spec.name}_count"] = np.add.reduceat((~np.isnan(v)).astype(float),
+                cols[f"{spec.stem}_count"] = np.add.reduceat((~np.isnan(v)).astype(float),
                                                              starts)
         rows = self._empty_columns(len(starts))
         rows.update(cols)

@@ -24,6 +24,7 @@ from sunarchive.api.inferred import (
     carried,
     document_of,
     field_document,
+    name_columns,
     storable_name,
     tag_carried,
 )
@@ -52,6 +53,7 @@ class Growth:
         doc["tags"] = [*profile.tags, *self.tags]
         doc["fields"].update({name: field_document(name, m.fields[name].kind)
                               for name in self.fields})
+        name_columns(doc, profile)
         extra = doc["extra"]
         when = (now or datetime.now(UTC)).isoformat(timespec="seconds")
         entry = {"at": when, "tags": self.tags, "fields": self.fields}

@@ -39,7 +39,6 @@ from sunarchive.api.context import ApiContext, WriteLimits
 from sunarchive.api.growth import Growth, new_keys, plan_growth
 from sunarchive.api.inferred import (
     carried,
-    infer_profile,
     is_inferred,
     spec_of,
     tag_carried,
@@ -138,8 +137,10 @@ def _profile(ctx: ApiContext, m: ParsedMeasurement, plan: Plan) -> Profile | Non
         why = _over_limits(m, ctx.limits, len(ctx.profiles))
         if why is None:
             try:
-                profile = infer_profile(m)
-                ctx.store.add_profile(profile, spec_of(m))
+                document = spec_of(m, ctx.profiles)
+                profile = parse_profile(document, f"<inferred from line protocol: "
+                                                  f"{m.measurement}>")
+                ctx.store.add_profile(profile, document)
                 return profile
             except StoreUnavailableError:
                 raise           # the whole write waits: 503 with Retry-After (api/app.py)

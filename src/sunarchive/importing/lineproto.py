@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from sunarchive.api.inferred import infer_profile, spec_of
+from sunarchive.api.inferred import spec_of
 from sunarchive.importing.context import FileContent, FileContext
 from sunarchive.importing.mapping import Mapped
 from sunarchive.lineprotocol import (
@@ -37,6 +37,7 @@ from sunarchive.lineprotocol import (
 from sunarchive.lineprotocol_samples import StateCodes, to_samples
 from sunarchive.model import InputError, SunarchiveError
 from sunarchive.profiles import Profile
+from sunarchive.profiles.loader import parse_profile
 
 NO_TIME = int(np.iinfo(np.int64).min)
 """The parser's "now" for lines without a timestamp: marks them for rejection."""
@@ -145,9 +146,10 @@ def _profile(name: str, m: ParsedMeasurement, ctx: FileContext, notes: list[str]
     profile = ctx.profiles.get(name)
     if profile is not None:
         return profile
-    profile = infer_profile(m)
+    document = spec_of(m, ctx.profiles)
+    profile = parse_profile(document, f"<inferred from line protocol: {name}>")
     if ctx.store is not None:
-        ctx.store.add_profile(profile, spec_of(m))
+        ctx.store.add_profile(profile, document)
     ctx.profiles[name] = profile
     kinds = ", ".join(f"{f.name} {f.kind}" for f in profile.fields)
     verb = "created" if ctx.store is not None else "a real import would create"

@@ -119,10 +119,10 @@ def rows_to_arrow(profile: Profile, rows: StatsRows,
     unique_ids, inverse = np.unique(rows.series_id, return_inverse=True)
     positions = _from_numpy(pa.int32(), inverse.astype(np.int32))
     absent_is_null = profile.extra.get("inferred") is True
-    for pos, tag in enumerate(profile.tags):
+    for pos, column in enumerate(profile.tag_column_names):
         # a series from before its profile grew this tag key has fewer values: empty
         names = _strings([_tag_value(tags[int(i)], pos) for i in unique_ids], absent_is_null)
-        arrays[tag] = pc.take(names, positions) if n else _strings([])
+        arrays[column] = pc.take(names, positions) if n else _strings([])
     for col in profile.stats_columns():
         data = rows.columns.get(col.name)
         values = np.full(n, np.nan) if data is None else np.asarray(data, np.float64)

@@ -51,7 +51,7 @@ def tier_columns(profile: Profile, tier: str) -> list[tuple[str, str]]:
     cols = [("time", "TIMESTAMP"), ("series_id", "INTEGER")]
     if tier == "daily":
         cols.append(("day", "DATE"))
-    cols.extend((tag, "VARCHAR") for tag in profile.tags)
+    cols.extend((column, "VARCHAR") for column in profile.tag_column_names)
     cols.extend((c.name, c.sql_type) for c in profile.stats_columns())
     return cols
 
@@ -127,8 +127,8 @@ class TieredStore(ABC):
         """Add a profile (inferred from line protocol), create its tables — only its own —
         and keep its document for the next start. Returns what was created."""
         with self._lock:
-            taken = {p.table("1s") for p in self.profiles.values()}
-            if profile.table("1s") in taken:
+            taken = {p.table("1s").casefold() for p in self.profiles.values()}
+            if profile.table("1s").casefold() in taken:   # DuckDB: Cpu_1s is cpu_1s
                 raise ConfigError(f"measurement {profile.name!r} would use the tables of "
                                   "another measurement")
             changes = self._schema_change(profile.name, lambda: self._create_tables(profile))
@@ -595,7 +595,7 @@ class TieredStore(ABC):
         of the measurement's data (picked in numpy: one range scan, no self-join)."""
         last = self.last_time_s(measurement)
         profile = self.profiles[measurement]
-        cols = ["time", *profile.tags, *(c.name for c in profile.stats_columns())]
+        cols = ["time", *profile.tag_column_names, *(c.name for c in profile.stats_columns())]
         table = self.q(profile.table("1s"))
         since = "false" if last is None else f"time >= {self.ts(last - window_s)}"
         rows = self._read_arrow(f"SELECT series_id, {', '.join(self.q(c) for c in cols)} "
@@ -649,16 +649,18 @@ class TieredStore(ABC):
         newest = self.last_time_s(measurement) if tier != "1s" else start_s
         relation = self.tier_relation(profile, tier, start_s, end_s,
                                       start_s if newest is None else newest + 1)
-        cols = ["time", *profile.tags, *(columns or [c.name for c in
+        cols = ["time", *profile.tag_column_names, *(columns or [c.name for c in
                                                      profile.stats_columns()])]
         if tier == "daily":
             cols.insert(1, "day")
-        conditions = " AND ".join(f"{self.q(k)} = {self._p}" for k in where) or "true"
+        conditions = " AND ".join(f"{self.q(profile.tag_column(k))} = {self._p}"
+                                  for k in where) or "true"
         if tier == "1s" and where:
             conditions += self._series_condition(measurement, where)
         select = ", ".join(self.q(c) for c in cols)
         sql = f"SELECT {select} FROM {relation} AS tier WHERE {conditions}"
-        return self._read_sorted(sql, ["time", *profile.tags], list(where.values()) or None)
+        return self._read_sorted(sql, ["time", *profile.tag_column_names],
+                                 list(where.values()) or None)
 
     def _series_condition(self, measurement: str, where: dict[str, str]) -> str:
         """The series a tag filter selects, as a condition on ``series_id``: the 1 s tier is

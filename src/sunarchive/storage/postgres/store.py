@@ -394,7 +394,7 @@ class PostgresStore(TieredStore):
         return found
 
     def _latest_columns(self, profile: Profile) -> str:
-        cols = ["time", *profile.tags, *(c.name for c in profile.stats_columns())]
+        cols = ["time", *profile.tag_column_names, *(c.name for c in profile.stats_columns())]
         return ", ".join(f"t.{Q(c)}" for c in cols)
 
     def _newest_by_series(self, measurement: str, since_s: int) -> pa.Table:
