@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from sunarchive.api.context import ApiContext, instant, iso
+from sunarchive.api.inferred import first_type, is_inferred
 from sunarchive.model import FieldKind, from_epoch_s
 from sunarchive.profiles.spec import FieldSpec
 from sunarchive.query import energy_by_period, energy_columns, run_query
@@ -125,15 +126,20 @@ def measurements(ctx: Reader) -> list[dict[str, Any]]:
     each tag and the statistics columns of each field (SQL names)."""
     labels = ctx.store.state_labels()
     return [{"measurement": p.name, "description": p.description, "tags": list(p.tags),
-             "fields": [_field(f, labels.get(p.name, {}).get(f.name)) for f in p.fields],
+             "fields": [_field(f, labels.get(p.name, {}).get(f.name), is_inferred(p))
+                        for f in p.fields],
+             "inferred": is_inferred(p),
              "tables": {tier: p.table(tier) for tier in ALL_TIERS},
              "tag_columns": dict(zip(p.tags, p.tag_column_names, strict=True))}
             for p in ctx.profiles.values()]
 
 
-def _field(spec: FieldSpec, labels: dict[int, str] | None) -> dict[str, Any]:
+def _field(spec: FieldSpec, labels: dict[int, str] | None, inferred: bool) -> dict[str, Any]:
+    """A field as listed; ``type`` is its line-protocol type (for an inferred profile the
+    type of its first write: ``float``, ``int``, ``uint``, ``bool`` or ``string``)."""
+    written = first_type(spec) if inferred else spec.line_type
     out: dict[str, Any] = {"name": spec.name, "unit": spec.unit, "kind": spec.kind.value,
-                           "description": spec.description,
+                           "type": written, "description": spec.description,
                            "columns": [c.name for c in spec.columns()]}
     if labels:
         out["labels"] = {str(code): label for code, label in sorted(labels.items())}
