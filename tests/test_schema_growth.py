@@ -364,3 +364,27 @@ def test_a_store_from_before_keeps_its_tables_and_grows() -> None:
     assert grown.table("1s") == "kwh_1s"
     assert [f.name for f in grown.fields] == ["value", "Last_Reset"]
     assert grown.field("Last_Reset").columns()[0].name == "Last_Reset_first"
+
+
+def test_import_grows_inferred_profiles_too(tmp_path: Path) -> None:
+    """``sunarchive import`` of line protocol: the same schema on write as over HTTP — a
+    second file brings a tag key and a field, and a field of another type is rejected."""
+    store = Store(["--db", str(tmp_path / "i.duckdb")], tmp_path)
+    first = tmp_path / "a.lp"
+    first.write_text(f"cpu,host=a u=1 {T0_S}\n", encoding="utf-8")
+    second = tmp_path / "b.lp"
+    second.write_text(f"cpu,host=a,region=eu u=2,Active_Power=5.5 {T0_S + 1}\n"
+                      f"cpu,host=a u=3i {T0_S + 2}\n", encoding="utf-8")
+    for path in (first, second):
+        out = cli("import", *store.args, str(path), "--precision", "s", "--json",
+                  cwd=tmp_path).stdout
+        report = json.loads(out.strip().splitlines()[-1])
+    (file,) = report["files"]
+    assert file["reasons"] == [{"line": 2, "reason": "field type conflict: field 'u' is int "
+                                "here but float in the store (a field's type is fixed by its "
+                                "first write)"}]
+    assert "measurement 'cpu' grew: added tag 'region', field 'Active_Power'" in file["notes"]
+    assert sql(store, 'SELECT host, region, u_avg, "Active_Power_avg" AS p FROM cpu_1s '
+                      "ORDER BY time") == [
+        {"host": "a", "region": None, "u_avg": 1.0, "p": None},
+        {"host": "a", "region": "eu", "u_avg": 2.0, "p": 5.5}]

@@ -44,6 +44,20 @@ class Growth:
     refused: dict[int, str] = field(default_factory=dict)
     """Point index → why, for points carrying a key past a limit."""
 
+    def carrying(self, m: ParsedMeasurement) -> list[int]:
+        """The points of ``m`` that carry a tag key or field this growth adds."""
+        mask = np.zeros(len(m.time_ns), bool)
+        for name in self.fields:
+            mask |= carried(m, name)
+        for key in self.tags:
+            mask |= tag_carried(m, key)
+        return np.flatnonzero(mask).tolist()
+
+    def keys(self) -> str:
+        """What this growth adds, for messages (``tag 'region', field 'x'``)."""
+        return ", ".join([*(f"tag {t!r}" for t in self.tags),
+                          *(f"field {f!r}" for f in self.fields)])
+
     def document(self, profile: Profile, m: ParsedMeasurement,
                  now: datetime | None = None) -> dict[str, Any] | None:
         """The grown profile's document (None: nothing to add)."""

@@ -36,14 +36,8 @@ import numpy as np
 import numpy.typing as npt
 
 from sunarchive.api.context import ApiContext, WriteLimits
-from sunarchive.api.growth import Growth, new_keys, plan_growth
-from sunarchive.api.inferred import (
-    carried,
-    is_inferred,
-    spec_of,
-    tag_carried,
-    type_conflicts,
-)
+from sunarchive.api.growth import new_keys, plan_growth
+from sunarchive.api.inferred import is_inferred, spec_of, type_conflicts
 from sunarchive.errors import StoreUnavailableError, SunarchiveError
 from sunarchive.lineprotocol import (
     MAX_SHOWN,
@@ -172,24 +166,9 @@ def _grown(ctx: ApiContext, m: ParsedMeasurement, profile: Profile,
         except StoreUnavailableError:
             raise               # the whole write waits: 503 with Retry-After (api/app.py)
         except SunarchiveError as exc:
-            why = f"measurement {m.measurement!r}: cannot add {_keys(growth)}: {exc}"
-            return _refuse_points(plan, m, {i: why for i in _carrying(m, growth)}), profile
+            why = f"measurement {m.measurement!r}: cannot add {growth.keys()}: {exc}"
+            return _refuse_points(plan, m, dict.fromkeys(growth.carrying(m), why)), profile
     return m, grown
-
-
-def _keys(growth: Growth) -> str:
-    return ", ".join([*(f"tag {t!r}" for t in growth.tags),
-                      *(f"field {f!r}" for f in growth.fields)])
-
-
-def _carrying(m: ParsedMeasurement, growth: Growth) -> list[int]:
-    """Points of ``m`` that carry a key of ``growth``."""
-    mask = np.zeros(len(m.time_ns), bool)
-    for name in growth.fields:
-        mask |= carried(m, name)
-    for key in growth.tags:
-        mask |= tag_carried(m, key)
-    return np.flatnonzero(mask).tolist()
 
 
 def _refuse_points(plan: Plan, m: ParsedMeasurement,
