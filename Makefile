@@ -85,6 +85,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/import_slow_series.py
 	$(BIN)/python bench/api.py --db bench-30d.duckdb
 	$(BIN)/python bench/read_under_write.py
+	$(BIN)/python bench/schema_growth.py
 
 clean:
 	rm -rf $(VENV) sunarchive-data

@@ -40,7 +40,7 @@ def positive(value: Any) -> bool:
 @pytest.mark.parametrize("script", ["reduce.py", "ingest.py", "query.py", "lp_write.py",
                                     "api.py", "mirror.py", "import_csv.py",
                                     "import_slow_series.py",
-                                    "read_under_write.py"])
+                                    "read_under_write.py", "schema_growth.py"])
 def test_help(script: str) -> None:
     done = subprocess.run([sys.executable, str(BENCH / script), "--help"], capture_output=True,
                           text=True, timeout=60)
@@ -185,3 +185,14 @@ def test_read_under_write_smoke() -> None:
         for name, figures in result[phase].items():
             assert figures["n"] > 0, (phase, name)
             assert positive(figures["p50_ms"]) and positive(figures["p99_ms"]), (phase, name)
+
+
+def test_schema_growth_smoke() -> None:
+    result = run_bench("schema_growth.py", "--measurements", "5", "--samples", "2",
+                       "--window", "2", "--no-postgres")
+    assert result["benchmark"] == "schema_growth" and result["goal_p50_ms"] == 20.0
+    duck = result["duckdb"]
+    assert duck["measurements_present"] == duck["builtin_profiles"] + 5 + 2
+    for name in ("first_creations", "last_creations", "create", "add_tag", "add_field"):
+        assert positive(duck[name]["p50_ms"]), name
+    assert result["postgres"] == {"skipped": "--no-postgres"}

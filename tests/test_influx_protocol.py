@@ -224,8 +224,9 @@ def test_one_message_per_refused_line(server: Served) -> None:
     assert data[0]["error_message"] == "field 'state' is float here but string earlier"
     assert not any(d["error_message"].startswith("line ") for d in data)
     v1 = post(server, "/write", body, db="d", precision="s")
-    message = v1.json()["error"]
-    assert message.startswith("partial write: line 2: field 'state' is float here")
+    message = v1.json()["error"]   # the store now holds 'state' as a string (the v3 write)
+    assert message.startswith("partial write: line 2: field type conflict: field 'state' is "
+                              "float here but string in the store")
     assert message.count("line 2:") == 1 and message.count("line 4:") == 1
     client = InfluxDBClient3(host=server.url, token=TOKEN, database="d")
     try:

@@ -103,6 +103,23 @@ class RecentPoints:
         self._edge: Points | None = None
         self._index: tuple[IntArray, npt.NDArray[np.intp], Points, int] | None = None
 
+    def add_fields(self, names: list[str]) -> None:
+        """Fields a grown profile added: absent (NaN) in every remembered point."""
+        def padded(part: Points) -> Points:
+            values = dict(part.values)
+            for name in names:
+                values.setdefault(name, np.full(len(part), np.nan))
+            return Points(part.series, part.time_ns, values)
+
+        for name in names:
+            if name not in self.names:
+                self.names.append(name)
+        self._parts = [padded(p) for p in self._parts]
+        self._unsaved = [padded(p) for p in self._unsaved]
+        if self._edge is not None:
+            self._edge = padded(self._edge)
+        self._index = None
+
     def remember(self, points: Points, newest_ns: int) -> None:
         """Keep ``points`` (just written) and forget those older than the window before
         ``newest_ns`` (the measurement's newest sample time)."""

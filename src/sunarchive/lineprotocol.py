@@ -15,7 +15,9 @@ Precisions: ``ns`` (``n``), ``us`` (``u``), ``ms``, ``s``, ``m`` (minutes), ``h`
 InfluxDB 1.x takes them. Lines may be up to ``MAX_LINE_BYTES`` (1 MiB) long. A field key named
 twice in one line keeps its last value, as ``influxd`` does (both values must have one type).
 The first line of a body that gives a measurement's field a type fixes it: a later line with
-another type is refused, named by its number, whichever parser path either line took.
+another type is refused, named by its number, whichever parser path either line took. A
+type the store already holds for the field (``stored_kinds``) comes first: then every line
+giving the field another type is refused, as ``influxd`` refuses a field type conflict.
 
 Precision ``auto`` (InfluxDB 3) guesses the unit from the magnitude of the timestamp:
 |t| < 1e11 → seconds, < 1e14 → milliseconds, < 1e17 → microseconds, else nanoseconds.
@@ -26,6 +28,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -115,6 +118,21 @@ class _BadLine(Exception):
     pass
 
 
+class _KindConflict(_BadLine):
+    """A line gives a field another type than an earlier line or the store."""
+
+
+StoredKinds = Callable[[str], Mapping[str, str]]
+"""Measurement → the line-protocol type of each field as the store holds it (fields the
+store has no fixed type for are left out)."""
+
+
+def stored_conflict(name: str, kind: str, stored: str) -> str:
+    """The reason given for a point whose field ``name`` has another type than the store's."""
+    return (f"field type conflict: field {name!r} is {kind} here but {stored} in the store "
+            "(a field's type is fixed by its first write)")
+
+
 class _FirstLater(Exception):
     """A line's field kind conflicts with a kind first given by a *later* line (of the fast
     path): the measurement must be parsed again in line order."""
@@ -132,15 +150,19 @@ class _Builder:
     values: dict[str, list[tuple[int, Any]]] = field(default_factory=dict)
     kinds: dict[str, Kind] = field(default_factory=dict)
     first_line: dict[str, int] = field(default_factory=dict)
-    """Field → the 0-based line that first gave it (its kind)."""
+    """Field → the 0-based line that first gave it (its kind); ``STORED`` for a kind the
+    store holds."""
 
     def check_kinds(self, fields: dict[str, tuple[Kind, Any]], index: int) -> None:
         for name, (kind, _) in fields.items():
             known = self.kinds.get(name)
             if known is not None and known != kind:
-                if self.first_line.get(name, -1) > index:
+                first = self.first_line.get(name, -1)
+                if first == STORED:
+                    raise _KindConflict(stored_conflict(name, kind, known))
+                if first > index:
                     raise _FirstLater(name)
-                raise _BadLine(f"field {name!r} is {kind} here but {known} earlier")
+                raise _KindConflict(f"field {name!r} is {kind} here but {known} earlier")
 
     def add(self, tags: dict[str, str], time_ns: int, fields: dict[str, tuple[Kind, Any]],
             line: int) -> None:
@@ -173,9 +195,14 @@ class _Builder:
             np.array(self.lines, np.int64)])
         order = np.argsort(lines, kind="stable")
         fields = {fname: ParsedField(kind, self._column(fname, kind, n_fast)[order])
-                  for fname, kind in self._all_kinds().items()}
+                  for fname, kind in self._all_kinds().items()
+                  if self.first_line.get(fname) != STORED or fname in self.values}
         return ParsedMeasurement(name, keys, list(sets), index[order], times[order], fields,
                                  lines[order] + 1)
+
+    def kinds_taken(self) -> dict[str, Kind]:
+        """The kind each field was taken with (the fast path's and the lines')."""
+        return self._all_kinds()
 
     def _all_kinds(self) -> dict[str, Kind]:
         kinds: dict[str, Kind] = {}
@@ -196,6 +223,16 @@ class _Builder:
         return column
 
 
+STORED = -2
+"""``_Builder.first_line`` of a field whose kind comes from the store."""
+
+
+def _seeded(kinds: Mapping[str, str]) -> _Builder:
+    """A builder that knows the kinds the store holds (every line is checked against them)."""
+    return _Builder(kinds={k: cast(Kind, v) for k, v in kinds.items()},
+                    first_line=dict.fromkeys(kinds, STORED))
+
+
 def normalize_precision(text: str) -> str:
     """``ns``/``us``/``ms``/``s``/``auto`` for any accepted spelling; PrecisionError else."""
     found = PRECISION_NAMES.get(text.strip().lower()) if text else "ns"
@@ -207,7 +244,8 @@ def normalize_precision(text: str) -> str:
 
 
 def parse_lines(body: bytes | str, precision: str = "ns", now_ns: int | None = None,
-                max_line_bytes: int = MAX_LINE_BYTES, columnar: bool = True) -> ParseResult:
+                max_line_bytes: int = MAX_LINE_BYTES, columnar: bool = True,
+                stored_kinds: StoredKinds | None = None) -> ParseResult:
     """Parse a write body. Bad lines are reported; good ones are kept.
 
     Simple lines (no ``\\`` or ``"``) go through the columnar fast path
@@ -215,7 +253,8 @@ def parse_lines(body: bytes | str, precision: str = "ns", now_ns: int | None = N
     parsed one by one here, which also words each error. ``columnar=False`` parses every
     line one by one (the reference the fast path is tested against). A measurement whose
     slow line conflicts in kind with a later fast line is parsed again line by line, so the
-    later line is the one refused."""
+    later line is the one refused. A measurement whose lines give a field another type than
+    ``stored_kinds`` says the store holds is parsed again line by line against those types."""
     unit = normalize_precision(precision)
     text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
     raw = text.split("\n")
@@ -224,11 +263,14 @@ def parse_lines(body: bytes | str, precision: str = "ns", now_ns: int | None = N
     content = (length > 0) & ~_flag(pc.starts_with(lines, "#"))
     simple = content & (length <= max_line_bytes) & ~_flag(pc.match_substring(lines, "\\")) \
         & ~_flag(pc.match_substring(lines, '"')) & columnar
+    stored = stored_kinds or (lambda name: {})
     one = _Pass(raw, unit, time.time_ns() if now_ns is None else now_ns, max_line_bytes)
     one.run(lines, content, simple)
+    seeds = {name: kinds for name in one.against_store(stored) if (kinds := stored(name))}
+    one.redo |= set(seeds)
     while one.redo:   # once: the measurements redone are parsed wholly line by line
         simple &= ~one.lines_of(one.redo, len(raw))
-        one = _Pass(raw, unit, one.now, max_line_bytes)
+        one = _Pass(raw, unit, one.now, max_line_bytes, seeds=seeds)
         one.run(lines, content, simple)
     measurements = {name: b.build(name) for name, b in one.builders.items()}
     return ParseResult(measurements, one.errors, int(content.sum()), one.points)
@@ -249,6 +291,24 @@ class _Pass:
     """Measurements to parse wholly line by line (a line found a later line's kind first)."""
     slow_lines: dict[str, list[int]] = field(default_factory=dict)
     """Measurement → the lines parsed one by one that named it."""
+    seeds: dict[str, Mapping[str, str]] = field(default_factory=dict)
+    """Measurement → field kinds the store holds (its lines are all parsed one by one)."""
+    kind_refused: set[str] = field(default_factory=set)
+    """Measurements with a line refused for a field kind conflict inside the body."""
+
+    def against_store(self, stored: StoredKinds) -> set[str]:
+        """Measurements whose lines may disagree with the kinds the store holds: a field
+        taken with another kind, or a line refused for a kind (which may be the store's)."""
+        out = set()
+        for name, builder in self.builders.items():
+            kinds = stored(name)
+            if not kinds:
+                continue
+            taken = builder.kinds_taken()
+            if name in self.kind_refused or any(kinds.get(k, kind) != kind
+                                                for k, kind in taken.items()):
+                out.add(name)
+        return out
 
     def run(self, lines: pa.StringArray, content: np.ndarray[Any, np.dtype[np.bool_]],
             simple: np.ndarray[Any, np.dtype[np.bool_]]) -> None:
@@ -275,6 +335,8 @@ class _Pass:
             self.slow_lines.setdefault(measurement, []).append(index)
             time_ns = _time_ns(stamp, self.unit, self.now)
             known = self.builders.get(measurement)
+            if known is None and measurement in self.seeds:
+                known = self.builders[measurement] = _seeded(self.seeds[measurement])
             if known is not None:
                 known.check_kinds(fields, index)
             self.builders.setdefault(measurement, _Builder()).add(tags, time_ns, fields, index)
@@ -283,6 +345,8 @@ class _Pass:
             self.redo.add(measurement)
             return 0
         except _BadLine as exc:
+            if isinstance(exc, _KindConflict):
+                self.kind_refused.add(measurement)
             shown = line if len(line) <= MAX_SHOWN else line[:MAX_SHOWN] + "…"
             self.errors.append(LineError(number, shown, f"line {number}: {exc}"))
             return 0

@@ -101,9 +101,23 @@ def print_status(info: dict[str, Any]) -> None:
                       "—" if t["bytes_per_row"] is None else f"{t['bytes_per_row']:.1f}",
                       t.get("rollup_horizon") or "—")
     console.print(table)
+    print_inferred(console, info.get("inferred") or [])
     if info.get("timescaledb"):
         print_timescale(console, info["timescaledb"])
     print_mirror(console, info.get("mirror"))
+
+
+def print_inferred(console: Console, inferred: list[dict[str, Any]]) -> None:
+    """One line per profile inferred from line protocol, saying how it grew."""
+    for p in inferred:
+        line = (f"inferred profile {p['measurement']}: {len(p['tags'])} tags, "
+                f"{len(p['fields'])} fields")
+        if p.get("growths"):
+            last = p["grew"][-1] if p.get("grew") else {}
+            added = ", ".join([*last.get("tags", []), *last.get("fields", [])])
+            line += (f"; grew {p['growths']} time(s), last at {last.get('at', '?')} "
+                     f"(added {added})")
+        console.print(line, markup=False)
 
 
 def print_mirror(console: Console, mirror: dict[str, Any] | None) -> None:

@@ -121,7 +121,7 @@ def energy_by_period(store: Store, measurement: str, start: datetime, end: datet
     totals: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for row in data:
         label = str(row["day"])[: 7 if period == "month" else 10]
-        series_name = "/".join(str(row[t]) for t in profile.tags) or measurement
+        series_name = "/".join(str(row[t]) for t in profile.tag_column_names) or measurement
         totals[label][series_name] += sum((row[c] or 0.0) for c in columns) / 1000.0
     return [{"period": label, "series": dict(values), "total_kwh": sum(values.values())}
             for label, values in sorted(totals.items())]

@@ -132,9 +132,13 @@ class _Carry:
         ``Reducer._learn_slack``): its clock holds back by that much."""
 
     def ensure(self, n: int, power: list[str], sequential: list[str]) -> None:
-        if n <= self.size:
+        """Room for series ids below ``n``, and state for every field named (a field a
+        grown profile added starts without state)."""
+        missing = any(p not in self.hold_t for p in power) or \
+            any(s not in self.prev_v for s in sequential)
+        if n <= self.size and not missing:
             return
-        grow = max(n, 2 * self.size, 16)
+        grow = max(n, 2 * self.size, 16) if n > self.size else self.size
         self.closed_s = _grow(self.closed_s, grow, NO_FROM, np.int64)
         self.mark_ns = _grow(self.mark_ns, grow, NO_MARK, np.int64)
         self.seen_ns = _grow(self.seen_ns, grow, NO_CLOCK, np.int64)
@@ -234,6 +238,21 @@ class Reducer:
         self._replacing: list[tuple[int, int]] = []
         """(series id, UTC epoch ns) of changed points whose seconds are still to be
         recomputed (see :mod:`sunarchive.replacement`)."""
+
+    def grow(self, profile: Profile) -> None:
+        """Take ``profile``, the same measurement's profile grown by fields (schema on
+        write): buffered samples get the new fields as absent, and nothing already
+        buffered, carried or remembered is lost."""
+        added = [f.name for f in profile.fields if f.name not in self.names]
+        self.profile = profile
+        self.names.extend(added)      # the list RecentPoints holds too
+        self.power = profile.fields_of(FieldKind.POWER)
+        self.sequential = profile.fields_of(FieldKind.COUNTER, FieldKind.STATE)
+        self._buffer = [_with_fields(s, added) for s in self._buffer]
+        self._too_late = [_with_fields(s, added) for s in self._too_late]
+        self._recent.add_fields(added)
+        self._carry.ensure(self._carry.size, [f.name for f in self.power],
+                           [f.name for f in self.sequential])
 
     # -- input -----------------------------------------------------------------------------
     def add(self, series: I32Array, time_ns: IntArray, values: dict[str, FloatArray],
@@ -473,7 +492,7 @@ class Reducer:
         v = s.values[spec.name]
         present = ~np.isnan(v)
         n = np.add.reduceat(present.astype(np.float64), starts)
-        f = spec.name
+        f = spec.stem   # of the columns; values are by the field's name
         if spec.kind in (FieldKind.GAUGE, FieldKind.POWER):
             return _gauge_stats(f, v, present, starts, n, counts)
         if spec.kind is FieldKind.FLAG:
@@ -486,7 +505,7 @@ class Reducer:
     def _sequential_stats(self, spec: FieldSpec, s: _Samples, v: FloatArray,
                           present: BoolArray, starts: npt.NDArray[np.intp],
                           n: FloatArray) -> dict[str, FloatArray]:
-        f = spec.name
+        f, c = spec.name, spec.stem   # values and carry by name, columns by stem
         first, last = _first_last(v, present, starts)
         idx = np.flatnonzero(present)
         ser, tv, vv = s.series[idx], s.time_ns[idx], v[idx]
@@ -506,16 +525,16 @@ class Reducer:
         if spec.kind is FieldKind.COUNTER:
             per_sample[idx] = _counter_increase(vv, prev_v, (tv - prev_t) / NS_PER_S,
                                                 spec.max_rate_per_s)
-            return {f"{f}_first": first, f"{f}_last": last,
-                    f"{f}_increase": np.where(n > 0, np.add.reduceat(per_sample, starts),
+            return {f"{c}_first": first, f"{c}_last": last,
+                    f"{c}_increase": np.where(n > 0, np.add.reduceat(per_sample, starts),
                                               np.nan),
-                    f"{f}_count": n}
+                    f"{c}_count": n}
         per_sample[idx] = (~np.isnan(prev_v) & (vv != prev_v)).astype(np.float64)
         changes = np.where(n > 0, np.add.reduceat(per_sample, starts), np.nan)
-        return {f"{f}_first": first, f"{f}_last": last,
-                f"{f}_min": np.fmin.reduceat(np.where(present, v, np.nan), starts),
-                f"{f}_max": np.fmax.reduceat(np.where(present, v, np.nan), starts),
-                f"{f}_changes": changes, f"{f}_count": n}
+        return {f"{c}_first": first, f"{c}_last": last,
+                f"{c}_min": np.fmin.reduceat(np.where(present, v, np.nan), starts),
+                f"{c}_max": np.fmax.reduceat(np.where(present, v, np.nan), starts),
+                f"{c}_changes": changes, f"{c}_count": n}
 
     # -- energy ----------------------------------------------------------------------------
     def _energy(self, now: _Samples, rest: _Samples, until_s: IntArray,
@@ -634,7 +653,7 @@ class Reducer:
             target[hit] = np.nan_to_num(target[hit]) + add[hit]
         for spec in self.power:
             energy_col = columns[spec.energy_column_name]
-            has_power = columns[f"{spec.name}_count"] > 0
+            has_power = columns[f"{spec.stem}_count"] > 0
             energy_col[np.isnan(energy_col) & has_power] = 0.0
         self._round(columns)
         rows = StatsRows(self.profile.name, out_sec.astype(np.int64),
@@ -681,7 +700,7 @@ class Reducer:
                 cols.update(self._field_stats(spec, late, starts, counts))
             else:
                 v = late.values[spec.name]
-                cols[f"{spec.name}_count"] = np.add.reduceat((~np.isnan(v)).astype(float),
+                cols[f"{spec.stem}_count"] = np.add.reduceat((~np.isnan(v)).astype(float),
                                                              starts)
         rows = self._empty_columns(len(starts))
         rows.update(cols)
@@ -761,6 +780,14 @@ class Reducer:
         self.too_late_total += len(late)
         self._duplicates -= len(late)
         self._reduce_too_late(result)
+
+
+def _with_fields(samples: _Samples, names: list[str]) -> _Samples:
+    """``samples`` with the fields ``names`` added, absent (NaN) everywhere."""
+    values = dict(samples.values)
+    for name in names:
+        values[name] = np.full(len(samples), np.nan)
+    return _Samples(samples.series, samples.time_ns, values)
 
 
 def _without_empty_rows(samples: _Samples) -> _Samples:

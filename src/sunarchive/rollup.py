@@ -131,7 +131,7 @@ def _stats_exprs(profile: Profile, d: Dialect, same_bucket: bool, replay: bool) 
     for c in profile.stats_columns():
         spec = energy.get(c.name) if replay else None
         expr = (_merge_expr(c, d, same_bucket) if spec is None else
-                _replay_energy_expr(c.name, f"{spec.name}_avg", f"{spec.name}_count", d))
+                _replay_energy_expr(c.name, f"{spec.stem}_avg", f"{spec.stem}_count", d))
         out.append(f"{expr} AS {d.quote(c.name)}")
     return ", ".join(out)
 
@@ -153,7 +153,8 @@ def merge_select(profile: Profile, source: str, bucket: str, d: Dialect,
     """
     cols = profile.stats_columns()
     means = [c for c in cols if c.merge == "mean"]
-    keys = ["series_id"] if group_by is None else [d.quote(t) for t in group_by]
+    keys = ["series_id"] if group_by is None else [d.quote(profile.tag_column(t))
+                                                   for t in group_by]
     window = f"PARTITION BY {', '.join('src.' + k for k in keys)}, {bucket}"
     gm = ", ".join(
         f"SUM({d.quote(c.name)} * {d.quote(c.count_column or '')}) OVER w / "
@@ -164,7 +165,7 @@ def merge_select(profile: Profile, source: str, bucket: str, d: Dialect,
              else f"{head} FROM {source} AS src {join}")
     if group_by is None:
         heads = "series_id" + "".join(f", MIN({d.quote(t)}) AS {d.quote(t)}"
-                                      for t in profile.tags)
+                                      for t in profile.tag_column_names)
     else:
         heads = ", ".join(keys)
     stats = _stats_exprs(profile, d, same_bucket, replay)
@@ -205,7 +206,7 @@ def single_pass_select(profile: Profile, source: str, bucket: str, d: Dialect,
 
     ``day``, when given, is an aggregate expression for the daily tier's ``day`` column.
     """
-    tags = "".join(f", MIN({d.quote(t)}) AS {d.quote(t)}" for t in profile.tags)
+    tags = "".join(f", MIN({d.quote(t)}) AS {d.quote(t)}" for t in profile.tag_column_names)
     day_col = f", {day} AS day" if day else ""
     stats = ", ".join(f"{_single_pass_expr(c, d)} AS {d.quote(c.name)}"
                       for c in profile.stats_columns())

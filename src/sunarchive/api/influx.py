@@ -29,6 +29,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
 from sunarchive.api.context import ApiContext
+from sunarchive.api.inferred import stored_kinds
 from sunarchive.api.influx_points import Plan, plan_write, with_lines
 from sunarchive.api.influx_service import VERSION
 from sunarchive.api.influx_service import router as service_router
@@ -147,7 +148,8 @@ def _plan_and_queue(ctx: ApiContext, raw: bytes, gzipped: bool, precision: str,
     body = gunzip(raw, ctx.max_body_bytes) if gzipped else raw
     now_ns = time.time_ns()
     try:
-        parsed = parse_lines(body, precision=precision, now_ns=now_ns)
+        parsed = parse_lines(body, precision=precision, now_ns=now_ns,
+                             stored_kinds=stored_kinds(ctx.profiles))
     except ValueError as exc:
         raise WriteError(400, str(exc)) from None
     plan = plan_write(ctx, parsed, now_ns)

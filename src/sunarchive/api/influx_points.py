@@ -9,12 +9,21 @@ number, and the lines around it are kept. A point is refused when:
   2200, finite and within ±1e15), named with the field;
 * it is stamped more than ``max_future_s`` ahead of the clock (:mod:`sunarchive.timecheck`);
 * it carries more than ``max_tags_per_series`` tags;
-* it carries a tag its measurement's profile does not have;
-* none of its fields is in the profile (a field the profile lacks is dropped from a point
-  that keeps others; that line is reported too, but stored);
 * its measurement is new and cannot be created: the store already holds
   ``max_measurements`` measurements, or the body gives it more than
   ``max_fields_per_measurement`` fields or ``max_tags_per_series`` tag keys.
+
+Measurements whose profile was inferred from line protocol take every tag key and field
+(schema on write, :mod:`sunarchive.api.growth`); a point of one is also refused when:
+
+* it gives a field another type than the field's first write (InfluxDB's "field type
+  conflict");
+* it brings a tag key or field past ``max_tags_per_series`` tag keys or
+  ``max_fields_per_measurement`` fields for its measurement.
+
+A measurement with a built-in or user profile keeps that profile's rules: a point carrying a
+tag the profile does not have is refused; a field it lacks is dropped from a point that keeps
+others (that line is reported too, but stored); a point left without any field is refused.
 """
 
 from __future__ import annotations
@@ -27,7 +36,8 @@ import numpy as np
 import numpy.typing as npt
 
 from sunarchive.api.context import ApiContext, WriteLimits
-from sunarchive.api.inferred import infer_profile, spec_of
+from sunarchive.api.growth import new_keys, plan_growth
+from sunarchive.api.inferred import is_inferred, spec_of, type_conflicts
 from sunarchive.errors import StoreUnavailableError, SunarchiveError
 from sunarchive.lineprotocol import (
     MAX_SHOWN,
@@ -39,6 +49,7 @@ from sunarchive.lineprotocol import (
 from sunarchive.lineprotocol_samples import Samples, to_samples
 from sunarchive.model import SampleBatch
 from sunarchive.profiles import Profile
+from sunarchive.profiles.loader import parse_profile
 from sunarchive.timecheck import drop_ahead
 
 
@@ -72,7 +83,9 @@ def plan_write(ctx: ApiContext, parsed: ParseResult, now_ns: int) -> Plan:
     for m in parsed.measurements.values():
         m = _within_tag_limit(_storable(m, plan), limits, plan)
         profile = _profile(ctx, m, plan) if len(m.time_ns) else None
-        if profile is not None:
+        if profile is not None and is_inferred(profile):
+            m, profile = _grown(ctx, m, profile, plan)
+        if profile is not None and len(m.time_ns):
             _samples(ctx, m, profile, plan)
     plan.errors.sort(key=lambda e: e.line_number)
     return plan
@@ -91,12 +104,7 @@ def with_lines(errors: list[LineError], body: bytes) -> None:
 
 def _storable(m: ParsedMeasurement, plan: Plan) -> ParsedMeasurement:
     """Refuse the points whose time or a numeric field value the store cannot hold."""
-    why = unstorable_points(m)
-    if not why:
-        return m
-    mask = np.zeros(len(m.time_ns), bool)
-    mask[list(why)] = True
-    return plan.refuse(m, mask, why.__getitem__)
+    return _refuse_points(plan, m, unstorable_points(m))
 
 
 def _within_tag_limit(m: ParsedMeasurement, limits: WriteLimits,
@@ -123,8 +131,10 @@ def _profile(ctx: ApiContext, m: ParsedMeasurement, plan: Plan) -> Profile | Non
         why = _over_limits(m, ctx.limits, len(ctx.profiles))
         if why is None:
             try:
-                profile = infer_profile(m)
-                ctx.store.add_profile(profile, spec_of(m))
+                document = spec_of(m, ctx.profiles)
+                profile = parse_profile(document, f"<inferred from line protocol: "
+                                                  f"{m.measurement}>")
+                ctx.store.add_profile(profile, document)
                 return profile
             except StoreUnavailableError:
                 raise           # the whole write waits: 503 with Retry-After (api/app.py)
@@ -132,6 +142,43 @@ def _profile(ctx: ApiContext, m: ParsedMeasurement, plan: Plan) -> Profile | Non
                 why = f"measurement {m.measurement!r}: cannot store it: {exc}"
     plan.refuse(m, np.ones(len(m.time_ns), bool), lambda _: why)
     return None
+
+
+def _grown(ctx: ApiContext, m: ParsedMeasurement, profile: Profile,
+           plan: Plan) -> tuple[ParsedMeasurement, Profile]:
+    """Refuse the points of ``m`` whose field types conflict with the inferred ``profile``;
+    grow the profile by the tag keys and fields the others bring (within the limits)."""
+    m = _refuse_points(plan, m, type_conflicts(profile, m))
+    tags, fields = new_keys(profile, m)
+    if not tags and not fields:
+        return m, profile
+    with ctx.profile_lock:
+        profile = ctx.profiles[m.measurement]      # another write may have grown it
+        m = _refuse_points(plan, m, type_conflicts(profile, m))
+        growth = plan_growth(profile, m, ctx.limits)
+        m = _refuse_points(plan, m, growth.refused)
+        document = growth.document(profile, m)
+        if document is None:
+            return m, profile
+        try:
+            grown = parse_profile(document, f"<grown from line protocol: {m.measurement}>")
+            ctx.store.grow_profile(grown, document)
+        except StoreUnavailableError:
+            raise               # the whole write waits: 503 with Retry-After (api/app.py)
+        except SunarchiveError as exc:
+            why = f"measurement {m.measurement!r}: cannot add {growth.keys()}: {exc}"
+            return _refuse_points(plan, m, dict.fromkeys(growth.carrying(m), why)), profile
+    return m, grown
+
+
+def _refuse_points(plan: Plan, m: ParsedMeasurement,
+                   reasons: dict[int, str]) -> ParsedMeasurement:
+    """Refuse the points of ``m`` that ``reasons`` names (index → why)."""
+    if not reasons:
+        return m
+    mask = np.zeros(len(m.time_ns), bool)
+    mask[list(reasons)] = True
+    return plan.refuse(m, mask, reasons.__getitem__)
 
 
 def _over_limits(m: ParsedMeasurement, limits: WriteLimits, measurements: int) -> str | None:

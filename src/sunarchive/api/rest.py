@@ -21,10 +21,12 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from sunarchive.api.context import ApiContext, instant, iso
+from sunarchive.api.inferred import first_type, is_inferred
 from sunarchive.model import FieldKind, from_epoch_s
 from sunarchive.profiles.spec import FieldSpec
 from sunarchive.query import energy_by_period, energy_columns, run_query
 from sunarchive.rollup import ALL_TIERS
+from sunarchive.storage.tiered import growth_of
 
 router = APIRouter()
 LAB_KINDS = {"mpp": "mpp_measurement", "temperature": "temperature_measurement",
@@ -120,16 +122,25 @@ def _read(ctx: ApiContext, measurement: str, tier: str, start: datetime, end: da
 @router.get("/api/v1/measurements", tags=["read"])
 def measurements(ctx: Reader) -> list[dict[str, Any]]:
     """Every measurement with its tags and fields (unit, kind; for a state field written as
-    text, ``labels`` maps its stored codes to the text)."""
+    text, ``labels`` maps its stored codes to the text), its tables per tier, the column of
+    each tag and the statistics columns of each field (SQL names)."""
     labels = ctx.store.state_labels()
     return [{"measurement": p.name, "description": p.description, "tags": list(p.tags),
-             "fields": [_field(f, labels.get(p.name, {}).get(f.name)) for f in p.fields]}
+             "fields": [_field(f, labels.get(p.name, {}).get(f.name), is_inferred(p))
+                        for f in p.fields],
+             "inferred": is_inferred(p),
+             "tables": {tier: p.table(tier) for tier in ALL_TIERS},
+             "tag_columns": dict(zip(p.tags, p.tag_column_names, strict=True))}
             for p in ctx.profiles.values()]
 
 
-def _field(spec: FieldSpec, labels: dict[int, str] | None) -> dict[str, Any]:
+def _field(spec: FieldSpec, labels: dict[int, str] | None, inferred: bool) -> dict[str, Any]:
+    """A field as listed; ``type`` is its line-protocol type (for an inferred profile the
+    type of its first write: ``float``, ``int``, ``uint``, ``bool`` or ``string``)."""
+    written = first_type(spec) if inferred else spec.line_type
     out: dict[str, Any] = {"name": spec.name, "unit": spec.unit, "kind": spec.kind.value,
-                           "description": spec.description}
+                           "type": written, "description": spec.description,
+                           "columns": [c.name for c in spec.columns()]}
     if labels:
         out["labels"] = {str(code): label for code, label in sorted(labels.items())}
     return out
@@ -160,18 +171,21 @@ def series(ctx: Reader) -> list[dict[str, Any]]:
     for measurement in {k.measurement for k in names}:
         if measurement not in ctx.profiles:
             continue
-        table = ctx.profile(measurement).table("1s")
+        table = ctx.store.q(ctx.profile(measurement).table("1s"))
         result = ctx.store.sql(f'SELECT series_id, MIN(time) AS first, MAX(time) AS last '
-                               f'FROM "{table}" GROUP BY series_id').table.to_pylist()
+                               f'FROM {table} GROUP BY series_id').table.to_pylist()
         ranges[measurement] = {int(r["series_id"]): (r["first"], r["last"]) for r in result}
     for key, sid in sorted(names.items(), key=lambda kv: kv[1]):
         profile = ctx.profiles.get(key.measurement)
         if profile is None:
             continue
         first, last = ranges.get(key.measurement, {}).get(sid, (None, None))
-        out.append({"measurement": key.measurement, "series_id": sid,
-                    "tags": dict(zip(profile.tags, key.tags, strict=True)),
-                    "first": iso(first), "last": iso(last)})
+        entry = {"measurement": key.measurement, "series_id": sid,
+                 "tags": dict(zip(profile.tags, key.tags, strict=True)),
+                 "first": iso(first), "last": iso(last)}
+        if profile.extra.get("inferred") is True:
+            entry["profile"] = {"inferred": True, **growth_of(profile)}
+        out.append(entry)
     return out
 
 
@@ -201,10 +215,11 @@ def _latest_row(ctx: ApiContext, row: dict[str, Any]) -> dict[str, Any]:
 def _stored_latest(ctx: ApiContext, name: str) -> list[dict[str, Any]]:
     profile = ctx.profiles[name]
     rows = ctx.store.latest_rows(name).to_pylist()
-    return [{"measurement": name, "tags": {t: row[t] for t in profile.tags},
+    columns = set(profile.tag_column_names)
+    return [{"measurement": name, "tags": {t: row[profile.tag_column(t)] for t in profile.tags},
              "time": iso(row["time"]),
              "values": {k: iso(v) for k, v in row.items() if k != "time" and k not in
-                        profile.tags}} for row in rows]
+                        columns}} for row in rows]
 
 
 @router.get("/api/v1/energy", tags=["read"])
@@ -319,18 +334,19 @@ def lab_statistics(ctx: Reader, kind: str, start_time: str | None = None,
     rows = result.table.to_pylist()
     stats: dict[str, Any] = {}
     for spec in profile.fields_of(FieldKind.GAUGE, FieldKind.POWER):
-        n = sum((r.get(f"{spec.name}_count") or 0) for r in rows)
+        f = spec.stem
+        n = sum((r.get(f"{f}_count") or 0) for r in rows)
         if not n:
             stats[spec.name] = {"count": 0, "unit": spec.unit}
             continue
-        mean = sum((r[f"{spec.name}_avg"] or 0) * (r[f"{spec.name}_count"] or 0)
+        mean = sum((r[f"{f}_avg"] or 0) * (r[f"{f}_count"] or 0)
                    for r in rows) / n
-        var = sum((r[f"{spec.name}_count"] or 0) * ((r[f"{spec.name}_stddev"] or 0) ** 2
-                  + ((r[f"{spec.name}_avg"] or 0) - mean) ** 2) for r in rows) / n
+        var = sum((r[f"{f}_count"] or 0) * ((r[f"{f}_stddev"] or 0) ** 2
+                  + ((r[f"{f}_avg"] or 0) - mean) ** 2) for r in rows) / n
         stats[spec.name] = {
             "unit": spec.unit, "count": n, "mean": mean, "stddev": var ** 0.5,
-            "min": min(r[f"{spec.name}_min"] for r in rows if r[f"{spec.name}_count"]),
-            "max": max(r[f"{spec.name}_max"] for r in rows if r[f"{spec.name}_count"])}
+            "min": min(r[f"{f}_min"] for r in rows if r[f"{f}_count"]),
+            "max": max(r[f"{f}_max"] for r in rows if r[f"{f}_count"])}
     return {"measurement": name, "start": begin.isoformat(), "end": stop.isoformat(),
             "tier": result.tier, "fields": stats}
 

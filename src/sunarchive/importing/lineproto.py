@@ -7,10 +7,12 @@ profile, exactly as the HTTP write endpoints store the same lines.
   parser's message; a line without a timestamp too (an import has no "now").
 * A point whose timestamp or a numeric field value the store cannot hold
   (:mod:`sunarchive.bounds`: 1970 … 2200, finite and within ±1e15) is rejected with its line.
-* Points become samples as over HTTP (:mod:`sunarchive.lineprotocol_samples`): a tag the
-  profile lacks rejects the measurement's points; a field it lacks is dropped (noted).
+* Points become samples as over HTTP (:mod:`sunarchive.lineprotocol_samples`): a tag a
+  built-in or user profile lacks rejects the point; a field it lacks is dropped (noted).
 * A measurement without a profile gets one inferred from its fields and created in the store
   (:mod:`sunarchive.api.inferred`, as over HTTP); the report notes it. A dry run only says so.
+  An inferred profile grows by the tag keys and fields of later points, and a point giving a
+  field another type than its first write is rejected (:mod:`sunarchive.api.growth`).
 * ``--measurement M`` imports the lines of M only; a file without M holding a single other
   measurement is imported as M. ``--map`` renames tag and field keys, ``--tag k=v`` sets a tag
   on every point.
@@ -25,7 +27,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from sunarchive.api.inferred import infer_profile, spec_of
+from sunarchive.api.context import WriteLimits
+from sunarchive.api.growth import plan_growth
+from sunarchive.api.inferred import is_inferred, spec_of, stored_kinds, type_conflicts
 from sunarchive.importing.context import FileContent, FileContext
 from sunarchive.importing.mapping import Mapped
 from sunarchive.lineprotocol import (
@@ -37,6 +41,7 @@ from sunarchive.lineprotocol import (
 from sunarchive.lineprotocol_samples import StateCodes, to_samples
 from sunarchive.model import InputError, SunarchiveError
 from sunarchive.profiles import Profile
+from sunarchive.profiles.loader import parse_profile
 
 NO_TIME = int(np.iinfo(np.int64).min)
 """The parser's "now" for lines without a timestamp: marks them for rejection."""
@@ -51,7 +56,8 @@ def read_lineprotocol(path: Path, ctx: FileContext) -> FileContent:
     content = FileContent()
     found: Found = {}
     for offset, block in _blocks(path):
-        parsed = parse_lines(block, precision=options.precision, now_ns=NO_TIME)
+        parsed = parse_lines(block, precision=options.precision, now_ns=NO_TIME,
+                             stored_kinds=stored_kinds(ctx.profiles))
         content.rows_read += parsed.lines
         content.rejected += [(e.line_number + offset, _without_line(e.message))
                              for e in parsed.errors]
@@ -74,9 +80,50 @@ def read_lineprotocol(path: Path, ctx: FileContext) -> FileContent:
             why = f"measurement {name!r} has no profile and none can be inferred: {exc}"
             content.rejected += [(int(n), why) for m in parts for n in m.line_numbers]
             continue
+        if is_inferred(profile):
+            parts, profile = _grown(parts, profile, ctx, content)
         content.parts[name] = [_convert(m, profile, _state_codes(ctx), content.notes)
                                for m in parts]
     return content
+
+
+def _grown(parts: list[ParsedMeasurement], profile: Profile, ctx: FileContext,
+           content: FileContent) -> tuple[list[ParsedMeasurement], Profile]:
+    """Schema on write, as over HTTP (:mod:`sunarchive.api.growth`): points giving a field
+    another type than its first write are rejected, and the inferred ``profile`` grows by
+    the tag keys and fields of every part (created unless a dry run)."""
+    kept = []
+    for m in parts:
+        m = _reject(m, type_conflicts(profile, m), content.rejected)
+        growth = plan_growth(profile, m, WriteLimits())
+        m = _reject(m, growth.refused, content.rejected)
+        document = growth.document(profile, m)
+        if document is not None:
+            try:
+                grown = parse_profile(document, f"<grown from line protocol: {profile.name}>")
+                if ctx.store is not None:
+                    ctx.store.grow_profile(grown, document)
+            except SunarchiveError as exc:
+                why = f"measurement {profile.name!r}: cannot add {growth.keys()}: {exc}"
+                m = _reject(m, dict.fromkeys(growth.carrying(m), why), content.rejected)
+            else:
+                profile = ctx.profiles[profile.name] = grown
+                verb = "grew" if ctx.store is not None else "would grow"
+                content.notes.append(f"measurement {profile.name!r} {verb}: added "
+                                     f"{growth.keys()}")
+        kept.append(m)
+    return kept, profile
+
+
+def _reject(m: ParsedMeasurement, reasons: dict[int, str],
+            rejected: list[tuple[int, str]]) -> ParsedMeasurement:
+    """Reject the points of ``m`` that ``reasons`` names (index → why), with their lines."""
+    if not reasons:
+        return m
+    rejected += [(int(m.line_numbers[i]), why) for i, why in reasons.items()]
+    keep = np.ones(len(m.time_ns), bool)
+    keep[list(reasons)] = False
+    return _subset(m, keep)
 
 
 def _blocks(path: Path) -> Iterator[tuple[int, bytes]]:
@@ -145,9 +192,10 @@ def _profile(name: str, m: ParsedMeasurement, ctx: FileContext, notes: list[str]
     profile = ctx.profiles.get(name)
     if profile is not None:
         return profile
-    profile = infer_profile(m)
+    document = spec_of(m, ctx.profiles)
+    profile = parse_profile(document, f"<inferred from line protocol: {name}>")
     if ctx.store is not None:
-        ctx.store.add_profile(profile, spec_of(m))
+        ctx.store.add_profile(profile, document)
     ctx.profiles[name] = profile
     kinds = ", ".join(f"{f.name} {f.kind}" for f in profile.fields)
     verb = "created" if ctx.store is not None else "a real import would create"
@@ -191,13 +239,7 @@ def _convert(m: ParsedMeasurement, profile: Profile, state_codes: StateCodes,
 def _storable(m: ParsedMeasurement, rejected: list[tuple[int, str]]) -> ParsedMeasurement:
     """Reject the points whose time or a numeric value the store cannot hold
     (:mod:`sunarchive.bounds`), naming the field."""
-    why = unstorable_points(m)
-    if not why:
-        return m
-    rejected += [(int(m.line_numbers[i]), reason) for i, reason in why.items()]
-    keep = np.ones(len(m.time_ns), bool)
-    keep[list(why)] = False
-    return _subset(m, keep)
+    return _reject(m, unstorable_points(m), rejected)
 
 
 def _without_unknown_tags(m: ParsedMeasurement, profile: Profile,

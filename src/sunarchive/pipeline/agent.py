@@ -66,12 +66,26 @@ class WriterStats:
     spooled_batches: int = 0
 
 
+def _canonical(key: SeriesKey) -> SeriesKey:
+    """``key`` without its trailing empty tag values: a tag key a grown profile added is
+    empty in the series from before, so ``("a",)`` and ``("a", "")`` are one series."""
+    tags = key.tags
+    end = len(tags)
+    while end and tags[end - 1] == "":
+        end -= 1
+    return key if end == len(tags) else SeriesKey(key.measurement, tags[:end])
+
+
 class SeriesRegistry:
-    """Maps (measurement, tag values) to compact ids, persisting new ones in the store."""
+    """Maps (measurement, tag values) to compact ids, persisting new ones in the store.
+
+    A series is found whatever the number of tag keys its measurement had when its tag
+    values were taken (a profile may grow tag keys; see :func:`_canonical`). ``tags`` keeps
+    each series' values as first seen: readers pad them to the profile's tags."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._ids = store.load_series()
+        self._ids = {_canonical(k): i for k, i in store.load_series().items()}
         self.tags: dict[int, tuple[str, ...]] = {i: k.tags for k, i in self._ids.items()}
         self.measurement_of: dict[int, str] = {i: k.measurement for k, i in self._ids.items()}
         self.unsaved: dict[int, SeriesKey] = {}
@@ -80,7 +94,7 @@ class SeriesRegistry:
     def adopt(self, item: PendingWrite) -> None:
         """Learn the series of a batch spooled by an earlier run."""
         for sid, tags in item.tags.items():
-            key = SeriesKey(item.measurement, tags)
+            key = _canonical(SeriesKey(item.measurement, tags))
             if key not in self._ids:
                 self._ids[key] = sid
                 self.tags[sid] = tags
@@ -101,12 +115,12 @@ class SeriesRegistry:
         return ids[batch.tag_index]
 
     def id_of(self, key: SeriesKey) -> int:
-        found = self._ids.get(key)
+        found = self._ids.get(_canonical(key))
         if found is not None:
             return found
         new = max(self._ids.values(), default=0) + 1
         self.unsaved[new] = key
-        self._ids[key] = new
+        self._ids[_canonical(key)] = new
         self.tags[new] = key.tags
         self.measurement_of[new] = key.measurement
         return new
@@ -323,6 +337,8 @@ class Agent:
                 profile, self.lateness_s, self.store.value_grid, self.dedup_window_s)
             if self._recent_files is not None:
                 reducer.recall(self._recent_files.load(batch.measurement, reducer.names))
+        elif reducer.profile is not profile:
+            reducer.grow(profile)   # an inferred profile grew (schema on write)
         live = self.live_clock and batch.measurement not in self.own_clock
         reducer.add(self._registry.ids_for(batch), batch.time_ns, batch.fields,
                     arrived_ns=time.monotonic_ns() if live else None)

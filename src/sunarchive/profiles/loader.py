@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from importlib import resources
 from pathlib import Path
 
@@ -17,12 +18,12 @@ from sunarchive.profiles.spec import (
 )
 
 PROFILE_KEYS = {"name", "description", "tags", "fields", "sample_rate_hz", "max_gap_s",
-                "chunk_interval", "extra", "rollups", "table"}
+                "chunk_interval", "extra", "rollups", "table", "tag_columns"}
 ROLLUP_KEYS = {"tier", "group_by"}
 ROLLUP_TIERS = ("5min", "1hour", "daily")
 FIELD_KEYS = {"unit", "kind", "description", "energy_column", "max_rate_per_s", "decimals",
-              "type"}
-VALUE_TYPES = ("int", "float", "bool")
+              "type", "column"}
+VALUE_TYPES = ("int", "uint", "float", "bool")
 
 
 def _fail(source: str, key: str, why: str) -> ConfigError:
@@ -35,15 +36,33 @@ def _identifier(source: str, key: str, value: object) -> str:
     return value
 
 
+def exact_name(value: object) -> bool:
+    """Is ``value`` a name a profile inferred from line protocol may keep exactly: any
+    non-empty text without control characters (quoted in SQL)?"""
+    return isinstance(value, str) and bool(value) and \
+        not any(unicodedata.category(c) == "Cc" for c in value)
+
+
+def _name(source: str, key: str, value: object, exact: bool) -> str:
+    """A measurement, tag, field or column name: exactly as written in an inferred profile
+    (``exact``), else a lower-case identifier."""
+    if not exact:
+        return _identifier(source, key, value)
+    if not exact_name(value):
+        raise _fail(source, key, f"{value!r} is not a name (non-empty text without control "
+                                 "characters)")
+    return str(value)
+
+
 def _positive(source: str, key: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise _fail(source, key, f"{value!r} must be a positive number")
     return float(value)
 
 
-def _parse_field(source: str, name: str, raw: object) -> FieldSpec:
+def _parse_field(source: str, name: str, raw: object, exact: bool = False) -> FieldSpec:
     key = f"fields.{name}"
-    _identifier(source, key, name)
+    _name(source, key, name, exact)
     if not isinstance(raw, dict):
         raise _fail(source, key, "must be a mapping with at least 'unit' and 'kind'")
     unknown = set(raw) - FIELD_KEYS
@@ -69,7 +88,11 @@ def _parse_field(source: str, name: str, raw: object) -> FieldSpec:
     if value_type is not None and value_type not in VALUE_TYPES:
         raise _fail(source, f"{key}.type", f"{value_type!r} is not one of "
                     f"{', '.join(VALUE_TYPES)}")
+    column = raw.get("column")
+    if column is not None:
+        _name(source, f"{key}.column", column, exact)
     return FieldSpec(
+        column=column,
         name=name,
         unit=str(raw.get("unit", "")),
         kind=kind,
@@ -89,23 +112,25 @@ def parse_profile(data: object, source: str) -> Profile:
     if unknown:
         raise _fail(source, sorted(unknown)[0], f"unknown key; allowed: "
                     f"{', '.join(sorted(PROFILE_KEYS))}")
+    extra = data.get("extra") or {}
+    exact = isinstance(extra, dict) and extra.get("inferred") is True
     raw_name = data.get("name")
     table = data.get("table")
     if table is None:
-        name = _identifier(source, "name", raw_name)
+        name = _name(source, "name", raw_name, exact)
     else:
-        table = _identifier(source, "table", table)
+        table = _name(source, "table", table, exact)
         if not isinstance(raw_name, str) or not raw_name:
             raise _fail(source, "name", "must be a non-empty string")
         name = raw_name
     tags_raw = data.get("tags", [])
     if not isinstance(tags_raw, list):
         raise _fail(source, "tags", "must be a list of tag names")
-    tags = tuple(_identifier(source, f"tags[{i}]", t) for i, t in enumerate(tags_raw))
+    tags = tuple(_name(source, f"tags[{i}]", t, exact) for i, t in enumerate(tags_raw))
     fields_raw = data.get("fields")
     if not isinstance(fields_raw, dict) or not fields_raw:
         raise _fail(source, "fields", "must be a non-empty mapping of field name to spec")
-    fields = tuple(_parse_field(source, str(n), spec) for n, spec in fields_raw.items())
+    fields = tuple(_parse_field(source, str(n), spec, exact) for n, spec in fields_raw.items())
     profile = Profile(
         name=name,
         tags=tags,
@@ -119,9 +144,24 @@ def parse_profile(data: object, source: str) -> Profile:
         extra=dict(data.get("extra") or {}),
         rollups=_parse_rollups(source, data.get("rollups"), tags),
         table_prefix=table,
+        tag_columns=_tag_columns(source, data.get("tag_columns"), tags, exact),
     )
     _check_columns(profile)
     return profile
+
+
+def _tag_columns(source: str, raw: object, tags: tuple[str, ...],
+                 exact: bool) -> tuple[str, ...]:
+    """Each tag's column, in tag order (empty when every column is its tag's name)."""
+    if raw is None or raw == {}:
+        return ()
+    if not isinstance(raw, dict):
+        raise _fail(source, "tag_columns", "must map tag names to column names")
+    for tag, column in raw.items():
+        if tag not in tags:
+            raise _fail(source, f"tag_columns.{tag}", "is not a tag of this profile")
+        _name(source, f"tag_columns.{tag}", column, exact)
+    return tuple(str(raw.get(t, t)) for t in tags)
 
 
 def _parse_rollups(source: str, raw: object, tags: tuple[str, ...]
@@ -153,16 +193,21 @@ def _parse_rollups(source: str, raw: object, tags: tuple[str, ...]
 
 
 def _check_columns(profile: Profile) -> None:
-    seen: set[str] = set(profile.tags) | RESERVED_COLUMNS
-    for tag in profile.tags:
-        if tag in RESERVED_COLUMNS:
-            raise _fail(profile.source_file, "tags", f"{tag!r} is a reserved column name")
+    """No two columns of a table may have one name, compared as DuckDB compares SQL names
+    (case-insensitively)."""
+    seen: set[str] = {c.casefold() for c in RESERVED_COLUMNS}
+    for tag, column in zip(profile.tags, profile.tag_column_names, strict=True):
+        if column.casefold() in seen:
+            why = ("a reserved column name" if column in RESERVED_COLUMNS
+                   else "the column of another tag")
+            raise _fail(profile.source_file, "tags", f"{tag!r}: column {column!r} is {why}")
+        seen.add(column.casefold())
     for spec in profile.fields:
         for col in spec.columns():
-            if col.name in seen and col.name not in ("sample_count", "covered_s"):
+            if col.name.casefold() in seen and col.name not in ("sample_count", "covered_s"):
                 raise _fail(profile.source_file, f"fields.{spec.name}",
                             f"column {col.name!r} clashes with another column")
-            seen.add(col.name)
+            seen.add(col.name.casefold())
 
 
 def load_profile_file(path: Path) -> Profile:

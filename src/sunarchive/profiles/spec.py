@@ -9,7 +9,7 @@ from sunarchive.model import FieldKind
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 ENERGY_DECIMALS = 6
-RESERVED_COLUMNS = {"time", "series_id", "sample_count", "covered_s"}
+RESERVED_COLUMNS = {"time", "series_id", "day", "sample_count", "covered_s"}
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,17 @@ class FieldSpec:
     max_rate_per_s: float | None = None
     decimals: int | None = None
     value_type: str | None = None
-    """``int``, ``float`` or ``bool`` as written to line protocol (profile key ``type``);
-    ``None`` = by kind (see :attr:`line_type`)."""
+    """``int``, ``uint``, ``float`` or ``bool`` as written to line protocol (profile key
+    ``type``); ``None`` = by kind (see :attr:`line_type`)."""
+    column: str | None = None
+    """Stem of the field's statistics columns (``<stem>_avg`` ...) when it is not the
+    field's name: a name whose columns would clash with others in the table (SQL names are
+    case-insensitive in DuckDB) or pass PostgreSQL's 63 bytes (profile key ``column``)."""
+
+    @property
+    def stem(self) -> str:
+        """Stem of the statistics columns: ``column``, else the field's name."""
+        return self.column or self.name
 
     @property
     def line_type(self) -> str:
@@ -53,7 +62,7 @@ class FieldSpec:
 
     def columns(self) -> list[ColumnSpec]:
         """Statistics columns stored for this field at every tier."""
-        f = self.name
+        f = self.stem
         count = f"{f}_count"
         if self.kind in (FieldKind.GAUGE, FieldKind.POWER):
             cols = [
@@ -97,7 +106,7 @@ class FieldSpec:
         """
         if self.decimals is None or self.kind not in (FieldKind.GAUGE, FieldKind.POWER):
             return {}
-        out = {f"{self.name}_{stat}": self.decimals for stat in ("avg", "min", "max", "stddev")}
+        out = {f"{self.stem}_{stat}": self.decimals for stat in ("avg", "min", "max", "stddev")}
         if self.kind is FieldKind.POWER:
             out[self.energy_column_name] = ENERGY_DECIMALS
         return out
@@ -105,7 +114,7 @@ class FieldSpec:
     @property
     def energy_column_name(self) -> str:
         """Column holding the energy in Wh integrated from this power field."""
-        return self.energy_column or f"{self.name}_energy_wh"
+        return self.energy_column or f"{self.stem}_energy_wh"
 
 
 COMMON_COLUMNS = [
@@ -142,8 +151,24 @@ class Profile:
     extra: dict[str, object] = field(default_factory=dict, compare=False)
     rollups: tuple[NamedRollup, ...] = ()
     table_prefix: str | None = None
-    """Tables are ``<table_prefix>_<tier>``; default the name (which must then be a valid
-    identifier). Measurements named like ``kWh`` or ``°C`` get a sanitized prefix."""
+    """Tables are ``<table_prefix>_<tier>``; default the name. An inferred profile keeps
+    its measurement's exact name (``kWh``, ``°C``, quoted in SQL) unless that would clash
+    with another measurement's tables or be too long; stores from before kept a sanitized
+    prefix (``kwh``)."""
+    tag_columns: tuple[str, ...] = ()
+    """Column of each tag, in ``tags`` order, where one is not the tag's name (profile key
+    ``tag_columns``: tag → column); empty: every tag's column is its name."""
+
+    def tag_column(self, tag: str) -> str:
+        """The column holding ``tag``'s values."""
+        if not self.tag_columns:
+            return tag
+        return self.tag_columns[self.tags.index(tag)]
+
+    @property
+    def tag_column_names(self) -> tuple[str, ...]:
+        """The tag columns, in ``tags`` order."""
+        return self.tag_columns or self.tags
 
     def stats_columns(self) -> list[ColumnSpec]:
         """All statistics columns (common ones first), in table order."""

@@ -119,9 +119,10 @@ def _heads(points: Points) -> ArrowArray:
 def _value_text(column: ArrowArray, line_type: str) -> ArrowArray:
     if line_type == "bool":
         return pc.if_else(pc.not_equal(column, 0.0), "true", "false")
-    if line_type == "int":
+    if line_type in ("int", "uint"):
         whole = pc.cast(pc.round(column), pa.int64())
-        return pc.binary_join_element_wise(pc.cast(whole, pa.string()), "i", "")
+        suffix = "i" if line_type == "int" else "u"
+        return pc.binary_join_element_wise(pc.cast(whole, pa.string()), suffix, "")
     return pc.cast(column, pa.string())
 
 

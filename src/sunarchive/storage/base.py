@@ -108,6 +108,9 @@ def rows_to_arrow(profile: Profile, rows: StatsRows,
                   tags: dict[int, tuple[str, ...]]) -> pa.Table:
     """Arrow table with the 1 s tier's columns: time (UTC, naive), series_id, tags, stats.
 
+    A tag a point lacks is ``""`` — NULL in a profile inferred from line protocol, where
+    tags come and go as in InfluxDB (a tag key added later is NULL in the older rows too).
+
     Columns are built from numpy buffers directly: ``pa.array`` would import pandas (~40 MB
     resident) into the collector on its first write.
     """
@@ -118,14 +121,20 @@ def rows_to_arrow(profile: Profile, rows: StatsRows,
     }
     unique_ids, inverse = np.unique(rows.series_id, return_inverse=True)
     positions = _from_numpy(pa.int32(), inverse.astype(np.int32))
-    for pos, tag in enumerate(profile.tags):
-        names = _strings([tags[int(i)][pos] for i in unique_ids])
-        arrays[tag] = pc.take(names, positions) if n else _strings([])
+    absent_is_null = profile.extra.get("inferred") is True
+    for pos, column in enumerate(profile.tag_column_names):
+        # a series from before its profile grew this tag key has fewer values: empty
+        names = _strings([_tag_value(tags[int(i)], pos) for i in unique_ids], absent_is_null)
+        arrays[column] = pc.take(names, positions) if n else _strings([])
     for col in profile.stats_columns():
         data = rows.columns.get(col.name)
         values = np.full(n, np.nan) if data is None else np.asarray(data, np.float64)
         arrays[col.name] = _typed(values, col.sql_type)
     return pa.table(arrays)
+
+
+def _tag_value(values: tuple[str, ...], position: int) -> str:
+    return values[position] if position < len(values) else ""
 
 
 def _from_numpy(arrow_type: pa.DataType, values: np.ndarray[Any, Any],
@@ -142,12 +151,16 @@ def _buffer(values: np.ndarray[Any, Any]) -> pa.Buffer:
     return pa.py_buffer(values.data)
 
 
-def _strings(items: list[str]) -> pa.Array[Any]:
+def _strings(items: list[str], empty_is_null: bool = False) -> pa.Array[Any]:
+    """A string array of ``items``; with ``empty_is_null``, ``""`` becomes NULL."""
     encoded = [item.encode("utf-8") for item in items]
     offsets = np.zeros(len(encoded) + 1, np.int32)
     np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    valid = None
+    if empty_is_null and not all(encoded):
+        valid = _buffer(np.packbits(np.array([bool(e) for e in encoded]), bitorder="little"))
     return pa.Array.from_buffers(pa.string(), len(encoded),
-                                 [None, _buffer(offsets), pa.py_buffer(b"".join(encoded))])
+                                 [valid, _buffer(offsets), pa.py_buffer(b"".join(encoded))])
 
 
 def _typed(values: np.ndarray[Any, np.dtype[np.float64]], sql_type: str) -> pa.Array[Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pyarrow as pa
 
+from sunarchive.errors import StoreError
 from sunarchive.model import ConfigError, Event, SeriesKey, StatsRows
 from sunarchive.profiles.spec import Profile
 from sunarchive.replacement import replaced_ranges, replaced_seconds, split_replacements
@@ -51,7 +52,7 @@ def tier_columns(profile: Profile, tier: str) -> list[tuple[str, str]]:
     cols = [("time", "TIMESTAMP"), ("series_id", "INTEGER")]
     if tier == "daily":
         cols.append(("day", "DATE"))
-    cols.extend((tag, "VARCHAR") for tag in profile.tags)
+    cols.extend((column, "VARCHAR") for column in profile.tag_column_names)
     cols.extend((c.name, c.sql_type) for c in profile.stats_columns())
     return cols
 
@@ -118,21 +119,65 @@ class TieredStore(ABC):
         """A query parameter for an instant in the engine's time column type."""
         return datetime.fromtimestamp(seconds, UTC)
 
-    # -- profiles added at run time (inferred from line protocol) ---------------------------
+    # -- profiles added and grown at run time (schema on write) -----------------------------
+    engine_errors: tuple[type[Exception], ...] = ()
+    """The engine driver's errors (a refused ``ALTER TABLE``): a schema change failing with
+    one is reported as a :class:`StoreError` naming the measurement."""
+
     def add_profile(self, profile: Profile, document: dict[str, Any]) -> list[str]:
-        """Add a profile, create its tables, and keep its document for the next start."""
+        """Add a profile (inferred from line protocol), create its tables — only its own —
+        and keep its document for the next start. Returns what was created."""
         with self._lock:
-            taken = {p.table("1s") for p in self.profiles.values()}
-            if profile.table("1s") in taken:
+            taken = {p.table("1s").casefold() for p in self.profiles.values()}
+            if profile.table("1s").casefold() in taken:   # DuckDB: Cpu_1s is cpu_1s
                 raise ConfigError(f"measurement {profile.name!r} would use the tables of "
                                   "another measurement")
-            p = self._p
-            self._execute("DELETE FROM sunarchive_profiles WHERE name = " + p, [profile.name])
-            self._execute(f"INSERT INTO sunarchive_profiles VALUES ({p}, {p})",
-                          [profile.name, json.dumps(document)])
+            changes = self._schema_change(profile.name, lambda: self._create_tables(profile))
+            self._save_document(profile.name, document)
             self.profiles[profile.name] = profile
             self._maybe_dirty.add(profile.name)
-            return self.setup()
+            return changes
+
+    def grow_profile(self, profile: Profile, document: dict[str, Any]) -> list[str]:
+        """Replace a measurement's profile by ``profile``, the same with tag keys or fields
+        added: the new columns are added to its tables (existing rows hold NULL there), then
+        the document is kept for the next start. Returns what changed."""
+        with self._lock:
+            old = self.profiles[profile.name]
+            changes = self._schema_change(profile.name,
+                                          lambda: self._grow_tables(old, profile))
+            self._save_document(profile.name, document)
+            self.profiles[profile.name] = profile
+            return changes
+
+    def inferred_profiles(self) -> list[dict[str, Any]]:
+        """The profiles inferred from line protocol: tags, fields, and how they grew (for
+        ``status`` and ``/api/v1/series``)."""
+        return [{"measurement": p.name, "tags": list(p.tags),
+                 "fields": [f.name for f in p.fields], **growth_of(p)}
+                for p in self.profiles.values() if p.extra.get("inferred") is True]
+
+    def _schema_change(self, measurement: str, change: Callable[[], list[str]]) -> list[str]:
+        try:
+            return change()
+        except self.engine_errors as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise StoreError(f"cannot change the tables of {measurement!r}: {first}") from None
+
+    def _save_document(self, name: str, document: dict[str, Any]) -> None:
+        p = self._p
+        with self._transaction():
+            self._execute("DELETE FROM sunarchive_profiles WHERE name = " + p, [name])
+            self._execute(f"INSERT INTO sunarchive_profiles VALUES ({p}, {p})",
+                          [name, json.dumps(document)])
+
+    @abstractmethod
+    def _create_tables(self, profile: Profile) -> list[str]:
+        """Create the tables (and what the engine keeps beside them) of one new profile."""
+
+    @abstractmethod
+    def _grow_tables(self, old: Profile, new: Profile) -> list[str]:
+        """Give the tables of ``old`` the columns ``new`` adds."""
 
     def stored_profiles(self) -> list[dict[str, Any]]:
         """Profile documents added at run time by earlier runs."""
@@ -266,7 +311,8 @@ class TieredStore(ABC):
         with self._lock, self._transaction():
             for key, series_id in series:
                 profile = self.profiles[key.measurement]
-                tags = json.dumps(dict(zip(profile.tags, key.tags, strict=True)))
+                values = key.tags + ("",) * (len(profile.tags) - len(key.tags))  # it grew
+                tags = json.dumps(dict(zip(profile.tags, values, strict=True)))
                 self._execute(f"INSERT INTO sunarchive_series SELECT {p}, {p}, {p} WHERE NOT "
                               f"EXISTS (SELECT 1 FROM sunarchive_series WHERE series_id = {p})",
                               [series_id, key.measurement, tags, series_id])
@@ -570,7 +616,7 @@ class TieredStore(ABC):
         of the measurement's data (picked in numpy: one range scan, no self-join)."""
         last = self.last_time_s(measurement)
         profile = self.profiles[measurement]
-        cols = ["time", *profile.tags, *(c.name for c in profile.stats_columns())]
+        cols = ["time", *profile.tag_column_names, *(c.name for c in profile.stats_columns())]
         table = self.q(profile.table("1s"))
         since = "false" if last is None else f"time >= {self.ts(last - window_s)}"
         rows = self._read_arrow(f"SELECT series_id, {', '.join(self.q(c) for c in cols)} "
@@ -624,16 +670,18 @@ class TieredStore(ABC):
         newest = self.last_time_s(measurement) if tier != "1s" else start_s
         relation = self.tier_relation(profile, tier, start_s, end_s,
                                       start_s if newest is None else newest + 1)
-        cols = ["time", *profile.tags, *(columns or [c.name for c in
+        cols = ["time", *profile.tag_column_names, *(columns or [c.name for c in
                                                      profile.stats_columns()])]
         if tier == "daily":
             cols.insert(1, "day")
-        conditions = " AND ".join(f"{self.q(k)} = {self._p}" for k in where) or "true"
+        conditions = " AND ".join(f"{self.q(profile.tag_column(k))} = {self._p}"
+                                  for k in where) or "true"
         if tier == "1s" and where:
             conditions += self._series_condition(measurement, where)
         select = ", ".join(self.q(c) for c in cols)
         sql = f"SELECT {select} FROM {relation} AS tier WHERE {conditions}"
-        return self._read_sorted(sql, ["time", *profile.tags], list(where.values()) or None)
+        return self._read_sorted(sql, ["time", *profile.tag_column_names],
+                                 list(where.values()) or None)
 
     def _series_condition(self, measurement: str, where: dict[str, str]) -> str:
         """The series a tag filter selects, as a condition on ``series_id``: the 1 s tier is
@@ -671,6 +719,14 @@ class TieredStore(ABC):
 def written_seconds(fresh: StatsRows, merge: StatsRows) -> list[np.ndarray[Any, Any]]:
     """Seconds (UTC epoch s) whose rollup buckets a write touches."""
     return [fresh.time_s, merge.time_s, replaced_seconds(merge)]
+
+
+def growth_of(profile: Profile) -> dict[str, Any]:
+    """How often an inferred profile grew and its latest growths (when, tags, fields)."""
+    grew = profile.extra.get("grew")
+    growths = profile.extra.get("growths")
+    return {"growths": growths if isinstance(growths, int) else 0,
+            "grew": list(grew) if isinstance(grew, list) else []}
 
 
 def _merge_kinds(merge: StatsRows) -> list[tuple[StatsRows, bool]]:

@@ -24,7 +24,7 @@ from sunarchive.profiles.spec import Profile
 from sunarchive.rollup import ALL_TIERS, DUCKDB
 from sunarchive.storage.base import QueryResult
 from sunarchive.storage.duckdb import user_sql
-from sunarchive.storage.duckdb.schema import create_schema, table_columns
+from sunarchive.storage.duckdb.schema import create_schema, table_columns, table_names
 from sunarchive.storage.duckdb.sizes import table_bytes
 from sunarchive.storage.tiered import INCOMING, TieredStore, iso_seconds, iso_time
 from sunarchive.storage.user_sql import SqlLimits
@@ -77,6 +77,9 @@ class DuckDBStore(TieredStore):
             raise not_a_duckdb_file(path, exc) from None
         self._set_utc()
         user_sql.lock_down(self._con)
+        self._tables: set[str] | None = None
+        """The store's tables, case-folded, once read (this process is the file's one
+        writer, and every table it makes is added)."""
         self._newest: dict[str, int | None] = {}
         """Newest 1 s row per measurement. The DuckDB file has one writing process — this
         one — so the value stays right as long as :meth:`write` keeps it current."""
@@ -152,10 +155,21 @@ class DuckDBStore(TieredStore):
     def setup(self) -> list[str]:
         with self._lock:
             changes = self.migrate()
-            changes.extend(create_schema(self._con, self.profiles.values()))
+            self._tables = table_names(self._con)
+            changes.extend(create_schema(self._con, self.profiles.values(), self._tables))
             changes.extend(self.ensure_named_rollups())
             self._load_horizons()
             return changes
+
+    engine_errors = (duckdb.Error,)
+
+    def _create_tables(self, profile: Profile) -> list[str]:
+        if self._tables is None:
+            self._tables = table_names(self._con)
+        return create_schema(self._con, [profile], self._tables)   # one transaction
+
+    def _grow_tables(self, old: Profile, new: Profile) -> list[str]:
+        return self._create_tables(new)   # adds the columns a profile gained
 
     def read_sql(self, text: str) -> QueryResult:
         return QueryResult(user_sql.run(self._con, text, self.sql_limits))
@@ -196,7 +210,8 @@ class DuckDBStore(TieredStore):
         events = con.execute("SELECT COUNT(*) FROM sunarchive_events").fetchone()
         return {"engine": "duckdb", "duckdb_version": duckdb.__version__,
                 "path": str(self.path), "file_bytes": size, "timezone": str(self.tz),
-                "tables": tables, "events": int(events[0]) if events else 0}
+                "tables": tables, "events": int(events[0]) if events else 0,
+                "inferred": self.inferred_profiles()}
 
     def columns_of(self, table: str) -> list[str]:
         return table_columns(self._con.cursor(), table)

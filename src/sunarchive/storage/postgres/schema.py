@@ -18,9 +18,12 @@ def column_defs(profile: Profile, tier: str) -> str:
 
 
 def existing_columns(con: psycopg.Connection[tuple[object, ...]], table: str) -> list[str]:
-    rows = con.execute("SELECT column_name FROM information_schema.columns "
-                       "WHERE table_schema = current_schema() AND table_name = %s "
-                       "ORDER BY ordinal_position", [table]).fetchall()
+    """Columns of ``table`` (found as the search path finds it), in order; [] when there is
+    no such table. Read from ``pg_attribute`` by the relation's oid: the
+    ``information_schema.columns`` view scans every column of the database."""
+    rows = con.execute("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+                       "AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                       [Q(table)]).fetchall()
     return [str(r[0]) for r in rows]
 
 
@@ -37,10 +40,9 @@ def add_missing_columns(con: psycopg.Connection[tuple[object, ...]], profile: Pr
     """Columns a profile gained since the table was made (existing rows get NULL)."""
     table = profile.table(tier)
     existing = existing_columns(con, table)
-    changes = []
-    for name, sql_type in tier_columns(profile, tier):
-        if name not in existing:
-            con.execute(f"ALTER TABLE {Q(table)} ADD COLUMN {Q(name)} "
-                        f"{POSTGRES.sql_type(sql_type)}")
-            changes.append(f"added column {table}.{name}")
-    return changes
+    missing = [(name, sql_type) for name, sql_type in tier_columns(profile, tier)
+               if name not in existing]
+    if missing:   # one statement: a field's five columns are one change of the table
+        con.execute(f"ALTER TABLE {Q(table)} " + ", ".join(
+            f"ADD COLUMN {Q(name)} {POSTGRES.sql_type(sql_type)}" for name, sql_type in missing))
+    return [f"added column {table}.{name}" for name, _ in missing]

@@ -294,6 +294,37 @@ class PostgresStore(TieredStore):
                 policies=self._timescale_policies))
         return changes
 
+    engine_errors = (psycopg.Error,)
+
+    def _create_tables(self, profile: Profile) -> list[str]:
+        if self.layout == "timescaledb":
+            return self._guarded(lambda: timescale.create_layout(
+                self._con, profile, self.tz.key, self._retention_for(profile),
+                policies=self._timescale_policies))
+        return self._plain_tables(profile)
+
+    def _grow_tables(self, old: Profile, new: Profile) -> list[str]:
+        if self.layout == "timescaledb":
+            return self._guarded(lambda: timescale.grow_layout(
+                self._con, new, self.tz, self._retention_for(new),
+                policies=self._timescale_policies))
+        return self._plain_tables(new)   # adds the columns a profile gained
+
+    def _plain_tables(self, profile: Profile) -> list[str]:
+        with self._transaction():
+            changes = create_plain_layout(self._con, profile)
+            self.partitions.load(self._con, profile)
+            changes.extend(f"created partition {p}" for p in
+                           self.partitions.ensure_ahead(self._con, profile, int(time.time())))
+        return changes
+
+    def _guarded(self, change: Callable[[], list[str]]) -> list[str]:
+        """Run ``change`` on the writer connection; a lost connection is transient."""
+        try:
+            return change()
+        except psycopg.OperationalError as exc:
+            raise self._lost(exc) from None
+
     def _retention_for(self, profile: Profile) -> dict[str, float | None]:
         return {tier: self.retention_of(profile, tier) for tier in ALL_TIERS}
 
@@ -369,7 +400,7 @@ class PostgresStore(TieredStore):
         return found
 
     def _latest_columns(self, profile: Profile) -> str:
-        cols = ["time", *profile.tags, *(c.name for c in profile.stats_columns())]
+        cols = ["time", *profile.tag_column_names, *(c.name for c in profile.stats_columns())]
         return ", ".join(f"t.{Q(c)}" for c in cols)
 
     def _newest_by_series(self, measurement: str, since_s: int) -> pa.Table:
@@ -609,7 +640,8 @@ class PostgresStore(TieredStore):
         info: dict[str, Any] = {
             "engine": "postgres", "server_version": str(version), "url": redact(self.url),
             "layout": self.layout, "timezone": str(self.tz), "tables": tables,
-            "events": int(events[0][0]) if events else 0}
+            "events": int(events[0][0]) if events else 0,
+            "inferred": self.inferred_profiles()}
         if self.layout == "timescaledb":
             info["timescaledb"] = timescale.status(self._con, self.timescale_version)
         else:

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
+from sunarchive.model import ConfigError
 from sunarchive.profiles.spec import Profile
 from sunarchive.rollup import (
     POSTGRES,
@@ -37,7 +38,13 @@ from sunarchive.rollup import (
 from sunarchive.rollup import tier_next as next_bucket
 from sunarchive.storage.postgres import drops
 from sunarchive.storage.postgres.partitions import interval_seconds
-from sunarchive.storage.postgres.schema import add_missing_columns, column_defs, relation_kind
+from sunarchive.storage.postgres.schema import (
+    add_missing_columns,
+    column_defs,
+    existing_columns,
+    relation_kind,
+)
+from sunarchive.storage.tiered import tier_columns
 
 Q = POSTGRES.quote
 Con = psycopg.Connection[tuple[Any, ...]]
@@ -439,3 +446,45 @@ def status(con: Con, version: str | None) -> dict[str, Any]:
                 "WHERE j.job_id >= 1000 ORDER BY j.job_id").fetchall()]
     return {"extension": f"timescaledb {version}", "hypertables": hypertables,
             "continuous_aggregates": aggregates, "jobs": jobs}
+
+
+# -- a profile that grew (schema on write) -------------------------------------------------------
+def grow_layout(con: Con, profile: Profile, tz: ZoneInfo,
+                retention_days: dict[str, float | None], policies: bool = True) -> list[str]:
+    """Give a measurement's hypertable the columns its grown ``profile`` adds, and its
+    continuous aggregates too.
+
+    An aggregate cannot gain a column: the three are dropped, made again from ``profile``
+    and refreshed over every stored second (closed buckets; real-time aggregation covers the
+    rest), which costs one pass over the measurement's 1 s rows. When retention has already
+    dropped 1 s chunks, remaking them would lose the rollups of that range: the growth is
+    refused (:class:`ConfigError`) and nothing changes."""
+    raw = profile.table("1s")
+    stale = any(_lacks_columns(con, profile, tier) for tier in ROLLUP_TIERS)
+    dropped = drops.dropped_ranges(con, [raw]) if stale else []
+    if dropped:
+        raise ConfigError(
+            f"measurement {profile.name!r} cannot gain tags or fields on TimescaleDB: its "
+            f"1 s rows were dropped ({drops.describe(dropped)}), and remaking its continuous "
+            "aggregates would lose their rollups of that range")
+    changes = add_missing_columns(con, profile, "1s")
+    if not stale:
+        return changes
+    views = [profile.table(tier) for tier in ROLLUP_TIERS]
+    for view in reversed(views):   # 1hour and daily read 5min
+        con.execute(f"DROP MATERIALIZED VIEW IF EXISTS {Q(view)}")
+    con.execute("DELETE FROM sunarchive_retained WHERE relation = ANY(%s)", [views])
+    con.execute(drops.DROPPED_TABLE)
+    con.execute("DELETE FROM sunarchive_dropped WHERE relation = ANY(%s)", [views])
+    changes.extend(create_layout(con, profile, tz.key, retention_days, policies))
+    row = con.execute(f"SELECT EXTRACT(EPOCH FROM MIN(time))::BIGINT, EXTRACT(EPOCH FROM "
+                      f"MAX(time))::BIGINT FROM {Q(raw)}").fetchone()
+    if row is not None and row[0] is not None:
+        refresh(con, profile, int(str(row[0])), int(str(row[1])) + 1, tz)
+        changes.append(f"refreshed the remade aggregates of {profile.name} over its data")
+    return changes
+
+
+def _lacks_columns(con: Con, profile: Profile, tier: str) -> bool:
+    have = set(existing_columns(con, profile.table(tier)))
+    return any(name not in have for name, _ in tier_columns(profile, tier))
