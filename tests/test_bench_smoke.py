@@ -40,7 +40,8 @@ def positive(value: Any) -> bool:
 @pytest.mark.parametrize("script", ["reduce.py", "ingest.py", "query.py", "lp_write.py",
                                     "api.py", "mirror.py", "import_csv.py",
                                     "import_slow_series.py",
-                                    "read_under_write.py", "schema_growth.py"])
+                                    "read_under_write.py", "schema_growth.py",
+                                    "ping_under_growth.py"])
 def test_help(script: str) -> None:
     done = subprocess.run([sys.executable, str(BENCH / script), "--help"], capture_output=True,
                           text=True, timeout=60)
@@ -196,3 +197,13 @@ def test_schema_growth_smoke() -> None:
     for name in ("first_creations", "last_creations", "create", "add_tag", "add_field"):
         assert positive(duck[name]["p50_ms"]), name
     assert result["postgres"] == {"skipped": "--no-postgres"}
+
+
+def test_ping_under_growth_smoke() -> None:
+    result = run_bench("ping_under_growth.py", "--bodies", "3", "--per-body", "2",
+                       "--idle-seconds", "0.3")
+    assert result["benchmark"] == "ping_under_growth" and result["goal_ping_p99_ms"] == 50.0
+    assert result["errors"] == [] and result["measurements_created"] == 6
+    for phase in ("ping_idle", "ping_during_growth", "body_with_new_measurements"):
+        assert result[phase]["n"] > 0, phase
+        assert positive(result[phase]["p99_ms"]), phase
