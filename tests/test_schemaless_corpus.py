@@ -127,6 +127,12 @@ def ha_states(offset: int) -> list[HaState]:
             HaState("sensor.pv_energy_total", f"{15234.125 + k / 8}",
                     {"unit_of_measurement": "kWh", "device_class": "energy",
                      "state_class": "total_increasing", "friendly_name": "PV energy"}, at + 1),
+            # a daily energy sensor: HA turns its last_reset timestamp into ~2e16 (a field
+            # value beyond 2**53, still a float64) and a last_reset_str string
+            HaState("sensor.pv_energy_today", f"{3.25 + k / 4}",
+                    {"unit_of_measurement": "kWh", "device_class": "energy",
+                     "state_class": "total", "last_reset": "2026-06-21T00:00:00+00:00",
+                     "friendly_name": "PV energy today"}, at + 1),
             HaState("sensor.outdoor_temperature", f"{21.5 + k}",
                     {"unit_of_measurement": "°C", "device_class": "temperature",
                      "friendly_name": "Außentemperatur"}, at + 2),

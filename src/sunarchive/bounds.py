@@ -6,9 +6,13 @@ field instead of overflowing int64 nanoseconds, the reducer or a day's energy.
   1970-01-01T00:00:00Z up to (not including) 2200-01-01T00:00:00Z. int64 ns reach from
   1677 to 2262; the margin keeps bucket ends, lateness windows and local-day boundaries in
   range, and DuckDB ``TIMESTAMP`` and PostgreSQL ``timestamp`` hold all of it.
-* Values: finite, with a magnitude of at most ``MAX_ABS_VALUE`` (1e15; float64 is exact
-  to 2**53 ≈ 9e15, and sums of squares and power × seconds stay finite). NaN is *missing*,
-  not bad: the array check leaves it alone, the scalar check is only for present values.
+* Values: finite, with a magnitude of at most ``MAX_ABS_VALUE`` (1e100: sums of squares of
+  a day of 10 Hz samples, ≈ 1e200 × 864 000, and power × seconds stay far below float64's
+  1.8e308). Real writers send large values: Home Assistant turns a ``last_reset`` timestamp
+  attribute into ≈ 2e16, Telegraf's docker plugin sends nanosecond counters near 1e18; they
+  are stored as float64, exact to 2**53 ≈ 9e15 and to 16 significant digits beyond, as
+  InfluxDB stores floats. NaN is *missing*, not bad: the array check leaves it alone, the
+  scalar check is only for present values.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ MAX_TIME_S = 7_258_118_400
 MIN_TIME_NS = MIN_TIME_S * NS_PER_S
 MAX_TIME_NS = MAX_TIME_S * NS_PER_S
 TIME_RANGE_TEXT = "1970-01-01T00:00:00Z … 2200-01-01T00:00:00Z"
-MAX_ABS_VALUE = 1e15
+MAX_ABS_VALUE = 1e100
 """Largest storable magnitude of a field value (units of the field)."""
 
 BoolArray = npt.NDArray[np.bool_]

@@ -6,7 +6,7 @@ number, and the lines around it are kept. A point is refused when:
 * the parser refuses its line (syntax, values beyond float64/int64/uint64, times beyond
   int64 nanoseconds);
 * the store cannot hold its time or a numeric value (:mod:`sunarchive.bounds`: 1970 …
-  2200, finite and within ±1e15), named with the field;
+  2200, finite and within ±1e100), named with the field;
 * it is stamped more than ``max_future_s`` ahead of the clock (:mod:`sunarchive.timecheck`);
 * it carries more than ``max_tags_per_series`` tags;
 * its measurement is new and cannot be created: the store already holds

@@ -6,7 +6,7 @@ profile, exactly as the HTTP write endpoints store the same lines.
   ``auto`` reads the unit from the magnitude). A bad line is rejected with its number and the
   parser's message; a line without a timestamp too (an import has no "now").
 * A point whose timestamp or a numeric field value the store cannot hold
-  (:mod:`sunarchive.bounds`: 1970 … 2200, finite and within ±1e15) is rejected with its line.
+  (:mod:`sunarchive.bounds`: 1970 … 2200, finite and within ±1e100) is rejected with its line.
 * Points become samples as over HTTP (:mod:`sunarchive.lineprotocol_samples`): a tag a
   built-in or user profile lacks rejects the point; a field it lacks is dropped (noted).
 * A measurement without a profile gets one inferred from its fields and created in the store

@@ -8,7 +8,7 @@
   segment, when exactly one column ends in that segment and no column has the exact name;
   when several do, none matches and the file's report says which to ``--map``.
 * Times: see :mod:`sunarchive.importing.times`. A field value that is not a number, or not
-  a storable one (±inf, beyond ±1e15: :mod:`sunarchive.bounds`), rejects its row (line
+  a storable one (±inf, beyond ±1e100: :mod:`sunarchive.bounds`), rejects its row (line
   number and column); an empty value is a missing value (NaN). Columns that are neither
   time, tag nor field are reported once.
 * ``products`` derive a field missing from the columns as the product of two others (the
