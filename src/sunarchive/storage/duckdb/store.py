@@ -26,6 +26,7 @@ from sunarchive.storage.base import QueryResult
 from sunarchive.storage.duckdb import user_sql
 from sunarchive.storage.duckdb.schema import create_schema, table_columns
 from sunarchive.storage.duckdb.sizes import table_bytes
+from sunarchive.storage.migrations import rename_rollup_tables
 from sunarchive.storage.tiered import INCOMING, TieredStore, iso_seconds, iso_time
 from sunarchive.storage.user_sql import SqlLimits
 
@@ -152,7 +153,10 @@ class DuckDBStore(TieredStore):
     def setup(self) -> list[str]:
         with self._lock:
             changes = self.migrate()
+            changes.extend(rename_rollup_tables(self._schema()))   # profiles added since
             changes.extend(create_schema(self._con, self.profiles.values()))
+            with self._transaction():
+                changes.extend(self.ensure_tier_views())
             changes.extend(self.ensure_named_rollups())
             self._load_horizons()
             return changes
@@ -179,14 +183,14 @@ class DuckDBStore(TieredStore):
         tables = []
         for profile in self.profiles.values():
             for tier in ALL_TIERS:
-                name = profile.table(tier)
-                row = con.execute(f"SELECT COUNT(*), MIN(time), MAX(time) FROM {Q(name)}"
+                name, stored = profile.table(tier), self.stored_table(profile, tier)
+                row = con.execute(f"SELECT COUNT(*), MIN(time), MAX(time) FROM {Q(stored)}"
                                   ).fetchone()
                 assert row is not None
                 count, first, last = int(row[0]), row[1], row[2]
                 if not count:
                     continue
-                nbytes = sizes.get(name, 0)
+                nbytes = sizes.get(stored, 0)
                 tables.append({
                     "table": name, "measurement": profile.name, "tier": tier, "rows": count,
                     "first": iso_time(first), "last": iso_time(last), "bytes": nbytes,
