@@ -1,7 +1,8 @@
 """Rollups readable in SQL with today in them (issue 18, point 7), on DuckDB and plain
 PostgreSQL as on TimescaleDB: every ``<m>_5min``, ``<m>_1hour`` and ``<m>_daily`` answers the
 open buckets too, exactly as the program's own reads (``query_tier``) do; and times in SQL
-behave the same on both engines (``time AT TIME ZONE`` on a rollup).
+behave the same on both engines (``time AT TIME ZONE`` on a rollup, user SQL in UTC whatever
+the machine's zone).
 
 Data comes the collector's way: simulated PS100 panels through the reducer into
 ``store.write``, with ``store.rollup`` after each one-minute commit, relative to now: a few
@@ -14,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,8 +34,10 @@ from sunarchive.storage.open import SqlStore, StoreOptions, open_store
 from sunarchive.storage.tiered import tier_columns
 
 try:
+    from conftest import cli
     from pg_server import drop_database, fresh_database
 except ImportError:  # tests/ imported as a package
+    from tests.conftest import cli
     from tests.pg_server import drop_database, fresh_database
 
 PS100 = "ps100_readings"
@@ -195,3 +199,27 @@ def test_time_literals_mean_the_same_instant_on_every_engine(
             counted = store.read_sql(f"SELECT COUNT(*) FROM {PS100}_{tier} WHERE time >= "
                                      f"{literal}").rows()[0][0]
             assert counted == expected > 0, (tier, literal)
+
+
+def test_duckdb_user_sql_runs_in_utc_whatever_the_machine_zone(tmp_path: Path) -> None:
+    """``NOW()`` windows over the UTC TIMESTAMPs of a DuckDB store count the right rows on a
+    machine (or container) whose zone is not UTC. The data leaves an hour out, so a window
+    shifted by a zone's offset (−4 h, +5:30 h) counts other rows."""
+    db = tmp_path / "store.duckdb"
+    store = _open(f"duckdb:///{db}")
+    now = int(time.time())
+    collect(store, now - 3 * 3600, now - 2 * 3600)
+    collect(store, now - 1800, now - 60)
+    recent = store.read_sql(f"SELECT COUNT(*) FROM {PS100}_1s WHERE time >= TIMESTAMP "
+                            f"'{datetime.fromtimestamp(now - 1800, UTC):%Y-%m-%d %H:%M:%S}'"
+                            ).rows()[0][0]
+    store.close()
+    for zone in ("America/New_York", "Asia/Kolkata"):
+        out = cli("sql", f"SELECT COUNT(*) AS n FROM {PS100}_1s WHERE time > NOW() - "
+                  "INTERVAL '1 hour'", "--db", str(db), "--format", "csv",
+                  env={"TZ": zone}).stdout.split()
+        assert out == ["n", str(recent)], zone
+        daily = cli("sql", f"SELECT day, time AT TIME ZONE '{ZONE}' AS local FROM "
+                    f"{PS100}_daily", "--db", str(db), "--format", "json",
+                    env={"TZ": zone}).stdout
+        assert "T00:00:00" in daily, zone

@@ -1,8 +1,9 @@
 """The embedded DuckDB engine: one file, one writer connection, readers on cursors.
 
 Instants are stored as UTC ``TIMESTAMP`` (bucketing a ``TIMESTAMPTZ`` is many times slower);
-the session time zone is UTC so ``NOW()`` comparisons in user SQL behave. The rollup logic is
-shared with the PostgreSQL engine (:mod:`sunarchive.storage.tiered`).
+the time zone of every connection and cursor is UTC so ``NOW()`` comparisons in user SQL
+behave. The rollup logic is shared with the PostgreSQL engine
+(:mod:`sunarchive.storage.tiered`).
 """
 
 from __future__ import annotations
@@ -103,8 +104,11 @@ class DuckDBStore(TieredStore):
         return super().apply_retention(now)
 
     def _set_utc(self) -> None:
-        """Session time zone UTC, so stored UTC TIMESTAMPs compare right with NOW()."""
+        """Time zone UTC for this connection and every cursor of it (readers, user SQL), so
+        stored UTC TIMESTAMPs compare right with NOW() whatever the machine's zone (a cursor
+        starts from the global setting, which DuckDB takes from the machine)."""
         with contextlib.suppress(duckdb.Error):  # without ICU, DuckDB is always UTC
+            self._con.execute("SET GLOBAL TimeZone = 'UTC'")
             self._con.execute("SET TimeZone = 'UTC'")
 
     def time_param(self, seconds: float) -> datetime:
