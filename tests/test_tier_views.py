@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import duckdb
 import pyarrow as pa
 import pytest
 
@@ -185,6 +186,31 @@ def test_time_at_time_zone_gives_local_time_on_every_engine(
     assert [d for d, _ in local_days] == [today - timedelta(days=1), today]
 
 
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"])
+@pytest.mark.parametrize(("day", "hours"), [(date(2026, 3, 29), 23), (date(2026, 10, 25), 25)])
+def test_an_open_dst_day_is_bucketed_by_the_local_midnight(
+        engine: str, day: date, hours: int, tmp_path: Path,
+        request: pytest.FixtureRequest) -> None:
+    """The open part of the daily view finds the local day in SQL (the engine's zone
+    database); on a 23- or 25-hour day it starts where the program's day starts."""
+    begin = int(datetime(day.year, day.month, day.day, tzinfo=TZ).timestamp())
+    end = begin + hours * 3600
+    url = (f"duckdb:///{tmp_path / 'dst.duckdb'}" if engine == "duckdb"
+           else str(request.getfixturevalue("pg_url")))
+    store = _open(url)
+    try:
+        collect(store, begin - 600, begin + 600)     # the day before closes
+        collect(store, end - 1200, end - 1)          # this one stays open
+        assert store.horizon(PS100, "daily") == begin
+        view = _epochs(store.read_sql(f"SELECT * FROM {PS100}_daily ORDER BY time, "
+                                      "panel_id").table.drop(["series_id"]))
+        assert [(r["time"], r["day"]) for r in view][-2:] == [(begin, day)] * 2
+        _assert_same_rows(view, _epochs(store.query_tier(PS100, "daily", begin - 86400,
+                                                         end + 86400, {}, None)))
+    finally:
+        store.close()
+
+
 def test_time_literals_mean_the_same_instant_on_every_engine(
         filled: tuple[SqlStore, int]) -> None:
     """A literal with an offset is that instant; one without is UTC (the session zone)."""
@@ -223,3 +249,8 @@ def test_duckdb_user_sql_runs_in_utc_whatever_the_machine_zone(tmp_path: Path) -
                     f"{PS100}_daily", "--db", str(db), "--format", "json",
                     env={"TZ": zone}).stdout
         assert "T00:00:00" in daily, zone
+    with duckdb.connect(str(db), read_only=True) as other:   # another client, another zone
+        other.execute("SET TimeZone = 'America/New_York'")
+        rows = other.execute(f"SELECT day, time AT TIME ZONE '{ZONE}' FROM {PS100}_daily"
+                             ).fetchall()
+    assert rows and all(local == datetime(d.year, d.month, d.day) for d, local in rows)
