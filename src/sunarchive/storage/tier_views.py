@@ -6,9 +6,11 @@ horizon kept in ``sunarchive_rollup_state``. Under the tier's own name is a view
 materialized buckets before the horizon, UNION ALL the buckets from the horizon on, merged
 exactly from the tier below (itself materialized and open in the same way) — what
 TimescaleDB's real-time aggregates do, and what the program's own reads do
-(:meth:`~sunarchive.storage.tiered.TieredStore.tier_relation`). The view reads the horizon
+(:meth:`~sunarchive.storage.tiered.TieredStore.tier_relation`). The view reads the horizons
 itself, and a rollup moves rows and horizon in one transaction, so every read sees each
-bucket exactly once: today, this hour and these five minutes included.
+bucket exactly once: today, this hour and these five minutes included. The open buckets are
+merged in one step from the finest rows that cover them (the hour's materialized 5-minute
+buckets and the 1 s rows after them): planning the view costs one merge, not one per tier.
 
 The views' ``time`` is ``TIMESTAMPTZ`` on both engines (DuckDB stores UTC ``TIMESTAMP``s;
 the view converts them without looking at the session's zone), so
@@ -56,21 +58,39 @@ class TierViews:
         return f"SELECT {', '.join(cols)} FROM {self.relation(profile, tier)} AS tier"
 
     def relation(self, profile: Profile, tier: str) -> str:
-        """Parenthesised SQL of every bucket of ``tier`` (time in the stored type)."""
+        """Parenthesised SQL of every bucket of ``tier`` (time in the stored type): the
+        materialized ones before the tier's horizon, the rest merged in one step from the
+        finest rows that cover them (:meth:`rows_from`; merging is associative, so 1 s rows
+        merge into an hour as their 5-minute buckets would)."""
         d = self.dialect
-        if tier == "1s":
-            return d.quote(profile.table("1s"))
         cols = ", ".join(d.quote(c) for c in self.columns(profile, tier))
         horizon = d.from_epoch(horizon_sql(profile, tier))
-        since = f"COALESCE({horizon}, {d.earliest()})"
-        source = (f"(SELECT * FROM {self.relation(profile, TIER_SOURCE[tier])} AS s "
-                  f"WHERE time >= {since})")
+        source = self.rows_from(profile, TIER_SOURCE[tier], [self._since(horizon)])
         if tier == "daily":
             live = daily_select_zoned(profile, source, self.zone, d)
         else:
             live = merge_select(profile, source, d.bucket(TIER_SECONDS[tier], "src.time"), d)
         return (f"(SELECT {cols} FROM {d.quote(materialized_table(profile, tier))} "
                 f"WHERE time < {horizon} UNION ALL SELECT {cols} FROM ({live}) AS live)")
+
+    def rows_from(self, profile: Profile, tier: str, since: list[str]) -> str:
+        """Parenthesised SQL of unmerged rows covering every instant from the latest of the
+        times ``since`` on: the materialized buckets of ``tier`` up to its horizon, then
+        those of the tier below, down to the 1 s rows (columns of the 1 s tier). Each bound
+        is a condition of its own: DuckDB pushes such a condition into the table scan."""
+        d = self.dialect
+        cols = ", ".join(d.quote(c) for c in self.columns(profile, "1s"))
+        after = " AND ".join(f"time >= {bound}" for bound in since)
+        if tier == "1s":
+            return f"(SELECT {cols} FROM {d.quote(profile.table('1s'))} WHERE {after})"
+        horizon = d.from_epoch(horizon_sql(profile, tier))
+        finer = self.rows_from(profile, TIER_SOURCE[tier], [*since, self._since(horizon)])
+        return (f"(SELECT {cols} FROM {d.quote(materialized_table(profile, tier))} WHERE "
+                f"{after} AND time < {horizon} UNION ALL SELECT * FROM {finer} AS f)")
+
+    def _since(self, horizon: str) -> str:
+        """The horizon as a lower bound (before a tier's first rollup: every time)."""
+        return f"COALESCE({horizon}, {self.dialect.earliest()})"
 
     def create_sql(self, profile: Profile, tier: str) -> str:
         view = self.dialect.quote(profile.table(tier))

@@ -265,6 +265,8 @@ class TieredStore(ABC):
             if old is None:
                 table = migrations.materialized_table(profile, tier)
                 changes.append(f"created view {name} ({table} and the open buckets)")
+            else:
+                changes.append(f"replaced view {name} (its SQL changed)")
         return changes
 
     def _view_columns(self, names: list[str]) -> dict[str, list[str]]:
