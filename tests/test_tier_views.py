@@ -12,6 +12,7 @@ and open 5-minute buckets, this hour, today).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -24,7 +25,7 @@ import pyarrow as pa
 import pytest
 
 from sunarchive.app import simulator_config
-from sunarchive.model import NS_PER_S
+from sunarchive.model import NS_PER_S, SeriesKey, StatsRows
 from sunarchive.pipeline.agent import SeriesRegistry
 from sunarchive.profiles import load_profiles
 from sunarchive.reducer import Reducer
@@ -37,9 +38,11 @@ from sunarchive.storage.tiered import tier_columns
 try:
     from conftest import cli
     from pg_server import drop_database, fresh_database
+    from test_store_contract import _rows
 except ImportError:  # tests/ imported as a package
     from tests.conftest import cli
     from tests.pg_server import drop_database, fresh_database
+    from tests.test_store_contract import _rows
 
 PS100 = "ps100_readings"
 ZONE = "Europe/Berlin"
@@ -209,6 +212,27 @@ def test_an_open_dst_day_is_bucketed_by_the_local_midnight(
                                                          end + 86400, {}, None)))
     finally:
         store.close()
+
+
+def test_duckdb_views_read_only_the_1s_rows_after_the_horizon(tmp_path: Path) -> None:
+    """The horizons are read inside the views, and DuckDB still skips the 1 s row groups
+    before them: a view read touches the open part's rows, not the whole history."""
+    db = tmp_path / "long.duckdb"
+    store = _open(f"duckdb:///{db}")
+    for i in (1, 2):
+        store.add_series(SeriesKey(PS100, (f"panel_{i}",)), i)
+    start = int(datetime(2026, 6, 1, tzinfo=UTC).timestamp())
+    seconds = 3 * 86400   # 518 400 rows: about four of DuckDB's row groups (122 880 rows)
+    store.write(_rows(PS100, start, seconds, 2), StatsRows.empty(PS100),
+                {i: (f"panel_{i}",) for i in (1, 2)})
+    store.rollup(PS100, start + seconds - 600)   # the last ten minutes stay open
+    store.close()
+    with duckdb.connect(str(db), read_only=True) as con:
+        for tier in ROLLUP_TIERS:
+            plan = con.execute(f"EXPLAIN (ANALYZE, FORMAT json) SELECT * FROM {PS100}_{tier}"
+                               ).fetchall()[0][1]
+            scanned = json.loads(plan)["query"]["total_rows_scanned"]
+            assert scanned <= 130_000, f"{tier}: {scanned} rows scanned"
 
 
 def test_time_literals_mean_the_same_instant_on_every_engine(
