@@ -28,6 +28,7 @@ from sunarchive.app import simulator_config
 from sunarchive.model import NS_PER_S, SeriesKey, StatsRows
 from sunarchive.pipeline.agent import SeriesRegistry
 from sunarchive.profiles import load_profiles
+from sunarchive.profiles.loader import parse_profile
 from sunarchive.reducer import Reducer
 from sunarchive.rollup import ROLLUP_TIERS, tier_floor
 from sunarchive.settings import load_settings
@@ -233,6 +234,35 @@ def test_duckdb_views_read_only_the_1s_rows_after_the_horizon(tmp_path: Path) ->
                                ).fetchall()[0][1]
             scanned = json.loads(plan)["query"]["total_rows_scanned"]
             assert scanned <= 130_000, f"{tier}: {scanned} rows scanned"
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"])
+def test_a_profile_that_grows_gets_its_views_replaced(engine: str, tmp_path: Path,
+                                                     request: pytest.FixtureRequest) -> None:
+    """A new field adds columns at the end of the views; a new tag moves columns, which
+    PostgreSQL only allows by dropping the view (and the named rollups on it, made again)."""
+    url = (f"duckdb:///{tmp_path / 'grow.duckdb'}" if engine == "duckdb"
+           else str(request.getfixturevalue("pg_url")))
+    rollups = {"rig_hourly": {"tier": "1hour"}}
+    versions = [
+        {"name": "rig", "tags": ["id"], "fields": {"a": {"kind": "gauge"}}, "rollups": rollups},
+        {"name": "rig", "tags": ["id"], "fields": {"a": {"kind": "gauge"},
+                                                   "b": {"kind": "gauge"}}, "rollups": rollups},
+        {"name": "rig", "tags": ["id", "site"], "fields": {"a": {"kind": "gauge"},
+                                                           "b": {"kind": "gauge"}},
+         "rollups": rollups},
+    ]
+    for number, document in enumerate(versions):
+        profile = parse_profile(document, f"rig v{number + 1}")
+        store = open_store(url, StoreOptions(profiles={"rig": profile}, timezone=ZONE))
+        try:
+            for tier in ROLLUP_TIERS:
+                got = store.read_sql(f"SELECT * FROM rig_{tier}").table.column_names
+                assert got == [c for c, _ in tier_columns(profile, tier)], (number, tier)
+            hourly = store.read_sql("SELECT * FROM rig_hourly").table.column_names
+            assert hourly == [c for c, _ in tier_columns(profile, "1hour")], number
+        finally:
+            store.close()
 
 
 def test_time_literals_mean_the_same_instant_on_every_engine(
