@@ -161,11 +161,14 @@ def rename_rollup_tables(s: Schema) -> list[str]:
     """Rename the rollup tables of the layout before step 2 (a table ``<m>_<tier>``) to
     ``<m>_<tier>_materialized``, rows untouched; idempotent. A relation ``<m>_<tier>`` that
     is a view (TimescaleDB's continuous aggregates, or done already) is left alone."""
+    kinds = {str(name): str(kind) for name, kind in s.fetch(
+        "SELECT table_name, table_type FROM information_schema.tables "
+        "WHERE table_schema = current_schema()", None)}
     done = []
     for profile in s.profiles:
         for tier in ROLLUP_TIERS:
             old, new = profile.table(tier), materialized_table(profile, tier)
-            if s.table_type(old) != "BASE TABLE" or s.has_table(new):
+            if kinds.get(old) != "BASE TABLE" or new in kinds:
                 continue
             q = s.dialect.quote
             s.execute(f"ALTER TABLE {q(old)} RENAME TO {q(new)}", None)
