@@ -8,9 +8,12 @@ so nights are real zero-power rows), the ``Reducer`` (values rounded to the prof
 as the CLI reads it, and each query is timed ``--reps`` times after ``--warmup`` untimed runs:
 
 * ``daily_energy``: ``run_query(..., "daily", start, end, fields=["energy_wh"])`` over all days;
-* ``daily_energy_sql``: the same rows by SQL from ``ps100_readings_daily``;
+* ``daily_energy_sql``: the same rows by SQL from ``ps100_readings_daily`` (a view adding the
+  open buckets: DuckDB plans their merge on every statement);
 * ``fivemin_day``: one day of 5-minute rows, every column (``tier="5min"``);
-* ``fivemin_day_sql``: the same by SQL;
+* ``fivemin_day_sql``: the same by SQL from the view ``ps100_readings_5min``;
+* ``daily_energy_sql_materialized``, ``fivemin_day_sql_materialized``: the same from the tables
+  of complete buckets (``<m>_<tier>_materialized``; no goal, for reference);
 * ``onesec_hour_panel``: one hour of 1 s rows of one panel (no goal; for reference).
 
 Goals: p50 ≤ 5 ms for the rollup-tier queries, ≤ 40 bytes per 1 s row on disk
@@ -157,6 +160,12 @@ def queries(store: DuckDBStore, first_day: date, days: int, reps: int,
         "fivemin_day_sql": (lambda: store.sql(
             f"SELECT * FROM {fivemin} WHERE time >= {sql_ts(day_start)} "
             f"AND time < {sql_ts(day_end)} ORDER BY time, panel_id"), True),
+        "daily_energy_sql_materialized": (lambda: store.sql(
+            f"SELECT panel_id, time, energy_wh FROM {daily}_materialized WHERE time >= "
+            f"{sql_ts(start)} AND time < {sql_ts(end)} ORDER BY time, panel_id"), False),
+        "fivemin_day_sql_materialized": (lambda: store.sql(
+            f"SELECT * FROM {fivemin}_materialized WHERE time >= {sql_ts(day_start)} "
+            f"AND time < {sql_ts(day_end)} ORDER BY time, panel_id"), False),
         "onesec_hour_panel": (lambda: run_query(store, MEASUREMENT, "1s", hour_start,
                                                 hour_start + timedelta(hours=1),
                                                 tags={"panel_id": "panel_1"}), False),

@@ -99,6 +99,7 @@ def test_query_smoke(tmp_path: Path) -> None:
     assert positive(storage["file_bytes_per_1s_row"])
     queries = result["queries"]
     for name in ("daily_energy", "daily_energy_sql", "fivemin_day", "fivemin_day_sql",
+                 "daily_energy_sql_materialized", "fivemin_day_sql_materialized",
                  "onesec_hour_panel"):
         assert positive(queries[name]["p50_ms"]), name
         assert positive(queries[name]["rows"]), name

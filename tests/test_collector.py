@@ -80,7 +80,7 @@ def test_kill_leaves_readable_store_and_restart_resumes(tmp_path: Path) -> None:
     assert per_second is not None and per_second[0] <= 10
     # rollups caught up: 5-minute energy equals the 1 s energy for every complete bucket
     diff = con.execute("""
-        SELECT MAX(ABS(f.energy_wh - s.e)) FROM ps100_readings_5min f JOIN (
+        SELECT MAX(ABS(f.energy_wh - s.e)) FROM ps100_readings_5min_materialized f JOIN (
             SELECT series_id, time_bucket(INTERVAL 5 MINUTE, time) AS b, SUM(energy_wh) AS e
             FROM ps100_readings_1s GROUP BY ALL) s ON s.series_id = f.series_id AND s.b = f.time
     """).fetchone()

@@ -15,6 +15,7 @@ import pytest
 
 from sunarchive.profiles.loader import parse_profile
 from sunarchive.profiles.spec import Profile
+from sunarchive.storage.migrations import materialized_table
 from tests.support.reference import NS, Harness, RawSample, differences, reference_rows, utc_seconds
 
 pytestmark = pytest.mark.engine
@@ -82,8 +83,8 @@ def test_constant_power_for_one_local_day(zone: str, day: date, hours: int,
 
         # … and the materialized table has the same row, labelled by the local midnight.
         assert store.horizon(PROFILE.name, "daily") == end
-        stored = store.sql(f'SELECT time, day, energy_wh FROM "{PROFILE.table("daily")}" '
-                           f"ORDER BY time").rows()
+        stored = store.sql(f'SELECT time, day, energy_wh FROM '
+                           f'"{materialized_table(PROFILE, "daily")}" ORDER BY time').rows()
         assert stored[0][0] == datetime.fromtimestamp(begin, UTC).replace(tzinfo=None)
         assert utc_seconds(stored[0][0]) == begin
         assert stored[0][1] == day

@@ -39,6 +39,9 @@ pytestmark = pytest.mark.integration
 
 PS100 = "ps100_readings"
 START_S = 1_780_000_000
+HOURLY_ROWS = 6
+"""Rows of ``ps100_readings_1hour`` after :func:`_fill`: 2 panels × (2 closed hours and the
+open one: 20:26:40–22:26:40 UTC)."""
 LIMITS = SqlLimits(timeout_s=1.0, max_rows=50)
 READ_TOKEN, WRITE_TOKEN = "read-token-7f3a", "write-canary-5be1c0de"
 CANARY = "influx-canary-9d2e77"
@@ -209,7 +212,7 @@ def assert_refused_cleanly(message: str, attack: str) -> None:
 # -- the attacks -----------------------------------------------------------------------------
 def test_every_attack_is_refused_and_changes_nothing(store: SqlStore) -> None:
     before = snapshot(store)
-    assert before["counts"]["ps100_readings_1hour"] == 4
+    assert before["counts"]["ps100_readings_1hour"] == HOURLY_ROWS
     got_through = []
     for attack in _attacks(store):
         try:
@@ -237,8 +240,9 @@ def test_text_no_engine_should_see_is_refused(store: SqlStore) -> None:
 
 def test_the_kinds_of_read_still_work(store: SqlStore) -> None:
     reads = {
-        "SELECT COUNT(*) AS n FROM ps100_readings_1hour": [(4,)],
-        "WITH h AS (SELECT * FROM ps100_readings_1hour) SELECT COUNT(*) AS n FROM h": [(4,)],
+        "SELECT COUNT(*) AS n FROM ps100_readings_1hour": [(HOURLY_ROWS,)],
+        "WITH h AS (SELECT * FROM ps100_readings_1hour) SELECT COUNT(*) AS n FROM h":
+            [(HOURLY_ROWS,)],
         "VALUES (1), (2)": [(1,), (2,)],
         "SELECT panel_id FROM ps100_readings_1hour ORDER BY time, panel_id LIMIT 2;":
             [("panel_1",), ("panel_2",)],
@@ -246,7 +250,7 @@ def test_the_kinds_of_read_still_work(store: SqlStore) -> None:
     }
     for statement, rows in reads.items():
         assert store.read_sql(statement).rows() == rows, statement
-    assert store.read_sql("TABLE ps100_readings_1hour").table.num_rows == 4
+    assert store.read_sql("TABLE ps100_readings_1hour").table.num_rows == HOURLY_ROWS
 
 
 def test_duckdb_reads_cannot_checkpoint(tmp_path: Path, request: pytest.FixtureRequest
@@ -281,7 +285,9 @@ def test_duckdb_catalog_and_generator_reads_still_work(tmp_path: Path,
             "SELECT count(*) AS n FROM range(5)": [(5,)],
             "SELECT unnest([1, 2]) AS u": [(1,), (2,)],
             "SELECT count(*) AS n FROM (SELECT * FROM duckdb_tables() "
-            "WHERE table_name = 'ps100_readings_1hour')": [(1,)],
+            "WHERE table_name = 'ps100_readings_1s')": [(1,)],
+            "SELECT count(*) AS n FROM (SELECT * FROM duckdb_views() "
+            "WHERE view_name = 'ps100_readings_1hour')": [(1,)],
             "SELECT count(*) AS n FROM information_schema.columns "
             "WHERE table_name = 'ps100_readings_1hour' AND column_name = 'panel_id'": [(1,)],
         }
@@ -435,14 +441,14 @@ def _sql(served: Served, statement: str) -> httpx.Response:
 
 def test_the_api_refuses_attacks_with_a_read_token_and_leaks_nothing(served: Served) -> None:
     count = "SELECT COUNT(*) AS n FROM ps100_readings_1hour"
-    assert _sql(served, count).json()["rows"] == [[4]]
+    assert _sql(served, count).json()["rows"] == [[HOURLY_ROWS]]
     engine_attacks = POSTGRES_ATTACKS if served.database_url.startswith("postgres") \
         else DUCKDB_ATTACKS
     for attack in COMMON_ATTACKS + [a for a in engine_attacks if "{" not in a]:
         answer = _sql(served, attack)
         assert answer.status_code == 400, (attack, answer.text)
         assert_refused_cleanly(answer.json()["error"], attack)
-    assert _sql(served, count).json()["rows"] == [[4]]
+    assert _sql(served, count).json()["rows"] == [[HOURLY_ROWS]]
     assert not PWNED.exists()
 
 
@@ -491,7 +497,7 @@ def test_the_cli_refuses_in_one_line_with_exit_2(served: Served) -> None:
         assert line.startswith("sunarchive: error: SQL ") and named in line, line
     rows = cli("sql", "SELECT COUNT(*) AS n FROM ps100_readings_1hour", *common,
                "--format", "json", env=env).stdout
-    assert json.loads(rows) == [{"n": 4}]
+    assert json.loads(rows) == [{"n": HOURLY_ROWS}]
 
 
 def test_the_cli_on_an_idle_duckdb_file(tmp_path: Path, request: pytest.FixtureRequest) -> None:

@@ -62,6 +62,39 @@ class Dialect:
             return f"TIMESTAMP '{text}'"
         return f"TIMESTAMPTZ '{text}+00'"
 
+    def from_epoch(self, expr: str) -> str:
+        """SQL for the instant, in the engine's time column type, of the epoch seconds
+        ``expr`` (NULL stays NULL)."""
+        if self.name == "duckdb":
+            return f"make_timestamp(({expr}) * 1000000)"
+        return f"to_timestamp({expr})"
+
+    def earliest(self) -> str:
+        """SQL literal of a time before every stored one."""
+        return "TIMESTAMP '-infinity'" if self.name == "duckdb" else "TIMESTAMPTZ '-infinity'"
+
+    def instant(self, expr: str) -> str:
+        """A time column as ``TIMESTAMPTZ`` whatever the session's zone (DuckDB stores UTC
+        ``TIMESTAMP``; ``epoch_us`` reads it as UTC)."""
+        if self.name == "duckdb":
+            return f"make_timestamptz(epoch_us({expr}))"
+        return expr
+
+    def local_day(self, expr: str, zone: str) -> str:
+        """SQL for the local calendar date in the IANA ``zone`` of the time ``expr``."""
+        z = _literal(zone)
+        if self.name == "duckdb":
+            return f"CAST(timezone({z}, {self.instant(expr)}) AS DATE)"
+        return f"CAST(({expr}) AT TIME ZONE {z} AS DATE)"
+
+    def local_day_start(self, expr: str, zone: str) -> str:
+        """SQL for the instant (time column type) of the local midnight in ``zone`` that
+        starts the day of the time ``expr``; DST days have 23 or 25 hours."""
+        midnight = f"CAST({self.local_day(expr, zone)} AS TIMESTAMP)"
+        if self.name == "duckdb":
+            return f"make_timestamp(epoch_us(timezone({_literal(zone)}, {midnight})))"
+        return f"({midnight} AT TIME ZONE {_literal(zone)})"
+
     def epoch(self, expr: str) -> str:
         """SQL for the epoch seconds (BIGINT) of a time expression."""
         if self.name == "duckdb":
@@ -74,6 +107,11 @@ class Dialect:
             return {"DOUBLE": "DOUBLE PRECISION", "VARCHAR": "TEXT",
                     "TIMESTAMP": "TIMESTAMPTZ"}.get(name, name)
         return name
+
+
+def _literal(text: str) -> str:
+    """SQL string literal of ``text``."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 DUCKDB = Dialect("duckdb")
@@ -261,6 +299,15 @@ def daily_select(profile: Profile, source: str, lo: int, hi: int, tz: ZoneInfo,
     return merge_select(profile, source, f"{DAY_TABLE}.day_start", d, join=join,
                         extra_inner=f", {DAY_TABLE}.day AS _day",
                         extra_select=", MIN(_day) AS day")
+
+
+def daily_select_zoned(profile: Profile, source: str, zone: str, d: Dialect) -> str:
+    """Merge rows of ``source`` into the local days of the IANA ``zone``, the days computed
+    in SQL by the engine's zone database (:func:`daily_select` takes them from Python's, for
+    a known range; a view has none)."""
+    days = (f"(SELECT s.*, {d.local_day('s.time', zone)} AS _day, "
+            f"{d.local_day_start('s.time', zone)} AS _day_start FROM {source} AS s)")
+    return merge_select(profile, days, "src._day_start", d, extra_select=", MIN(_day) AS day")
 
 
 def tier_floor(tier: str, instant_s: int, tz: ZoneInfo) -> int:

@@ -15,7 +15,10 @@ second for PostgreSQL stores made before ``sunarchive_newest`` existed.
 
 Measurement tables (``<m>_<tier>``) are not versioned here: they follow the profiles, created
 or grown by ``setup`` (and the TimescaleDB layout adds its hypertables, aggregates and
-policies on top of the PostgreSQL steps).
+policies on top of the PostgreSQL steps). Step 2 renames the rollup tables the program
+maintains (DuckDB, plain PostgreSQL) to ``<m>_<tier>_materialized``; ``setup`` then makes
+views under the old names that add the open buckets (:mod:`sunarchive.storage.tier_views`),
+and renames the tables of profiles it meets later (stored ones) the same way.
 
 To add a step: append ``Step(CURRENT_VERSION + 1, "what it does", function)`` to
 :data:`STEPS`, write it with :class:`Schema`'s spellings so it runs on both engines, and test it
@@ -32,7 +35,7 @@ from typing import Any
 
 from sunarchive.errors import StoreTooNewError
 from sunarchive.profiles.spec import Profile
-from sunarchive.rollup import Dialect
+from sunarchive.rollup import ROLLUP_TIERS, Dialect
 
 CHANGES_TABLE = "sunarchive_schema_changes"
 
@@ -68,9 +71,13 @@ class Schema:
         return "%s" if self.postgres else "?"
 
     def has_table(self, name: str) -> bool:
-        rows = self.fetch("SELECT 1 FROM information_schema.tables WHERE table_name = "
-                          f"{self.p} AND table_schema = current_schema()", [name])
-        return bool(rows)
+        return self.table_type(name) is not None
+
+    def table_type(self, name: str) -> str | None:
+        """``BASE TABLE``, ``VIEW`` (…) of a relation of the current schema, or None."""
+        rows = self.fetch("SELECT table_type FROM information_schema.tables WHERE table_name "
+                          f"= {self.p} AND table_schema = current_schema()", [name])
+        return str(rows[0][0]) if rows else None
 
 
 @dataclass(frozen=True)
@@ -135,8 +142,51 @@ def _record_missing_newest(s: Schema) -> None:
                   [profile.name, profile.name])
 
 
+MATERIALIZED_SUFFIX = "_materialized"
+
+
+def materialized_table(profile: Profile, tier: str) -> str:
+    """The table holding a rollup tier's complete buckets on DuckDB and plain PostgreSQL,
+    e.g. ``ps100_readings_5min_materialized`` (``<m>_5min`` is the view users read)."""
+    return profile.table(tier) + MATERIALIZED_SUFFIX
+
+
+def stored_table(profile: Profile, tier: str) -> str:
+    """The table holding a tier's rows on DuckDB and plain PostgreSQL: ``<m>_1s`` for the
+    1 s tier, :func:`materialized_table` for a rollup tier."""
+    return profile.table(tier) if tier not in ROLLUP_TIERS else materialized_table(profile, tier)
+
+
+def rename_rollup_tables(s: Schema) -> list[str]:
+    """Rename the rollup tables of the layout before step 2 (a table ``<m>_<tier>``) to
+    ``<m>_<tier>_materialized``, rows untouched; idempotent. A relation ``<m>_<tier>`` that
+    is a view (TimescaleDB's continuous aggregates, or done already) is left alone."""
+    kinds = {str(name): str(kind) for name, kind in s.fetch(
+        "SELECT table_name, table_type FROM information_schema.tables "
+        "WHERE table_schema = current_schema()", None)}
+    done = []
+    for profile in s.profiles:
+        for tier in ROLLUP_TIERS:
+            old, new = profile.table(tier), materialized_table(profile, tier)
+            if kinds.get(old) != "BASE TABLE" or new in kinds:
+                continue
+            q = s.dialect.quote
+            s.execute(f"ALTER TABLE {q(old)} RENAME TO {q(new)}", None)
+            if s.postgres:
+                s.execute(f"ALTER INDEX IF EXISTS {q(old + '_time')} RENAME TO "
+                          f"{q(new + '_time')}", None)
+            done.append(f"renamed table {old} to {new}")
+    return done
+
+
+def _v2_materialized_names(s: Schema) -> None:
+    rename_rollup_tables(s)
+
+
 STEPS: tuple[Step, ...] = (
     Step(1, "bookkeeping tables of the first numbered layout", _v1_layout),
+    Step(2, "rollup tables renamed <m>_<tier>_materialized; views under the old names add "
+            "the open buckets", _v2_materialized_names),
 )
 CURRENT_VERSION = STEPS[-1].version
 

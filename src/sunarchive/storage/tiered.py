@@ -42,6 +42,7 @@ from sunarchive.rollup import (
 )
 from sunarchive.storage import migrations
 from sunarchive.storage.base import REPLAY_COLUMN, QueryResult, rows_to_arrow
+from sunarchive.storage.tier_views import VIEW_META_PREFIX, TierViews, digest
 
 PROTECT_ALL = 0  # 1970: a tier whose consumer has never run keeps every row
 INCOMING = "_sunarchive_incoming"
@@ -78,6 +79,9 @@ class TieredStore(ABC):
         self._lock = threading.RLock()
         self._horizons: dict[tuple[str, str], int] = {}
         self._maybe_dirty: set[str] = set(profiles)
+        self._unrenamed: set[str] = set()
+        """Rollup tables still under their tier name (``<m>_5min``): a store read before
+        schema step 2 renamed them (:mod:`sunarchive.storage.migrations`)."""
 
     # -- engine primitives -------------------------------------------------------------------
     @abstractmethod
@@ -274,10 +278,78 @@ class TieredStore(ABC):
                                    f"{by})")
         return changes
 
+    # -- the views users read the rollup tiers through (:mod:`.tier_views`) ----------------
+    def tier_views(self) -> TierViews:
+        return TierViews(self.dialect, self.tz.key,
+                         lambda profile, tier: [c for c, _ in tier_columns(profile, tier)])
+
+    def ensure_tier_views(self) -> list[str]:
+        """Create the views ``<m>_5min``, ``<m>_1hour``, ``<m>_daily`` that add the open
+        buckets, or replace those whose SQL changed (writers, in the caller's transaction;
+        DuckDB and plain PostgreSQL — TimescaleDB's aggregates are real-time already)."""
+        views = self.tier_views()
+        wanted = views.wanted(list(self.profiles.values()))
+        recorded = self.meta_values(VIEW_META_PREFIX)
+        existing = self._view_columns(list(wanted))
+        changes = []
+        for name, (profile, tier) in wanted.items():
+            sql = views.create_sql(profile, tier)
+            key = VIEW_META_PREFIX + name
+            if name in existing and recorded.get(key) == digest(sql):
+                continue
+            old = existing.get(name)
+            if old is not None and self.dialect.name != "duckdb" and \
+                    old != views.columns(profile, tier)[:len(old)]:
+                # PostgreSQL replaces a view only with its columns kept in place
+                self._execute(f"DROP VIEW {self.q(name)} CASCADE")
+                changes.append(f"dropped view {name} (its columns changed) and the views on it")
+            self._execute(sql)
+            self._execute(f"DELETE FROM sunarchive_meta WHERE key = {self._p}", [key])
+            self._execute(f"INSERT INTO sunarchive_meta VALUES ({self._p}, {self._p})",
+                          [key, digest(sql)])
+            if old is None:
+                table = migrations.materialized_table(profile, tier)
+                changes.append(f"created view {name} ({table} and the open buckets)")
+            else:
+                changes.append(f"replaced view {name} (its SQL changed)")
+        return changes
+
+    def _view_columns(self, names: list[str]) -> dict[str, list[str]]:
+        """Column names, in order, of the views among ``names``."""
+        if not names:
+            return {}
+        p = self._p
+        rows = self._fetch(
+            "SELECT c.table_name, c.column_name FROM information_schema.columns c JOIN "
+            "information_schema.tables t ON t.table_name = c.table_name AND "
+            "t.table_schema = c.table_schema WHERE t.table_type = 'VIEW' AND "
+            f"c.table_schema = current_schema() AND c.table_name IN "
+            f"({', '.join([p] * len(names))}) ORDER BY c.table_name, c.ordinal_position",
+            names)
+        out: dict[str, list[str]] = {}
+        for table, column in rows:
+            out.setdefault(str(table), []).append(str(column))
+        return out
+
+    def stored_table(self, profile: Profile, tier: str) -> str:
+        """The table holding ``tier``'s rows (1 s rows, or a rollup's complete buckets)."""
+        name = migrations.stored_table(profile, tier)
+        return profile.table(tier) if name in self._unrenamed else name
+
     # -- state -------------------------------------------------------------------------------
     def _load_horizons(self) -> None:
         rows = self._fetch("SELECT measurement, tier, horizon_s FROM sunarchive_rollup_state")
         self._horizons = {(m, t): int(h) for m, t, h in rows}
+        self._unrenamed = self._unrenamed_tables()
+
+    def _unrenamed_tables(self) -> set[str]:
+        """Materialized table names whose rows are still under the tier's own name."""
+        base = {str(r[0]) for r in self._fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = "
+            "current_schema() AND table_type = 'BASE TABLE'")}
+        return {migrations.materialized_table(p, tier) for p in self.profiles.values()
+                for tier in ROLLUP_TIERS
+                if p.table(tier) in base and migrations.materialized_table(p, tier) not in base}
 
     def load_state(self) -> None:
         """Read rollup horizons (for a reader that did not run ``setup``)."""
@@ -505,7 +577,7 @@ class TieredStore(ABC):
         new = None if complete is None else tier_floor(tier, complete, self.tz)
         if old is None and new is not None:
             first = self._fetch(f"SELECT {self.dialect.epoch('MIN(time)')} FROM "
-                                f"{self.q(profile.table(TIER_SOURCE[tier]))}")
+                                f"{self.q(self.stored_table(profile, TIER_SOURCE[tier]))}")
             if not first or first[0][0] is None:
                 return [], None
             old = tier_floor(tier, int(first[0][0]), self.tz)
@@ -522,10 +594,10 @@ class TieredStore(ABC):
         return coalesce_ranges(ranges), horizon
 
     def _materialize(self, profile: Profile, tier: str, lo: int, hi: int) -> int:
-        table = self.q(profile.table(tier))
+        table = self.q(self.stored_table(profile, tier))
         self._execute(f"DELETE FROM {table} WHERE time >= {self.ts(lo)} AND time < {self.ts(hi)}")
         select = self._rollup_select(profile, tier, lo, hi,
-                                     self.q(profile.table(TIER_SOURCE[tier])))
+                                     self.q(self.stored_table(profile, TIER_SOURCE[tier])))
         cols = ", ".join(self.q(c) for c, _ in tier_columns(profile, tier))
         return max(self._execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM ({select}) "
                                  f"AS r"), 0)
@@ -575,7 +647,7 @@ class TieredStore(ABC):
         return cutoff if protected is None else min(cutoff, protected)
 
     def _delete_before(self, profile: Profile, tier: str, cutoff: int) -> int:
-        table = self.q(profile.table(tier))
+        table = self.q(self.stored_table(profile, tier))
         return max(self._execute(f"DELETE FROM {table} WHERE time < {self.ts(cutoff)}"), 0)
 
     def retention_of(self, profile: Profile, tier: str) -> float | None:
@@ -662,7 +734,7 @@ class TieredStore(ABC):
     def _materialized(self, profile: Profile, tier: str) -> tuple[str, int | None]:
         """The table holding ``tier``'s complete buckets, and the end of what it holds (UTC
         epoch s; None: nothing yet)."""
-        return self.q(profile.table(tier)), self._horizons.get((profile.name, tier))
+        return self.q(self.stored_table(profile, tier)), self._horizons.get((profile.name, tier))
 
     def query_tier(self, measurement: str, tier: str, start_s: int, end_s: int,
                    where: dict[str, str], columns: list[str] | None) -> pa.Table:

@@ -1,5 +1,6 @@
-"""DuckDB schema: one table per measurement and tier (the bookkeeping tables come from the
-numbered steps of :mod:`sunarchive.storage.migrations`).
+"""DuckDB schema: one table per measurement and tier — ``<m>_1s`` and the rollups' complete
+buckets in ``<m>_<tier>_materialized``, read through views (:mod:`sunarchive.storage.tier_views`)
+— (the bookkeeping tables come from the numbered steps of :mod:`sunarchive.storage.migrations`).
 
 ``setup`` is idempotent: it creates what is missing and adds columns a profile gained since
 (existing rows get NULL there; nothing is lost).
@@ -13,6 +14,7 @@ import duckdb
 
 from sunarchive.profiles.spec import Profile
 from sunarchive.rollup import ALL_TIERS, DUCKDB
+from sunarchive.storage.migrations import stored_table
 from sunarchive.storage.tiered import tier_columns
 
 Q = DUCKDB.quote
@@ -58,14 +60,15 @@ def create_schema(con: duckdb.DuckDBPyConnection, profiles: Iterable[Profile],
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
-    known.update(profile.table(tier).casefold() for profile in profiles for tier in ALL_TIERS)
+    known.update(stored_table(profile, tier).casefold() for profile in profiles
+                 for tier in ALL_TIERS)
     return [change for _, change in todo]
 
 
 def _table_steps(con: duckdb.DuckDBPyConnection, profile: Profile, tier: str,
                  tables: set[str]) -> list[tuple[str, str]]:
     """(statement, what it changes) to create a tier table or add the columns it lacks."""
-    table = profile.table(tier)
+    table = stored_table(profile, tier)
     wanted = tier_columns(profile, tier)
     existing = table_columns(con, table) if table.casefold() in tables else []
     if not existing:

@@ -1,8 +1,9 @@
 """The embedded DuckDB engine: one file, one writer connection, readers on cursors.
 
 Instants are stored as UTC ``TIMESTAMP`` (bucketing a ``TIMESTAMPTZ`` is many times slower);
-the session time zone is UTC so ``NOW()`` comparisons in user SQL behave. The rollup logic is
-shared with the PostgreSQL engine (:mod:`sunarchive.storage.tiered`).
+the time zone of every connection and cursor is UTC so ``NOW()`` comparisons in user SQL
+behave. The rollup logic is shared with the PostgreSQL engine
+(:mod:`sunarchive.storage.tiered`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sunarchive.storage.base import QueryResult
 from sunarchive.storage.duckdb import user_sql
 from sunarchive.storage.duckdb.schema import create_schema, table_columns, table_names
 from sunarchive.storage.duckdb.sizes import table_bytes
+from sunarchive.storage.migrations import rename_rollup_tables
 from sunarchive.storage.tiered import INCOMING, TieredStore, iso_seconds, iso_time
 from sunarchive.storage.user_sql import SqlLimits
 
@@ -105,8 +107,11 @@ class DuckDBStore(TieredStore):
         return super().apply_retention(now)
 
     def _set_utc(self) -> None:
-        """Session time zone UTC, so stored UTC TIMESTAMPs compare right with NOW()."""
+        """Time zone UTC for this connection and every cursor of it (readers, user SQL), so
+        stored UTC TIMESTAMPs compare right with NOW() whatever the machine's zone (a cursor
+        starts from the global setting, which DuckDB takes from the machine)."""
         with contextlib.suppress(duckdb.Error):  # without ICU, DuckDB is always UTC
+            self._con.execute("SET GLOBAL TimeZone = 'UTC'")
             self._con.execute("SET TimeZone = 'UTC'")
 
     def time_param(self, seconds: float) -> datetime:
@@ -155,8 +160,11 @@ class DuckDBStore(TieredStore):
     def setup(self) -> list[str]:
         with self._lock:
             changes = self.migrate()
+            changes.extend(rename_rollup_tables(self._schema()))   # profiles added since
             self._tables = table_names(self._con)
             changes.extend(create_schema(self._con, self.profiles.values(), self._tables))
+            with self._transaction():
+                changes.extend(self.ensure_tier_views())
             changes.extend(self.ensure_named_rollups())
             self._load_horizons()
             return changes
@@ -193,14 +201,14 @@ class DuckDBStore(TieredStore):
         tables = []
         for profile in self.profiles.values():
             for tier in ALL_TIERS:
-                name = profile.table(tier)
-                row = con.execute(f"SELECT COUNT(*), MIN(time), MAX(time) FROM {Q(name)}"
+                name, stored = profile.table(tier), self.stored_table(profile, tier)
+                row = con.execute(f"SELECT COUNT(*), MIN(time), MAX(time) FROM {Q(stored)}"
                                   ).fetchone()
                 assert row is not None
                 count, first, last = int(row[0]), row[1], row[2]
                 if not count:
                     continue
-                nbytes = sizes.get(name, 0)
+                nbytes = sizes.get(stored, 0)
                 tables.append({
                     "table": name, "measurement": profile.name, "tier": tier, "rows": count,
                     "first": iso_time(first), "last": iso_time(last), "bytes": nbytes,

@@ -1,4 +1,5 @@
-"""Plain PostgreSQL layout: ``<m>_1s`` range-partitioned by time, rollup tables beside it.
+"""Plain PostgreSQL layout: ``<m>_1s`` range-partitioned by time, rollup tables beside it
+(``<m>_<tier>_materialized``, read through the views of :mod:`sunarchive.storage.tier_views`).
 
 Partitions are aligned to the profile's chunk interval (counted from the Unix epoch, UTC),
 named ``<table>_pYYYYMMDDHHMM`` after their start, created ahead of the data, and retention
@@ -15,6 +16,7 @@ import psycopg
 from sunarchive.model import ConfigError
 from sunarchive.profiles.spec import Profile
 from sunarchive.rollup import POSTGRES, ROLLUP_TIERS
+from sunarchive.storage.migrations import materialized_table
 from sunarchive.storage.postgres.schema import add_missing_columns, column_defs, relation_kind
 
 Q = POSTGRES.quote
@@ -57,13 +59,13 @@ def create_plain_layout(con: Con, profile: Profile) -> list[str]:
     else:
         changes.extend(add_missing_columns(con, profile, "1s"))
     for tier in ROLLUP_TIERS:
-        table = profile.table(tier)
+        table = materialized_table(profile, tier)
         if relation_kind(con, table) is None:
             con.execute(f"CREATE TABLE {Q(table)} ({column_defs(profile, tier)})")
             con.execute(f"CREATE INDEX {Q(table + '_time')} ON {Q(table)} (time, series_id)")
             changes.append(f"created table {table}")
         else:
-            changes.extend(add_missing_columns(con, profile, tier))
+            changes.extend(add_missing_columns(con, profile, tier, table))
     return changes
 
 

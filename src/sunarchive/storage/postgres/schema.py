@@ -36,9 +36,10 @@ def relation_kind(con: psycopg.Connection[tuple[object, ...]], name: str) -> str
 
 
 def add_missing_columns(con: psycopg.Connection[tuple[object, ...]], profile: Profile,
-                        tier: str) -> list[str]:
-    """Columns a profile gained since the table was made (existing rows get NULL)."""
-    table = profile.table(tier)
+                        tier: str, table: str | None = None) -> list[str]:
+    """Columns a profile gained since the table was made (existing rows get NULL);
+    ``table``: the tier's table when it is not ``<m>_<tier>``."""
+    table = table or profile.table(tier)
     existing = existing_columns(con, table)
     missing = [(name, sql_type) for name, sql_type in tier_columns(profile, tier)
                if name not in existing]

@@ -9,7 +9,8 @@ Layouts:
 * ``timescaledb`` — ``<m>_1s`` is a hypertable; the rollup tiers are hierarchical continuous
   aggregates maintained by TimescaleDB's policies (:mod:`.timescale`).
 * ``plain`` — ``<m>_1s`` is range-partitioned; the rollup tiers are tables maintained by the
-  same program logic as the DuckDB engine (:mod:`sunarchive.storage.tiered`).
+  same program logic as the DuckDB engine (:mod:`sunarchive.storage.tiered`), read through
+  views that add the open buckets (:mod:`sunarchive.storage.tier_views`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from sunarchive.profiles.spec import Profile
 from sunarchive.resolution import ValueGrid
 from sunarchive.rollup import ALL_TIERS, POSTGRES
 from sunarchive.storage.base import QueryResult, rows_to_arrow
+from sunarchive.storage.migrations import rename_rollup_tables
 from sunarchive.storage.postgres import drops, parallel, timescale, user_sql
 from sunarchive.storage.postgres.arrow_reader import ArrowReader
 from sunarchive.storage.postgres.copy import copy_chunks
@@ -211,6 +213,7 @@ class PostgresStore(TieredStore):
                     log.warning(warning)
                     self.notes.append(warning)
                 with self._transaction():
+                    changes.extend(rename_rollup_tables(self._schema()))  # profiles added since
                     for profile in self.profiles.values():
                         changes.extend(create_plain_layout(self._con, profile))
                         self.partitions.load(self._con, profile)
@@ -222,6 +225,8 @@ class PostgresStore(TieredStore):
                 self._owing.update(self.profiles)
                 changes.extend(self._settle_owed())
             with self._transaction():
+                if self.layout == "plain":
+                    changes.extend(self.ensure_tier_views())
                 changes.extend(self.ensure_named_rollups())
             changes.extend(self._ensure_reader_role())
             self._load_horizons()
@@ -622,12 +627,14 @@ class PostgresStore(TieredStore):
         tables = []
         for profile in self.profiles.values():
             for tier in ALL_TIERS:
-                name = profile.table(tier)
+                name = stored = profile.table(tier)
+                if self.layout == "plain":
+                    stored = self.stored_table(profile, tier)
                 row = self._read_arrow(f"SELECT COUNT(*) AS n, MIN(time) AS first, "
-                                       f"MAX(time) AS last FROM {Q(name)}").to_pylist()[0]
+                                       f"MAX(time) AS last FROM {Q(stored)}").to_pylist()[0]
                 if not row["n"]:
                     continue
-                nbytes = timescale.relation_bytes(self._con, name, self.layout)
+                nbytes = timescale.relation_bytes(self._con, stored, self.layout)
                 tables.append({
                     "table": name, "measurement": profile.name, "tier": tier,
                     "rows": int(row["n"]), "first": iso_time(row["first"]),
