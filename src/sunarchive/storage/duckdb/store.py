@@ -25,6 +25,7 @@ from sunarchive.profiles.spec import Profile
 from sunarchive.rollup import ALL_TIERS, DUCKDB
 from sunarchive.storage.base import QueryResult
 from sunarchive.storage.duckdb import user_sql
+from sunarchive.storage.duckdb.file_header import cut_short_by_bytes
 from sunarchive.storage.duckdb.schema import create_schema, table_columns, table_names
 from sunarchive.storage.duckdb.sizes import table_bytes
 from sunarchive.storage.migrations import rename_rollup_tables
@@ -43,6 +44,15 @@ def not_a_duckdb_file(path: Path, exc: duckdb.Error) -> ConfigError:
                            "`sunarchive setup`")
     first = text.splitlines()[0] if text else type(exc).__name__
     return ConfigError(f"{path}: cannot open the DuckDB file: {first}")
+
+
+def refuse_cut_short(path: Path) -> None:
+    """A file shorter than its header says is damaged: refuse it rather than answer from
+    the blocks that are left."""
+    if path.exists() and (missing := cut_short_by_bytes(path)):
+        raise ConfigError(f"{path}: the DuckDB file is cut short ({missing} bytes missing "
+                          "against its header; a full disk or an interrupted copy); restore "
+                          "it from a backup, or move it away and run `sunarchive setup`")
 
 
 class DuckDBStore(TieredStore):
@@ -65,6 +75,7 @@ class DuckDBStore(TieredStore):
         elif not path.exists():
             raise ConfigError(f"{path}: no store here yet; run `sunarchive demo` or "
                               "`sunarchive setup` first")
+        refuse_cut_short(path)
         try:
             self._con = duckdb.connect(str(path), read_only=read_only,
                                        config={"memory_limit": f"{memory_limit_mb}MB",
