@@ -167,11 +167,14 @@ _names = st.sampled_from(["m", "power", "ps100_readings"])
 _tags = st.lists(st.tuples(st.sampled_from(["a", "b", "panel_id"]),
                            st.sampled_from(["1", "x", "panel_2", ""])), max_size=3)
 _values = st.sampled_from(["1.5", "-2", "3e2", ".5", "7i", "-8i", "9u", "true", "F", "abc",
-                           "1e999", "", "2.", "12345678901234567890i", "nan", '"text"'])
+                           "1e999", "", "2.", "12345678901234567890i", "nan", '"text"',
+                           "inf", "-Infinity", "NaN", "1.e5", "+.5e-3", "1e0001", "1e-400",
+                           "+7i", "+8u"])
 _fields = st.lists(st.tuples(st.sampled_from(["x", "y", "voltage", ""]), _values),
                    min_size=0, max_size=4)
 _stamps = st.sampled_from(["", " 1782036000", " 1782036000000000000", " 9999999999999999999",
-                           " -5", " x1", " 1782036000000 7", "  1782036000"])
+                           " -5", " x1", " 1782036000000 7", "  1782036000",
+                           " +1782036000", " 0001782036000", " 00000000000000000001782036000"])
 
 
 @st.composite
@@ -227,3 +230,13 @@ def test_a_refused_line_leaves_no_empty_measurement() -> None:
     result = parse_lines("new x=1 99999999999999999999\nother x=1e999 1\nm x=1 1", now_ns=NOW)
     assert [e.line_number for e in result.errors] == [1, 2]
     assert list(result.measurements) == ["m"]
+
+
+def test_a_plus_signed_timestamp_or_integer_is_parsed_not_crashed() -> None:
+    """Arrow's int64 cast refuses a leading '+' that line protocol allows: such lines once
+    raised ArrowInvalid from the fast path (the whole body lost)."""
+    result = parse_lines("m x=1i 1\nm x=+7i +2\nm x=3i 3", now_ns=NOW)
+    assert result.errors == []
+    m = result.measurements["m"]
+    assert m.time_ns.tolist() == [1, 2, 3]
+    assert (m.fields["x"].kind, m.fields["x"].values.tolist()) == ("int", [1.0, 7.0, 3.0])
