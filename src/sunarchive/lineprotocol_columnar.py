@@ -215,7 +215,7 @@ def _reject_kind_conflicts(values: _Values, line_meas: np.ndarray[Any, Any],
     """A field keeps the kind of its first value; later lines with another kind are left to
     the per-line parser (which reports them)."""
     live = ok[values.line]
-    if not live.any():
+    if not live.any() or values.kind.min() == values.kind.max():   # one kind: no conflict
         return
     width = len(values.keys) + 1
     slot = line_meas[values.line] * width + values.key
