@@ -57,6 +57,37 @@ def test_influxdb_v2_client(server: Served) -> None:
     assert [(r["power_avg"], r["power_count"]) for r in rows] == [(70.5, 2), (72.5, 2)]
 
 
+def test_influxdb_v2_client_batching_mode_stores_every_point_once(server: Served) -> None:
+    """The v2 client's default mode batches in a background thread and reports failures only
+    to callbacks (a refused batch is otherwise lost silently): 600 points in batches of 50
+    across 6 new measurements, later points adding a tag and a field (schema on write)."""
+    from influxdb_client import InfluxDBClient, Point, WriteOptions
+
+    failures: list[str] = []
+    written: list[int] = []
+    with InfluxDBClient(url=server.url, token="any", org="home") as client, client.write_api(
+            write_options=WriteOptions(batch_size=50, flush_interval=200, retry_interval=200,
+                                       max_retries=2),
+            success_callback=lambda _conf, data: written.append(len(data.splitlines())),
+            error_callback=lambda _conf, _data, exc: failures.append(repr(exc)),
+    ) as api:
+        for k in range(600):
+            point = Point(f"batch_{k % 6}").tag("host", "a").field("used", float(k)) \
+                    .time(T0_NS + k * 10_000_000)
+            if k >= 300:
+                point = point.tag("region", "eu").field("free", float(-k))
+            api.write(bucket="home", record=point)
+    assert failures == []
+    assert sum(written) == 600
+    for m in range(6):
+        rows = sql(server, f"SELECT region, SUM(used_count) AS n, SUM(free_count) AS f, "
+                           f"SUM(used_avg * used_count) AS s FROM batch_{m}_1s GROUP BY region "
+                           "ORDER BY region NULLS FIRST")
+        ks = [k for k in range(600) if k % 6 == m]
+        assert [(r["region"], r["n"], r["f"]) for r in rows] == [(None, 50, 0), ("eu", 50, 50)]
+        assert sum(r["s"] for r in rows) == pytest.approx(float(sum(ks)))
+
+
 def test_influxdb3_python_client(server: Served) -> None:
     from influxdb_client_3 import InfluxDBClient3, Point
 
