@@ -60,7 +60,8 @@ def test_influxdb_v2_client(server: Served) -> None:
 def test_influxdb_v2_client_batching_mode_stores_every_point_once(server: Served) -> None:
     """The v2 client's default mode batches in a background thread and reports failures only
     to callbacks (a refused batch is otherwise lost silently): 600 points in batches of 50
-    across 6 new measurements, later points adding a tag and a field (schema on write)."""
+    across 6 new measurements, later points adding a tag and fields of every kind the client
+    writes — float, integer, boolean, string (schema on write)."""
     from influxdb_client import InfluxDBClient, Point, WriteOptions
 
     failures: list[str] = []
@@ -75,7 +76,8 @@ def test_influxdb_v2_client_batching_mode_stores_every_point_once(server: Served
             point = Point(f"batch_{k % 6}").tag("host", "a").field("used", float(k)) \
                     .time(T0_NS + k * 10_000_000)
             if k >= 300:
-                point = point.tag("region", "eu").field("free", float(-k))
+                point = point.tag("region", "eu").field("free", float(-k)).field("n", k) \
+                    .field("on", k % 4 == 0).field("mode", f"m{k % 4}")
             api.write(bucket="home", record=point)
     assert failures == []
     assert sum(written) == 600
@@ -86,6 +88,15 @@ def test_influxdb_v2_client_batching_mode_stores_every_point_once(server: Served
         ks = [k for k in range(600) if k % 6 == m]
         assert [(r["region"], r["n"], r["f"]) for r in rows] == [(None, 50, 0), ("eu", 50, 50)]
         assert sum(r["s"] for r in rows) == pytest.approx(float(sum(ks)))
+        late = [k for k in ks if k >= 300]
+        (eu,) = sql(server, f"SELECT SUM(n_avg * n_count) AS n, SUM(on_true_count) AS on_, "
+                            f"SUM(on_count) AS on_n, SUM(mode_count) AS modes "
+                            f"FROM batch_{m}_1s WHERE region = 'eu'")
+        assert (eu["n"], eu["on_"], eu["on_n"], eu["modes"]) == \
+            (pytest.approx(float(sum(late))), sum(k % 4 == 0 for k in late), 50, 50)
+        labels = sql(server, f"SELECT label FROM sunarchive_state_labels "
+                             f"WHERE measurement = 'batch_{m}' AND field = 'mode'")
+        assert {r["label"] for r in labels} == {f"m{k % 4}" for k in late}
 
 
 def test_influxdb3_python_client(server: Served) -> None:
