@@ -87,7 +87,7 @@ def test_influxdb_v2_client_batching_mode_stores_every_point_once(server: Served
                            "ORDER BY region NULLS FIRST")
         ks = [k for k in range(600) if k % 6 == m]
         assert [(r["region"], r["n"], r["f"]) for r in rows] == [(None, 50, 0), ("eu", 50, 50)]
-        assert sum(r["s"] for r in rows) == pytest.approx(float(sum(ks)))
+        assert sum(float(str(r["s"])) for r in rows) == pytest.approx(float(sum(ks)))
         late = [k for k in ks if k >= 300]
         (eu,) = sql(server, f"SELECT SUM(n_avg * n_count) AS n, SUM(on_true_count) AS on_, "
                             f"SUM(on_count) AS on_n, SUM(mode_count) AS modes "
