@@ -67,13 +67,10 @@ def parse_fast(lines: pa.StringArray, units_ns: int | None, now_ns: int,
     parts = pc.split_pattern(lines, " ")
     count = pc.list_value_length(parts).to_numpy(zero_copy_only=False)
     ok &= (count == 2) | (count == 3)
-    heads = pc.list_element(pc.if_else(pa.array(ok), parts, pa.scalar(["x", "y"],
-                                       pa.list_(pa.string()))), 0)
+    heads = pc.list_element(parts, 0)              # a split gives at least one part
     stamps = _stamps(parts, count, ok, units_ns, now_ns)
     head_of_line, head_info = _heads(heads, ok, parse_head)
-    field_text = pc.list_element(pc.if_else(pa.array(ok), parts, pa.scalar(
-        ["x", "y"], pa.list_(pa.string()))), 1)
-    values = _values(field_text, ok)
+    values = _values(_part(parts, count >= 2, 1), ok)
     meas_code = _codes([info[0] for info in head_info])
     line_meas = np.where(head_of_line >= 0, meas_code[np.maximum(head_of_line, 0)], -1) \
         if len(head_info) else np.full(n, -1)
@@ -84,12 +81,20 @@ def parse_fast(lines: pa.StringArray, units_ns: int | None, now_ns: int,
 
 
 # -- parts --------------------------------------------------------------------------------------
+def _part(lists: Any, present: np.ndarray[Any, Any], index: int) -> Any:
+    """Element ``index`` of every list; lists not ``present`` (too short, or not wanted) give
+    a filler instead (no filler pass when every list has it: the common body)."""
+    if not present.all():
+        filler = pa.scalar(["x", "y", "0"][:index + 1], pa.list_(pa.string()))
+        lists = pc.if_else(pa.array(present), lists, filler)
+    return pc.list_element(lists, index)
+
+
 def _stamps(parts: Any, count: np.ndarray[Any, Any], ok: np.ndarray[Any, Any],
             units_ns: int | None, now_ns: int) -> np.ndarray[Any, np.dtype[np.int64]]:
     """Timestamps in ns (``now`` for lines without one); marks bad ones not ok."""
     has = count == 3
-    text = pc.list_element(pc.if_else(pa.array(has & ok), parts, pa.scalar(
-        ["x", "y", "0"], pa.list_(pa.string()))), 2)
+    text = _part(parts, has & ok, 2)
     valid = _stamp_syntax(text)
     ok &= valid | ~has
     raw = pc.cast(pc.if_else(pa.array(valid & has & ok), text, "0"), pa.int64()).to_numpy()
@@ -149,9 +154,7 @@ def _values(field_text: pa.StringArray, ok: np.ndarray[Any, Any]) -> _Values:
     flat = pc.list_flatten(pairs)
     kv = pc.split_pattern(flat, "=", max_splits=1)
     good = (pc.list_value_length(kv).to_numpy(zero_copy_only=False) == 2)
-    filler = pa.scalar(["?", "?"], pa.list_(pa.string()))
-    kv = pc.if_else(pa.array(good), kv, filler)
-    keys_text, text = pc.list_element(kv, 0), pc.list_element(kv, 1)
+    keys_text, text = pc.list_element(kv, 0), _part(kv, good, 1)
     good &= pc.binary_length(keys_text).to_numpy(zero_copy_only=False) > 0
     kind, value = _typed(text)
     good &= kind >= 0
@@ -168,10 +171,11 @@ def _typed(text: pa.StringArray) -> tuple[np.ndarray[Any, np.dtype[np.int8]],
         return np.asarray(pc.match_substring_regex(text, pattern).to_numpy(
             zero_copy_only=False), bool)
 
-    is_float = _all_finite_floats(text)
-    if is_float is None:
-        is_float = match(FLOAT)
-    if is_float.all():   # the common body: only floats, no other pass needed
+    floats = _all_finite_floats(text)
+    if floats is not None:   # the common body: only floats, no other pass needed
+        return np.zeros(len(text), np.int8), floats
+    is_float = match(FLOAT)
+    if is_float.all():
         is_int = is_uint = is_true = is_false = np.zeros(len(text), bool)
     else:
         is_int, is_uint = match(INT), match(UINT)
@@ -191,8 +195,8 @@ def _typed(text: pa.StringArray) -> tuple[np.ndarray[Any, np.dtype[np.int8]],
     return kind.astype(np.int8), value
 
 
-def _all_finite_floats(text: pa.StringArray) -> np.ndarray[Any, np.dtype[np.bool_]] | None:
-    """All True when every text is a finite float, else None. Arrow's strict cast accepts
+def _all_finite_floats(text: pa.StringArray) -> np.ndarray[Any, np.dtype[np.float64]] | None:
+    """The values when every text is a finite float, else None. Arrow's strict cast accepts
     exactly the float syntax of :data:`FLOAT` (any number of exponent digits, as the per-line
     parser) plus ``nan``/``inf``/``infinity`` — which give non-finite values and so None; it
     costs a sixth of the regular expression."""
@@ -200,7 +204,7 @@ def _all_finite_floats(text: pa.StringArray) -> np.ndarray[Any, np.dtype[np.bool
         values = pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-    return np.ones(len(text), bool) if np.isfinite(values).all() else None
+    return values if np.isfinite(values).all() else None
 
 
 def _codes(names: list[str]) -> np.ndarray[Any, np.dtype[np.int64]]:
@@ -243,16 +247,15 @@ def _assemble(values: _Values, ok: np.ndarray[Any, Any], stamps: np.ndarray[Any,
               line_meas: np.ndarray[Any, Any]) -> dict[str, FastMeasurement]:
     out: dict[str, FastMeasurement] = {}
     keep_value = ok[values.line]
-    for code in np.unique(line_meas[ok]):
+    for code in _distinct(line_meas[ok])[0]:
         lines = np.flatnonzero(ok & (line_meas == code))
-        heads = head_of_line[lines]
-        distinct, tag_index = np.unique(heads, return_inverse=True)
+        distinct, tag_index = _distinct(head_of_line[lines])
         name = head_info[int(distinct[0])][0]
         position = np.full(len(ok), -1, INT64)
         position[lines] = np.arange(len(lines))
         mine = keep_value & (line_meas[values.line] == code)
         fields: dict[str, tuple[str, np.ndarray[Any, np.dtype[np.float64]]]] = {}
-        for key in np.unique(values.key[mine]):
+        for key in _distinct(values.key[mine])[0]:
             sel = mine & (values.key == key)
             column = np.full(len(lines), np.nan)
             column[position[values.line[sel]]] = values.value[sel]
@@ -260,3 +263,13 @@ def _assemble(values: _Values, ok: np.ndarray[Any, Any], stamps: np.ndarray[Any,
         out[name] = FastMeasurement([head_info[int(h)][1] for h in distinct], lines,
                                     tag_index.astype(np.int32), stamps[lines], fields)
     return out
+
+
+def _distinct(codes: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, np.dtype[np.int64]],
+                                                     np.ndarray[Any, np.dtype[np.int64]]]:
+    """``np.unique(codes, return_inverse=True)`` for small non-negative codes, in linear
+    time (a count per code instead of a sort)."""
+    if not len(codes):
+        return np.empty(0, INT64), np.empty(0, INT64)
+    present = np.bincount(codes) > 0
+    return np.flatnonzero(present).astype(INT64), (np.cumsum(present) - 1)[codes].astype(INT64)
