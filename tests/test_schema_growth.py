@@ -380,3 +380,32 @@ def test_import_grows_inferred_profiles_too(tmp_path: Path) -> None:
                       "ORDER BY time") == [
         {"host": "a", "region": None, "u_avg": 1.0, "p": None},
         {"host": "a", "region": "eu", "u_avg": 2.0, "p": 5.5}]
+
+
+@pytest.mark.parametrize("name", [
+    "binary_sensor.front_door_contact_sensor_op",       # 44 bytes: the longest exact prefix
+    "binary_sensor.front_door_contact_sensor_open_x",   # 46 bytes: once exact, then broken
+])
+def test_long_names_keep_every_tier(store: Store, name: str) -> None:
+    """Home Assistant writes entity ids this long as measurements. Every table, view and
+    index made from the name — the rollups' ``_materialized`` tables and their indexes too —
+    must fit PostgreSQL's 63 bytes (a name cut short once equalled its table's: every point
+    refused), across a restart (setup runs again) and a closed hour."""
+    tables: dict[str, str] = {}
+    for hour in range(2):
+        server = start(store)
+        try:
+            body = "\n".join(f"{name},entity_id=door value={k}.0 {T0_S + hour * 3600 + k * 60}"
+                             for k in range(60))
+            answer = write(server, body)
+            assert answer.status_code == 204, answer.text
+            listed = {m["measurement"]: m for m in
+                      httpx.get(server.url + "/api/v1/measurements", timeout=30).json()}
+            tables = listed[name]["tables"]
+        finally:
+            stop(server)
+    assert (tables["1s"] == f"{name}_1s") is (len(name.encode()) <= 44)
+    for tier in ("1s", "5min", "1hour", "daily"):
+        assert len(tables[tier].encode()) <= 63
+        rows = sql(store, f'SELECT SUM(value_count) AS n FROM "{tables[tier]}"')
+        assert rows == [{"n": 120}], tier

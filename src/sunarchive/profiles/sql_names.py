@@ -12,8 +12,9 @@ so that the exact name stays the key:
   share tables, ``pH`` and ``ph`` columns. The first keeps its name; a later one whose
   tables or columns would clash (letter case aside) gets a derived name.
 * PostgreSQL cuts names at 63 bytes: a table prefix longer than ``MAX_PREFIX_BYTES`` (room
-  for ``_1s_p202606210000``, the longest name made from it), or a column longer than 63
-  bytes, gets a derived name.
+  for ``_1hour_materialized``, the longest table name made from it), or a column longer than
+  63 bytes, gets a derived name. An index whose name would pass 63 bytes is named after the
+  derived name of its table (:func:`index_name`): cut short, it could equal its table's.
 """
 
 from __future__ import annotations
@@ -25,8 +26,12 @@ from itertools import chain
 
 MAX_NAME_BYTES = 63
 """PostgreSQL's longest name (NAMEDATALEN - 1)."""
-MAX_PREFIX_BYTES = MAX_NAME_BYTES - len("_1s_p202606210000")
-"""A table prefix leaves room for the longest name made from it (a 1 s partition)."""
+LONGEST_TABLE_SUFFIX = "_1hour_materialized"
+"""The longest suffix of a table made from a prefix (a 1 s partition's, ``_1s_p202606210000``,
+is shorter)."""
+MAX_PREFIX_BYTES = MAX_NAME_BYTES - len(LONGEST_TABLE_SUFFIX)
+"""A table prefix leaves room for the longest table name made from it. Stores made before
+this limit (46 bytes then) keep the names they have."""
 TIERS = ("1s", "5min", "1hour", "daily")
 DERIVED_BASE_CHARS = 24
 
@@ -72,3 +77,13 @@ def column(name: str, suffixes: list[str], taken: set[str]) -> str:
     stem = _choose(name, usable)
     taken.update(folded(stem + suffix for suffix in suffixes))
     return stem
+
+
+def index_name(table: str, suffix: str) -> str:
+    """The name of an index of ``table``: ``<table><suffix>`` when it fits 63 bytes, else
+    ``<derived name of the table><suffix>`` (PostgreSQL would cut the long one, maybe to the
+    table's own name: "relation already exists")."""
+    name = table + suffix
+    if len(name.encode("utf-8")) <= MAX_NAME_BYTES:
+        return name
+    return derived(table) + suffix

@@ -35,6 +35,7 @@ from typing import Any
 
 from sunarchive.errors import StoreTooNewError
 from sunarchive.profiles.spec import Profile
+from sunarchive.profiles.sql_names import index_name
 from sunarchive.rollup import ROLLUP_TIERS, Dialect
 
 CHANGES_TABLE = "sunarchive_schema_changes"
@@ -173,8 +174,8 @@ def rename_rollup_tables(s: Schema) -> list[str]:
             q = s.dialect.quote
             s.execute(f"ALTER TABLE {q(old)} RENAME TO {q(new)}", None)
             if s.postgres:
-                s.execute(f"ALTER INDEX IF EXISTS {q(old + '_time')} RENAME TO "
-                          f"{q(new + '_time')}", None)
+                s.execute(f"ALTER INDEX IF EXISTS {q(index_name(old, '_time'))} RENAME TO "
+                          f"{q(index_name(new, '_time'))}", None)
             done.append(f"renamed table {old} to {new}")
     return done
 

@@ -15,6 +15,7 @@ import psycopg
 
 from sunarchive.model import ConfigError
 from sunarchive.profiles.spec import Profile
+from sunarchive.profiles.sql_names import index_name
 from sunarchive.rollup import POSTGRES, ROLLUP_TIERS
 from sunarchive.storage.migrations import materialized_table
 from sunarchive.storage.postgres.schema import add_missing_columns, column_defs, relation_kind
@@ -50,7 +51,8 @@ def create_plain_layout(con: Con, profile: Profile) -> list[str]:
     if kind is None:
         con.execute(f"CREATE TABLE {Q(raw)} ({column_defs(profile, '1s')}) "
                     "PARTITION BY RANGE (time)")
-        con.execute(f"CREATE INDEX {Q(raw + '_time_brin')} ON {Q(raw)} USING brin (time) "
+        brin = index_name(raw, "_time_brin")
+        con.execute(f"CREATE INDEX {Q(brin)} ON {Q(raw)} USING brin (time) "
                     f"WITH (pages_per_range = {BRIN_PAGES_PER_RANGE}, autosummarize = on)")
         changes.append(f"created partitioned table {raw}")
     elif kind != "p":
@@ -62,7 +64,8 @@ def create_plain_layout(con: Con, profile: Profile) -> list[str]:
         table = materialized_table(profile, tier)
         if relation_kind(con, table) is None:
             con.execute(f"CREATE TABLE {Q(table)} ({column_defs(profile, tier)})")
-            con.execute(f"CREATE INDEX {Q(table + '_time')} ON {Q(table)} (time, series_id)")
+            con.execute(f"CREATE INDEX {Q(index_name(table, '_time'))} ON {Q(table)} "
+                        "(time, series_id)")
             changes.append(f"created table {table}")
         else:
             changes.extend(add_missing_columns(con, profile, tier, table))

@@ -27,6 +27,7 @@ import psycopg
 
 from sunarchive.model import ConfigError
 from sunarchive.profiles.spec import Profile
+from sunarchive.profiles.sql_names import index_name
 from sunarchive.rollup import (
     POSTGRES,
     ROLLUP_TIERS,
@@ -163,7 +164,8 @@ def _hypertable(con: Con, profile: Profile) -> list[str]:
                     "make_interval(secs => %s), create_default_indexes => FALSE)",
                     [Q(table), chunk])
         changes.append(f"made {table} a hypertable (chunks of {profile.chunk_interval})")
-        con.execute(f"CREATE INDEX IF NOT EXISTS {Q(table + '_series_time')} ON {Q(table)} "
+        index = index_name(table, "_series_time")
+        con.execute(f"CREATE INDEX IF NOT EXISTS {Q(index)} ON {Q(table)} "
                     "(series_id, time DESC)")
     return changes
 
