@@ -78,9 +78,11 @@ def _assert_reading(batches: list[SampleBatch], dtu_name: str = "roof") -> None:
         "total_production": 1234567.0 + 1200001 + 1300000 + 1111111 + 456789 + 456000}}
     assert _by_tags(by["inverter"]) == {
         (SERIAL_1, dtu_name): {"grid_voltage": 230.1, "grid_frequency": 49.98,
-                               "temperature": 31.2, "alarm_count": 0.0, "link_status": 1.0},
+                               "temperature": 31.2, "alarm_count": 0.0, "link_status": 1.0,
+                               "operating_status": 1.0, "alarm_code": 0.0},
         (SERIAL_2, dtu_name): {"grid_voltage": 231.5, "grid_frequency": 50.01,
-                               "temperature": 28.7, "alarm_count": 2.0, "link_status": 1.0}}
+                               "temperature": 28.7, "alarm_count": 2.0, "link_status": 1.0,
+                               "operating_status": 1.0, "alarm_code": 141.0}}
     ports = _by_tags(by["port"])
     assert len(ports) == 6
     assert ports[(SERIAL_1, "1", dtu_name)] == {
@@ -112,6 +114,25 @@ def test_unheard_inverter_gets_nan_and_an_empty_answer_no_rows() -> None:
     only_dtu.pv_data.add(serial_number=1, port_number=1, voltage=300)
     totals = _by_tags(real_data_batches(only_dtu, "roof", T, dtu_serial="fallback")[0])
     assert math.isnan(totals[("roof", "fallback")]["alarm_flag"])   # no inverter data
+
+
+def test_operating_status_and_alarm_code_come_from_power_and_port_errors() -> None:
+    """Producing (active power > 0) is status 1, else 0; the alarm code is the first non-zero
+    error code of the inverter's ports (0 without one, NaN without any port data)."""
+    msg = _message()
+    msg.sgs_data[0].active_power = 0                       # dusk: reachable, not producing
+    for pv in msg.pv_data:
+        if pv.serial_number == INVERTERS[0].serial and pv.port_number in (2, 4):
+            pv.error_code = 205 if pv.port_number == 2 else 300
+    inv = _by_tags(real_data_batches(msg, "roof", T)[1])
+    assert inv[(SERIAL_1, "roof")]["operating_status"] == 0.0
+    assert inv[(SERIAL_1, "roof")]["alarm_code"] == 205.0   # port 2 before port 4
+    assert inv[(SERIAL_2, "roof")]["operating_status"] == 1.0
+    assert inv[(SERIAL_2, "roof")]["alarm_code"] == 141.0
+    no_ports = _message()
+    del no_ports.pv_data[:]
+    alone = _by_tags(real_data_batches(no_ports, "roof", T)[1])[(SERIAL_2, "roof")]
+    assert alone["operating_status"] == 1.0 and math.isnan(alone["alarm_code"])
 
 
 # -- settings ------------------------------------------------------------------------------------
@@ -266,6 +287,8 @@ def test_sunarchive_run_stores_the_dtu(tmp_path: Path, dtu: FakeDTU) -> None:
         invs = con.execute("SELECT DISTINCT serial_number, grid_voltage_avg, "
                            "grid_frequency_avg, temperature_avg FROM inverter_1s "
                            "WHERE sample_count > 0 ORDER BY 1").fetchall()
+        statuses = con.execute("SELECT DISTINCT serial_number, operating_status, alarm_code, "
+                               "alarm_count FROM inverter ORDER BY 1").fetchall()
         ports = con.execute("SELECT serial_number, port_number, avg(pv_current_avg), "
                             "max(total_production_last) FROM port_1s WHERE sample_count > 0 "
                             "GROUP BY ALL "
@@ -275,6 +298,7 @@ def test_sunarchive_run_stores_the_dtu(tmp_path: Path, dtu: FakeDTU) -> None:
     assert dtus == [("Dach", DTU_SERIAL, 1234.5, 9012, True)]
     assert [(s, v, f, t) for s, v, f, t in invs] == [
         (SERIAL_2, 231.5, 50.01, 28.7), (SERIAL_1, 230.1, 49.98, 31.2)]
+    assert statuses == [(SERIAL_2, 1, 141, 2), (SERIAL_1, 1, 0, 0)]   # the plain view
     assert [(s, p) for s, p, _, _ in ports] == [
         (SERIAL_2, "1"), (SERIAL_2, "2"), (SERIAL_1, "1"), (SERIAL_1, "2"), (SERIAL_1, "3"),
         (SERIAL_1, "4")]

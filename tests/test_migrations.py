@@ -25,7 +25,7 @@ import pytest
 from sunarchive.errors import StoreTooNewError
 from sunarchive.profiles import load_profiles
 from sunarchive.rollup import ROLLUP_TIERS
-from sunarchive.storage import migrations
+from sunarchive.storage import migrations, plain_views
 from sunarchive.storage.open import SqlStore, StoreOptions, open_store
 from sunarchive.storage.tier_views import VIEW_META_PREFIX
 from tests.support.cli import cli
@@ -81,8 +81,9 @@ def _same_rows(before: Snapshot, after: Snapshot) -> None:
     assert sum(len(rows) for rows in before.values()) > 1200
     for name, rows in before.items():
         now = after.get(RENAMED.get(name, name))
-        if name == "sunarchive_meta":   # plus a digest of each tier view's SQL
-            now = [r for r in now or [] if not str(r[0]).startswith(VIEW_META_PREFIX)]
+        if name == "sunarchive_meta":   # plus a digest of each tier view's and plain view's SQL
+            now = [r for r in now or [] if not str(r[0]).startswith(
+                (VIEW_META_PREFIX, plain_views.META_PREFIX))]
         assert now == rows, f"{name} changed"
 
 
@@ -237,3 +238,41 @@ def test_the_plain_postgres_layout_of_the_last_release_migrates_without_a_data_c
         _tiers_read_alike(store, before)
     with _opened(pg_url, read_only=True) as reader:
         assert reader.last_time_s("ps100_readings") == before["sunarchive_newest"][0][1]
+
+
+PLAIN_VIEWS = ("dtu", "inverter", "port")
+
+
+def _back_to_version_2(store: SqlStore) -> None:
+    """A store as the release with two steps left it: no plain views, no time_bucket."""
+    for name in PLAIN_VIEWS:
+        store._execute(f"DROP VIEW {name}")
+    store._execute(f"DELETE FROM sunarchive_meta WHERE starts_with(key, "
+                   f"'{plain_views.META_PREFIX}')")
+    store._execute(f"DELETE FROM {migrations.CHANGES_TABLE} WHERE version = 3")
+    if store.engine != "duckdb":
+        store._execute("DROP FUNCTION time_bucket(interval, timestamptz)")
+        store._execute("DROP FUNCTION time_bucket(interval, timestamp)")
+
+
+def _step_3_makes_the_plain_views(store: SqlStore) -> None:
+    _back_to_version_2(store)
+    assert all(store._schema().table_type(name) is None for name in PLAIN_VIEWS)
+    done = store.migrate()
+    assert done == ["schema version 3: " + migrations.STEPS[2].description]
+    for name in PLAIN_VIEWS:
+        assert store._schema().table_type(name) == "VIEW"
+    rows = store.read_sql("SELECT time_bucket(INTERVAL '1 hour', time) AS hour, "
+                          "AVG(pv_power) AS w FROM dtu GROUP BY hour").rows()
+    assert rows == []   # the demo wrote PS100 only; the relation and the function are there
+
+
+def test_step_3_makes_the_plain_views_of_an_existing_duckdb_store(tmp_path: Path) -> None:
+    with _opened(f"duckdb:///{_old_duckdb(tmp_path)}") as store:
+        _step_3_makes_the_plain_views(store)
+
+
+def test_step_3_makes_the_plain_views_and_time_bucket_on_plain_postgres(pg_url: str) -> None:
+    _restore_plain(pg_url)
+    with _opened(pg_url) as store:
+        _step_3_makes_the_plain_views(store)

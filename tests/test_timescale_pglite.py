@@ -41,6 +41,7 @@ from sunarchive.storage.postgres import drops, timescale
 from sunarchive.storage.postgres.store import PostgresStore
 from sunarchive.storage.postgres.user_sql import ReaderRole
 from tests.support.pglite_server import drop_schema, fresh_schema
+from tests.support.upstream_sql import Block, HoymilesData, blocks
 
 pytestmark = pytest.mark.engine
 
@@ -583,32 +584,19 @@ def test_backfill_into_ranges_never_written_still_works_after_a_manual_drop(
 
 
 # -- the upstream SQL ------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Block:
-    """One ``-- name:`` block of tests/data/upstream-sql/*.sql."""
-
-    file: str
-    name: str
-    engines: tuple[str, ...]
-    sql: str
-
-
 def upstream_blocks() -> list[Block]:
-    blocks = []
-    for path in sorted(UPSTREAM_SQL.glob("*.sql")):
-        for text in re.split(r"^(?=-- name:)", path.read_text(), flags=re.MULTILINE):
-            name = re.search(r"^-- name:\s*(\S+)", text, re.MULTILINE)
-            engines = re.search(r"^-- engines:(.*)$", text, re.MULTILINE)
-            if name and engines:
-                blocks.append(Block(path.stem, name.group(1), tuple(engines.group(1).split()),
-                                    text.strip()))
-    return blocks
+    return blocks(UPSTREAM_SQL)
 
 
 UPSTREAM_PROFILES = ("ps100_readings", "health_checks", "dtu", "inverter", "port")
 WORKS_TODAY = {  # block: the least number of rows it returns on the data of `upstream`
     "five_minute_last_24h": 12, "hourly_last_week": 2, "daily_last_month": 2,
-    "sample_counts": 2, "jobs": 3 * len(UPSTREAM_PROFILES), "job_stats": 0}
+    "sample_counts": 2, "jobs": 3 * len(UPSTREAM_PROFILES), "job_stats": 0,
+    # hoymiles.sql over the plain views dtu, inverter, port (HoymilesData: 5 h up to now)
+    "latest_power": 50, "grafana_current_power": 290, "grafana_daily_production": 5,
+    "total_production_by_dtu": 1, "average_power_by_hour": 5, "inverter_temperatures": 580,
+    "grafana_inverter_temperature": 580, "inverter_uptime": 2, "port_production": 1740,
+    "port_performance_comparison": 4}
 NOT_YET = {  # block: why it fails on our TimescaleDB schema today (issue 15 "TimescaleDB in CI")
     "latest_panel_performance": "ps100_readings_1s has no efficiency_percent, "
                                 "conditions_estimate",
@@ -623,19 +611,15 @@ NOT_YET = {  # block: why it fails on our TimescaleDB schema today (issue 15 "Ti
     "first_last_cpu": "no relation health_checks (it is health_checks_1s)",
     "raw_recent_device": "no relation health_checks (it is health_checks_1s)",
     "refresh_hourly": "device_metrics_hourly is a view, not a continuous aggregate",
-    **{name: f"no relation {table} (it is {table}_1s)" for name, table in (
-        ("latest_power", "dtu"), ("grafana_current_power", "dtu"),
-        ("grafana_daily_production", "dtu"), ("total_production_by_dtu", "dtu"),
-        ("average_power_by_hour", "dtu"), ("inverter_temperatures", "inverter"),
-        ("grafana_inverter_temperature", "inverter"), ("inverter_uptime", "inverter"),
-        ("port_production", "port"), ("port_performance_comparison", "port"))},
 }
 
 
 @pytest.fixture(scope="module")
 def upstream(pglite_url: str) -> Iterator[str]:
-    """A schema with the upstream systems' profiles set up and PS100 holding half an hour of
-    two panels that ended now, refreshed. No connection stays open between tests."""
+    """A schema with the upstream systems' profiles set up, PS100 holding half an hour of
+    two panels that ended now, refreshed, and the Hoymiles bridge's five hours up to now as
+    1 s rows (read through the plain views dtu, inverter, port). No connection stays open
+    between tests."""
     name = fresh_schema(pglite_url)
     set_up(pglite_url, {n: PROFILES[n] for n in UPSTREAM_PROFILES}, "Europe/Berlin")
     with psycopg.connect(pglite_url, autocommit=True) as con:
@@ -644,6 +628,9 @@ def upstream(pglite_url: str) -> Iterator[str]:
         start = now - now % 300 - 1800
         insert(con, seconds(start, 1800))
         timescale.refresh(con, PS100, start, start + 1800, ZoneInfo("Europe/Berlin"))
+        hoymiles = HoymilesData(now)
+        for measurement in ("dtu", "inverter", "port"):
+            con.execute(hoymiles.insert_sql(PROFILES[measurement]).encode())
     yield name
     drop_schema(pglite_url, name)
 

@@ -6,7 +6,7 @@ import base64
 import csv
 import json
 import sys
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +17,10 @@ from sunarchive.storage.base import QueryResult
 
 
 def _plain(value: Any) -> Any:
-    """A JSON-ready value: BLOB / bytea as base64 text, as the API gives them."""
+    """A JSON-ready value: BLOB / bytea as base64 text, an interval as seconds, as the API
+    gives them."""
+    if isinstance(value, timedelta):
+        return value.total_seconds()
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, bytes):

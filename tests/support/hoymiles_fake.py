@@ -40,6 +40,7 @@ class Port:
     power: int          # 0.1 W
     energy_total: int   # Wh
     energy_daily: int   # Wh
+    error_code: int = 0
 
 
 @dataclass
@@ -60,7 +61,7 @@ INVERTERS = [
         Port(1, 342, 612, 2093, 1234567, 1510), Port(2, 338, 598, 2021, 1200001, 1490),
         Port(3, 351, 630, 2211, 1300000, 1600), Port(4, 344, 540, 1858, 1111111, 1390)]),
     Inverter(0x112180054321, 2315, 5001, 287, 2788, 2, 1, [
-        Port(1, 301, 455, 1370, 456789, 700), Port(2, 305, 466, 1421, 456000, 720)]),
+        Port(1, 301, 455, 1370, 456789, 700), Port(2, 305, 466, 1421, 456000, 720, 141)]),
 ]
 DTU_POWER = 12345          # 0.1 W
 DTU_DAILY_ENERGY = 9012    # Wh
@@ -84,6 +85,7 @@ def real_data(inverters: list[Inverter], page: int, pages: int) -> bytes:
             pv.serial_number, pv.port_number = inv.serial, p.number
             pv.voltage, pv.current, pv.power = p.voltage, p.current, p.power
             pv.energy_total, pv.energy_daily = p.energy_total, p.energy_daily
+            pv.error_code = p.error_code
     data: bytes = msg.SerializeToString()
     return data
 

@@ -18,7 +18,7 @@ from sunarchive.profiles.spec import (
 )
 
 PROFILE_KEYS = {"name", "description", "tags", "fields", "sample_rate_hz", "max_gap_s",
-                "chunk_interval", "extra", "rollups", "table", "tag_columns"}
+                "chunk_interval", "extra", "rollups", "table", "tag_columns", "view"}
 ROLLUP_KEYS = {"tier", "group_by"}
 ROLLUP_TIERS = ("5min", "1hour", "daily")
 FIELD_KEYS = {"unit", "kind", "description", "energy_column", "max_rate_per_s", "decimals",
@@ -145,6 +145,8 @@ def parse_profile(data: object, source: str) -> Profile:
         rollups=_parse_rollups(source, data.get("rollups"), tags),
         table_prefix=table,
         tag_columns=_tag_columns(source, data.get("tag_columns"), tags, exact),
+        view=(None if data.get("view") is None
+              else _identifier(source, "view", data.get("view"))),
     )
     _check_columns(profile)
     return profile

@@ -158,6 +158,11 @@ class Profile:
     tag_columns: tuple[str, ...] = ()
     """Column of each tag, in ``tags`` order, where one is not the tag's name (profile key
     ``tag_columns``: tag → column); empty: every tag's column is its name."""
+    view: str | None = None
+    """Name of a view with one row per stored second and the plain names of line protocol
+    (``time``, the tags, one column per field), as InfluxDB 3's SQL shows a measurement
+    (profile key ``view``; :mod:`sunarchive.storage.plain_views`). The Hoymiles profiles
+    name ``dtu``, ``inverter`` and ``port``."""
 
     def tag_column(self, tag: str) -> str:
         """The column holding ``tag``'s values."""

@@ -18,7 +18,10 @@ or grown by ``setup`` (and the TimescaleDB layout adds its hypertables, aggregat
 policies on top of the PostgreSQL steps). Step 2 renames the rollup tables the program
 maintains (DuckDB, plain PostgreSQL) to ``<m>_<tier>_materialized``; ``setup`` then makes
 views under the old names that add the open buckets (:mod:`sunarchive.storage.tier_views`),
-and renames the tables of profiles it meets later (stored ones) the same way.
+and renames the tables of profiles it meets later (stored ones) the same way. Step 3 makes
+the views with plain field names that profiles name (``dtu``, ``inverter``, ``port``) over
+existing 1 s tables, and ``time_bucket`` on plain PostgreSQL
+(:mod:`sunarchive.storage.plain_views`); ``setup`` makes them for tables it creates later.
 
 To add a step: append ``Step(CURRENT_VERSION + 1, "what it does", function)`` to
 :data:`STEPS`, write it with :class:`Schema`'s spellings so it runs on both engines, and test it
@@ -184,10 +187,27 @@ def _v2_materialized_names(s: Schema) -> None:
     rename_rollup_tables(s)
 
 
+def stored_layout(s: Schema) -> str | None:
+    """The PostgreSQL layout a store chose (``plain``, ``timescaledb``); None on DuckDB or
+    before the first setup chose one."""
+    if not s.postgres:
+        return None
+    rows = s.fetch("SELECT value FROM sunarchive_meta WHERE key = 'layout'", None)
+    return str(rows[0][0]) if rows else None
+
+
+def _v3_plain_views(s: Schema) -> None:
+    from sunarchive.storage import plain_views  # it builds on this module's Schema
+
+    plain_views.ensure(s, stored_layout(s))
+
+
 STEPS: tuple[Step, ...] = (
     Step(1, "bookkeeping tables of the first numbered layout", _v1_layout),
     Step(2, "rollup tables renamed <m>_<tier>_materialized; views under the old names add "
             "the open buckets", _v2_materialized_names),
+    Step(3, "views with plain field names (dtu, inverter, port: a profile's `view`) over "
+            "the 1 s tables; time_bucket on plain PostgreSQL", _v3_plain_views),
 )
 CURRENT_VERSION = STEPS[-1].version
 

@@ -7,6 +7,15 @@ frequency ×0.01 Hz, temperature ×0.1 °C, ``warning_number``, ``link_status``;
 (``pv_data``) voltage ×0.1 V, current ×0.01 A, power ×0.1 W, ``energy_total`` and
 ``energy_daily`` in Wh.
 
+``RealDataNew`` has no operating status or alarm code of an inverter; they are taken from
+what it does report (``docs/upstream/hoymiles.md``):
+
+* ``operating_status``: 1 while the inverter produces (``active_power`` > 0), else 0 — the
+  codes the OpenDTU (``status/producing``) and AhoyDTU (``available`` = 2) layouts store;
+* ``alarm_code``: the ``error_code`` the DTU reports for the inverter's PV inputs
+  (``pv_data``), the first non-zero one in port order, 0 when none has one; NaN when the
+  answer has no port of that inverter.
+
 Missing is not zero: protobuf cannot tell an absent value from 0, so an inverter that reports
 0 V *and* 0 Hz (not heard from: a grid-tied inverter never runs there) gets NaN grid voltage,
 frequency and temperature; an answer without any inverter or port data gives no rows at all.
@@ -53,11 +62,30 @@ def _values(group: str, message: Any) -> dict[str, float]:
             for name, (field, divisor) in VARIABLE_MAP[group].items()}
 
 
-def _inverter(group: str, message: Any) -> dict[str, float]:
+def _inverter(group: str, message: Any, port_errors: dict[int, list[int]]
+              ) -> dict[str, float]:
     values = _values(group, message)
     if values["grid_voltage"] == 0 and values["grid_frequency"] == 0:
         values.update(dict.fromkeys(UNHEARD, NAN))
+    values["operating_status"] = float(message.active_power > 0)
+    values["alarm_code"] = alarm_code(port_errors.get(message.serial_number))
     return values
+
+
+def alarm_code(errors: Sequence[int] | None) -> float:
+    """An inverter's alarm code from its ports' ``error_code`` (in port order): the first
+    non-zero one, 0 when there is none, NaN without any port."""
+    if not errors:
+        return NAN
+    return float(next((code for code in errors if code), 0))
+
+
+def _port_errors(ports: Sequence[Any]) -> dict[int, list[int]]:
+    """inverter serial → its ports' ``error_code``, in port order."""
+    out: dict[int, list[int]] = {}
+    for p in sorted(ports, key=lambda p: (p.serial_number, p.port_number)):
+        out.setdefault(p.serial_number, []).append(int(p.error_code))
+    return out
 
 
 def _batch(measurement: str, tags: Sequence[tuple[str, ...]], rows: Sequence[dict[str, float]],
@@ -80,9 +108,10 @@ def real_data_batches(data: Any, dtu_name: str, time_ns: int,
         return []
     batches = []
     if inverters:
+        errors = _port_errors(ports)
         batches.append(_batch(
             "inverter", [(serial_text(m.serial_number), dtu_name) for _, m in inverters],
-            [_inverter(g, m) for g, m in inverters], time_ns))
+            [_inverter(g, m, errors) for g, m in inverters], time_ns))
     if ports:
         batches.append(_batch(
             "port", [(serial_text(p.serial_number), str(p.port_number), dtu_name)

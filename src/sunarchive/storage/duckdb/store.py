@@ -23,6 +23,7 @@ from sunarchive.errors import StoreLockedError as StoreLockedError  # older impo
 from sunarchive.model import ConfigError, StatsRows
 from sunarchive.profiles.spec import Profile
 from sunarchive.rollup import ALL_TIERS, DUCKDB
+from sunarchive.storage import plain_views
 from sunarchive.storage.base import QueryResult
 from sunarchive.storage.duckdb import user_sql
 from sunarchive.storage.duckdb.file_header import cut_short_by_bytes
@@ -176,6 +177,7 @@ class DuckDBStore(TieredStore):
             changes.extend(create_schema(self._con, self.profiles.values(), self._tables))
             with self._transaction():
                 changes.extend(self.ensure_tier_views())
+                changes.extend(plain_views.ensure(self._schema(), None))
             changes.extend(self.ensure_named_rollups())
             self._load_horizons()
             return changes

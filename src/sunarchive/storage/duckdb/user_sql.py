@@ -88,4 +88,22 @@ def run(con: duckdb.DuckDBPyConnection, text: str, limits: SqlLimits) -> pa.Tabl
         cur.close()
     if table.num_rows > limits.max_rows:
         raise too_many_rows(limits)
+    return intervals_as_durations(table)
+
+
+MONTH_US = 30 * 86_400 * 1_000_000
+"""A month of an interval as psycopg reads PostgreSQL's: 30 days."""
+
+
+def intervals_as_durations(table: pa.Table) -> pa.Table:
+    """DuckDB's ``INTERVAL`` columns (Arrow month-day-nano) as Arrow durations, as the
+    PostgreSQL engine gives them (``MAX(time) - MIN(time)``): a month counts 30 days, as
+    psycopg reads PostgreSQL's intervals; the API writes them as seconds."""
+    for i, kind in enumerate(table.schema.types):
+        if kind != pa.month_day_nano_interval():
+            continue
+        values = [None if v is None else v.months * MONTH_US + v.days * 86_400_000_000
+                  + v.nanoseconds // 1000 for v in table.column(i).to_pylist()]
+        table = table.set_column(i, table.schema.names[i],
+                                 pa.array(values, pa.int64()).cast(pa.duration("us")))
     return table

@@ -31,6 +31,7 @@ from sunarchive.model import ConfigError, Event, StatsRows, TransientStoreError
 from sunarchive.profiles.spec import Profile
 from sunarchive.resolution import ValueGrid
 from sunarchive.rollup import ALL_TIERS, POSTGRES
+from sunarchive.storage import plain_views
 from sunarchive.storage.base import QueryResult, rows_to_arrow
 from sunarchive.storage.migrations import rename_rollup_tables
 from sunarchive.storage.postgres import drops, parallel, timescale, user_sql
@@ -227,6 +228,7 @@ class PostgresStore(TieredStore):
             with self._transaction():
                 if self.layout == "plain":
                     changes.extend(self.ensure_tier_views())
+                changes.extend(plain_views.ensure(self._schema(), self.layout))
                 changes.extend(self.ensure_named_rollups())
             changes.extend(self._ensure_reader_role())
             self._load_horizons()

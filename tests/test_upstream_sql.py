@@ -1,0 +1,348 @@
+"""Every upstream system's own SQL, verbatim, on DuckDB and plain PostgreSQL (issue 18).
+
+Each block of tests/data/upstream-sql/*.sql whose ``-- engines:`` line names the engine runs
+unchanged through sunarchive's own user SQL (``Reader.sql``: what ``sunarchive sql`` and
+``/api/v1/sql`` run) against data written through a normal path relative to now, must return
+rows, and its figures must equal sunarchive's own reads of the same data (``Reader.query``,
+``Reader.latest``: the tiers, merged exactly). TimescaleDB runs the same blocks on PGlite in
+tests/test_timescale_pglite.py.
+
+To add a system: give its file a writer in ``WRITERS`` (data through ``sunarchive import``, a
+source or line protocol) and its blocks' checks in ``FIGURES``; blocks that cannot run yet go
+in ``NOT_YET`` (strict xfails: a block that starts working must leave the list). Files
+without a writer are not collected yet (ps100, homepot).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+import pytest
+
+import sunarchive
+from sunarchive.profiles import load_profiles
+from tests.support.cli import cli
+from tests.support.pg_server import drop_database, fresh_database
+from tests.support.serving import serve, stop
+from tests.support.upstream_sql import Block, HoymilesData, blocks
+
+pytestmark = pytest.mark.integration
+
+PROFILES = load_profiles()
+ENGINES = ("duckdb", "postgres")
+
+
+@dataclass
+class Site:
+    """A store holding one upstream system's data, and what was written."""
+
+    engine: str
+    url: str
+    args: list[str]
+    data: Any
+    folder: Path
+
+    def reader(self) -> Any:
+        return sunarchive.open_reader(self.url)
+
+    def sql(self, text: str) -> list[dict[str, Any]]:
+        with self.reader() as reader:
+            rows: list[dict[str, Any]] = reader.sql(text).to_pylist()
+        return rows
+
+
+def write_hoymiles(site_args: list[str], folder: Path) -> HoymilesData:
+    """What the Hoymiles bridge pushes, as its line protocol, through ``sunarchive import``."""
+    data = HoymilesData(int(datetime.now(UTC).timestamp()))
+    path = folder / "hoymiles.lp"
+    path.write_text(data.line_protocol(PROFILES))
+    report = json.loads(cli("import", *site_args, str(path), "--precision", "s", "--json")
+                        .stdout.strip().splitlines()[-1])
+    assert report["rejected"] == 0 and report["imported"] == len(data.points), report
+    return data
+
+
+WRITERS: dict[str, Callable[[list[str], Path], Any]] = {"hoymiles": write_hoymiles}
+NOT_YET: dict[tuple[str, str], str] = {}
+"""(engine, block): why it does not run there yet."""
+
+
+SITES = [(f, e) for f in WRITERS for e in ENGINES]
+
+
+@pytest.fixture(scope="module")
+def stores(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[Callable[[str, str], Site]]:
+    """Each (system, engine) store made once per module, on first use, dropped at its end."""
+    made: dict[tuple[str, str], Site] = {}
+    databases: list[str] = []
+
+    def get(system: str, engine: str) -> Site:
+        if (system, engine) not in made:
+            folder = tmp_path_factory.mktemp(f"{system}-{engine}")
+            if engine == "duckdb":
+                url = f"duckdb:///{folder / 'store.duckdb'}"
+                args = ["--db", str(folder / "store.duckdb")]
+            else:
+                url = fresh_database(request.getfixturevalue("pg_server_url"))
+                databases.append(url)
+                args = ["--database-url", url]
+            made[(system, engine)] = Site(engine, url, args, WRITERS[system](args, folder),
+                                          folder)
+        return made[(system, engine)]
+
+    yield get
+    for url in databases:
+        drop_database(url)
+
+
+@pytest.fixture(params=SITES, ids=lambda p: f"{p[0]}-{p[1]}")
+def site(request: pytest.FixtureRequest, stores: Callable[[str, str], Site]) -> Site:
+    system, engine = request.param
+    return stores(system, engine)
+
+
+def cases() -> list[Any]:
+    """(site, block) of every block of a file with a writer, on each engine it names."""
+    out = []
+    for block in blocks():
+        if block.file not in WRITERS:
+            continue
+        for engine in ENGINES:
+            if engine not in block.engines:
+                continue
+            why = NOT_YET.get((engine, block.name))
+            marks = [pytest.mark.xfail(strict=True, reason=why)] if why else []
+            out.append(pytest.param(block.file, engine, block, marks=marks,
+                                    id=f"{block.file}-{engine}.{block.name}"))
+    return out
+
+
+@pytest.mark.parametrize(("system", "engine", "block"), cases())
+def test_block_runs_unchanged_with_sunarchives_figures(
+        stores: Callable[[str, str], Site], system: str, engine: str, block: Block) -> None:
+    site = stores(system, engine)
+    rows = site.sql(block.sql)
+    assert rows, f"{block.name} returned no rows"
+    FIGURES[block.name](site, rows)
+
+
+# -- sunarchive's own reads ------------------------------------------------------------------
+def _own(site: Site, measurement: str, tier: str, hours: float) -> list[dict[str, Any]]:
+    end = datetime.now(UTC) + timedelta(seconds=1)
+    with site.reader() as reader:
+        rows: list[dict[str, Any]] = reader.query(
+            measurement, end - timedelta(hours=hours), end, tier=tier,
+            max_points=1_000_000).to_pylist()
+    return [r for r in rows if r["sample_count"] > 0]
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def _points(site: Site, measurement: str, hours: float, fields: dict[str, str],
+            tags: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    """(time, tags..., fields...) of the 1 s tier in the last ``hours``, sorted."""
+    return sorted((_utc(r["time"]), *(r[t] for t in tags), *(r[c] for c in fields.values()))
+                  for r in _own(site, measurement, "1s", hours))
+
+
+def _rows(rows: list[dict[str, Any]], names: list[str]) -> list[tuple[Any, ...]]:
+    return sorted((_utc(r[names[0]]), *(r[n] for n in names[1:])) for r in rows)
+
+
+def _raw(measurement: str, hours: float, tags: tuple[str, ...], fields: dict[str, str],
+         descending: bool, limit: int | None = None) -> Callable[[Site, list[dict[str, Any]]],
+                                                                  None]:
+    """A block selecting raw points: its rows are the 1 s tier's seconds with samples in the
+    window (values as stored), in the block's order."""
+    def check(site: Site, rows: list[dict[str, Any]]) -> None:
+        times = [r["time"] for r in rows]
+        assert times == sorted(times, reverse=descending)
+        own = _points(site, measurement, hours, fields, tags)
+        if limit is not None:
+            own = own[-limit:]
+        assert _rows(rows, ["time", *tags, *fields]) == own
+        written = [p for p in site.data.of(measurement)
+                   if p.time_s > site.data.now_s - hours * 3600]
+        assert len(rows) == min(len(written), limit or len(written))
+    return check
+
+
+def _hourly_production(site: Site, rows: list[dict[str, Any]]) -> None:
+    """MAX - MIN of the day's counter per hour = the 1 h tier's last - first."""
+    own = {_utc(r["time"]): r["today_production_last"] - r["today_production_first"]
+           for r in _own(site, "dtu", "1hour", 24)}
+    assert {_utc(r["hour"]): r["production_wh"] for r in rows} == own
+    assert sum(own.values()) > 0
+
+
+def _lifetime(site: Site, rows: list[dict[str, Any]]) -> None:
+    with site.reader() as reader:
+        latest = reader.latest("dtu").to_pylist()
+    assert {r["dtu_name"]: r["lifetime_production_wh"] for r in rows} == {
+        r["dtu_name"]: r["total_production_last"] for r in latest}
+
+
+def _hourly_power(site: Site, rows: list[dict[str, Any]]) -> None:
+    """AVG per hour = the 1 h tier's mean (count-weighted merge of the 1 s rows)."""
+    own = {_utc(r["time"]): r["pv_power_avg"] for r in _own(site, "dtu", "1hour", 24 * 7)}
+    got = {_utc(r["hour"]): r["avg_power_w"] for r in rows}
+    assert got.keys() == own.keys() and len(got) >= 5
+    for hour, mean in own.items():
+        assert got[hour] == pytest.approx(mean, rel=1e-9)
+
+
+def _uptime(site: Site, rows: list[dict[str, Any]]) -> None:
+    counts: dict[str, int] = defaultdict(int)
+    for r in _own(site, "inverter", "1hour", 24):
+        counts[r["serial_number"]] += r["sample_count"]
+    seconds = _own(site, "inverter", "1s", 24)
+    span = {s: max(r["time"] for r in seconds if r["serial_number"] == s)
+            - min(r["time"] for r in seconds if r["serial_number"] == s) for s in counts}
+    assert {r["serial_number"]: r["measurements"] for r in rows} == counts
+    assert {r["serial_number"]: r["uptime"] for r in rows} == span
+
+
+def _ports(site: Site, rows: list[dict[str, Any]]) -> None:
+    """AVG and MAX per port number across inverters = merged 1 h tier rows."""
+    acc: dict[str, list[float]] = defaultdict(lambda: [0.0, 0, float("-inf")])
+    for r in _own(site, "port", "1hour", 24):
+        a = acc[r["port_number"]]
+        a[0] += r["pv_power_avg"] * r["pv_power_count"]
+        a[1] += r["pv_power_count"]
+        a[2] = max(a[2], r["pv_power_max"])
+    assert [r["port_number"] for r in rows] == sorted(
+        acc, key=lambda p: acc[p][0] / acc[p][1], reverse=True)
+    for r in rows:
+        total, count, peak = acc[r["port_number"]]
+        assert r["avg_power"] == pytest.approx(total / count, rel=1e-9)
+        assert r["peak_power"] == peak
+
+
+DTU_TAGS, INVERTER_TAGS = ("dtu_name",), ("serial_number",)
+FIGURES: dict[str, Callable[[Site, list[dict[str, Any]]], None]] = {
+    "latest_power": _raw("dtu", 1, DTU_TAGS, {"pv_power": "pv_power_avg"}, True, 100),
+    "inverter_temperatures": _raw("inverter", 24, INVERTER_TAGS,
+                                  {"temperature": "temperature_avg"}, True),
+    "port_production": _raw("port", 6, ("serial_number", "port_number"),
+                            {"pv_power": "pv_power_avg",
+                             "today_production": "today_production_last"}, True),
+    "grafana_current_power": _raw("dtu", 24, DTU_TAGS, {"pv_power": "pv_power_avg"}, False),
+    "grafana_daily_production": _hourly_production,
+    "grafana_inverter_temperature": _raw("inverter", 6, INVERTER_TAGS,
+                                         {"temperature": "temperature_avg"}, False),
+    "total_production_by_dtu": _lifetime,
+    "average_power_by_hour": _hourly_power,
+    "inverter_uptime": _uptime,
+    "port_performance_comparison": _ports,
+}
+
+
+def test_every_collected_block_has_its_figures() -> None:
+    names = {b.name for b in blocks() if b.file in WRITERS}
+    assert names == set(FIGURES)
+
+
+# -- the plain relations themselves ------------------------------------------------------------
+def test_plain_relations_hold_the_written_points_with_their_types(site: Site) -> None:
+    """A point written is a row read: fields under their names with the bridge's types (int
+    fields BIGINT, the flag BOOLEAN), the tags as text, time as an instant."""
+    data: HoymilesData = site.data
+    last = max(p.time_s for p in data.points)
+    for measurement in ("dtu", "inverter", "port"):
+        rows = site.sql(f"SELECT * FROM {measurement} WHERE time = "
+                        f"TIMESTAMPTZ '{datetime.fromtimestamp(last, UTC).isoformat()}'")
+        written = [p for p in data.of(measurement) if p.time_s == last]
+        key = PROFILES[measurement].tags
+        assert sorted(tuple(r[t] for t in key) for r in rows) == \
+            sorted(tuple(p.tags[t] for t in key) for p in written)
+        for p in written:
+            (row,) = [r for r in rows if all(r[t] == p.tags[t] for t in key)]
+            assert row["time"] == datetime.fromtimestamp(last, UTC)
+            assert {k: row[k] for k in p.fields} == p.fields
+            assert all(type(row[k]) is type(v) for k, v in p.fields.items()), row
+        count = site.sql(f"SELECT COUNT(*) AS n FROM {measurement}")[0]["n"]
+        assert count == len(data.of(measurement))
+
+
+def test_blocks_run_through_the_cli_and_the_api_with_a_read_token(site: Site) -> None:
+    """``sunarchive sql`` and ``POST /api/v1/sql`` (read token) answer a block as the reader
+    does; the interval of ``inverter_uptime`` comes as seconds on both engines."""
+    (block,) = [b for b in blocks() if b.name == "inverter_uptime"]
+    out = json.loads(cli("sql", *site.args, block.sql, "--format", "json").stdout)
+    expected = {r["serial_number"]: r["uptime"].total_seconds() for r in site.sql(block.sql)}
+    assert {r["serial_number"]: r["uptime"] for r in out} == expected
+    if site.engine != "duckdb":
+        return   # serve on PostgreSQL is the same read_sql; one server is enough here
+    db = site.folder / "copy.duckdb"
+    db.write_bytes((site.folder / "store.duckdb").read_bytes())
+    served = serve(db, env={"SUNARCHIVE_HTTP_READ_TOKENS": '["reader-token"]'})
+    try:
+        answer = httpx.post(served.url + "/api/v1/sql", json={"sql": block.sql},
+                            headers={"Authorization": "Bearer reader-token"}, timeout=30)
+        refused = httpx.post(served.url + "/api/v1/sql", json={"sql": block.sql}, timeout=30)
+    finally:
+        stop(served)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    got = {row[body["columns"].index("serial_number")]: row[body["columns"].index("uptime")]
+           for row in body["rows"]}
+    assert got == expected and refused.status_code == 401
+
+
+# -- names: what wins over a plain view -------------------------------------------------------
+def test_a_relation_sunarchive_did_not_make_keeps_the_name(tmp_path: Path) -> None:
+    """A table ``dtu`` made before sunarchive's setup stays as it is (setup says so); the
+    other plain views are made; a user profile replacing ``dtu`` gives the view its fields."""
+    db = tmp_path / "mine.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE dtu (time TIMESTAMP, mine VARCHAR)")
+    con.execute("INSERT INTO dtu VALUES (TIMESTAMP '2026-01-01 00:00:00', 'kept')")
+    con.close()
+    out = cli("setup", "--db", str(db)).stdout
+    assert "left dtu alone: the name is a base table sunarchive did not make" in out
+    assert "created view inverter" in out
+    again = cli("setup", "--db", str(db)).stdout
+    assert "created view" not in again
+    rows = json.loads(cli("sql", "--db", str(db), "SELECT * FROM dtu", "--format",
+                          "json").stdout)
+    assert rows == [{"time": "2026-01-01T00:00:00+00:00", "mine": "kept"}] or \
+        rows == [{"time": "2026-01-01T00:00:00", "mine": "kept"}]
+
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "dtu.yaml").write_text(
+        "name: dtu\nview: dtu\ntags: [site]\nfields:\n"
+        "  output: {unit: W, kind: power}\n")
+    own = tmp_path / "own.duckdb"
+    env = {"SUNARCHIVE_PROFILES_DIR": str(profiles)}
+    cli("setup", "--db", str(own), env=env)
+    columns = json.loads(cli("sql", "--db", str(own), "SELECT * FROM dtu LIMIT 0",
+                             "--format", "json", env=env).stdout)
+    assert columns == []
+    described = json.loads(cli("sql", "--db", str(own), "SELECT column_name FROM "
+                               "information_schema.columns WHERE table_name = 'dtu' ORDER BY "
+                               "ordinal_position", "--format", "json", env=env).stdout)
+    assert [r["column_name"] for r in described] == ["time", "site", "output"]
+
+
+def test_a_named_rollup_of_that_name_wins(tmp_path: Path) -> None:
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "meter.yaml").write_text(
+        "name: meter\ntags: [site]\nfields:\n  power: {unit: W, kind: power}\n"
+        "rollups:\n  port: {tier: 1hour}\n")
+    db = tmp_path / "r.duckdb"
+    out = cli("setup", "--db", str(db), env={"SUNARCHIVE_PROFILES_DIR": str(profiles)}).stdout
+    assert "left port alone: the name is the named rollup of measurement 'meter'" in out
+    assert "created view port (meter_1hour per series)" in out
