@@ -183,10 +183,18 @@ def _v2_materialized_names(s: Schema) -> None:
     rename_rollup_tables(s)
 
 
+def _v3_goodwe_tables(s: Schema) -> None:
+    from sunarchive.upstream.goodwe.tables import create
+
+    create(s)
+
+
 STEPS: tuple[Step, ...] = (
     Step(1, "bookkeeping tables of the first numbered layout", _v1_layout),
     Step(2, "rollup tables renamed <m>_<tier>_materialized; views under the old names add "
             "the open buckets", _v2_materialized_names),
+    Step(3, "GoodWe plan tables charging_sessions, system_configs, analytics_reports",
+         _v3_goodwe_tables),
 )
 CURRENT_VERSION = STEPS[-1].version
 
