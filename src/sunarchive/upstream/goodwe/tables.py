@@ -198,13 +198,16 @@ def _rows(table: pa.Table) -> list[dict[str, Any]]:
 
 
 def _aware(row: dict[str, Any]) -> dict[str, Any]:
-    """Instants as aware UTC datetimes (DuckDB gives naive UTC ones), JSON text parsed."""
+    """Instants as aware UTC datetimes (DuckDB gives naive UTC ones), JSON text parsed,
+    DECIMAL columns as :class:`Decimal` at their scale."""
     out = {}
     for key, value in row.items():
         if isinstance(value, datetime):
             value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         elif key.endswith("_data") and isinstance(value, str):
             value = json.loads(value)
+        elif key in DECIMALS and value is not None:   # PostgreSQL's numeric comes as text
+            value = Decimal(str(value)).quantize(Decimal(1).scaleb(-DECIMALS[key][1]))
         out[key] = value
     return out
 
