@@ -110,8 +110,11 @@ def test_lab_and_energy_system_endpoints(api: Served) -> None:
     stats = get(api, "/statistics/temperature", start_time=START, end_time=END).json()
     assert stats["measurement"] == "temperature_measurement"
     assert all(f["count"] == 0 for f in stats["fields"].values())
-    energy = get(api, "/api/energy-data", start_time=START, end_time=END, device_id="gw1")
+    energy = get(api, "/api/energy-data", start_time=START, end_time=END, device_id="gw1",
+                 shape="table")
     assert energy.status_code == 200 and energy.json()["rows"] == []
+    records = get(api, "/api/energy-data", start_time=START, end_time=END, device_id="gw1")
+    assert records.status_code == 200 and records.json() == []
 
 
 def test_cli_asks_the_running_instance(api: Served) -> None:
