@@ -18,7 +18,7 @@ import pytest
 
 from tests.support.cli import DEMO_PANELS, cli
 from tests.support.ports import free_port
-from tests.support.serving import Served, serve, stop
+from tests.support.serving import Served, get, serve, stop
 
 pytestmark = pytest.mark.integration
 
@@ -34,10 +34,6 @@ def api(demo_db: Path) -> Iterator[Served]:
     yield served
     stop(served)
     shutil.rmtree(folder, ignore_errors=True)
-
-
-def get(api: Served, path: str, **params: object) -> httpx.Response:
-    return httpx.get(api.url + path, params=params, timeout=30)  # type: ignore[arg-type]
 
 
 def test_measurements_and_series(api: Served) -> None:

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
-import httpx
 import pytest
 
 from tests.support.cli import cli
 from tests.support.goodwe_files import T0, ZONE, session, snapshots, write_json
-from tests.support.serving import Served, serve, stop
+from tests.support.serving import Served, get, serve, stop
 
 pytestmark = pytest.mark.integration
 
@@ -33,10 +31,6 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     served = serve(db, "--timezone", ZONE)
     yield served
     stop(served)
-
-
-def get(api: Served, path: str, **params: Any) -> httpx.Response:
-    return httpx.get(api.url + path, params=params, timeout=30)
 
 
 def test_charging_sessions_of_a_local_day(api: Served) -> None:
