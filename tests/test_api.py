@@ -18,7 +18,7 @@ import pytest
 
 from tests.support.cli import DEMO_PANELS, cli
 from tests.support.ports import free_port
-from tests.support.serving import Served, serve, stop
+from tests.support.serving import Served, get, serve, stop
 
 pytestmark = pytest.mark.integration
 
@@ -34,10 +34,6 @@ def api(demo_db: Path) -> Iterator[Served]:
     yield served
     stop(served)
     shutil.rmtree(folder, ignore_errors=True)
-
-
-def get(api: Served, path: str, **params: object) -> httpx.Response:
-    return httpx.get(api.url + path, params=params, timeout=30)  # type: ignore[arg-type]
 
 
 def test_measurements_and_series(api: Served) -> None:
@@ -110,8 +106,11 @@ def test_lab_and_energy_system_endpoints(api: Served) -> None:
     stats = get(api, "/statistics/temperature", start_time=START, end_time=END).json()
     assert stats["measurement"] == "temperature_measurement"
     assert all(f["count"] == 0 for f in stats["fields"].values())
-    energy = get(api, "/api/energy-data", start_time=START, end_time=END, device_id="gw1")
+    energy = get(api, "/api/energy-data", start_time=START, end_time=END, device_id="gw1",
+                 shape="table")
     assert energy.status_code == 200 and energy.json()["rows"] == []
+    records = get(api, "/api/energy-data", start_time=START, end_time=END, device_id="gw1")
+    assert records.status_code == 200 and records.json() == []
 
 
 def test_cli_asks_the_running_instance(api: Served) -> None:

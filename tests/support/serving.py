@@ -50,6 +50,11 @@ def serve(db: Path, *extra: str, env: dict[str, str] | None = None) -> Served:
     raise AssertionError("serve did not come up")
 
 
+def get(api: Served, path: str, **params: object) -> httpx.Response:
+    """A GET on the served API (30 s timeout)."""
+    return httpx.get(api.url + path, params=params, timeout=30)  # type: ignore[arg-type]
+
+
 def stop(served: Served) -> None:
     served.process.terminate()
     served.process.wait(30)

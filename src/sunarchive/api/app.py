@@ -13,7 +13,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from sunarchive import __version__
-from sunarchive.api import dashboard, influx, live, rest
+from sunarchive.api import dashboard, goodwe, influx, live, rest
 from sunarchive.api.body_limit import BodyLimit
 from sunarchive.api.context import ApiContext
 from sunarchive.api.live import LiveHub
@@ -32,6 +32,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.state.hub = hub
     ctx.live.add_listener(hub.publish)
     app.include_router(rest.router)
+    app.include_router(goodwe.router)
     app.include_router(live.router)
     app.include_router(influx.router)
     app.include_router(dashboard.router)

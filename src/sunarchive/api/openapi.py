@@ -45,6 +45,7 @@ ANSWERS: dict[str, dict[int, str]] = {
     "GET /measurements/{kind}": {**DOWN, 400: BAD, 404: "Unknown lab measurement kind."},
     "GET /statistics/{kind}": {**DOWN, 400: BAD, 404: "Unknown lab measurement kind."},
     "GET /api/energy-data": {**DOWN, 400: BAD, 404: UNKNOWN},
+    "GET /api/charging-sessions": {**DOWN, 400: BAD},
     "GET /ping": {},
     "HEAD /ping": {},
     "GET /health": {503: "The writer has stopped (InfluxDB's health body, status fail)."},

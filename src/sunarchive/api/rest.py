@@ -349,14 +349,3 @@ def lab_statistics(ctx: Reader, kind: str, start_time: str | None = None,
             "max": max(r[f"{f}_max"] for r in rows if r[f"{f}_count"])}
     return {"measurement": name, "start": begin.isoformat(), "end": stop.isoformat(),
             "tier": result.tier, "fields": stats}
-
-
-@router.get("/api/energy-data", tags=["energy systems"])
-def energy_data(ctx: Reader, start_time: str | None = None, end_time: str | None = None,
-                device_id: str | None = None, tier: str = "auto",
-                max_points: Annotated[int, Query(ge=1, le=1_000_000)] = 1000
-                ) -> Response:
-    """Hybrid inverter readings (``energy_data``) of one device or all."""
-    begin, stop = _range(None, None, start_time, end_time)
-    tags = {} if device_id is None else {"device_id": device_id}
-    return _read(ctx, "energy_data", tier, begin, stop, tags, None, max_points)

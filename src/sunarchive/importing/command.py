@@ -57,6 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     lab.add_argument("--board", type=int, metavar="N", help="board tag (required for mpp)")
     lab.add_argument("--channel", type=int, metavar="N",
                      help="channel tag (required for mpp)")
+    from sunarchive.upstream.goodwe.command import add_arguments as goodwe_arguments
+    goodwe_arguments(parser)
     parser.add_argument("--dry-run", action="store_true",
                         help="read and check everything, write nothing")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -106,6 +108,9 @@ needs little, and the process's peak stays low (bench/import_slow_series.py)."""
 def run(args: argparse.Namespace, settings: Any) -> int:
     from sunarchive.app import open_reader, open_writer, profiles_for
 
+    if args.goodwe:   # the GoodWe optimiser's files, then the plan's validation
+        from sunarchive.upstream.goodwe.command import run as run_goodwe
+        return run_goodwe(args, settings)
     if "duckdb_memory_limit_mb" not in settings.model_fields_set:
         settings = settings.model_copy(
             update={"duckdb_memory_limit_mb": IMPORT_DUCKDB_MEMORY_LIMIT_MB})

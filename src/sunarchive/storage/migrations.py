@@ -202,12 +202,20 @@ def _v3_plain_views(s: Schema) -> None:
     plain_views.ensure(s, stored_layout(s))
 
 
+def _v4_goodwe_tables(s: Schema) -> None:
+    from sunarchive.upstream.goodwe.tables import create
+
+    create(s)
+
+
 STEPS: tuple[Step, ...] = (
     Step(1, "bookkeeping tables of the first numbered layout", _v1_layout),
     Step(2, "rollup tables renamed <m>_<tier>_materialized; views under the old names add "
             "the open buckets", _v2_materialized_names),
     Step(3, "views with plain field names (dtu, inverter, port: a profile's `view`) over "
             "the 1 s tables; time_bucket on plain PostgreSQL", _v3_plain_views),
+    Step(4, "GoodWe plan tables charging_sessions, system_configs, analytics_reports",
+         _v4_goodwe_tables),
 )
 CURRENT_VERSION = STEPS[-1].version
 
