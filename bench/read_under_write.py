@@ -7,7 +7,8 @@ readings, 8 panels per writer (its own ``panel_id`` tags), 4 float fields, 10 Hz
 timestamps consecutive per writer, starting a day before now. Meanwhile one client calls, in
 turn and one at a time, ``/api/v1/health`` and the dashboard's reads: ``latest``, the 5-minute
 tier curve of the data's day (``/api/v1/measurements/ps100_readings?tier=5min``) and the daily
-energy. Reported: p50/p99 (ms) of each call under load, the same calls idle beforehand, and
+energy — back to back by default, or with ``--read-pause-s`` after each round (the
+dashboard itself refreshes every 10 s). Reported: p50/p99 (ms) of each call under load, the same calls idle beforehand, and
 the ingest rate in field values/s (values in bodies answered 204, over the writing wall time).
 
 Goals (issue 14, point 8): under that load reads p99 ≤ 100 ms, health p99 ≤ 50 ms, ingest
@@ -90,8 +91,9 @@ def read_calls(t0_ns: int) -> dict[str, tuple[str, dict[str, Any]]]:
 
 
 def read_in_turn(base: str, calls: dict[str, tuple[str, dict[str, Any]]],
-                 until: threading.Event | float) -> dict[str, list[float]]:
-    """Call each endpoint in turn until the event is set (or for that many seconds)."""
+                 until: threading.Event | float, pause_s: float = 0.0) -> dict[str, list[float]]:
+    """Call each endpoint in turn until the event is set (or for that many seconds), pausing
+    ``pause_s`` after each round (0: back to back)."""
     seconds: dict[str, list[float]] = {name: [] for name in calls}
     deadline = time.monotonic() + until if isinstance(until, float) else None
     with httpx.Client(base_url=base, timeout=120) as client:
@@ -102,6 +104,8 @@ def read_in_turn(base: str, calls: dict[str, tuple[str, dict[str, Any]]],
                 response = client.get(path, params=params)
                 seconds[name].append(time.perf_counter() - t0)
                 response.raise_for_status()
+            if pause_s:
+                time.sleep(pause_s)
     return seconds
 
 
@@ -129,7 +133,7 @@ def run(base: str, args: argparse.Namespace, t0_ns: int) -> dict[str, Any]:
         t.start()
     timer = threading.Timer(args.seconds, stop.set)
     timer.start()
-    loaded = read_in_turn(base, calls, stop)
+    loaded = read_in_turn(base, calls, stop, args.read_pause_s)
     for t in threads:
         t.join()
     wall_s = time.perf_counter() - t0
@@ -145,6 +149,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="writing time (20 s)")
     parser.add_argument("--idle-seconds", type=float, default=3.0,
                         help="reads timed before the writers start (3 s)")
+    parser.add_argument("--read-pause-s", type=float, default=0.0,
+                        help="pause after each round of reads under load (0: back to back, "
+                             "the hardest case; the dashboard refreshes every 10 s, so 1.0 is "
+                             "ten open dashboards)")
     parser.add_argument("--output", type=Path, help="also write the JSON to this file")
     args = parser.parse_args()
     machine = machine_facts()
@@ -165,7 +173,8 @@ def main() -> None:
     result = {
         "benchmark": "read_under_write", "machine": machine,
         "writers": args.writers, "lines_per_request": args.lines,
-        "fields_per_line": len(FIELDS), "seconds": args.seconds, **figures,
+        "fields_per_line": len(FIELDS), "seconds": args.seconds,
+        "read_pause_s": args.read_pause_s, **figures,
         "requests_accepted": tally["requests"], "errors": tally["errors"],
         "ingest_values_per_s": values_per_s, "reads_p99_ms": reads_p99,
         "health_p99_ms": loaded["health"]["p99_ms"],
