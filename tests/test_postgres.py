@@ -74,6 +74,10 @@ def test_cli_works_the_same_on_postgres(pg_url: str, tmp_path: Path) -> None:
     chunks = json.loads(cli("chunks", "ps100_readings_1s", *common, "--json",
                             cwd=tmp_path).stdout)
     assert any(c["range_start"].startswith("2026-06-21") for c in chunks)
+    view = cli("chunks", "ps100_readings_5min", *common, cwd=tmp_path, check=False)
+    assert view.returncode == 2 and view.stderr.count("\n") == 1
+    assert "is a view of the rollup" in view.stderr
+    assert "ps100_readings_5min_materialized" in view.stderr
     assert "(0 changes)" in cli("setup", *common, cwd=tmp_path).stdout
 
 

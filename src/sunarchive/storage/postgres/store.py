@@ -668,7 +668,9 @@ class PostgresStore(TieredStore):
         if self.layout == "timescaledb":
             return timescale.chunks(self._con, table)
         if table != profile.table("1s"):
-            raise ConfigError(f"{table} is a plain rollup table without partitions; only "
+            raise ConfigError(f"{table} is a view of the rollup (its complete buckets in "
+                              f"{self.stored_table(profile, table.rsplit('_', 1)[1])}, an "
+                              f"unpartitioned table, and the open ones); only "
                               f"{profile.table('1s')} is partitioned")
         return self.partitions.listing(self._con, profile)
 
