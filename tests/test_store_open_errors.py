@@ -97,6 +97,29 @@ def test_a_damaged_duckdb_file(tmp_path: Path, make: Callable[[Path], None],
     assert_one_line(_run(command, ["--db", str(db)], tmp_path), str(db))
 
 
+def test_a_store_duckdb_shrank_is_whole(tmp_path: Path) -> None:
+    """DuckDB cuts freed blocks off the end of its file without lowering the block count in
+    its header (a store after retention, or after a large recompute): shorter than its
+    header says, yet whole — it must open and answer, not be called cut short."""
+    db = tmp_path / "shrunk.duckdb"
+    store = DuckDBStore(db, {"ps100_readings": load_profiles()["ps100_readings"]})
+    store.setup()
+    store.close()
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE scratch AS SELECT range AS i, random() AS r FROM range(2000000)")
+    con.close()
+    grown = db.stat().st_size
+    for statement in ("DROP TABLE scratch", "UPDATE sunarchive_meta SET value = value"):
+        con = duckdb.connect(str(db))
+        con.execute(statement)
+        con.close()
+    assert db.stat().st_size < grown // 4      # DuckDB gave the blocks back
+    result = cli("status", "--db", str(db), "--json", check=False)
+    assert result.returncode == 0, result.stderr
+    result = cli("query", "ps100_readings", "--tier", "1s", "--db", str(db), check=False)
+    assert result.returncode == 0, result.stderr
+
+
 @pytest.mark.parametrize("command", list(READERS))
 def test_readers_of_a_half_created_duckdb_file(tmp_path: Path, command: str) -> None:
     db = tmp_path / "half.duckdb"

@@ -26,7 +26,7 @@ from sunarchive.rollup import ALL_TIERS, DUCKDB
 from sunarchive.storage import plain_views
 from sunarchive.storage.base import QueryResult
 from sunarchive.storage.duckdb import user_sql
-from sunarchive.storage.duckdb.file_header import cut_short_by_bytes
+from sunarchive.storage.duckdb.cut_short import missing_blocks
 from sunarchive.storage.duckdb.schema import create_schema, table_columns, table_names
 from sunarchive.storage.duckdb.sizes import table_bytes
 from sunarchive.storage.migrations import rename_rollup_tables
@@ -47,12 +47,13 @@ def not_a_duckdb_file(path: Path, exc: duckdb.Error) -> ConfigError:
     return ConfigError(f"{path}: cannot open the DuckDB file: {first}")
 
 
-def refuse_cut_short(path: Path) -> None:
-    """A file shorter than its header says is damaged: refuse it rather than answer from
-    the blocks that are left."""
-    if path.exists() and (missing := cut_short_by_bytes(path)):
-        raise ConfigError(f"{path}: the DuckDB file is cut short ({missing} bytes missing "
-                          "against its header; a full disk or an interrupted copy); restore "
+def refuse_cut_short(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """A file too short for the blocks it uses is damaged: refuse it rather than answer
+    from the blocks that are left (:mod:`sunarchive.storage.duckdb.cut_short`)."""
+    if missing := missing_blocks(con, path):
+        con.close()
+        raise ConfigError(f"{path}: the DuckDB file is cut short ({missing} blocks in use "
+                          "lie past its end; a full disk or an interrupted copy); restore "
                           "it from a backup, or move it away and run `sunarchive setup`")
 
 
@@ -76,7 +77,6 @@ class DuckDBStore(TieredStore):
         elif not path.exists():
             raise ConfigError(f"{path}: no store here yet; run `sunarchive demo` or "
                               "`sunarchive setup` first")
-        refuse_cut_short(path)
         try:
             self._con = duckdb.connect(str(path), read_only=read_only,
                                        config={"memory_limit": f"{memory_limit_mb}MB",
@@ -89,6 +89,7 @@ class DuckDBStore(TieredStore):
             raise not_a_duckdb_file(path, exc) from None
         except duckdb.Error as exc:
             raise not_a_duckdb_file(path, exc) from None
+        refuse_cut_short(self._con, path)
         self._set_utc()
         user_sql.lock_down(self._con)
         self._tables: set[str] | None = None
@@ -211,10 +212,13 @@ class DuckDBStore(TieredStore):
         con = self._con.cursor()
         size = os.path.getsize(self.path) if self.path.exists() else 0
         sizes = table_bytes(con)
+        present = table_names(con)   # a profile newer than the store has no tables yet
         tables = []
         for profile in self.profiles.values():
             for tier in ALL_TIERS:
                 name, stored = profile.table(tier), self.stored_table(profile, tier)
+                if stored.casefold() not in present:
+                    continue
                 row = con.execute(f"SELECT COUNT(*), MIN(time), MAX(time) FROM {Q(stored)}"
                                   ).fetchone()
                 assert row is not None

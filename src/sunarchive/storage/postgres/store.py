@@ -627,11 +627,16 @@ class PostgresStore(TieredStore):
 
     def status(self) -> dict[str, Any]:
         tables = []
+        present = {str(r[0]) for r in self._fetch(   # a profile newer than the store: none
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = current_schema()")}
         for profile in self.profiles.values():
             for tier in ALL_TIERS:
                 name = stored = profile.table(tier)
                 if self.layout == "plain":
                     stored = self.stored_table(profile, tier)
+                if stored not in present:
+                    continue
                 row = self._read_arrow(f"SELECT COUNT(*) AS n, MIN(time) AS first, "
                                        f"MAX(time) AS last FROM {Q(stored)}").to_pylist()[0]
                 if not row["n"]:
