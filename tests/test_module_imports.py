@@ -14,7 +14,7 @@ import pytest
 pytestmark = pytest.mark.unit
 
 SRC = Path(__file__).resolve().parent.parent / "src"
-SPLIT = ("sunarchive.cli", "sunarchive.reducer")
+SPLIT = ("sunarchive.cli", "sunarchive.reducer", "sunarchive.settings")
 """The packages whose modules must not take part in an import cycle."""
 
 
