@@ -14,7 +14,8 @@ import pytest
 pytestmark = pytest.mark.unit
 
 SRC = Path(__file__).resolve().parent.parent / "src"
-SPLIT = ("sunarchive.cli", "sunarchive.reducer", "sunarchive.settings")
+SPLIT = ("sunarchive.cli", "sunarchive.reducer", "sunarchive.settings",
+         "sunarchive.sources.simulator")
 """The packages whose modules must not take part in an import cycle."""
 
 
