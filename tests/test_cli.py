@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -116,6 +118,16 @@ def test_help_explains_commands() -> None:
     for command in ("demo", "run", "monitor", "status", "query", "sql", "setup"):
         assert command in out
     assert "--speed" in cli("demo", "--help").stdout
+
+
+CLI_PACKAGE = Path(__file__).resolve().parent.parent / "src" / "sunarchive" / "cli"
+
+
+@pytest.mark.parametrize("module", sorted(p.stem for p in CLI_PACKAGE.glob("*.py")))
+def test_each_cli_module_imports_first_in_a_fresh_interpreter(module: str) -> None:
+    """No import cycle needs another module imported first (``cli`` ↔ ``maintenance`` did)."""
+    name = "sunarchive.cli" if module == "__init__" else f"sunarchive.cli.{module}"
+    subprocess.run([sys.executable, "-c", f"import {name}"], check=True, timeout=120)
 
 
 def test_bad_config_names_file_and_key(tmp_path: Path) -> None:

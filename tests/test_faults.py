@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from sunarchive.app import App, build_app
-from sunarchive.cli import EXIT_FAILED, _exit_code
+from sunarchive.cli.collecting import EXIT_FAILED, _exit_code
 from sunarchive.model import NS_PER_S, SampleBatch
 from sunarchive.pipeline.accumulator import Accumulator, WriterStoppedError
 from sunarchive.pipeline.agent import Agent

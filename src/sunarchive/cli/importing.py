@@ -1,4 +1,5 @@
-"""The ``sunarchive import`` command: options → import → progress bar and report."""
+"""The ``sunarchive import`` command: options → import → progress bar and report. The import
+itself is the library's (``sunarchive.importing``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from sunarchive.cli.common import EPILOG, add_common, settings_of
 from sunarchive.importing.context import ImportOptions
 from sunarchive.importing.lab import MEASUREMENTS, lab_files, lab_layout
 from sunarchive.importing.readers import FORMATS
@@ -25,6 +27,23 @@ def pairs(values: list[str], flag: str) -> dict[str, str]:
             raise InputError(f"{flag} {text!r}: write KEY=VALUE")
         out[key] = value
     return out
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``import``."""
+    imp = sub.add_parser("import", help="historical files (CSV, JSON, JSON lines, line "
+                         "protocol, Parquet, the lab rig's layout) into every tier",
+                         description="Import historical data through the same reducer as "
+                         "live data into every tier. Re-importing a file adds nothing; "
+                         "--timezone also says the zone of times without an offset. See "
+                         "docs/import.md.", epilog=EPILOG)
+    add_common(imp)
+    add_arguments(imp)
+    imp.set_defaults(handler=cmd_import)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    return run(args, settings_of(args))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from sunarchive.cli.common import add_common, settings_of
 from sunarchive.model import ConfigError, SunarchiveError
 from sunarchive.query import parse_time
 from sunarchive.settings import Settings
@@ -35,20 +36,20 @@ def parse_duration_s(text: str, flag: str) -> int:
     return int(match.group(1)) * DURATION_UNITS[match.group(2)]
 
 
-def add_parsers(sub: Any, common: Any) -> None:
+def add_parsers(sub: Any) -> None:
     """Register the maintenance subcommands on the CLI's subparsers."""
     agg = sub.add_parser("create-aggregates", help="create or repair rollups and policies",
                          description="TimescaleDB: create or repair the continuous aggregates, "
                          "their refresh policies, compression and retention jobs. Other "
                          "engines: create the rollup tables and materialize what is due.")
-    common(agg)
+    add_common(agg)
     agg.set_defaults(handler=cmd_create_aggregates)
 
     chunks = sub.add_parser("chunks", help="chunks (or partitions) of a table",
                             description="Time ranges, sizes and compression of the chunks of a "
                             "TimescaleDB hypertable or aggregate, or the partitions of a plain "
                             "PostgreSQL 1 s table.")
-    common(chunks)
+    add_common(chunks)
     chunks.add_argument("table", help="e.g. ps100_readings_1s")
     chunks.add_argument("--json", action="store_true", help="machine-readable JSON")
     chunks.set_defaults(handler=cmd_chunks)
@@ -56,14 +57,14 @@ def add_parsers(sub: Any, common: Any) -> None:
     compress = sub.add_parser("compress", help="compress old 1 s chunks now (TimescaleDB)",
                               description="Compress every 1 s chunk entirely older than "
                               "--older-than (the policy does this in the background).")
-    common(compress)
+    add_common(compress)
     compress.add_argument("--older-than", default="7d", help="age, e.g. 7d, 36h (default 7d)")
     compress.set_defaults(handler=cmd_compress)
 
     refresh = sub.add_parser("refresh", help="recompute rollups over a time range",
                              description="Recompute the 5-minute, hourly and daily rollups "
                              "over [--start, --end) (default: all stored data).")
-    common(refresh)
+    add_common(refresh)
     refresh.add_argument("--start", help="ISO 8601 with offset, or -7d (default: first data)")
     refresh.add_argument("--end", help="ISO 8601 with offset or now (default: now)")
     refresh.add_argument("--measurement", help="only this measurement (default: all with data)")
@@ -72,7 +73,6 @@ def add_parsers(sub: Any, common: Any) -> None:
 
 def _writer(args: argparse.Namespace) -> Any:
     from sunarchive.app import open_writer
-    from sunarchive.cli import settings_of
 
     settings: Settings = settings_of(args)
     return open_writer(settings)
@@ -95,7 +95,6 @@ def cmd_create_aggregates(args: argparse.Namespace) -> int:
 
 def cmd_chunks(args: argparse.Namespace) -> int:
     from sunarchive.app import open_reader
-    from sunarchive.cli import settings_of
 
     with open_reader(settings_of(args)) as store:
         if isinstance(store, DuckDBStore):
