@@ -8,8 +8,9 @@ timestamps consecutive per writer, starting a day before now. Meanwhile one clie
 turn and one at a time, ``/api/v1/health`` and the dashboard's reads: ``latest``, the 5-minute
 tier curve of the data's day (``/api/v1/measurements/ps100_readings?tier=5min``) and the daily
 energy — back to back by default, or with ``--read-pause-s`` after each round (the
-dashboard itself refreshes every 10 s). Reported: p50/p99 (ms) of each call under load, the same calls idle beforehand, and
-the ingest rate in field values/s (values in bodies answered 204, over the writing wall time).
+dashboard itself refreshes every 10 s). Reported: p50/p99 (ms) of each call under load, the
+same calls idle beforehand, and the ingest rate in field values/s (values in bodies answered
+204, over the writing wall time).
 
 Goals (issue 14, point 8): under that load reads p99 ≤ 100 ms, health p99 ≤ 50 ms, ingest
 ≥ 1 M field values/s. The writer threads, the reader and the server share the machine's cores.
