@@ -13,20 +13,11 @@ from typing import Any
 from sunarchive.cli.common import EPILOG, add_common, settings_of
 from sunarchive.importing.context import ImportOptions
 from sunarchive.importing.lab import MEASUREMENTS, lab_files, lab_layout
+from sunarchive.importing.mapping import pairs
 from sunarchive.importing.readers import FORMATS
 from sunarchive.importing.report import ImportReport
 from sunarchive.importing.run import Progress, collect_files, import_files
 from sunarchive.model import InputError
-
-
-def pairs(values: list[str], flag: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for text in values:
-        key, sep, value = text.partition("=")
-        if not sep or not key:
-            raise InputError(f"{flag} {text!r}: write KEY=VALUE")
-        out[key] = value
-    return out
 
 
 def add_parser(sub: Any) -> None:

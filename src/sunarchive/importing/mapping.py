@@ -251,3 +251,14 @@ def _numbers(column: Column) -> tuple[FloatArray, BoolArray, list[Any]]:
     values = np.asarray(pc.cast(clean, pa.float64()).to_numpy(), np.float64)
     raw = text.to_pylist() if bad.any() else []
     return values, bad, raw
+
+
+def pairs(values: list[str], flag: str) -> dict[str, str]:
+    """``KEY=VALUE`` arguments of ``flag`` (``--tag``, ``--map``) as a mapping."""
+    out: dict[str, str] = {}
+    for text in values:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise InputError(f"{flag} {text!r}: write KEY=VALUE")
+        out[key] = value
+    return out

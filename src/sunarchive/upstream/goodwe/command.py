@@ -64,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Any) -> int:
     from sunarchive.app import open_reader, open_writer
-    from sunarchive.importing.command import pairs
+    from sunarchive.importing.mapping import pairs
 
     given = [flag for name, flag in NOT_WITH.items() if getattr(args, name, None)]
     if given or getattr(args, "map", None):
