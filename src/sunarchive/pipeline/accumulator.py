@@ -1,15 +1,17 @@
-"""The bounded queue between sources and the writer, with an explicit full-queue policy."""
+"""The writer's one queue: sample batches from sources (bounded, with an explicit full-queue
+policy) and tasks for the writer thread (:mod:`sunarchive.pipeline.tasks`), in order."""
 
 from __future__ import annotations
 
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from sunarchive.errors import QueueFullError as QueueFullError  # re-exported: older name place
 from sunarchive.errors import WriterStoppedError as WriterStoppedError
 from sunarchive.model import SampleBatch
+from sunarchive.pipeline.tasks import QueueItem, WriterTask
 
 FullPolicy = Literal["block", "drop_newest"]
 
@@ -32,11 +34,15 @@ class Accumulator:
     then raises :class:`QueueFullError` so the source can report it; ``drop_newest`` drops the
     incoming batch at once and counts it. Dropped samples were never acknowledged. A single
     batch larger than the whole capacity is accepted when the queue is empty.
+
+    Tasks (:meth:`put_task`) share the queue, so the writer takes batches and tasks in the
+    order they were put; a task counts no samples and is never refused for room. Once
+    closed, every put is refused and every task put fails at once.
     """
 
     def __init__(self, max_samples: int = 1_000_000, policy: FullPolicy = "block",
                  put_timeout_s: float = 5.0) -> None:
-        self._queue: queue.Queue[SampleBatch | None] = queue.Queue()
+        self._queue: queue.Queue[QueueItem | None] = queue.Queue()
         self.max_samples = max_samples
         self.policy = policy
         self.put_timeout_s = put_timeout_s
@@ -69,7 +75,20 @@ class Accumulator:
             self.stats.batches_in += 1
             self.stats.samples_in += size
             self.stats.values_in += batch.value_count
-        self._queue.put(batch)
+            self._queue.put(batch)   # under the lock: never after a close and final drain
+
+    def put_task(self, task: WriterTask[Any]) -> None:
+        """Queue a task behind everything queued so far; fail it at once when closed."""
+        with self._space:
+            if self._closed_because is None:
+                self._queue.put(task)
+                return
+        task.fail(self._closed_because)
+
+    @property
+    def closed_because(self) -> str | None:
+        """Why puts are refused (None while the writer takes them)."""
+        return self._closed_because
 
     def _refuse_if_closed(self, batch: SampleBatch) -> None:
         if self._closed_because is not None:
@@ -90,23 +109,24 @@ class Accumulator:
                                  f"{self.put_timeout_s:g} s; {len(batch)} samples of "
                                  f"{batch.measurement} not accepted")
 
-    def _taken(self, batch: SampleBatch | None) -> SampleBatch | None:
-        if batch is not None:
+    def _taken(self, item: QueueItem | None) -> QueueItem | None:
+        if isinstance(item, SampleBatch):
             with self._space:
-                self._queued_samples -= len(batch)
+                self._queued_samples -= len(item)
                 self._space.notify_all()
-        return batch
+        return item
 
-    def get(self, timeout_s: float) -> SampleBatch | None:
-        """Next batch, or None when none arrives within ``timeout_s`` (or at the end mark)."""
+    def get(self, timeout_s: float) -> QueueItem | None:
+        """Next batch or task, or None when none arrives within ``timeout_s`` (or at the end
+        mark)."""
         try:
             return self._taken(self._queue.get(timeout=max(timeout_s, 0.0)))
         except queue.Empty:
             return None
 
-    def drain(self) -> list[SampleBatch]:
-        """Everything queued right now."""
-        out: list[SampleBatch] = []
+    def drain(self) -> list[QueueItem]:
+        """Everything queued right now, batches and tasks in order."""
+        out: list[QueueItem] = []
         while True:
             try:
                 item = self._queue.get_nowait()
@@ -122,7 +142,7 @@ class Accumulator:
 
     @property
     def depth(self) -> int:
-        """Batches waiting."""
+        """Batches and tasks waiting."""
         return self._queue.qsize()
 
     @property
