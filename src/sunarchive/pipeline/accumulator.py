@@ -3,8 +3,8 @@ policy) and tasks for the writer thread (:mod:`sunarchive.pipeline.tasks`), in o
 
 from __future__ import annotations
 
-import queue
 import threading
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -37,18 +37,24 @@ class Accumulator:
 
     Tasks (:meth:`put_task`) share the queue, so the writer takes batches and tasks in the
     order they were put; a task counts no samples and is never refused for room. Once
-    closed, every put is refused and every task put fails at once.
+    closed, every put is refused and every task put fails at once. The writer may also
+    take the tasks at the head of the queue alone (:meth:`take_head_tasks`), between the
+    writes of a commit, without changing the order.
     """
 
     def __init__(self, max_samples: int = 1_000_000, policy: FullPolicy = "block",
                  put_timeout_s: float = 5.0) -> None:
-        self._queue: queue.Queue[QueueItem | None] = queue.Queue()
+        self._items: deque[QueueItem | None] = deque()
         self.max_samples = max_samples
         self.policy = policy
         self.put_timeout_s = put_timeout_s
         self.stats = AccumulatorStats()
         self._queued_samples = 0
-        self._space = threading.Condition()
+        lock = threading.RLock()
+        self._space = threading.Condition(lock)
+        """Room for samples (producers wait on it)."""
+        self._ready = threading.Condition(lock)
+        """Something queued (the writer waits on it)."""
         self._closed_because: str | None = None
 
     def close(self, reason: str) -> None:
@@ -75,13 +81,13 @@ class Accumulator:
             self.stats.batches_in += 1
             self.stats.samples_in += size
             self.stats.values_in += batch.value_count
-            self._queue.put(batch)   # under the lock: never after a close and final drain
+            self._enqueue(batch)   # under the lock: never after a close and final drain
 
     def put_task(self, task: WriterTask[Any]) -> None:
         """Queue a task behind everything queued so far; fail it at once when closed."""
         with self._space:
             if self._closed_because is None:
-                self._queue.put(task)
+                self._enqueue(task)
                 return
         task.fail(self._closed_because)
 
@@ -109,41 +115,56 @@ class Accumulator:
                                  f"{self.put_timeout_s:g} s; {len(batch)} samples of "
                                  f"{batch.measurement} not accepted")
 
-    def _taken(self, item: QueueItem | None) -> QueueItem | None:
+    def _enqueue(self, item: QueueItem | None) -> None:
+        """Append under the lock and wake the writer."""
+        self._items.append(item)
+        self._ready.notify()
+
+    def _take(self) -> QueueItem | None:
+        """Pop the head under the lock; a batch gives its room back."""
+        item = self._items.popleft()
         if isinstance(item, SampleBatch):
-            with self._space:
-                self._queued_samples -= len(item)
-                self._space.notify_all()
+            self._queued_samples -= len(item)
+            self._space.notify_all()
         return item
 
     def get(self, timeout_s: float) -> QueueItem | None:
         """Next batch or task, or None when none arrives within ``timeout_s`` (or at the end
         mark)."""
-        try:
-            return self._taken(self._queue.get(timeout=max(timeout_s, 0.0)))
-        except queue.Empty:
-            return None
+        with self._space:
+            if not self._ready.wait_for(lambda: self._items, max(timeout_s, 0.0)):
+                return None
+            return self._take()
+
+    def take_head_tasks(self) -> list[WriterTask[Any]]:
+        """The tasks at the head of the queue, up to the first batch (none if a batch is
+        first): taking them now keeps the order."""
+        out: list[WriterTask[Any]] = []
+        with self._space:
+            while self._items and isinstance(head := self._items[0], WriterTask):
+                self._items.popleft()
+                out.append(head)
+        return out
 
     def drain(self) -> list[QueueItem]:
         """Everything queued right now, batches and tasks in order."""
         out: list[QueueItem] = []
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return out
-            if item is not None:
-                self._taken(item)
-                out.append(item)
+        with self._space:
+            while self._items:
+                item = self._take()
+                if item is not None:
+                    out.append(item)
+        return out
 
     def wake(self) -> None:
         """Wake a waiting consumer (used at stop)."""
-        self._queue.put_nowait(None)
+        with self._space:
+            self._enqueue(None)
 
     @property
     def depth(self) -> int:
         """Batches and tasks waiting."""
-        return self._queue.qsize()
+        return len(self._items)
 
     @property
     def queued_samples(self) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -342,7 +342,7 @@ class Agent:
         elif item is not None:
             self._ingest(item)
 
-    def _take_all(self, items: list[QueueItem]) -> None:
+    def _take_all(self, items: Sequence[QueueItem]) -> None:
         """Take ``items`` in order; if one ends the writer, fail the tasks after it."""
         for at, item in enumerate(items):
             try:
@@ -403,6 +403,8 @@ class Agent:
             self._write(name, result, reducer.closed_until_s)
             if self._recent_files is not None:
                 self._recent_files.save(name, reducer.take_remembered())
+            # tasks waiting at the head of the queue run now, not after the whole commit
+            self._take_all(self.accumulator.take_head_tasks())
         self._drain_spool()
         self.stats.spooled_batches = len(self.spool)
         self._flush_events()
