@@ -22,16 +22,13 @@ from sunarchive.pipeline.tasks import awaited
 from sunarchive.profiles import load_profiles
 from sunarchive.profiles.loader import parse_profile
 from sunarchive.storage.duckdb.store import DuckDBStore
+from tests.support.writer_tasks import WriterKilled, kill_the_writer
 
 pytestmark = pytest.mark.engine
 
 T0 = 1_782_036_000  # 2026-06-21 10:00 UTC
 BOUND_S = 60.0
 """How long a test waits for state it expects (never reached when the code is right)."""
-
-
-class WriterKilled(BaseException):
-    """Stands for any failure that escapes the writer thread (a bug, not a task's error)."""
 
 
 @pytest.fixture
@@ -125,10 +122,7 @@ def test_a_dead_writer_fails_every_pending_and_later_task(store: DuckDBStore) ->
     agent = _agent(store)
     agent.start()
     _, release = _gate(agent)
-
-    def kill() -> None:
-        raise WriterKilled("simulated bug in the writer")
-    fatal = agent.submit(kill, "killing the writer")
+    fatal = agent.submit(kill_the_writer, "killing the writer")
     pending = [agent.submit(lambda: "never", f"task {i}") for i in range(3)]
     release.set()
     with pytest.raises(WriterKilled):

@@ -29,6 +29,7 @@ from sunarchive.settings import load_settings
 from sunarchive.storage.duckdb.store import DuckDBStore
 from tests.support.ports import free_port
 from tests.support.serving import T0_NS, serve, sql
+from tests.support.writer_tasks import kill_the_writer
 
 pytestmark = pytest.mark.integration
 
@@ -124,22 +125,16 @@ def test_an_unavailable_store_in_a_task_answers_503(
     assert "unreachable_m" not in store.profiles
 
 
-class WriterKilled(BaseException):
-    """Stands for any failure that escapes the writer thread."""
-
-
 def test_a_dead_writer_answers_503_and_never_hangs(
         served: tuple[App, HttpServer, RecordingStore]) -> None:
     app, server, _ = served
-
-    def kill() -> None:
-        raise WriterKilled("simulated bug")
-    app.agent.submit(kill, "killing the writer").exception(BOUND_S)
+    app.agent.submit(kill_the_writer, "killing the writer").exception(BOUND_S)
     answer = write(server, f"after_death value=1.0 {T0_S}")
     assert answer.status_code == 503, answer.text
     assert answer.headers["Retry-After"] == str(errors.RETRY_AFTER_S)
     # failed at once by the dead writer, not by the wait for it running out
-    assert "the writer stopped (WriterKilled: simulated bug)" in answer.json()["error"]
+    stopped = "the writer stopped (WriterKilled: simulated bug in the writer)"
+    assert stopped in answer.json()["error"]
     assert httpx.get(server.url + "/health", timeout=BOUND_S).status_code == 503
 
 
