@@ -37,14 +37,13 @@ class Accumulator:
 
     Tasks (:meth:`put_task`) share the queue, so the writer takes batches and tasks in the
     order they were put; a task counts no samples and is never refused for room. Once
-    closed, every put is refused and every task put fails at once. The writer may also
-    take the tasks at the head of the queue alone (:meth:`take_head_tasks`), between the
-    writes of a commit, without changing the order.
+    closed, every put is refused and every task put fails at once.
     """
 
     def __init__(self, max_samples: int = 1_000_000, policy: FullPolicy = "block",
                  put_timeout_s: float = 5.0) -> None:
-        self._items: deque[QueueItem | None] = deque()
+        self._items: deque[QueueItem] = deque()
+        self._woken = False
         self.max_samples = max_samples
         self.policy = policy
         self.put_timeout_s = put_timeout_s
@@ -115,12 +114,12 @@ class Accumulator:
                                  f"{self.put_timeout_s:g} s; {len(batch)} samples of "
                                  f"{batch.measurement} not accepted")
 
-    def _enqueue(self, item: QueueItem | None) -> None:
+    def _enqueue(self, item: QueueItem) -> None:
         """Append under the lock and wake the writer."""
         self._items.append(item)
         self._ready.notify()
 
-    def _take(self) -> QueueItem | None:
+    def _take(self) -> QueueItem:
         """Pop the head under the lock; a batch gives its room back."""
         item = self._items.popleft()
         if isinstance(item, SampleBatch):
@@ -129,37 +128,28 @@ class Accumulator:
         return item
 
     def get(self, timeout_s: float) -> QueueItem | None:
-        """Next batch or task, or None when none arrives within ``timeout_s`` (or at the end
-        mark)."""
+        """Next batch or task, or None when none arrives within ``timeout_s`` (or
+        :meth:`wake` was called)."""
         with self._space:
-            if not self._ready.wait_for(lambda: self._items, max(timeout_s, 0.0)):
+            self._ready.wait_for(lambda: self._items or self._woken, max(timeout_s, 0.0))
+            if self._woken or not self._items:
+                self._woken = False
                 return None
             return self._take()
-
-    def take_head_tasks(self) -> list[WriterTask[Any]]:
-        """The tasks at the head of the queue, up to the first batch (none if a batch is
-        first): taking them now keeps the order."""
-        out: list[WriterTask[Any]] = []
-        with self._space:
-            while self._items and isinstance(head := self._items[0], WriterTask):
-                self._items.popleft()
-                out.append(head)
-        return out
 
     def drain(self) -> list[QueueItem]:
         """Everything queued right now, batches and tasks in order."""
         out: list[QueueItem] = []
         with self._space:
             while self._items:
-                item = self._take()
-                if item is not None:
-                    out.append(item)
+                out.append(self._take())
         return out
 
     def wake(self) -> None:
-        """Wake a waiting consumer (used at stop)."""
+        """Wake a waiting consumer: its :meth:`get` returns None (used at stop)."""
         with self._space:
-            self._enqueue(None)
+            self._woken = True
+            self._ready.notify()
 
     @property
     def depth(self) -> int:

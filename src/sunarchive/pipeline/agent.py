@@ -395,7 +395,7 @@ class Agent:
         # The clock closes live series only while the writer keeps up: with batches still
         # queued, their samples could be made too late by the writer's own delay.
         now_ns = time.monotonic_ns() if self.accumulator.depth == 0 else None
-        for name, reducer in self._reducers.items():
+        for name, reducer in list(self._reducers.items()):
             result = reducer.flush() if final else reducer.close(now_ns)
             self.stats.too_late_samples += result.too_late_samples
             self.stats.duplicates += result.duplicates
@@ -403,8 +403,9 @@ class Agent:
             self._write(name, result, reducer.closed_until_s)
             if self._recent_files is not None:
                 self._recent_files.save(name, reducer.take_remembered())
-            # tasks waiting at the head of the queue run now, not after the whole commit
-            self._take_all(self.accumulator.take_head_tasks())
+            # what is queued is taken between the measurements' writes, in order, so a task
+            # (a new measurement) waits for one write, not for the whole commit
+            self._take_all(self.accumulator.drain())
         self._drain_spool()
         self.stats.spooled_batches = len(self.spool)
         self._flush_events()
