@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request
 
 from sunarchive.api.auth import TokenSet, token_candidates
 from sunarchive.pipeline.agent import Agent
 from sunarchive.pipeline.live import LiveState
+from sunarchive.pipeline.tasks import wait
 from sunarchive.profiles.spec import Profile
 from sunarchive.query import parse_time
 from sunarchive.storage.open import SqlStore
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,19 @@ class ApiContext:
     timezone: str = "UTC"
     max_body_bytes: int = 10 * 2**20
     started_at: float = 0.0
-    profile_lock: threading.Lock = field(default_factory=threading.Lock)
     limits: WriteLimits = field(default_factory=WriteLimits)
+    writer_wait_s: float = 30.0
+    """How long a write waits for the writer to run its task (create or grow a measurement,
+    add state labels) before it is answered 503 "retry later", in seconds."""
+
+    def on_writer(self, fn: Callable[[], T], what: str) -> T:
+        """Run ``fn`` on the writer thread, the one owner of store writes, and return its
+        result (its exception is raised here). Blocking, at most ``writer_wait_s``: call it
+        from a worker thread, never on the event loop."""
+        if self.agent is None:
+            raise HTTPException(403, "this server does not accept writes (started without "
+                                     "a writer)")
+        return wait(self.agent.submit(fn, what), self.writer_wait_s, what)
 
     @property
     def profiles(self) -> dict[str, Profile]:

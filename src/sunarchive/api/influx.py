@@ -14,7 +14,10 @@ fields were dropped), while the good lines of the body are stored (``partial wri
 Only reading the body happens on the event loop. Gunzipping, parsing, checking and queueing
 (``accumulator.put`` may wait up to ``queue_put_timeout_s`` for room) run on at most
 ``WRITE_THREADS`` worker threads of their own, so reads (which use the default thread pool)
-keep answering while line-protocol writers send flat out (issue 14, point 8).
+keep answering while line-protocol writers send flat out (issue 14, point 8). What changes
+the store — creating or growing a measurement, adding state labels — is a task the write
+thread hands to the writer thread and waits for (:meth:`ApiContext.on_writer`): the writer
+owns every write, and runs the task before the batches queued after it (issue 16, point 1).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ others (that line is reported too, but stored); a point left without any field i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +38,7 @@ import numpy.typing as npt
 from sunarchive.api.context import ApiContext, WriteLimits
 from sunarchive.api.growth import new_keys, plan_growth
 from sunarchive.api.inferred import is_inferred, spec_of, type_conflicts
-from sunarchive.errors import StoreUnavailableError, SunarchiveError
+from sunarchive.errors import QueueFullError, StoreUnavailableError, SunarchiveError
 from sunarchive.lineprotocol import (
     MAX_SHOWN,
     LineError,
@@ -46,7 +46,7 @@ from sunarchive.lineprotocol import (
     ParseResult,
     unstorable_points,
 )
-from sunarchive.lineprotocol_samples import Samples, to_samples
+from sunarchive.lineprotocol_samples import Samples, StateCodes, to_samples
 from sunarchive.model import SampleBatch
 from sunarchive.profiles import Profile
 from sunarchive.profiles.loader import parse_profile
@@ -119,56 +119,86 @@ def _within_tag_limit(m: ParsedMeasurement, limits: WriteLimits,
 
 
 def _profile(ctx: ApiContext, m: ParsedMeasurement, plan: Plan) -> Profile | None:
-    """The profile of ``m``, created when new and within the limits; else its points are
-    refused and None is returned."""
+    """The profile of ``m``, created (on the writer thread) when new and within the limits;
+    else its points are refused and None is returned."""
     profile = ctx.profiles.get(m.measurement)
     if profile is not None:
         return profile
-    with ctx.profile_lock:
-        profile = ctx.profiles.get(m.measurement)
-        if profile is not None:
-            return profile
-        why = _over_limits(m, ctx.limits, len(ctx.profiles))
-        if why is None:
-            try:
-                document = spec_of(m, ctx.profiles)
-                profile = parse_profile(document, f"<inferred from line protocol: "
-                                                  f"{m.measurement}>")
-                ctx.store.add_profile(profile, document)
-                return profile
-            except StoreUnavailableError:
-                raise           # the whole write waits: 503 with Retry-After (api/app.py)
-            except SunarchiveError as exc:
-                why = f"measurement {m.measurement!r}: cannot store it: {exc}"
-    plan.refuse(m, np.ones(len(m.time_ns), bool), lambda _: why)
+    try:
+        found = ctx.on_writer(lambda: _create(ctx, m),
+                              f"creating measurement {m.measurement!r}")
+    except (StoreUnavailableError, QueueFullError):
+        raise           # the whole write waits: 503 with Retry-After (api/app.py)
+    except SunarchiveError as exc:
+        found = f"measurement {m.measurement!r}: cannot store it: {exc}"
+    if isinstance(found, Profile):
+        return found
+    plan.refuse(m, np.ones(len(m.time_ns), bool), lambda _: found)
     return None
+
+
+def _create(ctx: ApiContext, m: ParsedMeasurement) -> Profile | str:
+    """On the writer thread: the profile of ``m`` — another write's, if one created it
+    first, else a new one inferred from ``m`` and stored — or why ``m`` is over the limits.
+    The store's errors are raised (to the waiting write)."""
+    profile = ctx.profiles.get(m.measurement)
+    if profile is not None:
+        return profile
+    why = _over_limits(m, ctx.limits, len(ctx.profiles))
+    if why is not None:
+        return why
+    document = spec_of(m, ctx.profiles)
+    profile = parse_profile(document, f"<inferred from line protocol: {m.measurement}>")
+    ctx.store.add_profile(profile, document)
+    return profile
+
+
+@dataclass
+class _Grown:
+    """What growing a measurement gave: its points left, its profile, its refusals."""
+
+    m: ParsedMeasurement
+    profile: Profile
+    plan: Plan
 
 
 def _grown(ctx: ApiContext, m: ParsedMeasurement, profile: Profile,
            plan: Plan) -> tuple[ParsedMeasurement, Profile]:
     """Refuse the points of ``m`` whose field types conflict with the inferred ``profile``;
-    grow the profile by the tag keys and fields the others bring (within the limits)."""
+    grow the profile (on the writer thread) by the tag keys and fields the others bring,
+    within the limits."""
     m = _refuse_points(plan, m, type_conflicts(profile, m))
     tags, fields = new_keys(profile, m)
     if not tags and not fields:
         return m, profile
-    with ctx.profile_lock:
-        profile = ctx.profiles[m.measurement]      # another write may have grown it
-        m = _refuse_points(plan, m, type_conflicts(profile, m))
-        growth = plan_growth(profile, m, ctx.limits)
-        m = _refuse_points(plan, m, growth.refused)
-        document = growth.document(profile, m)
-        if document is None:
-            return m, profile
-        try:
-            grown = parse_profile(document, f"<grown from line protocol: {m.measurement}>")
-            ctx.store.grow_profile(grown, document)
-        except StoreUnavailableError:
-            raise               # the whole write waits: 503 with Retry-After (api/app.py)
-        except SunarchiveError as exc:
-            why = f"measurement {m.measurement!r}: cannot add {growth.keys()}: {exc}"
-            return _refuse_points(plan, m, dict.fromkeys(growth.carrying(m), why)), profile
-    return m, grown
+    grown = ctx.on_writer(lambda: _grow(ctx, m), f"growing measurement {m.measurement!r}")
+    plan.errors += grown.plan.errors
+    plan.dropped += grown.plan.dropped
+    return grown.m, grown.profile
+
+
+def _grow(ctx: ApiContext, m: ParsedMeasurement) -> _Grown:
+    """On the writer thread: grow the profile of ``m`` as it is now (another write may have
+    grown it) by what ``m`` brings; points in conflict or past a limit are refused, and
+    those carrying the new keys too if the store refuses them. Store unavailable: raised."""
+    local = Plan()
+    profile = ctx.profiles[m.measurement]
+    m = _refuse_points(local, m, type_conflicts(profile, m))
+    growth = plan_growth(profile, m, ctx.limits)
+    m = _refuse_points(local, m, growth.refused)
+    document = growth.document(profile, m)
+    if document is None:
+        return _Grown(m, profile, local)
+    try:
+        grown = parse_profile(document, f"<grown from line protocol: {m.measurement}>")
+        ctx.store.grow_profile(grown, document)
+    except StoreUnavailableError:
+        raise                   # the whole write waits: 503 with Retry-After (api/app.py)
+    except SunarchiveError as exc:
+        why = f"measurement {m.measurement!r}: cannot add {growth.keys()}: {exc}"
+        m = _refuse_points(local, m, dict.fromkeys(growth.carrying(m), why))
+        return _Grown(m, profile, local)
+    return _Grown(m, grown, local)
 
 
 def _refuse_points(plan: Plan, m: ParsedMeasurement,
@@ -198,7 +228,7 @@ def _over_limits(m: ParsedMeasurement, limits: WriteLimits, measurements: int) -
 
 def _samples(ctx: ApiContext, m: ParsedMeasurement, profile: Profile, plan: Plan) -> None:
     """Convert ``m``'s points; each refused or trimmed point becomes an error of its line."""
-    samples = to_samples(m, profile, ctx.store.state_codes)
+    samples = to_samples(m, profile, _state_codes(ctx))
     refused = dict(samples.refused)
     carries = _carried_dropped_fields(m, samples)
     for i in np.flatnonzero(~samples.kept).tolist():
@@ -214,6 +244,19 @@ def _samples(ctx: ApiContext, m: ParsedMeasurement, profile: Profile, plan: Plan
                                                "its other fields were stored"))
     if samples.batch is not None and len(samples.batch):
         plan.batches.append(samples.batch)
+
+
+def _state_codes(ctx: ApiContext) -> StateCodes:
+    """The store's codes of text states: those kept already are read here, new labels are
+    added on the writer thread."""
+    def codes(measurement: str, field: str, labels: Iterable[str]) -> dict[str, int]:
+        wanted = set(labels)
+        known = ctx.store.known_state_codes(measurement, field)
+        if wanted <= known.keys():
+            return {label: known[label] for label in wanted}
+        return ctx.on_writer(lambda: ctx.store.state_codes(measurement, field, wanted),
+                             f"adding states of {measurement}.{field}")
+    return codes
 
 
 def _carried_dropped_fields(m: ParsedMeasurement, samples: Samples) -> dict[int, list[str]]:

@@ -1,10 +1,14 @@
 """Wiring: sources → accumulator → reducers → the one writer thread → store.
 
-The writer thread is the only thread that touches the store for writing. It pulls batches,
-feeds the per-measurement reducers, and every ``commit_interval_s`` closes the seconds the
-lateness allowance permits, writes them in one commit per measurement, materializes rollup
-buckets that became complete, and records events. A clean stop drains the queue and flushes
-every reducer, so nothing accepted is left behind.
+The writer thread is the only thread that touches the store for writing. It pulls batches
+and tasks from one queue, in order: batches feed the per-measurement reducers; tasks
+(:meth:`Agent.submit`: create or grow a measurement, add state labels) run there and then, so
+what a task creates exists before the batches queued after it. Every ``commit_interval_s`` it
+closes the seconds the lateness allowance permits, writes them in one commit per measurement,
+materializes rollup buckets that became complete, records events and applies retention. A
+clean stop closes the queue, then runs or ingests everything queued and flushes every reducer,
+so nothing accepted is left behind; a writer that dies fails every task queued, and every task
+submitted later, with :class:`~sunarchive.errors.WriterStoppedError`.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -31,6 +36,7 @@ from sunarchive.pipeline.accumulator import Accumulator
 from sunarchive.pipeline.live import LiveState
 from sunarchive.pipeline.recent_file import RecentFiles
 from sunarchive.pipeline.spool import PendingWrite, Spool
+from sunarchive.pipeline.tasks import QueueItem, WriterTask
 from sunarchive.reducer import Reducer, ReduceResult, concat_rows, select_rows
 from sunarchive.sources.base import SampleSink, Source
 from sunarchive.sources.running import SourceStatus
@@ -44,6 +50,9 @@ SERIES_LOOKBACK_S = 7 * 86400
 measurement's newest (a series not found there counts as stored until that bound)."""
 COMMIT_SAMPLES = 500_000
 """Commit early once this many samples wait in the reducers (bounds memory in bulk ingest)."""
+STOPPED_CLEANLY = "stopped at shutdown"
+"""Why the queue refuses puts after a clean stop."""
+T = TypeVar("T")
 
 
 @dataclass
@@ -201,6 +210,16 @@ class Agent:
         source replays time, e.g. the simulator at another speed or start)."""
         self.own_clock = self.own_clock | {measurement}
 
+    def submit(self, fn: Callable[[], T], what: str) -> Future[T]:
+        """Run ``fn`` on the writer thread, after every batch and task queued before it and
+        before every one queued after it; its result or exception goes to the future
+        (``what`` names it in messages). Callable from any thread; the future fails with
+        :class:`~sunarchive.errors.WriterStoppedError` if the writer has stopped or stops
+        first."""
+        task = WriterTask(fn, what)
+        self.accumulator.put_task(task)
+        return task.future
+
     def post_event(self, event: Event) -> None:
         """Record an event from any thread (a source going offline, ...)."""
         with self._events_lock:
@@ -271,10 +290,20 @@ class Agent:
             thread.join(timeout_s)
         self._stop_writer.set()
         self.accumulator.wake()
-        if self._writer is not None:
-            self._writer.join(timeout_s)
-            if self._writer.is_alive():
-                log.error("writer did not finish within %.0f s", timeout_s)
+        if self._writer is None:   # never started: nothing will run what is queued
+            self._close_queue("the writer was never started")
+            return
+        self._writer.join(timeout_s)
+        if self._writer.is_alive():
+            log.error("writer did not finish within %.0f s", timeout_s)
+
+    def _close_queue(self, reason: str) -> None:
+        """Refuse every later put and task; fail the tasks still queued (their batches are
+        lost with the writer)."""
+        self.accumulator.close(reason)
+        for item in self.accumulator.drain():
+            if isinstance(item, WriterTask):
+                item.fail(reason)
 
     # -- writer thread -----------------------------------------------------------------------
     def _run_writer(self) -> None:
@@ -288,25 +317,41 @@ class Agent:
             log.error("the writer stopped: %s; samples not yet written are lost",
                       self.writer_error)
             self._stop_sources.set()
-            self.accumulator.close(self.writer_error)
+            self._close_queue(self.writer_error)
 
     def _write_loop(self) -> None:
         next_commit = time.monotonic() + self.commit_interval_s
         while not self._stop_writer.is_set():
-            batch = self.accumulator.get(next_commit - time.monotonic())
-            if batch is not None:
-                self._ingest(batch)
+            self._take(self.accumulator.get(next_commit - time.monotonic()))
             if time.monotonic() >= next_commit or self._buffered() >= COMMIT_SAMPLES:
                 self._commit(final=False)
                 next_commit = time.monotonic() + self.commit_interval_s
-        for batch in self.accumulator.drain():
-            self._ingest(batch)
+        self.accumulator.close(STOPPED_CLEANLY)   # then nothing can come after the drain
+        self._take_all(self.accumulator.drain())
         self._commit(final=True)
         self._drain_spool(force=True)
         if len(self.spool):
             where = self.spool.directory or "memory (lost on exit)"
             log.error("store unreachable at stop: %d batches remain in the spool at %s; the "
                       "next start writes them first", len(self.spool), where)
+
+    def _take(self, item: QueueItem | None) -> None:
+        """Run a task, or feed a batch to its reducer."""
+        if isinstance(item, WriterTask):
+            item.run()
+        elif item is not None:
+            self._ingest(item)
+
+    def _take_all(self, items: Sequence[QueueItem]) -> None:
+        """Take ``items`` in order; if one ends the writer, fail the tasks after it."""
+        for at, item in enumerate(items):
+            try:
+                self._take(item)
+            except BaseException as exc:
+                for rest in items[at + 1:]:
+                    if isinstance(rest, WriterTask):
+                        rest.fail(f"{type(exc).__name__}: {exc}")
+                raise
 
     def _ingest(self, batch: SampleBatch) -> None:
         profile = self.store.profiles.get(batch.measurement)
@@ -350,7 +395,7 @@ class Agent:
         # The clock closes live series only while the writer keeps up: with batches still
         # queued, their samples could be made too late by the writer's own delay.
         now_ns = time.monotonic_ns() if self.accumulator.depth == 0 else None
-        for name, reducer in self._reducers.items():
+        for name, reducer in list(self._reducers.items()):
             result = reducer.flush() if final else reducer.close(now_ns)
             self.stats.too_late_samples += result.too_late_samples
             self.stats.duplicates += result.duplicates
@@ -358,6 +403,9 @@ class Agent:
             self._write(name, result, reducer.closed_until_s)
             if self._recent_files is not None:
                 self._recent_files.save(name, reducer.take_remembered())
+            # what is queued is taken between the measurements' writes, in order, so a task
+            # (a new measurement) waits for one write, not for the whole commit
+            self._take_all(self.accumulator.drain())
         self._drain_spool()
         self.stats.spooled_batches = len(self.spool)
         self._flush_events()

@@ -61,7 +61,15 @@ def tier_columns(profile: Profile, tier: str) -> list[tuple[str, str]]:
 class TieredStore(ABC):
     """Tier tables ``<m>_1s``, ``<m>_5min``, ``<m>_1hour``, ``<m>_daily`` on a SQL engine.
 
-    Methods that write run on the single writer thread; readers may run on other threads.
+    Methods that write run on the single writer thread (in a running server or agent every
+    write goes through :meth:`sunarchive.pipeline.agent.Agent.submit` or the writer's own
+    loop); readers may run on other threads.
+
+    ``_lock`` stays although only the writer writes: some reads (``_fetch``: series, state
+    labels, meta, batch ids) run on the writer's own connection, which is not safe to share
+    between threads (DuckDB) or would read inside the writer's open transaction
+    (PostgreSQL). Write methods hold it so that such a read never interleaves with a
+    transaction; it no longer serializes writers against each other (there is one).
     """
 
     engine = "sql"
@@ -230,15 +238,23 @@ class TieredStore(ABC):
                               [v for key in chunk for v in (key, items[key])])
 
     # -- text values of state fields ----------------------------------------------------------
-    def state_codes(self, measurement: str, field: str, labels: Iterable[str]) -> dict[str, int]:
-        """Integer codes of text states (``"on"``, ``"heating"``) of a state field; new
-        labels get the next free codes, kept in ``sunarchive_state_labels`` for good."""
-        wanted = set(labels)
+    def known_state_codes(self, measurement: str, field: str) -> dict[str, int]:
+        """The codes of the text states of a state field kept so far (label → code; a code
+        never changes once given, so a reader may use these without the writer)."""
         p = self._p
         with self._lock:
             rows = self._fetch("SELECT label, code FROM sunarchive_state_labels WHERE "
                                f"measurement = {p} AND field = {p}", [measurement, field])
-            codes = {str(label): int(code) for label, code in rows}
+        return {str(label): int(code) for label, code in rows}
+
+    def state_codes(self, measurement: str, field: str, labels: Iterable[str]) -> dict[str, int]:
+        """Integer codes of text states (``"on"``, ``"heating"``) of a state field; new
+        labels get the next free codes, kept in ``sunarchive_state_labels`` for good
+        (writers: in a running server, on the writer thread)."""
+        wanted = set(labels)
+        p = self._p
+        with self._lock:
+            codes = self.known_state_codes(measurement, field)
             new = sorted(wanted - codes.keys())
             if new:
                 with self._transaction():
