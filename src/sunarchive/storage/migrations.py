@@ -22,6 +22,10 @@ and renames the tables of profiles it meets later (stored ones) the same way. St
 the views with plain field names that profiles name (``dtu``, ``inverter``, ``port``) over
 existing 1 s tables, and ``time_bucket`` on plain PostgreSQL
 (:mod:`sunarchive.storage.plain_views`); ``setup`` makes them for tables it creates later.
+Step 4 creates GoodWe's plan tables (:mod:`sunarchive.upstream.goodwe.tables`). Step 5 adds
+PS100's own tables and views (:mod:`sunarchive.upstream.ps100`), and the view with the
+document's columns of ``ps100_readings_1s`` in the upstream schema
+(:mod:`sunarchive.upstream.ps100_view`); no stored row changes.
 
 To add a step: append ``Step(CURRENT_VERSION + 1, "what it does", function)`` to
 :data:`STEPS`, write it with :class:`Schema`'s spellings so it runs on both engines, and test it
@@ -208,6 +212,13 @@ def _v4_goodwe_tables(s: Schema) -> None:
     create(s)
 
 
+def _v5_ps100(s: Schema) -> None:
+    from sunarchive.upstream import ps100, ps100_view  # the upstream layer imports this
+
+    ps100.ensure_schema(s)
+    ps100_view.ensure_view(s)
+
+
 STEPS: tuple[Step, ...] = (
     Step(1, "bookkeeping tables of the first numbered layout", _v1_layout),
     Step(2, "rollup tables renamed <m>_<tier>_materialized; views under the old names add "
@@ -216,6 +227,9 @@ STEPS: tuple[Step, ...] = (
             "the 1 s tables; time_bucket on plain PostgreSQL", _v3_plain_views),
     Step(4, "GoodWe plan tables charging_sessions, system_configs, analytics_reports",
          _v4_goodwe_tables),
+    Step(5, "PS100: ps100_panels, ps100_clearsky, views ps100_system_1s and ps100_events, "
+            "and sunarchive_upstream.ps100_readings_1s with the document's columns",
+         _v5_ps100),
 )
 CURRENT_VERSION = STEPS[-1].version
 

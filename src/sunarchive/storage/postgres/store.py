@@ -31,7 +31,7 @@ from sunarchive.model import ConfigError, Event, StatsRows, TransientStoreError
 from sunarchive.profiles.spec import Profile
 from sunarchive.resolution import ValueGrid
 from sunarchive.rollup import ALL_TIERS, POSTGRES
-from sunarchive.storage import plain_views
+from sunarchive.storage import plain_views, upstream_schema
 from sunarchive.storage.base import QueryResult, rows_to_arrow
 from sunarchive.storage.migrations import rename_rollup_tables
 from sunarchive.storage.postgres import drops, parallel, timescale, user_sql
@@ -106,6 +106,7 @@ class PostgresStore(TieredStore):
         self.notes: list[str] = []
         self.partitions = Partitions()
         self._has_newest_table = False
+        self._upstream: str | None = None
         self._owing: set[str] = set()
         """Measurements that may have rows in ``sunarchive_refresh_owed`` (TimescaleDB)."""
         self._arrow = ArrowReader(url, password, connect_timeout_s, self.location)
@@ -226,6 +227,7 @@ class PostgresStore(TieredStore):
                 self._owing.update(self.profiles)
                 changes.extend(self._settle_owed())
             with self._transaction():
+                upstream_schema.ensure(self._schema())   # before the reader role's grants
                 if self.layout == "plain":
                     changes.extend(self.ensure_tier_views())
                 changes.extend(plain_views.ensure(self._schema(), self.layout))
@@ -612,7 +614,16 @@ class PostgresStore(TieredStore):
     # -- reading -----------------------------------------------------------------------------
     def read_sql(self, text: str) -> QueryResult:
         return QueryResult(user_sql.run(self.url, self._password, self.reader_role,
-                                        self.sql_limits, self._connect_timeout_s, text))
+                                        self.sql_limits, self._connect_timeout_s, text,
+                                        self._upstream_schema()))
+
+    def _upstream_schema(self) -> str:
+        """The store's upstream schema (:mod:`sunarchive.storage.upstream_schema`)."""
+        if self._upstream is None:
+            with self._lock:
+                schema = self._fetch("SELECT current_schema()")[0][0]
+            self._upstream = upstream_schema.name_for(str(schema))
+        return self._upstream
 
     def sql(self, text: str) -> QueryResult:
         def read_only(con: Con) -> pa.Table:
