@@ -73,6 +73,7 @@ class PostgresStore(TieredStore):
     """Store on a PostgreSQL server, with or without TimescaleDB."""
 
     engine = "postgres"
+    layout: str
     dialect = POSTGRES
 
     def __init__(self, url: str, profiles: dict[str, Profile], timezone: str = "UTC",
@@ -291,6 +292,12 @@ class PostgresStore(TieredStore):
         self._execute("INSERT INTO sunarchive_meta VALUES ('layout', %s) ON CONFLICT (key) "
                       "DO UPDATE SET value = EXCLUDED.value", [layout])
         return layout, why
+
+    def abilities(self) -> frozenset[str]:
+        if self.layout == "timescaledb":
+            return frozenset({"Partitioned", "Compressing", "ContinuousAggregates",
+                              "DroppedRanges"})
+        return frozenset({"Partitioned"})
 
     def create_aggregates(self) -> list[str]:
         """TimescaleDB: create or repair hypertables, aggregates and policies."""
