@@ -20,6 +20,9 @@ from sunarchive.rollup import (
 from sunarchive.storage.engine import tier_columns
 from sunarchive.storage.retention import Retention
 
+LATEST_PROBE_S = 15
+"""Seconds before the newest data where ``latest_rows`` looks first."""
+
 
 class Reads(Retention):
     """Reads of the tiers: the newest rows, and any tier over a range as the materialized
@@ -40,12 +43,29 @@ class Reads(Retention):
 
     def latest_rows(self, measurement: str, window_s: int = 600) -> pa.Table:
         """The newest 1 s row of each series that has one in the last ``window_s`` seconds
-        of the measurement's data (picked in numpy: one range scan, no self-join)."""
+        of the measurement's data: first only the last :data:`LATEST_PROBE_S` seconds (a
+        series with a row there has its newest there); the whole window only when some
+        registered series of the measurement has no row in the probe."""
         last = self.last_time_s(measurement)
+        if last is None:
+            return self._newest_since(measurement, None)
+        found = self._newest_since(measurement, last - min(window_s, LATEST_PROBE_S))
+        if window_s > LATEST_PROBE_S and found.num_rows < self._series_count(measurement):
+            found = self._newest_since(measurement, last - window_s)
+        return found
+
+    def _series_count(self, measurement: str) -> int:
+        counted = self._read_arrow("SELECT COUNT(*) AS n FROM sunarchive_series WHERE "
+                                   f"measurement = {self._p}", [measurement])
+        return int(counted.column(0)[0].as_py())
+
+    def _newest_since(self, measurement: str, since_s: int | None) -> pa.Table:
+        """The newest 1 s row of each series with one since ``since_s`` (UTC epoch s; None:
+        no rows), picked in numpy: one range scan, no self-join."""
         profile = self.profiles[measurement]
         cols = ["time", *profile.tag_column_names, *(c.name for c in profile.stats_columns())]
         table = self.q(profile.table("1s"))
-        since = "false" if last is None else f"time >= {self.ts(last - window_s)}"
+        since = "false" if since_s is None else f"time >= {self.ts(since_s)}"
         rows = self._read_arrow(f"SELECT series_id, {', '.join(self.q(c) for c in cols)} "
                                 f"FROM {table} WHERE {since}")
         if not rows.num_rows:
