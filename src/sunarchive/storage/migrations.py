@@ -22,6 +22,10 @@ and renames the tables of profiles it meets later (stored ones) the same way. St
 the views with plain field names that profiles name (``dtu``, ``inverter``, ``port``) over
 existing 1 s tables, and ``time_bucket`` on plain PostgreSQL
 (:mod:`sunarchive.storage.plain_views`); ``setup`` makes them for tables it creates later.
+Step 4 makes the GoodWe plan's tables (:mod:`sunarchive.upstream.goodwe.tables`), step 6 the
+Perocube registries (:mod:`sunarchive.upstream.perocube.tables`). Versions need not be
+consecutive: a store records each step it had, and ``migrate`` applies the ones above the
+newest it records.
 
 To add a step: append ``Step(CURRENT_VERSION + 1, "what it does", function)`` to
 :data:`STEPS`, write it with :class:`Schema`'s spellings so it runs on both engines, and test it
@@ -208,6 +212,12 @@ def _v4_goodwe_tables(s: Schema) -> None:
     create(s)
 
 
+def _v6_perocube_registries(s: Schema) -> None:
+    from sunarchive.upstream.perocube.tables import create
+
+    create(s)
+
+
 STEPS: tuple[Step, ...] = (
     Step(1, "bookkeeping tables of the first numbered layout", _v1_layout),
     Step(2, "rollup tables renamed <m>_<tier>_materialized; views under the old names add "
@@ -216,6 +226,8 @@ STEPS: tuple[Step, ...] = (
             "the 1 s tables; time_bucket on plain PostgreSQL", _v3_plain_views),
     Step(4, "GoodWe plan tables charging_sessions, system_configs, analytics_reports",
          _v4_goodwe_tables),
+    Step(6, "Perocube registries scientist, project, solar_cell_device, experiment and "
+            "experiment_device", _v6_perocube_registries),
 )
 CURRENT_VERSION = STEPS[-1].version
 
