@@ -2,7 +2,8 @@
 update and retire through the CLI and the REST API of a real server; bad input (unknown kinds
 and ids, references to unknown or retired rows, retiring a row active rows refer to) answered
 with one line naming the field; nothing deleted. The lab endpoints filter measurements by the
-registry's devices; a store of schema step 4 gets the tables (step 6) with its rows unchanged.
+registry's devices, and the plain-named view ``mpp_measurement`` reads the imported rows; a
+store of schema step 4 gets the tables (step 6) with its rows unchanged.
 """
 
 from __future__ import annotations
@@ -226,6 +227,12 @@ def test_measurements_filter_by_device_experiment_project_and_scientist(
         cli("import", "--data-dir", str(tmp_path / f"d{device}"), "--data-type", "mpp",
             "--board", "1", "--channel", str(device), "--tag", f"device_id={device}",
             "--timezone", "UTC", *store_args)
+    plain = json.loads(cli("sql", "SELECT time, device_id, board, channel, voltage, current, "
+                           "power FROM mpp_measurement WHERE device_id = '2' ORDER BY time",
+                           "--format", "json", *store_args).stdout)
+    assert [(r["channel"], r["voltage"], r["current"]) for r in plain] == [
+        ("2", 0.5, 0.2), ("2", 0.51, 0.2), ("2", 0.52, 0.2)]
+    assert plain[1]["power"] == pytest.approx(0.102)
     for name in ("P1", "P2"):
         registry(store_args, "add", "project", "--name", name)
     for name, project in (("d1", "1"), ("d2", "1"), ("d3", "2")):
