@@ -213,6 +213,12 @@ def test_rest_bad_input(api: Served) -> None:
 
 
 # -- the lab endpoints filter by the registry -----------------------------------------------
+JOIN = ("SELECT p.name AS project, COUNT(*) AS seconds FROM mpp_measurement m JOIN "
+        "solar_cell_device d ON m.device_id = CAST(d.id AS TEXT) JOIN project p ON p.id = "
+        "d.project_id GROUP BY p.name ORDER BY p.name")
+"""The measurements per project in user SQL (docs/upstream/perocube.md)."""
+
+
 def _lab_files(folder: Path, device: int) -> None:
     """Three seconds of MPP samples of one device (values differ per device)."""
     folder.mkdir()
@@ -245,6 +251,8 @@ def test_measurements_filter_by_device_experiment_project_and_scientist(
              "--device", "1")
     registry(store_args, "retire", "experiment", "2")
     registry(store_args, "retire", "device", "1")    # retired: its measurements stay
+    joined = json.loads(cli("sql", JOIN, "--format", "json", *store_args).stdout)
+    assert [(r["project"], r["seconds"]) for r in joined] == [("P1", 6), ("P2", 3)]
     db = tmp_path / "served.duckdb" if store_args[0] == "--database-url" else Path(store_args[1])
     served = serve(db, *(store_args if store_args[0] == "--database-url" else []))
     try:
