@@ -125,9 +125,8 @@ def _parse(column: Column, text: str) -> Any:
     try:
         return float(text) if column.type == "number" else int(text)
     except ValueError:
-        raise InputError(f"{flag_of(column.name)} {text!r}: expected "
-                         f"{'a number' if column.type == 'number' else 'an integer id'}"
-                         ) from None
+        wanted = {"number": "a number", "integer": "an integer"}.get(column.type, "an id")
+        raise InputError(f"{flag_of(column.name)} {text!r}: expected {wanted}") from None
 
 
 # -- the commands -----------------------------------------------------------------------------

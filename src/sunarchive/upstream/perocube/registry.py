@@ -128,22 +128,34 @@ def _typed(column: Column | None, value: Any) -> Any:
     if value is None:
         return None
     if column.type == "text":
-        if not isinstance(value, str) or "\x00" in value or len(value) > TEXT_MAX:
+        if not isinstance(value, str) or "\x00" in value or len(value) > TEXT_MAX or \
+                not _utf8(value):
             raise InputError(f"{column.name}: expected text (at most {TEXT_MAX:,} "
-                             "characters, no NUL)")
+                             "characters of UTF-8, no NUL)")
         return value
     if column.type == "number":
         if isinstance(value, bool) or not isinstance(value, int | float) or \
                 not math.isfinite(value):
             raise InputError(f"{column.name}: expected a finite number")
         return float(value)
-    return checked_id(column.name, value)
+    return checked_id(column.name, value, low=0 if column.type == "integer" else 1)
 
 
-def checked_id(name: str, value: Any) -> int:
-    """An integer id or count in 1 … 2³¹−1 (the column is INTEGER)."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= INT_MAX:
-        raise InputError(f"{name}: expected an integer from 1 to {INT_MAX}, got {value!r}")
+def _utf8(text: str) -> bool:
+    """Whether ``text`` can be stored (a lone surrogate from JSON's ``\\ud800`` cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def checked_id(name: str, value: Any, low: int = 1) -> int:
+    """An id (``low`` 1) or a board or channel number (``low`` 0) up to 2³¹−1 (the column
+    is INTEGER)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= INT_MAX:
+        raise InputError(f"{name}: expected an integer from {low} to {INT_MAX}, "
+                         f"got {value!r}")
     return value
 
 
