@@ -314,3 +314,44 @@ def test_a_store_of_step_4_gets_the_registries_with_its_rows_unchanged(
                    "--db", str(db), "--format", "csv").stdout.split()
     assert versions == ["version", *(str(s.version) for s in migrations.STEPS)]
     assert "6" in versions
+
+
+def test_registries_and_lab_views_on_timescaledb(pglite_url: str) -> None:
+    """TimescaleDB (PGlite): step 6 makes the registries beside the hypertables, and the
+    plain-named view ``mpp_measurement`` reads the hypertable ``mpp_measurement_1s``."""
+    import psycopg
+
+    from sunarchive.storage.postgres.store import PostgresStore
+    from sunarchive.storage.postgres.user_sql import ReaderRole
+    from tests.support.pglite_server import drop_schema, fresh_schema
+
+    name = fresh_schema(pglite_url)
+    try:
+        mpp = load_profiles()["mpp_measurement"]
+        store = PostgresStore(pglite_url, {mpp.name: mpp}, timezone="UTC",
+                              reader=ReaderRole(as_owner=True))
+        try:
+            store.setup()
+            assert store.layout == "timescaledb"
+        finally:
+            store.close()
+        with psycopg.connect(pglite_url, autocommit=True) as con:
+            con.execute(f'SET search_path TO "{name}", public')
+            con.execute("INSERT INTO project (name) VALUES ('P')")
+            con.execute("INSERT INTO solar_cell_device (name, project_id) VALUES ('d', 1)")
+            with pytest.raises(psycopg.errors.ForeignKeyViolation):
+                con.execute("INSERT INTO solar_cell_device (name, project_id) VALUES ('x', 9)")
+            con.execute("INSERT INTO mpp_measurement_1s (time, series_id, device_id, board, "
+                        "channel, sample_count, voltage_avg, current_avg, power_avg) VALUES "
+                        "('2024-03-01T12:00:00Z', 1, '1', '1', '2', 1, 0.5, 0.1, 0.05)")
+            rows = con.execute(
+                "SELECT d.name, m.voltage, m.power FROM mpp_measurement m JOIN "
+                "solar_cell_device d ON m.device_id = CAST(d.id AS TEXT)").fetchall()
+            assert rows == [("d", 0.5, 0.05)]
+            kinds: dict[str, str] = dict(con.execute(
+                "SELECT table_name, table_type FROM information_schema.tables WHERE "
+                "table_schema = %s AND table_name IN ('mpp_measurement', 'experiment_device')",
+                [name]).fetchall())
+            assert kinds == {"mpp_measurement": "VIEW", "experiment_device": "BASE TABLE"}
+    finally:
+        drop_schema(pglite_url, name)

@@ -50,21 +50,22 @@ def add_parser(sub: Any) -> None:
     commands = registry.add_subparsers(dest="registry_command", required=True,
                                        metavar="ACTION")
     kinds = list(KINDS)
+    kind_help = "project, scientist, device (table solar_cell_device) or experiment"
     listing = commands.add_parser("list", help="the active rows of a kind (--all: retired "
                                   "ones too)")
-    listing.add_argument("kind", choices=kinds)
+    listing.add_argument("kind", choices=kinds, metavar="KIND", help=kind_help)
     listing.add_argument("--all", action="store_true", help="retired rows too")
     add = commands.add_parser("add", help="a new row; prints it with its id",
                               epilog=_fields_help())
-    add.add_argument("kind", choices=kinds)
+    add.add_argument("kind", choices=kinds, metavar="KIND", help=kind_help)
     change = commands.add_parser("set", help="change fields of a row (an empty value "
                                  "clears an optional field)", epilog=_fields_help())
     retire = commands.add_parser("retire", help="retire a row (refused while active rows "
                                  "refer to it: a project's devices, a scientist's or "
                                  "device's experiments)")
     for parser in (change, retire):
-        parser.add_argument("kind", choices=kinds)
-        parser.add_argument("id", type=int)
+        parser.add_argument("kind", choices=kinds, metavar="KIND", help=kind_help)
+        parser.add_argument("id", type=int, metavar="ID", help="the row's id")
     for parser in (add, change):
         _field_flags(parser)
     for parser, handler in ((listing, cmd_list), (add, cmd_add), (change, cmd_set),
@@ -83,8 +84,10 @@ def _field_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("fields (each kind has some; see below)")
     for name, column in _columns().items():
         metavar = "ID" if column.type == "reference" else column.type.upper()
+        owners = [k.name for k in KINDS.values() if k.column(name)]
+        where = "" if len(owners) == len(KINDS) else f"{', '.join(owners)}: "
         group.add_argument(flag_of(name), dest=f"field_{name}", metavar=metavar,
-                           help=column.help)
+                           help=where + column.help)
     group.add_argument("--device", dest="devices", action="extend", nargs="*", type=int,
                        metavar="ID", help="experiment: the devices it runs on (repeatable; "
                        "with set they replace the experiment's devices, `--device` alone "
@@ -92,8 +95,9 @@ def _field_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _fields_help() -> str:
-    lines = [f"{kind.name}: " + ", ".join(flag_of(c.name) for c in kind.columns)
-             + (" --device" if kind.name == "experiment" else "") for kind in KINDS.values()]
+    lines = [f"{kind.name}: " + ", ".join([*(flag_of(c.name) for c in kind.columns),
+                                            *(["--device"] if kind.name == "experiment"
+                                              else [])]) for kind in KINDS.values()]
     return "fields of each kind — " + "; ".join(lines)
 
 
