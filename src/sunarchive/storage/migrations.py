@@ -22,10 +22,11 @@ and renames the tables of profiles it meets later (stored ones) the same way. St
 the views with plain field names that profiles name (``dtu``, ``inverter``, ``port``) over
 existing 1 s tables, and ``time_bucket`` on plain PostgreSQL
 (:mod:`sunarchive.storage.plain_views`); ``setup`` makes them for tables it creates later.
-Step 4 makes the GoodWe plan's tables (:mod:`sunarchive.upstream.goodwe.tables`), step 6 the
-Perocube registries (:mod:`sunarchive.upstream.perocube.tables`). Versions need not be
-consecutive: a store records each step it had, and ``migrate`` applies the ones above the
-newest it records.
+Step 4 creates GoodWe's plan tables (:mod:`sunarchive.upstream.goodwe.tables`). Step 5 adds
+PS100's own tables and views (:mod:`sunarchive.upstream.ps100`), and the view with the
+document's columns of ``ps100_readings_1s`` in the upstream schema
+(:mod:`sunarchive.upstream.ps100_view`); no stored row changes.
+Step 6 makes the Perocube registries (:mod:`sunarchive.upstream.perocube.tables`).
 
 To add a step: append ``Step(CURRENT_VERSION + 1, "what it does", function)`` to
 :data:`STEPS`, write it with :class:`Schema`'s spellings so it runs on both engines, and test it
@@ -212,6 +213,13 @@ def _v4_goodwe_tables(s: Schema) -> None:
     create(s)
 
 
+def _v5_ps100(s: Schema) -> None:
+    from sunarchive.upstream import ps100, ps100_view  # the upstream layer imports this
+
+    ps100.ensure_schema(s)
+    ps100_view.ensure_view(s)
+
+
 def _v6_perocube_registries(s: Schema) -> None:
     from sunarchive.upstream.perocube.tables import create
 
@@ -226,6 +234,9 @@ STEPS: tuple[Step, ...] = (
             "the 1 s tables; time_bucket on plain PostgreSQL", _v3_plain_views),
     Step(4, "GoodWe plan tables charging_sessions, system_configs, analytics_reports",
          _v4_goodwe_tables),
+    Step(5, "PS100: ps100_panels, ps100_clearsky, views ps100_system_1s and ps100_events, "
+            "and sunarchive_upstream.ps100_readings_1s with the document's columns",
+         _v5_ps100),
     Step(6, "Perocube registries scientist, project, solar_cell_device, experiment and "
             "experiment_device", _v6_perocube_registries),
 )

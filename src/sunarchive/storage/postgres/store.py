@@ -31,7 +31,7 @@ from sunarchive.model import ConfigError, Event, StatsRows, TransientStoreError
 from sunarchive.profiles.spec import Profile
 from sunarchive.resolution import ValueGrid
 from sunarchive.rollup import ALL_TIERS, POSTGRES
-from sunarchive.storage import plain_views
+from sunarchive.storage import plain_views, upstream_schema
 from sunarchive.storage.base import QueryResult, rows_to_arrow
 from sunarchive.storage.migrations import rename_rollup_tables
 from sunarchive.storage.postgres import drops, parallel, timescale, user_sql
@@ -52,8 +52,6 @@ from sunarchive.storage.user_sql import SqlLimits
 log = logging.getLogger(__name__)
 Q = POSTGRES.quote
 Con = psycopg.Connection[tuple[Any, ...]]
-LATEST_PROBE_S = 15
-"""Seconds before the newest data where ``latest_rows`` looks first (plain layout)."""
 PLAIN_WARNING = ("TimescaleDB is not available on this server ({why}); using the plain "
                  "PostgreSQL fallback: partitioned 1 s tables and rollup tables maintained by "
                  "sunarchive. Install TimescaleDB for continuous aggregates and compression.")
@@ -73,6 +71,7 @@ class PostgresStore(TieredStore):
     """Store on a PostgreSQL server, with or without TimescaleDB."""
 
     engine = "postgres"
+    layout: str
     dialect = POSTGRES
 
     def __init__(self, url: str, profiles: dict[str, Profile], timezone: str = "UTC",
@@ -106,6 +105,7 @@ class PostgresStore(TieredStore):
         self.notes: list[str] = []
         self.partitions = Partitions()
         self._has_newest_table = False
+        self._upstream: str | None = None
         self._owing: set[str] = set()
         """Measurements that may have rows in ``sunarchive_refresh_owed`` (TimescaleDB)."""
         self._arrow = ArrowReader(url, password, connect_timeout_s, self.location)
@@ -226,6 +226,7 @@ class PostgresStore(TieredStore):
                 self._owing.update(self.profiles)
                 changes.extend(self._settle_owed())
             with self._transaction():
+                upstream_schema.ensure(self._schema())   # before the reader role's grants
                 if self.layout == "plain":
                     changes.extend(self.ensure_tier_views())
                 changes.extend(plain_views.ensure(self._schema(), self.layout))
@@ -289,6 +290,12 @@ class PostgresStore(TieredStore):
         self._execute("INSERT INTO sunarchive_meta VALUES ('layout', %s) ON CONFLICT (key) "
                       "DO UPDATE SET value = EXCLUDED.value", [layout])
         return layout, why
+
+    def abilities(self) -> frozenset[str]:
+        if self.layout == "timescaledb":
+            return frozenset({"Partitioned", "Compressing", "ContinuousAggregates",
+                              "DroppedRanges"})
+        return frozenset({"Partitioned"})
 
     def create_aggregates(self) -> list[str]:
         """TimescaleDB: create or repair hypertables, aggregates and policies."""
@@ -394,17 +401,14 @@ class PostgresStore(TieredStore):
         the server, so only those rows travel (one per series).
 
         TimescaleDB: one probe of the ``(series_id, time DESC)`` index per series. Plain
-        layout (BRIN on time, no series index): first the last ``LATEST_PROBE_S`` seconds;
-        only when some series of the measurement has no row there, the whole window."""
+        layout (BRIN on time, no series index): as every engine (the probe of the last
+        seconds first), the newest row of each series picked by the server."""
+        if self.layout != "timescaledb":
+            return super().latest_rows(measurement, window_s)
         last = self.last_time_s(measurement)
         if last is None:
             return super().latest_rows(measurement, window_s)
-        if self.layout == "timescaledb":
-            return self._newest_by_series(measurement, last - window_s)
-        found = self._newest_since(measurement, last - min(window_s, LATEST_PROBE_S))
-        if window_s > LATEST_PROBE_S and found.num_rows < self._series_count(measurement):
-            found = self._newest_since(measurement, last - window_s)
-        return found
+        return self._newest_by_series(measurement, last - window_s)
 
     def _latest_columns(self, profile: Profile) -> str:
         cols = ["time", *profile.tag_column_names, *(c.name for c in profile.stats_columns())]
@@ -418,17 +422,15 @@ class PostgresStore(TieredStore):
             f"s.series_id AND t.time >= {self.ts(since_s)} ORDER BY t.time DESC LIMIT 1) t "
             "WHERE s.measurement = %s ORDER BY s.series_id", [measurement])
 
-    def _newest_since(self, measurement: str, since_s: int) -> pa.Table:
+    def _newest_since(self, measurement: str, since_s: int | None) -> pa.Table:
+        if since_s is None:
+            return super()._newest_since(measurement, None)
         profile = self.profiles[measurement]
         table, since = Q(profile.table("1s")), f"t.time >= {self.ts(since_s)}"
         return self._read_arrow(
             f"SELECT {self._latest_columns(profile)} FROM {table} t JOIN (SELECT t.series_id, "
             f"MAX(t.time) AS time FROM {table} t WHERE {since} GROUP BY t.series_id) newest "
             f"USING (series_id, time) WHERE {since} ORDER BY t.series_id")
-
-    def _series_count(self, measurement: str) -> int:
-        return int(self._read_rows("SELECT COUNT(*) FROM sunarchive_series "
-                                   "WHERE measurement = %s", [measurement])[0][0])
 
     def rollup(self, measurement: str, complete_until_s: int | None) -> int:
         if self.layout == "plain":
@@ -612,7 +614,16 @@ class PostgresStore(TieredStore):
     # -- reading -----------------------------------------------------------------------------
     def read_sql(self, text: str) -> QueryResult:
         return QueryResult(user_sql.run(self.url, self._password, self.reader_role,
-                                        self.sql_limits, self._connect_timeout_s, text))
+                                        self.sql_limits, self._connect_timeout_s, text,
+                                        self._upstream_schema()))
+
+    def _upstream_schema(self) -> str:
+        """The store's upstream schema (:mod:`sunarchive.storage.upstream_schema`)."""
+        if self._upstream is None:
+            with self._lock:
+                schema = self._fetch("SELECT current_schema()")[0][0]
+            self._upstream = upstream_schema.name_for(str(schema))
+        return self._upstream
 
     def sql(self, text: str) -> QueryResult:
         def read_only(con: Con) -> pa.Table:
