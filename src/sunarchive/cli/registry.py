@@ -33,7 +33,7 @@ scientist_id. See docs/upstream/perocube.md."""
 FLAGS: dict[str, str] = {"project_id": "--project", "scientist_id": "--scientist",
                          "area_cm2": "--area-cm2"}
 """Column → flag where the flag is not ``--<column>``."""
-LIST_COLUMNS = ("name", "project_id", "scientist_id", DEVICES, "board", "channel",
+LIST_COLUMNS = ("name", "email", "project_id", "scientist_id", DEVICES, "board", "channel",
                 "retired_at")
 
 
@@ -199,6 +199,7 @@ def _on_store(args: argparse.Namespace, write: bool, local: Callable[[Any], Any]
 
 
 def _print(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    """Rows as JSON (``--json``: a list for ``list``, else the one row) or as a table."""
     plain = [{k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
              for row in rows]
     if args.json:
@@ -206,10 +207,7 @@ def _print(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
         sys.stdout.write("\n")
         return
     kind = kind_of(args.kind)
-    shown = ["id", *[c for c in LIST_COLUMNS if kind.column(c) or
-                     (c == DEVICES and kind.name == "experiment") or c == "retired_at"]]
-    if args.registry_command != "list":
-        shown = list(plain[0]) if plain else shown
+    shown = _list_columns(kind.name) if args.registry_command == "list" else list(plain[0])
     table = Table(title=f"{kind.name} ({kind.table})")
     for column in shown:
         table.add_column(column)
@@ -218,6 +216,13 @@ def _print(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     Console().print(table)
     if not rows:
         print("(no rows)")
+
+
+def _list_columns(kind_name: str) -> list[str]:
+    """The columns ``list`` shows of a kind (``--json`` gives every column)."""
+    kind = kind_of(kind_name)
+    has = {*kind.column_names, "retired_at", *([DEVICES] if kind.name == "experiment" else [])}
+    return ["id", *(c for c in LIST_COLUMNS if c in has)]
 
 
 def _cell(value: Any) -> str:
