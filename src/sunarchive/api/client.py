@@ -37,6 +37,11 @@ class RunningInstance:
             raise SunarchiveError(f"{message} (from the running instance at {self.url})")
         return response.json()
 
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The JSON answer of any request (``params=``, ``json=`` as httpx takes them); an
+        error answer raises :class:`SunarchiveError` with its message."""
+        return self._call(method, path, **kwargs)
+
     def status(self) -> dict[str, Any]:
         data: dict[str, Any] = self._call("GET", "/api/v1/status", params={"detail": "true"})
         return data

@@ -27,6 +27,12 @@ TOO_LARGE = "The request body exceeds http_max_body_mb (after decompression)."
 NO_WRITER = "This server does not accept writes (started without a writer)."
 QUEUE_FULL = ("The write queue is full, or a new measurement's tables cannot be made while "
               "the store is unreachable; retry later (Retry-After: seconds).")
+UNKNOWN_KIND = "Unknown registry kind (project, scientist, device, experiment)."
+UNKNOWN_ROW = "Unknown registry kind, or no row of that kind has that id."
+BAD_ROW = ("The body is not valid: an unknown field, a value of the wrong type, an empty "
+           "name, or a reference to an unknown or retired row; the message names the field.")
+LAB_UNKNOWN = ("Unknown lab measurement kind, or a device_id, experiment_id, project_id or "
+               "scientist_id no registry row has.")
 DOWN = {503: "The store is unreachable for now; retry later (Retry-After: seconds)."}
 
 ANSWERS: dict[str, dict[int, str]] = {
@@ -42,10 +48,19 @@ ANSWERS: dict[str, dict[int, str]] = {
     "POST /api/v1/sql": {**DOWN, 400: "The body is not {\"sql\": ...} or the statement "
                                       "failed; the message names the statement's problem.",
                          413: TOO_LARGE},
-    "GET /measurements/{kind}": {**DOWN, 400: BAD, 404: "Unknown lab measurement kind."},
-    "GET /statistics/{kind}": {**DOWN, 400: BAD, 404: "Unknown lab measurement kind."},
+    "GET /measurements/{kind}": {**DOWN, 400: BAD, 404: LAB_UNKNOWN},
+    "GET /statistics/{kind}": {**DOWN, 400: BAD, 404: LAB_UNKNOWN},
     "GET /api/energy-data": {**DOWN, 400: BAD, 404: UNKNOWN},
     "GET /api/charging-sessions": {**DOWN, 400: BAD},
+    "GET /api/v1/registry/{kind}": {**DOWN, 400: BAD, 404: UNKNOWN_KIND},
+    "GET /api/v1/registry/{kind}/{row_id}": {**DOWN, 400: BAD, 404: UNKNOWN_ROW},
+    "POST /api/v1/registry/{kind}": {**DOWN, 400: BAD_ROW, 403: NO_WRITER, 404: UNKNOWN_KIND,
+                                     413: TOO_LARGE},
+    "PATCH /api/v1/registry/{kind}/{row_id}": {**DOWN, 400: BAD_ROW, 403: NO_WRITER,
+                                               404: UNKNOWN_ROW, 413: TOO_LARGE},
+    "POST /api/v1/registry/{kind}/{row_id}/retire": {
+        **DOWN, 400: "The row is retired already, or active rows refer to it (the message "
+                     "names them).", 403: NO_WRITER, 404: UNKNOWN_ROW},
     "GET /ping": {},
     "HEAD /ping": {},
     "GET /health": {503: "The writer has stopped (InfluxDB's health body, status fail)."},

@@ -27,6 +27,7 @@ from sunarchive.profiles.spec import FieldSpec
 from sunarchive.query import energy_by_period, energy_columns, run_query
 from sunarchive.rollup import ALL_TIERS
 from sunarchive.storage.tiered import growth_of
+from sunarchive.upstream.perocube.measurements import read_devices
 
 router = APIRouter()
 LAB_KINDS = {"mpp": "mpp_measurement", "temperature": "temperature_measurement",
@@ -304,6 +305,22 @@ def _lab(ctx: ApiContext, kind: str) -> str:
     return name
 
 
+class RegistryFilter(BaseModel):
+    """The lab endpoints' registry filters: ids of a device, experiment, project, scientist."""
+
+    device_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None
+    experiment_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None
+    project_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None
+    scientist_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None
+
+    def ids(self) -> dict[str, int | None]:
+        return {"device_id": self.device_id, "experiment_id": self.experiment_id,
+                "project_id": self.project_id, "scientist_id": self.scientist_id}
+
+
+NO_FILTER = RegistryFilter()
+
+
 def _range(start: str | None, end: str | None, start_time: str | None,
            end_time: str | None) -> tuple[datetime, datetime]:
     stop = instant(end or end_time, "end_time", datetime.now(UTC))
@@ -315,22 +332,44 @@ def lab_measurements(ctx: Reader, kind: str, start_time: str | None = None,
                      end_time: str | None = None, start: str | None = None,
                      end: str | None = None, tier: str = "auto",
                      max_points: Annotated[int, Query(ge=1, le=1_000_000)] = 1000,
-                     tag: Annotated[list[str], Query()] = []) -> Response:  # noqa: B006
-    """Lab rig rows: ``mpp``, ``temperature`` or ``irradiance``."""
+                     tag: Annotated[list[str], Query()] = [],  # noqa: B006
+                     registry: Annotated[RegistryFilter, Query()] = NO_FILTER) -> Response:
+    """Lab rig rows: ``mpp``, ``temperature`` or ``irradiance``; ``device_id``,
+    ``experiment_id``, ``project_id``, ``scientist_id`` keep the rows of the registry's devices
+    they name (together: the devices all of them name)."""
+    if tier != "auto" and tier not in ALL_TIERS:
+        raise HTTPException(400, f"tier {tier!r} is not one of auto, {', '.join(ALL_TIERS)}")
+    name = _lab(ctx, kind)
     begin, stop = _range(start, end, start_time, end_time)
-    return _read(ctx, _lab(ctx, kind), tier, begin, stop, _tags(tag), None, max_points)
+    devices = _devices(ctx, registry)
+    result = read_devices(ctx.store, name, tier, begin, stop, _tags(tag), devices, max_points)
+    return json_response({"measurement": name, "tier": result.tier, "start": begin.isoformat(),
+                          "end": stop.isoformat(), **table_json(result.table)})
+
+
+def _devices(ctx: ApiContext, given: RegistryFilter) -> set[int] | None:
+    """The devices the registry filters select (None: no filter); 404 for an unknown id."""
+    from sunarchive.upstream.perocube.registry import UnknownRowError, devices_of
+
+    try:
+        return devices_of(ctx.store, given.ids())
+    except UnknownRowError as exc:
+        raise HTTPException(404, f"{exc}") from None
 
 
 @router.get("/statistics/{kind}", tags=["lab rig"])
 def lab_statistics(ctx: Reader, kind: str, start_time: str | None = None,
                    end_time: str | None = None, start: str | None = None,
-                   end: str | None = None) -> dict[str, Any]:
+                   end: str | None = None,
+                   registry: Annotated[RegistryFilter, Query()] = NO_FILTER
+                   ) -> dict[str, Any]:
     """Per field over the range: mean, min, max, stddev and sample count (exact, from the
-    mergeable 1 s state of the coarsest fitting tier)."""
+    mergeable 1 s state of the coarsest fitting tier); the registry filters as
+    ``/measurements/{kind}``."""
     name = _lab(ctx, kind)
     begin, stop = _range(start, end, start_time, end_time)
     profile = ctx.profiles[name]
-    result = run_query(ctx.store, name, "auto", begin, stop, None, None, 1)
+    result = read_devices(ctx.store, name, "auto", begin, stop, {}, _devices(ctx, registry), 1)
     rows = result.table.to_pylist()
     stats: dict[str, Any] = {}
     for spec in profile.fields_of(FieldKind.GAUGE, FieldKind.POWER):

@@ -7,6 +7,7 @@
 - ``importing.py``: import
 - ``maintenance.py``: create-aggregates, chunks, compress, refresh
 - ``panels.py``: panels list, set, recompute (the PS100 registry, docs/upstream/ps100.md)
+- ``registry.py``: registry (the lab's projects, scientists, devices, experiments)
 - ``common.py``: the shared flags, settings from flags, signals, the running instance
 """
 
@@ -24,6 +25,7 @@ from sunarchive.cli.importing import add_parser as add_import
 from sunarchive.cli.maintenance import add_parsers as add_maintenance
 from sunarchive.cli.panels import add_parsers as add_panels
 from sunarchive.cli.reading import add_parsers as add_reading
+from sunarchive.cli.registry import add_parser as add_registry
 from sunarchive.cli.store import add_setup, add_status
 from sunarchive.model import SunarchiveError
 
@@ -43,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_import(sub)
     add_maintenance(sub)    # create-aggregates, chunks, compress, refresh
     add_panels(sub)         # panels list, set, recompute
+    add_registry(sub)       # registry list|add|set|retire
     return parser
 
 

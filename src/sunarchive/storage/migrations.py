@@ -26,6 +26,7 @@ Step 4 creates GoodWe's plan tables (:mod:`sunarchive.upstream.goodwe.tables`). 
 PS100's own tables and views (:mod:`sunarchive.upstream.ps100`), and the view with the
 document's columns of ``ps100_readings_1s`` in the upstream schema
 (:mod:`sunarchive.upstream.ps100_view`); no stored row changes.
+Step 6 makes the Perocube registries (:mod:`sunarchive.upstream.perocube.tables`).
 
 To add a step: append ``Step(CURRENT_VERSION + 1, "what it does", function)`` to
 :data:`STEPS`, write it with :class:`Schema`'s spellings so it runs on both engines, and test it
@@ -219,6 +220,12 @@ def _v5_ps100(s: Schema) -> None:
     ps100_view.ensure_view(s)
 
 
+def _v6_perocube_registries(s: Schema) -> None:
+    from sunarchive.upstream.perocube.tables import create
+
+    create(s)
+
+
 STEPS: tuple[Step, ...] = (
     Step(1, "bookkeeping tables of the first numbered layout", _v1_layout),
     Step(2, "rollup tables renamed <m>_<tier>_materialized; views under the old names add "
@@ -230,6 +237,8 @@ STEPS: tuple[Step, ...] = (
     Step(5, "PS100: ps100_panels, ps100_clearsky, views ps100_system_1s and ps100_events, "
             "and sunarchive_upstream.ps100_readings_1s with the document's columns",
          _v5_ps100),
+    Step(6, "Perocube registries scientist, project, solar_cell_device, experiment and "
+            "experiment_device", _v6_perocube_registries),
 )
 CURRENT_VERSION = STEPS[-1].version
 
