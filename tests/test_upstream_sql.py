@@ -10,7 +10,8 @@ tests/test_timescale_pglite.py.
 To add a system: give its file a writer in ``WRITERS`` (data through ``sunarchive import``, a
 source or line protocol) and its blocks' checks in ``FIGURES``; blocks that cannot run yet go
 in ``NOT_YET`` (strict xfails: a block that starts working must leave the list). Files
-without a writer are not collected yet (ps100, homepot).
+without a writer are not collected yet (ps100). HOMEPOT's TimescaleDB-only blocks run in
+tests/test_timescale_pglite.py.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import pytest
 import sunarchive
 from sunarchive.profiles import load_profiles
 from tests.support.cli import cli
+from tests.support.homepot_data import HomepotData
 from tests.support.pg_server import drop_database, fresh_database
 from tests.support.serving import serve, stop
 from tests.support.upstream_sql import Block, HoymilesData, blocks
@@ -70,12 +72,25 @@ def write_hoymiles(site_args: list[str], folder: Path) -> HoymilesData:
     return data
 
 
-WRITERS: dict[str, Callable[[list[str], Path], Any]] = {"hoymiles": write_hoymiles}
+def write_homepot(site_args: list[str], folder: Path) -> HomepotData:
+    """HOMEPOT's health checks as line protocol, through ``sunarchive import``."""
+    data = HomepotData(int(datetime.now(UTC).timestamp()))
+    path = folder / "homepot.lp"
+    path.write_text(data.line_protocol())
+    report = json.loads(cli("import", *site_args, str(path), "--precision", "s", "--json")
+                        .stdout.strip().splitlines()[-1])
+    assert report["rejected"] == 0 and report["imported"] == len(data.checks), report
+    return data
+
+
+WRITERS: dict[str, Callable[[list[str], Path], Any]] = {"hoymiles": write_hoymiles,
+                                                        "homepot": write_homepot}
 NOT_YET: dict[tuple[str, str], str] = {}
 """(engine, block): why it does not run there yet."""
 
 
-SITES = [(f, e) for f in WRITERS for e in ENGINES]
+SITES = [("hoymiles", e) for e in ENGINES]
+"""The stores the tests of the Hoymiles plain relations below run on."""
 
 
 @pytest.fixture(scope="module")
@@ -229,6 +244,124 @@ def _ports(site: Site, rows: list[dict[str, Any]]) -> None:
         assert r["peak_power"] == peak
 
 
+# -- HOMEPOT (docs/upstream/homepot.md) ------------------------------------------------------
+HOMEPOT_MEANS = {"avg_cpu": "cpu_percent", "avg_memory": "memory_percent",
+                 "avg_disk": "disk_percent", "avg_latency_ms": "latency_ms"}
+
+
+def _device_hours(site: Site, rows: list[dict[str, Any]], hours: float) -> None:
+    """device_metrics_hourly of device 123 = its series' 1 h tier rows (open hour included),
+    read as the document's columns; the window's edge allowed a minute either way."""
+    now = datetime.now(UTC)
+    own = {_utc(r["time"]): r for r in _own(site, "health_checks", "1hour", hours + 1)
+           if r["device_id"] == "123"}
+    got = {_utc(r["hour"]): r for r in rows}
+    edge = now - timedelta(hours=hours)
+    assert set(got) <= set(own) and min(got) >= edge - timedelta(minutes=1)
+    assert {h for h in own if h >= edge + timedelta(minutes=1)} <= set(got)
+    assert max(got) > now - timedelta(hours=1)          # the open hour is there
+    for hour, r in got.items():
+        o = own[hour]
+        for name, field in HOMEPOT_MEANS.items():
+            if name in r:
+                assert r[name] == pytest.approx(o[f"{field}_avg"], rel=1e-9)
+        assert r["total_transactions"] == o["transactions_increase"]
+        if "max_cpu" in r:
+            assert r["device_id"] == 123 and r["site_id"] == 1
+            assert (r["max_cpu"], r["max_memory"]) == (o["cpu_percent_max"],
+                                                       o["memory_percent_max"])
+            assert (r["checks"], r["total_errors"]) == (o["sample_count"],
+                                                        o["errors_increase"])
+            assert r["unhealthy_checks"] == o["is_healthy_count"] - o["is_healthy_true_count"]
+    if "checks" in rows[0]:   # every check written from the first hour on is counted
+        cut = min(got)
+        assert sum(r["checks"] for r in got.values()) == \
+            len([c for c in site.data.of(123) if c.time_s >= cut.timestamp()])
+
+
+def _device_hourly(site: Site, rows: list[dict[str, Any]]) -> None:
+    _device_hours(site, rows, 24)
+
+
+def _device_hourly_columns(site: Site, rows: list[dict[str, Any]]) -> None:
+    assert list(rows[0]) == ["hour", "avg_cpu", "avg_memory", "total_transactions"]
+    hours = [r["hour"] for r in rows]
+    assert hours == sorted(hours, reverse=True)
+    _device_hours(site, rows, 24)
+
+
+def _merged(own: list[dict[str, Any]], field: str) -> float:
+    count = sum(r[f"{field}_count"] for r in own)
+    return float(sum(r[f"{field}_avg"] * r[f"{field}_count"] for r in own) / count)
+
+
+def _site_hourly(site: Site, rows: list[dict[str, Any]]) -> None:
+    """Site 1's hours = its devices' 1 h tier rows merged (weighted means, sums)."""
+    by_hour: dict[datetime, list[dict[str, Any]]] = defaultdict(list)
+    for r in _own(site, "health_checks", "1hour", 24 * 7):
+        if r["site_id"] == "1":
+            by_hour[_utc(r["time"])].append(r)
+    got = {_utc(r["hour"]): r for r in rows}
+    assert set(got) == set(by_hour) and len(got) >= 30
+    for hour, r in got.items():
+        own = by_hour[hour]
+        assert r["device_count"] == len({o["device_id"] for o in own}) == 2
+        assert r["avg_cpu"] == pytest.approx(_merged(own, "cpu_percent"), rel=1e-9)
+        assert r["total_transactions"] == sum(o["transactions_increase"] for o in own)
+
+
+def _time_bucket_cpu(site: Site, rows: list[dict[str, Any]]) -> None:
+    """AVG(cpu_percent) per hour over every check = all series' 1 h rows merged."""
+    by_hour: dict[datetime, list[dict[str, Any]]] = defaultdict(list)
+    for r in _own(site, "health_checks", "1hour", 24 * 7):
+        by_hour[_utc(r["time"])].append(r)
+    got = {_utc(r["hour"]): r["avg_cpu"] for r in rows}
+    assert set(got) == set(by_hour)
+    for hour, mean in got.items():
+        assert mean == pytest.approx(_merged(by_hour[hour], "cpu_percent"), rel=1e-9)
+
+
+def _first_last_cpu(site: Site, rows: list[dict[str, Any]]) -> None:
+    own = sorted((r["time"], r["cpu_percent_avg"]) for r in
+                 _own(site, "health_checks", "1s", 24 * 7) if r["device_id"] == "123")
+    assert rows == [{"first_cpu": own[0][1], "last_cpu": own[-1][1]}]
+    checks = site.data.of(123)
+    assert (own[0][1], own[-1][1]) == (checks[0].fields["cpu_percent"],
+                                       checks[-1].fields["cpu_percent"])
+
+
+def _raw_recent_device(site: Site, rows: list[dict[str, Any]]) -> None:
+    """One row per check of device 123 with the document's columns and types; the values
+    are the 1 s tier's (counters: the running totals), response_data their JSON object."""
+    assert list(rows[0]) == ["timestamp", "device_id", "site_id", "cpu_percent",
+                             "memory_percent", "disk_percent", "transactions", "errors",
+                             "latency_ms", "is_healthy", "response_data"]
+    own = {_utc(r["time"]): r for r in _own(site, "health_checks", "1s", 24 * 7)
+           if r["device_id"] == "123"}
+    assert sorted(_utc(r["timestamp"]) for r in rows) == sorted(own)
+    assert len(rows) == len(site.data.of(123))
+    for r in rows:
+        o = own[_utc(r["timestamp"])]
+        assert (r["device_id"], r["site_id"]) == (123, 1)
+        values = {"cpu_percent": o["cpu_percent_avg"], "memory_percent":
+                  o["memory_percent_avg"], "disk_percent": o["disk_percent_avg"],
+                  "transactions": o["transactions_last"], "errors": o["errors_last"],
+                  "latency_ms": o["latency_ms_avg"], "is_healthy": o["is_healthy_any"]}
+        assert {k: r[k] for k in values} == values
+        data = r["response_data"]
+        assert (json.loads(data) if isinstance(data, str) else data) == values
+
+
+HOMEPOT_FIGURES: dict[str, Callable[[Site, list[dict[str, Any]]], None]] = {
+    "device_hourly": _device_hourly,
+    "device_hourly_columns": _device_hourly_columns,
+    "site_hourly": _site_hourly,
+    "time_bucket_cpu": _time_bucket_cpu,
+    "first_last_cpu": _first_last_cpu,
+    "raw_recent_device": _raw_recent_device,
+}
+
+
 DTU_TAGS, INVERTER_TAGS = ("dtu_name",), ("serial_number",)
 FIGURES: dict[str, Callable[[Site, list[dict[str, Any]]], None]] = {
     "latest_power": _raw("dtu", 1, DTU_TAGS, {"pv_power": "pv_power_avg"}, True, 100),
@@ -245,11 +378,12 @@ FIGURES: dict[str, Callable[[Site, list[dict[str, Any]]], None]] = {
     "average_power_by_hour": _hourly_power,
     "inverter_uptime": _uptime,
     "port_performance_comparison": _ports,
+    **HOMEPOT_FIGURES,
 }
 
 
 def test_every_collected_block_has_its_figures() -> None:
-    names = {b.name for b in blocks() if b.file in WRITERS}
+    names = {b.name for b in blocks() if b.file in WRITERS and set(b.engines) & set(ENGINES)}
     assert names == set(FIGURES)
 
 

@@ -22,6 +22,14 @@ and renames the tables of profiles it meets later (stored ones) the same way. St
 the views with plain field names that profiles name (``dtu``, ``inverter``, ``port``) over
 existing 1 s tables, and ``time_bucket`` on plain PostgreSQL
 (:mod:`sunarchive.storage.plain_views`); ``setup`` makes them for tables it creates later.
+Step 4 makes GoodWe's tables. Step 7 makes HOMEPOT's relations
+(:mod:`sunarchive.upstream.homepot`): the ``health_checks`` view, the registries, the
+document's aggregate views (replacing the named rollups the profile had) and, on plain
+PostgreSQL, ``first``/``last``; ``setup`` makes them for stores whose tables come later.
+
+Version numbers may have gaps (steps 5 and 6 are another change's): a store records each
+step it had, and :func:`migrate` applies every step it has not recorded, in order, so a step
+numbered below one a store already had still runs.
 
 To add a step: append ``Step(CURRENT_VERSION + 1, "what it does", function)`` to
 :data:`STEPS`, write it with :class:`Schema`'s spellings so it runs on both engines, and test it
@@ -208,6 +216,15 @@ def _v4_goodwe_tables(s: Schema) -> None:
     create(s)
 
 
+def _v7_homepot(s: Schema) -> None:
+    from sunarchive.storage import plain_views
+    from sunarchive.upstream.homepot import schema
+
+    layout = stored_layout(s)
+    plain_views.ensure(s, layout)   # health_checks, now that the profile names it
+    schema.ensure(s, layout)
+
+
 STEPS: tuple[Step, ...] = (
     Step(1, "bookkeeping tables of the first numbered layout", _v1_layout),
     Step(2, "rollup tables renamed <m>_<tier>_materialized; views under the old names add "
@@ -216,6 +233,9 @@ STEPS: tuple[Step, ...] = (
             "the 1 s tables; time_bucket on plain PostgreSQL", _v3_plain_views),
     Step(4, "GoodWe plan tables charging_sessions, system_configs, analytics_reports",
          _v4_goodwe_tables),
+    Step(7, "HOMEPOT: health_checks (timestamp, integer device_id and site_id), devices "
+            "and sites, device_metrics_hourly/_daily and site_metrics_hourly with the "
+            "document's columns; first/last on plain PostgreSQL", _v7_homepot),
 )
 CURRENT_VERSION = STEPS[-1].version
 
@@ -242,12 +262,13 @@ def check_version(s: Schema, steps: Sequence[Step] = STEPS) -> int:
 
 def migrate(s: Schema, steps: Sequence[Step] = STEPS) -> list[str]:
     """Apply the steps the store lacks, in order; return a description of each."""
-    version = check_version(s, steps)
+    check_version(s, steps)
     s.execute(f"CREATE TABLE IF NOT EXISTS {CHANGES_TABLE} (version INTEGER PRIMARY KEY, "
               f"applied_at {s.instant} NOT NULL)", None)
+    had = {int(r[0]) for r in s.fetch(f"SELECT version FROM {CHANGES_TABLE}", None)}
     done = []
     for step in sorted(steps, key=lambda step: step.version):
-        if step.version <= version:
+        if step.version in had:
             continue
         with s.transaction():
             step.apply(s)
