@@ -40,8 +40,9 @@ from sunarchive.rollup import ROLLUP_TIERS, TIER_SOURCE, local_day_start
 from sunarchive.storage.postgres import drops, timescale
 from sunarchive.storage.postgres.store import PostgresStore
 from sunarchive.storage.postgres.user_sql import ReaderRole
+from tests.support.homepot_data import HomepotData
 from tests.support.pglite_server import drop_schema, fresh_schema
-from tests.support.upstream_sql import Block, HoymilesData, blocks
+from tests.support.upstream_sql import Block, HoymilesData, blocks, insert_sql
 
 pytestmark = pytest.mark.engine
 
@@ -596,30 +597,31 @@ WORKS_TODAY = {  # block: the least number of rows it returns on the data of `up
     "latest_power": 50, "grafana_current_power": 290, "grafana_daily_production": 5,
     "total_production_by_dtu": 1, "average_power_by_hour": 5, "inverter_temperatures": 580,
     "grafana_inverter_temperature": 580, "inverter_uptime": 2, "port_production": 1740,
-    "port_performance_comparison": 4}
+    "port_performance_comparison": 4,
+    # homepot.sql over health_checks and the views on health_checks_1hour (HomepotData: 30 h)
+    "device_hourly": 24, "device_hourly_columns": 24, "site_hourly": 30,
+    "time_bucket_cpu": 30, "first_last_cpu": 1, "raw_recent_device": 800}
 NOT_YET = {  # block: why it fails on our TimescaleDB schema today (issue 15 "TimescaleDB in CI")
     "latest_panel_performance": "ps100_readings_1s has no efficiency_percent, "
                                 "conditions_estimate",
     "daily_energy_production": "ps100_readings_1s has no power_peak, efficiency_percent",
     "system_performance_trends": "ps100_readings_1s has no efficiency_percent",
-    "device_hourly": "device_id is text here (the upstream compares it to the integer 123)",
-    "device_hourly_columns": "device_metrics_hourly has no column hour",
-    "site_hourly": "site_metrics_hourly has no column hour",
-    "hypertables": "the hypertable is health_checks_1s, no hypertable named health_checks",
-    "chunks_of_health_checks": "the hypertable is health_checks_1s: no chunks listed",
-    "time_bucket_cpu": "no relation health_checks (it is health_checks_1s)",
-    "first_last_cpu": "no relation health_checks (it is health_checks_1s)",
-    "raw_recent_device": "no relation health_checks (it is health_checks_1s)",
-    "refresh_hourly": "device_metrics_hourly is a view, not a continuous aggregate",
+    "hypertables": "the hypertable is health_checks_1s; health_checks is a view over it "
+                   "(docs/upstream/homepot.md)",
+    "chunks_of_health_checks": "the hypertable is health_checks_1s: no chunks listed under "
+                               "health_checks (`sunarchive chunks health_checks` lists them)",
+    "refresh_hourly": "device_metrics_hourly is a view over the real-time continuous "
+                      "aggregate health_checks_1hour, not an aggregate itself",
 }
 
 
 @pytest.fixture(scope="module")
 def upstream(pglite_url: str) -> Iterator[str]:
     """A schema with the upstream systems' profiles set up, PS100 holding half an hour of
-    two panels that ended now, refreshed, and the Hoymiles bridge's five hours up to now as
-    1 s rows (read through the plain views dtu, inverter, port). No connection stays open
-    between tests."""
+    two panels that ended now, refreshed, the Hoymiles bridge's five hours up to now as
+    1 s rows (read through the plain views dtu, inverter, port) and HOMEPOT's 30 hours of
+    health checks (through health_checks and the views on health_checks_1hour). No
+    connection stays open between tests."""
     name = fresh_schema(pglite_url)
     set_up(pglite_url, {n: PROFILES[n] for n in UPSTREAM_PROFILES}, "Europe/Berlin")
     with psycopg.connect(pglite_url, autocommit=True) as con:
@@ -631,6 +633,8 @@ def upstream(pglite_url: str) -> Iterator[str]:
         hoymiles = HoymilesData(now)
         for measurement in ("dtu", "inverter", "port"):
             con.execute(hoymiles.insert_sql(PROFILES[measurement]).encode())
+        health = PROFILES["health_checks"]
+        con.execute(insert_sql(health, HomepotData(now).points()).encode())
     yield name
     drop_schema(pglite_url, name)
 

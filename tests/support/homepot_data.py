@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tests.support.upstream_sql import Point
+
 DEVICES = {123: 1, 124: 1, 200: 2}
 """device id → site id."""
 
@@ -58,6 +60,12 @@ class HomepotData:
 
     def of(self, device_id: int) -> list[Check]:
         return [c for c in self.checks if c.device_id == device_id]
+
+    def points(self) -> list[Point]:
+        """The checks as points (for :func:`tests.support.upstream_sql.insert_sql`)."""
+        return [Point("health_checks", {"device_id": str(c.device_id),
+                                        "site_id": str(c.site_id)}, dict(c.fields), c.time_s)
+                for c in self.checks]
 
     def line_protocol(self) -> str:
         return "\n".join(c.line() for c in self.checks) + "\n"
