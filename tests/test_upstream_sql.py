@@ -259,7 +259,8 @@ def _device_hours(site: Site, rows: list[dict[str, Any]], hours: float) -> None:
     edge = now - timedelta(hours=hours)
     assert set(got) <= set(own) and min(got) >= edge - timedelta(minutes=1)
     assert {h for h in own if h >= edge + timedelta(minutes=1)} <= set(got)
-    assert max(got) > now - timedelta(hours=1)          # the open hour is there
+    last = max(c.time_s for c in site.data.of(123))
+    assert max(got).timestamp() == last - last % 3600    # the open hour is there
     for hour, r in got.items():
         o = own[hour]
         for name, field in HOMEPOT_MEANS.items():

@@ -204,6 +204,12 @@ def stored_layout(s: Schema) -> str | None:
     return str(rows[0][0]) if rows else None
 
 
+def stored_site_zone(s: Schema) -> str | None:
+    """The site zone the store's first setup recorded (``site_timezone``), or None."""
+    rows = s.fetch("SELECT value FROM sunarchive_meta WHERE key = 'site_timezone'", None)
+    return str(rows[0][0]) if rows else None
+
+
 def _v3_plain_views(s: Schema) -> None:
     from sunarchive.storage import plain_views  # it builds on this module's Schema
 
@@ -222,7 +228,7 @@ def _v7_homepot(s: Schema) -> None:
 
     layout = stored_layout(s)
     plain_views.ensure(s, layout)   # health_checks, now that the profile names it
-    schema.ensure(s, layout)
+    schema.ensure(s, schema.Layout(layout, stored_site_zone(s)))
 
 
 STEPS: tuple[Step, ...] = (

@@ -182,7 +182,7 @@ class DuckDBStore(TieredStore):
                 changes.extend(plain_views.ensure(self._schema(), None))
             changes.extend(self.ensure_named_rollups())
             with self._transaction():
-                changes.extend(homepot_schema.ensure(self._schema(), None))
+                changes.extend(homepot_schema.ensure(self._schema(), homepot_schema.Layout(None)))
             self._load_horizons()
             return changes
 

@@ -14,25 +14,34 @@ Every figure is merged from the tiers' mergeable state, never an average of aver
 * ``checks``: health checks (samples) in the bucket; ``unhealthy_checks``: those with
   ``is_healthy`` false; ``uptime_percent``: healthy checks ÷ checks × 100;
 * ``site_metrics_hourly``: per site and hour over all its devices; ``device_count``: devices
-  with a check in that hour, ``unhealthy_devices``: those with an unhealthy check.
+  (series) with a check in that hour, ``unhealthy_devices``: those with an unhealthy check.
 
 ``hour`` and ``day`` are the bucket's start (``TIMESTAMPTZ``); a day is the site's local day
 (setting ``timezone``), as every daily figure of sunarchive. ``device_id`` and ``site_id`` are
 integers (NULL for a tag value that is not one).
+
+One SELECT serves both forms: over the tier's rows as they are (a view: ``bucket`` is
+``time``) and, on TimescaleDB, as a continuous aggregate on the tier's continuous aggregate
+(``bucket`` is ``time_bucket`` of the tier's own width, so each row merges exactly the tier
+rows of one bucket). No DISTINCT: continuous aggregates refuse it, and a series is one
+device at one site.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from sunarchive.profiles.spec import Profile
 from sunarchive.rollup import Dialect
 from sunarchive.storage.plain_views import tag_value
 
-MEANS = {"cpu": "cpu_percent", "memory": "memory_percent", "disk": "disk_percent",
-         "latency": "latency_ms"}
-"""State kept per device and bucket: Σ(mean × count) and Σ count of these fields."""
+MEANS = {"avg_cpu": "cpu_percent", "avg_memory": "memory_percent", "avg_disk": "disk_percent",
+         "avg_latency_ms": "latency_ms"}
 NEEDED = ("cpu_percent", "memory_percent", "disk_percent", "latency_ms", "transactions",
           "errors", "is_healthy")
-VIEWS = ("device_metrics_hourly", "device_metrics_daily", "site_metrics_hourly")
+VIEWS = {"device_metrics_hourly": "1hour", "device_metrics_daily": "daily",
+         "site_metrics_hourly": "1hour"}
+"""Each view and the tier it reads."""
 
 
 def usable(profile: Profile | None) -> bool:
@@ -42,62 +51,70 @@ def usable(profile: Profile | None) -> bool:
     return {f.name for f in profile.fields} >= set(NEEDED)
 
 
-def per_device(profile: Profile, tier: str, d: Dialect) -> str:
-    """Parenthesised SQL of one row per bucket, device and site with the mergeable state."""
-    q = d.quote
+@dataclass(frozen=True)
+class Columns:
+    """SQL of the tier's columns the figures are merged from."""
 
-    def col(field: str, stat: str) -> str:
-        return q(f"{profile.field(field).stem}_{stat}")
+    profile: Profile
+    d: Dialect
 
-    cols = ["time AS bucket", f"{tag_value(profile, 'device_id', d)} AS device_id",
-            f"{tag_value(profile, 'site_id', d)} AS site_id"]
-    for key, field in MEANS.items():
-        cols.append(f"SUM({col(field, 'avg')} * {col(field, 'count')}) AS {key}_sum")
-        cols.append(f"SUM({col(field, 'count')}) AS {key}_n")
-    cols += [f"MAX({col('cpu_percent', 'max')}) AS max_cpu",
-             f"MAX({col('memory_percent', 'max')}) AS max_memory",
-             f"SUM({col('transactions', 'increase')}) AS total_transactions",
-             f"SUM({col('errors', 'increase')}) AS total_errors",
-             "CAST(SUM(sample_count) AS BIGINT) AS checks",
-             f"CAST(SUM({col('is_healthy', 'true_count')}) AS BIGINT) AS healthy",
-             f"CAST(SUM({col('is_healthy', 'count')}) AS BIGINT) AS flagged"]
-    return (f"(SELECT {', '.join(cols)} FROM {q(profile.table(tier))} "
-            "WHERE sample_count > 0 GROUP BY 1, 2, 3)")
+    def col(self, field: str, stat: str) -> str:
+        return self.d.quote(f"{self.profile.field(field).stem}_{stat}")
 
+    def mean(self, field: str) -> str:
+        """Σ(mean × count) ÷ Σ count: the mean of every sample merged."""
+        avg, count = self.col(field, "avg"), self.col(field, "count")
+        return f"SUM({avg} * {count}) / NULLIF(SUM({count}), 0)"
 
-def _mean(key: str) -> str:
-    return f"{key}_sum / NULLIF({key}_n, 0)"
+    def total(self, field: str) -> str:
+        return f"SUM({self.col(field, 'increase')})"
+
+    def unhealthy(self) -> str:
+        """Checks with ``is_healthy`` false."""
+        return (f"{self.col('is_healthy', 'count')} - "
+                f"{self.col('is_healthy', 'true_count')}")
 
 
-def device_select(profile: Profile, tier: str, d: Dialect) -> str:
+def device_select(profile: Profile, tier: str, d: Dialect, bucket: str = "time") -> str:
     """``device_metrics_hourly`` (``tier`` 1hour) or ``device_metrics_daily`` (daily)."""
-    first = "hour" if tier == "1hour" else "day"
-    cols = [f"bucket AS {first}", "device_id", "site_id",
-            f"{_mean('cpu')} AS avg_cpu", "max_cpu", f"{_mean('memory')} AS avg_memory",
-            "max_memory", f"{_mean('disk')} AS avg_disk", "total_transactions",
-            "total_errors", f"{_mean('latency')} AS avg_latency_ms", "checks",
-            "flagged - healthy AS unhealthy_checks"]
+    c = Columns(profile, d)
+    cols = [f"{bucket} AS {'hour' if tier == '1hour' else 'day'}",
+            f"{tag_value(profile, 'device_id', d)} AS device_id",
+            f"{tag_value(profile, 'site_id', d)} AS site_id",
+            f"{c.mean('cpu_percent')} AS avg_cpu",
+            f"MAX({c.col('cpu_percent', 'max')}) AS max_cpu",
+            f"{c.mean('memory_percent')} AS avg_memory",
+            f"MAX({c.col('memory_percent', 'max')}) AS max_memory",
+            f"{c.mean('disk_percent')} AS avg_disk",
+            f"{c.total('transactions')} AS total_transactions",
+            f"{c.total('errors')} AS total_errors",
+            f"{c.mean('latency_ms')} AS avg_latency_ms",
+            "CAST(SUM(sample_count) AS BIGINT) AS checks",
+            f"CAST(SUM({c.unhealthy()}) AS BIGINT) AS unhealthy_checks"]
     if tier == "daily":
-        cols.append("100.0 * healthy / NULLIF(flagged, 0) AS uptime_percent")
-    return f"SELECT {', '.join(cols)} FROM {per_device(profile, tier, d)} AS dev"
+        cols.append(f"100.0 * CAST(SUM({c.col('is_healthy', 'true_count')}) AS FLOAT8) / "
+                    f"NULLIF(SUM({c.col('is_healthy', 'count')}), 0) AS uptime_percent")
+    return (f"SELECT {', '.join(cols)} FROM {d.quote(profile.table(tier))} "
+            "WHERE sample_count > 0 GROUP BY 1, 2, 3")
 
 
-def site_select(profile: Profile, d: Dialect) -> str:
-    """``site_metrics_hourly``: every device of a site merged per hour."""
-    cols = ["bucket AS hour", "site_id",
-            "CAST(COUNT(DISTINCT device_id) AS BIGINT) AS device_count",
-            "SUM(cpu_sum) / NULLIF(SUM(cpu_n), 0) AS avg_cpu",
-            "SUM(memory_sum) / NULLIF(SUM(memory_n), 0) AS avg_memory",
-            "SUM(total_transactions) AS total_transactions",
-            "SUM(total_errors) AS total_errors",
-            "CAST(COUNT(DISTINCT device_id) FILTER (WHERE flagged > healthy) AS BIGINT) "
+def site_select(profile: Profile, d: Dialect, bucket: str = "time") -> str:
+    """``site_metrics_hourly``: every device (series) of a site merged per hour."""
+    c = Columns(profile, d)
+    cols = [f"{bucket} AS hour", f"{tag_value(profile, 'site_id', d)} AS site_id",
+            "CAST(COUNT(*) AS BIGINT) AS device_count",
+            f"{c.mean('cpu_percent')} AS avg_cpu",
+            f"{c.mean('memory_percent')} AS avg_memory",
+            f"{c.total('transactions')} AS total_transactions",
+            f"{c.total('errors')} AS total_errors",
+            f"CAST(SUM(CASE WHEN {c.unhealthy()} > 0 THEN 1 ELSE 0 END) AS BIGINT) "
             "AS unhealthy_devices"]
-    return (f"SELECT {', '.join(cols)} FROM {per_device(profile, '1hour', d)} AS dev "
-            "GROUP BY 1, 2")
+    return (f"SELECT {', '.join(cols)} FROM {d.quote(profile.table('1hour'))} "
+            "WHERE sample_count > 0 GROUP BY 1, 2")
 
 
-def view_sql(name: str, profile: Profile, d: Dialect) -> str:
-    """The SELECT of one of :data:`VIEWS`."""
+def view_sql(name: str, profile: Profile, d: Dialect, bucket: str = "time") -> str:
+    """The SELECT of one of :data:`VIEWS` (``bucket``: SQL of the row's bucket start)."""
     if name == "site_metrics_hourly":
-        return site_select(profile, d)
-    return device_select(profile, "1hour" if name.endswith("hourly") else "daily", d)
+        return site_select(profile, d, bucket)
+    return device_select(profile, VIEWS[name], d, bucket)
