@@ -481,3 +481,32 @@ def test_a_named_rollup_of_that_name_wins(tmp_path: Path) -> None:
     out = cli("setup", "--db", str(db), env={"SUNARCHIVE_PROFILES_DIR": str(profiles)}).stdout
     assert "left port alone: the name is the named rollup of measurement 'meter'" in out
     assert "created view port (meter_1hour per series)" in out
+
+
+# -- HOMEPOT: chunks, registries ------------------------------------------------------------
+def test_chunks_of_health_checks_are_those_of_its_1s_table(
+        stores: Callable[[str, str], Site]) -> None:
+    """``sunarchive chunks health_checks`` (the document's CLI) lists the partitions of
+    ``health_checks_1s`` on plain PostgreSQL; an unknown name is one clear line."""
+    site = stores("homepot", "postgres")
+    named = json.loads(cli("chunks", *site.args, "health_checks", "--json").stdout)
+    table = json.loads(cli("chunks", *site.args, "health_checks_1s", "--json").stdout)
+    assert named == table and len(named) >= 1
+    wrong = cli("chunks", *site.args, "health_check", check=False)
+    assert wrong.returncode != 0 and "Traceback" not in wrong.stderr
+    assert wrong.stderr.strip().splitlines() == [
+        "sunarchive: error: unknown table 'health_check'"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_devices_and_sites_are_registries_with_integer_ids(
+        stores: Callable[[str, str], Site], engine: str) -> None:
+    """HOMEPOT's ``devices`` and ``sites`` exist, empty, with integer ids (the health
+    checks' ``device_id`` and ``site_id`` join them) and created/retired stamps."""
+    site = stores("homepot", engine)
+    columns = [r["column_name"] for r in site.sql(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'devices' "
+        "ORDER BY ordinal_position")]
+    assert columns == ["id", "name", "site_id", "device_type", "description", "created_at",
+                       "retired_at"]
+    assert site.sql("SELECT COUNT(*) AS n FROM sites") == [{"n": 0}]
