@@ -720,7 +720,7 @@ def test_homepots_aggregates_are_refreshed_with_the_tiers_and_keep_the_open_hour
 def test_a_timescaledb_store_of_step_4_gets_homepots_aggregates(pglite_url: str,
                                                                  schema: str) -> None:
     """The named-rollup views a store before step 7 had under the HOMEPOT names become the
-    continuous aggregates at the next setup."""
+    continuous aggregates at the next setup; ``chunks health_checks`` lists the hypertable's."""
     health = PROFILES["health_checks"]
     set_up(pglite_url, {health.name: health}, "Europe/Berlin")
     with psycopg.connect(pglite_url, autocommit=True) as con:
@@ -740,3 +740,12 @@ def test_a_timescaledb_store_of_step_4_gets_homepots_aggregates(pglite_url: str,
             "SELECT view_name FROM timescaledb_information.continuous_aggregates").fetchall()}
         assert set(HOMEPOT_SCHEDULES) <= names
         assert con.execute("SELECT COUNT(*) FROM health_checks").fetchall() == [(0,)]
+        con.execute("INSERT INTO health_checks_1s (time, series_id, sample_count, covered_s) "
+                    "VALUES (now(), 1, 1, 1)")
+    store = PostgresStore(pglite_url, {health.name: health}, timezone="Europe/Berlin",
+                          reader=ReaderRole(as_owner=True))
+    try:   # `sunarchive chunks health_checks`: the chunks of the hypertable health_checks_1s
+        store.setup()
+        assert store.chunks("health_checks") == store.chunks("health_checks_1s") != []
+    finally:
+        store.close()
