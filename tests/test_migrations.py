@@ -6,7 +6,8 @@ commit e0fa3f3 (the last without numbered migrations). ``store_v1_postgres_plain
 same demo into plain PostgreSQL, dumped with ``pg_dump --inserts --no-owner --no-privileges``.
 Each migrates forward to the current version with every row it held unchanged (step 2 moves
 the rollup tables' rows to ``<m>_<tier>_materialized``, unchanged, and puts views under the old
-names that add the open buckets).
+names that add the open buckets; step 5 adds PS100's tables and views, and the view of
+``ps100_readings_1s`` with the document's columns in the upstream schema).
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ import pytest
 from sunarchive.errors import StoreTooNewError
 from sunarchive.profiles import load_profiles
 from sunarchive.rollup import ROLLUP_TIERS, named_rollup_select
-from sunarchive.storage import migrations, plain_views
+from sunarchive.storage import migrations, plain_views, upstream_schema
 from sunarchive.storage.open import SqlStore, StoreOptions, open_store
 from sunarchive.storage.tier_views import VIEW_META_PREFIX
+from sunarchive.upstream import ps100, ps100_view
 from sunarchive.upstream.homepot import functions as homepot_functions
 from sunarchive.upstream.homepot import schema as homepot_schema
 from tests.support.cli import cli
@@ -86,8 +88,8 @@ def _same_rows(before: Snapshot, after: Snapshot) -> None:
         now = after.get(RENAMED.get(name, name))
         if name == "sunarchive_meta":   # plus a digest of each view's (and function's) SQL
             now = [r for r in now or [] if not str(r[0]).startswith(
-                (VIEW_META_PREFIX, plain_views.META_PREFIX, homepot_schema.VIEW_PREFIX,
-                 homepot_schema.FUNCTIONS_KEY))]
+                (VIEW_META_PREFIX, plain_views.META_PREFIX, ps100_view.META_KEY,
+                 homepot_schema.VIEW_PREFIX, homepot_schema.FUNCTIONS_KEY))]
         assert now == rows, f"{name} changed"
 
 
@@ -127,6 +129,20 @@ def _aware(value: Any) -> Any:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+def _has_the_ps100_step(store: SqlStore) -> None:
+    """Step 5 gave the old store PS100's tables and views, and the upstream schema's view
+    with the document's columns (the table's rows are checked unchanged by
+    :func:`_same_rows`)."""
+    s = store._schema()
+    assert [s.table_type(n) for n in (ps100.PANELS, ps100.CLEARSKY, ps100.SYSTEM, ps100.EVENTS)] \
+        == ["BASE TABLE", "BASE TABLE", "VIEW", "VIEW"]
+    columns = {str(r[0]) for r in s.fetch(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = "
+        f"{s.p} AND table_schema = {s.p}", [ps100.READINGS, upstream_schema.DEFAULT])}
+    assert {"power_peak", "efficiency_percent", "conditions_estimate", "alerts",
+            "sample_count"} <= columns
+
+
 def _versions(store: SqlStore) -> list[int]:
     return [int(r[0]) for r in store._fetch(
         f"SELECT version FROM {migrations.CHANGES_TABLE} ORDER BY version")]
@@ -143,6 +159,7 @@ def test_the_duckdb_store_of_the_last_release_migrates_without_a_data_change(
         assert store.schema_version() == migrations.CURRENT_VERSION
         assert _versions(store) == [step.version for step in migrations.STEPS]
         _same_rows(before, _snapshot(store))
+        _has_the_ps100_step(store)
         _tiers_read_alike(store, before)
         assert _epochs(store.query_tier("ps100_readings", "1hour", 0, 2**33, {}, None)) == \
             hourly   # a reader of the store before step 2 read the same
@@ -238,6 +255,7 @@ def test_the_plain_postgres_layout_of_the_last_release_migrates_without_a_data_c
         assert _versions(store) == [step.version for step in migrations.STEPS]
         after = _snapshot(store)
         _same_rows(before, after)     # sunarchive_newest included: recorded again, the same
+        _has_the_ps100_step(store)
         assert after["sunarchive_newest"]
         _tiers_read_alike(store, before)
     with _opened(pg_url, read_only=True) as reader:

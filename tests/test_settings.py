@@ -33,6 +33,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
 #: Settings whose values have no physical unit; every other setting must carry a unit suffix.
 UNITLESS = {
     "database_url",
+    "ps100.panels",
     "influxdb.enabled",
     "influxdb.host",
     "influxdb.token",

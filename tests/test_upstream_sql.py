@@ -7,16 +7,21 @@ rows, and its figures must equal sunarchive's own reads of the same data (``Read
 ``Reader.latest``: the tiers, merged exactly). TimescaleDB runs the same blocks on PGlite in
 tests/test_timescale_pglite.py.
 
+Parametrized over (system, engine, block). Hoymiles: the bridge's line protocol through
+``sunarchive import``. PS100: ``sunarchive demo`` through the collector and its write hook
+(the derived columns ``power_peak``, ``efficiency_percent``, ``conditions_estimate``).
+
 To add a system: give its file a writer in ``WRITERS`` (data through ``sunarchive import``, a
-source or line protocol) and its blocks' checks in ``FIGURES``; blocks that cannot run yet go
-in ``NOT_YET`` (strict xfails: a block that starts working must leave the list). Files
-without a writer are not collected yet (ps100). HOMEPOT's TimescaleDB-only blocks run in
-tests/test_timescale_pglite.py.
+source, line protocol or the demo) and its blocks' checks in ``FIGURES``; blocks that cannot
+run yet go in ``NOT_YET`` (strict xfails: a block that starts working must leave the list).
+HOMEPOT: its health checks as line protocol through ``sunarchive import``; its
+TimescaleDB-only blocks run in tests/test_timescale_pglite.py.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,6 +31,7 @@ from typing import Any
 
 import duckdb
 import httpx
+import psycopg
 import pytest
 
 import sunarchive
@@ -34,12 +40,14 @@ from tests.support.cli import cli
 from tests.support.homepot_data import HomepotData
 from tests.support.pg_server import drop_database, fresh_database
 from tests.support.serving import serve, stop
-from tests.support.upstream_sql import Block, HoymilesData, blocks
+from tests.support.tier_rows import assert_same_rows
+from tests.support.upstream_sql import Block, HoymilesData, PS100Demo, blocks
 
 pytestmark = pytest.mark.integration
 
 PROFILES = load_profiles()
 ENGINES = ("duckdb", "postgres")
+PS100 = "ps100_readings"
 
 
 @dataclass
@@ -72,6 +80,14 @@ def write_hoymiles(site_args: list[str], folder: Path) -> HoymilesData:
     return data
 
 
+def write_ps100(site_args: list[str], folder: Path) -> PS100Demo:
+    """Half an hour of two simulated panels up to now, through the collector (``sunarchive
+    demo``), so the PS100 write hook fills the derived columns."""
+    data = PS100Demo(int(time.time()))
+    cli("demo", *site_args, *data.demo_options())
+    return data
+
+
 def write_homepot(site_args: list[str], folder: Path) -> HomepotData:
     """HOMEPOT's health checks as line protocol, through ``sunarchive import``."""
     data = HomepotData(int(datetime.now(UTC).timestamp()))
@@ -84,13 +100,10 @@ def write_homepot(site_args: list[str], folder: Path) -> HomepotData:
 
 
 WRITERS: dict[str, Callable[[list[str], Path], Any]] = {"hoymiles": write_hoymiles,
+                                                        "ps100": write_ps100,
                                                         "homepot": write_homepot}
-NOT_YET: dict[tuple[str, str], str] = {}
-"""(engine, block): why it does not run there yet."""
-
-
-SITES = [("hoymiles", e) for e in ENGINES]
-"""The stores the tests of the Hoymiles plain relations below run on."""
+NOT_YET: dict[tuple[str, str, str], str] = {}
+"""(system, engine, block): why it does not run there yet."""
 
 
 @pytest.fixture(scope="module")
@@ -119,10 +132,14 @@ def stores(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         drop_database(url)
 
 
-@pytest.fixture(params=SITES, ids=lambda p: f"{p[0]}-{p[1]}")
-def site(request: pytest.FixtureRequest, stores: Callable[[str, str], Site]) -> Site:
-    system, engine = request.param
-    return stores(system, engine)
+@pytest.fixture(params=ENGINES)
+def hoymiles(request: pytest.FixtureRequest, stores: Callable[[str, str], Site]) -> Site:
+    return stores("hoymiles", request.param)
+
+
+@pytest.fixture(params=ENGINES)
+def ps100(request: pytest.FixtureRequest, stores: Callable[[str, str], Site]) -> Site:
+    return stores("ps100", request.param)
 
 
 def cases() -> list[Any]:
@@ -134,7 +151,7 @@ def cases() -> list[Any]:
         for engine in ENGINES:
             if engine not in block.engines:
                 continue
-            why = NOT_YET.get((engine, block.name))
+            why = NOT_YET.get((block.file, engine, block.name))
             marks = [pytest.mark.xfail(strict=True, reason=why)] if why else []
             out.append(pytest.param(block.file, engine, block, marks=marks,
                                     id=f"{block.file}-{engine}.{block.name}"))
@@ -147,7 +164,7 @@ def test_block_runs_unchanged_with_sunarchives_figures(
     site = stores(system, engine)
     rows = site.sql(block.sql)
     assert rows, f"{block.name} returned no rows"
-    FIGURES[block.name](site, rows)
+    FIGURES[(system, block.name)](site, rows)
 
 
 # -- sunarchive's own reads ------------------------------------------------------------------
@@ -244,6 +261,75 @@ def _ports(site: Site, rows: list[dict[str, Any]]) -> None:
         assert r["peak_power"] == peak
 
 
+def _by(rows: list[dict[str, Any]], key: Callable[[dict[str, Any]], Any],
+        value: Callable[[dict[str, Any]], float]) -> dict[Any, float]:
+    out: dict[Any, float] = defaultdict(float)
+    for row in rows:
+        out[key(row)] += value(row)
+    return dict(out)
+
+
+def _ps100_latest(site: Site, rows: list[dict[str, Any]]) -> None:
+    """The last hour's seconds of every panel, newest first, values as stored; the write hook
+    estimated the conditions of each."""
+    assert {r["panel_id"] for r in rows} == site.data.panel_ids
+    assert all(r["conditions_estimate"] for r in rows)
+    times = [r["time"] for r in rows]
+    assert times == sorted(times, reverse=True)
+    fields = {name: name for name in ("voltage_avg", "current_avg", "power_avg")}
+    assert _rows(rows, ["time", "panel_id", *fields]) == \
+        _points(site, PS100, 1, fields, ("panel_id",))
+
+
+def _ps100_daily(site: Site, rows: list[dict[str, Any]]) -> None:
+    """Energy per panel and day = the daily tier's; the peak of the hook's power_peak = the
+    daily tier's power_max."""
+    daily = _own(site, PS100, "daily", 24 * 8)
+    want = _by(daily, lambda r: (r["panel_id"], r["day"]), lambda r: r["energy_wh"] / 1000)
+    got = {(r["panel_id"], r["date"]): r["daily_energy_kwh"] for r in rows}
+    assert got == pytest.approx(want, rel=1e-9, abs=1e-12)
+    peaks = {(r["panel_id"], r["day"]): r["power_max"] for r in daily}
+    for row in rows:
+        assert row["peak_power"] == pytest.approx(peaks[(row["panel_id"], row["date"])])
+
+
+def _ps100_trends(site: Site, rows: list[dict[str, Any]]) -> None:
+    """Energy per hour across panels = the 1 h tier's; every panel active."""
+    hourly = _own(site, PS100, "1hour", 24)
+    want = _by(hourly, lambda r: _utc(r["time"]), lambda r: r["energy_wh"] / 1000)
+    got = {_utc(r["hour"]): r["hourly_energy_kwh"] for r in rows}
+    assert got == pytest.approx(want, rel=1e-9, abs=1e-12)
+    assert {r["active_panels"] for r in rows} == {site.data.panels}
+
+
+def _ps100_tier(tier: str, hours: float) -> Callable[[Site, list[dict[str, Any]]], None]:
+    """``SELECT *`` of a tier view: the rows of sunarchive's own read of the tier."""
+    def check(site: Site, rows: list[dict[str, Any]]) -> None:
+        def key(r: dict[str, Any]) -> tuple[Any, ...]:
+            return r["time"], r["panel_id"]
+        got = sorted(({**{k: v for k, v in r.items() if k != "series_id"},
+                       "time": _utc(r["time"])} for r in rows), key=key)
+        want = sorted(({**r, "time": _utc(r["time"])} for r in _own(site, PS100, tier, hours)),
+                      key=key)
+        assert_same_rows(got, want)
+    return check
+
+
+def _ps100_samples(site: Site, rows: list[dict[str, Any]]) -> None:
+    """Samples a second per panel (the demo's 10 Hz, a few lost) = the 1 s tier's. (AVG of
+    an integer is NUMERIC on PostgreSQL: a Decimal.)"""
+    assert {r["panel_id"] for r in rows} == site.data.panel_ids
+    seconds = _own(site, PS100, "1s", 1)
+    for row in rows:
+        counts = [r["sample_count"] for r in seconds if r["panel_id"] == row["panel_id"]]
+        mean = float(row["avg_samples_per_second"])
+        assert mean == pytest.approx(sum(counts) / len(counts), rel=1e-12)
+        assert (row["min_samples"], row["max_samples"]) == (min(counts), max(counts))
+        assert 9.0 <= mean <= 10.0
+        assert row["max_samples"] <= 10
+
+
+DTU_TAGS, INVERTER_TAGS = ("dtu_name",), ("serial_number",)
 # -- HOMEPOT (docs/upstream/homepot.md) ------------------------------------------------------
 HOMEPOT_MEANS = {"avg_cpu": "cpu_percent", "avg_memory": "memory_percent",
                  "avg_disk": "disk_percent", "avg_latency_ms": "latency_ms"}
@@ -363,8 +449,7 @@ HOMEPOT_FIGURES: dict[str, Callable[[Site, list[dict[str, Any]]], None]] = {
 }
 
 
-DTU_TAGS, INVERTER_TAGS = ("dtu_name",), ("serial_number",)
-FIGURES: dict[str, Callable[[Site, list[dict[str, Any]]], None]] = {
+HOYMILES_FIGURES: dict[str, Callable[[Site, list[dict[str, Any]]], None]] = {
     "latest_power": _raw("dtu", 1, DTU_TAGS, {"pv_power": "pv_power_avg"}, True, 100),
     "inverter_temperatures": _raw("inverter", 24, INVERTER_TAGS,
                                   {"temperature": "temperature_avg"}, True),
@@ -379,19 +464,61 @@ FIGURES: dict[str, Callable[[Site, list[dict[str, Any]]], None]] = {
     "average_power_by_hour": _hourly_power,
     "inverter_uptime": _uptime,
     "port_performance_comparison": _ports,
-    **HOMEPOT_FIGURES,
 }
+PS100_FIGURES: dict[str, Callable[[Site, list[dict[str, Any]]], None]] = {
+    "latest_panel_performance": _ps100_latest,
+    "daily_energy_production": _ps100_daily,
+    "system_performance_trends": _ps100_trends,
+    "five_minute_last_24h": _ps100_tier("5min", 24),
+    "hourly_last_week": _ps100_tier("1hour", 24 * 7),
+    "daily_last_month": _ps100_tier("daily", 24 * 30),
+    "sample_counts": _ps100_samples,
+}
+FIGURES = {**{("hoymiles", name): check for name, check in HOYMILES_FIGURES.items()},
+           **{("ps100", name): check for name, check in PS100_FIGURES.items()},
+           **{("homepot", name): check for name, check in HOMEPOT_FIGURES.items()}}
+"""(system, block): its figures against sunarchive's own reads."""
 
 
 def test_every_collected_block_has_its_figures() -> None:
-    names = {b.name for b in blocks() if b.file in WRITERS and set(b.engines) & set(ENGINES)}
+    names = {(b.file, b.name) for b in blocks() if b.file in WRITERS
+             and set(b.engines) & set(ENGINES)}   # HOMEPOT's TimescaleDB-only ones: PGlite
     assert names == set(FIGURES)
+    assert len(blocks("ps100")) == 7 and len(blocks("hoymiles")) == 10
+    assert {k for k in NOT_YET if k[0] in ("hoymiles", "ps100", "homepot")} == set()
+
+
+def test_ps100_blocks_through_the_cli_answer_as_the_reader(ps100: Site) -> None:
+    """``sunarchive sql`` answers a PS100 block with the reader's figures."""
+    (block,) = [b for b in blocks("ps100") if b.name == "daily_energy_production"]
+    out = json.loads(cli("sql", *ps100.args, block.sql, "--format", "json").stdout)
+    expected = {(r["panel_id"], r["date"].isoformat()): r["daily_energy_kwh"]
+                for r in ps100.sql(block.sql)}
+    assert {(r["panel_id"], r["date"]): r["daily_energy_kwh"] for r in out} == expected
+
+
+def test_ps100_columns_in_a_sql_clients_own_connection(stores: Callable[[str, str], Site]
+                                                        ) -> None:
+    """Grafana connected to PostgreSQL as the reader role sees the document's columns of
+    ``ps100_readings_1s`` too (setup made the upstream schema the role's search_path), and
+    the table itself has none of them."""
+    site = stores("ps100", "postgres")
+    with psycopg.connect(site.url, user="sunarchive_reader") as con:
+        rows = con.execute("SELECT panel_id, power_peak, efficiency_percent, "
+                           "conditions_estimate FROM ps100_readings_1s WHERE "
+                           "efficiency_percent IS NOT NULL LIMIT 5").fetchall()
+        stored = {r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+            "'public' AND table_name = 'ps100_readings_1s'").fetchall()}
+    assert len(rows) == 5 and all(0 < r[2] < 100 and r[3] for r in rows)
+    assert "efficiency_percent" not in stored and "power_max" in stored
 
 
 # -- the plain relations themselves ------------------------------------------------------------
-def test_plain_relations_hold_the_written_points_with_their_types(site: Site) -> None:
+def test_plain_relations_hold_the_written_points_with_their_types(hoymiles: Site) -> None:
     """A point written is a row read: fields under their names with the bridge's types (int
     fields BIGINT, the flag BOOLEAN), the tags as text, time as an instant."""
+    site = hoymiles
     data: HoymilesData = site.data
     last = max(p.time_s for p in data.points)
     for measurement in ("dtu", "inverter", "port"):
@@ -410,10 +537,11 @@ def test_plain_relations_hold_the_written_points_with_their_types(site: Site) ->
         assert count == len(data.of(measurement))
 
 
-def test_blocks_run_through_the_cli_and_the_api_with_a_read_token(site: Site) -> None:
+def test_blocks_run_through_the_cli_and_the_api_with_a_read_token(hoymiles: Site) -> None:
     """``sunarchive sql`` and ``POST /api/v1/sql`` (read token) answer a block as the reader
     does; the interval of ``inverter_uptime`` comes as seconds on both engines."""
-    (block,) = [b for b in blocks() if b.name == "inverter_uptime"]
+    site = hoymiles
+    (block,) = [b for b in blocks("hoymiles") if b.name == "inverter_uptime"]
     out = json.loads(cli("sql", *site.args, block.sql, "--format", "json").stdout)
     expected = {r["serial_number"]: r["uptime"].total_seconds() for r in site.sql(block.sql)}
     assert {r["serial_number"]: r["uptime"] for r in out} == expected

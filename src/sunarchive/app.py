@@ -19,6 +19,7 @@ from sunarchive.pipeline.agent import Agent
 from sunarchive.pipeline.live import LiveState
 from sunarchive.pipeline.retry import until_reachable
 from sunarchive.pipeline.spool import Spool
+from sunarchive.pipeline.tasks import wait as wait_for_task
 from sunarchive.profiles import Profile, load_profiles
 from sunarchive.settings import Settings
 from sunarchive.sinks.buffer import DiskBuffer
@@ -40,6 +41,7 @@ from sunarchive.storage.open import (
 from sunarchive.storage.open import open_store as open_url
 from sunarchive.storage.postgres.user_sql import ReaderRole
 from sunarchive.storage.user_sql import SqlLimits
+from sunarchive.upstream import ps100, ps100_clearsky
 
 
 def profiles_for(settings: Settings) -> dict[str, Profile]:
@@ -60,7 +62,8 @@ def store_options(settings: Settings) -> StoreOptions:
                         settings.postgres_copy_streams, settings.timescaledb_value_grid,
                         SqlLimits(settings.sql_timeout_s, settings.sql_max_rows),
                         reader_role(settings),
-                        timezone_explicit="timezone" in settings.model_fields_set)
+                        timezone_explicit="timezone" in settings.model_fields_set,
+                        ps100=settings.ps100)
 
 
 def reader_role(settings: Settings) -> ReaderRole:
@@ -95,6 +98,7 @@ def open_writer(settings: Settings) -> Iterator[tuple[SqlStore, list[str]]]:
     try:
         with engine_errors_named(store):
             changes = _set_up(store, options.timezone_explicit)
+            changes += ps100_clearsky.prepare(store, options.ps100)
         yield store, changes
     finally:
         store.close()
@@ -185,6 +189,10 @@ class App:
     """A rerun of a demo whose whole simulated span is already stored (or spooled)."""
     span_starts: dict[int, datetime] = field(default_factory=dict)
     """Where each resumed simulator's original span began (index in ``sources_config``)."""
+    ps100_settings: ps100.Ps100Settings | None = None
+    """The ``ps100:`` settings (panel registry, clear-sky grid upkeep)."""
+    maintenance_interval_s: float = 60.0
+    _upkeep: ps100_clearsky.Background | None = None
 
     def start(self, duration_s: float | None = None) -> None:
         """Start the writer and every source. A simulator resumed after stored data covers
@@ -205,6 +213,16 @@ class App:
         if self.mirror is not None:
             self.mirror.start()
         self.agent.start()
+        if ps100.MEASUREMENT in self.store.profiles:
+            self._upkeep = ps100_clearsky.Background(self._on_writer, self.ps100_settings,
+                                                     self.maintenance_interval_s)
+            self._upkeep.start()
+
+    def _on_writer(self, fn: Any) -> Any:
+        """Run ``fn(schema)`` as a writer task, waiting for it."""
+        run = ps100_clearsky.direct(self.store)
+        return wait_for_task(self.agent.submit(lambda: run(fn), "PS100 upkeep"), 120.0,
+                             "PS100 upkeep")
 
     def notes(self) -> list[str]:
         """What the user should know about the simulated time."""
@@ -227,7 +245,11 @@ class App:
         return bool(self.agent.sources) and self.agent.sources_done()
 
     def stop(self) -> dict[str, Any]:
+        if self._upkeep is not None:
+            self._upkeep.stop()
         self.agent.stop()
+        if self._upkeep is not None and self.agent.writer_error is None:
+            ps100_clearsky.once(ps100_clearsky.direct(self.store), self.ps100_settings)
         stats = self.agent.stats
         self.live.update_writer(stats, self.agent.accumulator, 0)
         if self.mirror is not None:
@@ -282,7 +304,9 @@ def build_app(settings: Settings, demo: bool, collect: bool = True) -> App:
                 if collect and s.type != "simulator"]
     mirror = influx_mirror(settings, store, agent)
     return App(store, agent, live, store.location, configs, resumed, adapters,
-               [s.name for s in sims], mirror, span_starts=span_starts)
+               [s.name for s in sims], mirror, span_starts=span_starts,
+               ps100_settings=settings.ps100,
+               maintenance_interval_s=settings.maintenance_interval_s)
 
 
 def _newest_s(*times_s: int | None) -> int | None:

@@ -1,16 +1,19 @@
 """The upstream systems' SQL blocks (tests/data/upstream-sql, copied from the team's
 shared/upstream-sql) and data for them relative to now.
 
-:func:`blocks` parses the ``-- name:`` / ``-- engines:`` blocks. :class:`HoymilesData` is what
-the Hoymiles bridge pushes to InfluxDB (``dtu``, ``inverter``, ``port``: one DTU, two
+:func:`blocks` parses the ``-- name:`` / ``-- engines:`` blocks, verbatim. :class:`HoymilesData`
+is what the Hoymiles bridge pushes to InfluxDB (``dtu``, ``inverter``, ``port``: one DTU, two
 inverters, six ports polled every minute for five hours up to now), as line protocol for
 ``sunarchive import`` or as 1 s rows for a plain INSERT where there is no COPY (PGlite).
+:class:`PS100Demo` is the PS100 data: ``sunarchive demo`` of a few panels for the half hour
+up to now, through the collector and its write hook.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +35,11 @@ class Block:
     sql: str
 
 
-def blocks(folder: Path = UPSTREAM_SQL) -> list[Block]:
+def blocks(system: str | None = None, folder: Path = UPSTREAM_SQL) -> list[Block]:
+    """Every block of one system's file (``ps100``: ``ps100.sql``), or of every file."""
     out = []
-    for path in sorted(folder.glob("*.sql")):
+    paths = [folder / f"{system}.sql"] if system else sorted(folder.glob("*.sql"))
+    for path in paths:
         for text in re.split(r"^(?=-- name:)", path.read_text(), flags=re.MULTILINE):
             name = re.search(r"^-- name:\s*(\S+)", text, re.MULTILINE)
             engines = re.search(r"^-- engines:(.*)$", text, re.MULTILINE)
@@ -42,6 +47,30 @@ def blocks(folder: Path = UPSTREAM_SQL) -> list[Block]:
                 out.append(Block(path.stem, name.group(1), tuple(engines.group(1).split()),
                                  text.strip()))
     return out
+
+
+@dataclass(frozen=True)
+class PS100Demo:
+    """``sunarchive demo`` of ``panels`` simulated panels for the ``span_s`` seconds up to
+    ``now_s`` (as fast as possible), written through the collector and the PS100 write hook."""
+
+    now_s: int
+    span_s: int = 1800
+    panels: int = 2
+
+    @property
+    def start_s(self) -> int:
+        return self.now_s - self.span_s
+
+    @property
+    def panel_ids(self) -> set[str]:
+        return {f"panel_{i + 1}" for i in range(self.panels)}
+
+    def demo_options(self) -> list[str]:
+        """The options of ``sunarchive demo`` that write this data."""
+        start = datetime.fromtimestamp(self.start_s, UTC).isoformat()
+        return ["--panels", str(self.panels), "--speed", "0", "--duration", str(self.span_s),
+                "--start", start, "--no-console", "--no-http"]
 
 
 DTU_NAME, DTU_SERIAL = "Dach", "414312345678"

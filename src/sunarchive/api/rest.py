@@ -263,7 +263,7 @@ def status(ctx: Reader, detail: bool = False) -> dict[str, Any]:
     counters = snap.get("counters", {})
     out: dict[str, Any] = {
         "engine": ctx.store.engine, "location": ctx.store.location,
-        "layout": getattr(ctx.store, "layout", None), "timezone": ctx.timezone,
+        "layout": ctx.store.layout, "timezone": ctx.timezone,
         "uptime_s": round(time.time() - ctx.started_at, 1),
         "samples_per_s": snap.get("samples_per_s", 0.0),
         "queue_depth": counters.get("queue_depth", 0),

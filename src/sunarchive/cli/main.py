@@ -6,6 +6,7 @@
 - ``reading.py``: query, sql
 - ``importing.py``: import
 - ``maintenance.py``: create-aggregates, chunks, compress, refresh
+- ``panels.py``: panels list, set, recompute (the PS100 registry, docs/upstream/ps100.md)
 - ``common.py``: the shared flags, settings from flags, signals, the running instance
 """
 
@@ -21,6 +22,7 @@ from sunarchive.cli.collecting import add_parsers as add_collecting
 from sunarchive.cli.common import EPILOG
 from sunarchive.cli.importing import add_parser as add_import
 from sunarchive.cli.maintenance import add_parsers as add_maintenance
+from sunarchive.cli.panels import add_parsers as add_panels
 from sunarchive.cli.reading import add_parsers as add_reading
 from sunarchive.cli.store import add_setup, add_status
 from sunarchive.model import SunarchiveError
@@ -40,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_setup(sub)
     add_import(sub)
     add_maintenance(sub)    # create-aggregates, chunks, compress, refresh
+    add_panels(sub)         # panels list, set, recompute
     return parser
 
 

@@ -20,10 +20,14 @@ from sunarchive.cli.common import add_common, settings_of
 from sunarchive.model import ConfigError, SunarchiveError
 from sunarchive.query import parse_time
 from sunarchive.settings import Settings
-from sunarchive.storage.duckdb.store import DuckDBStore
+from sunarchive.storage.capabilities import (
+    compressing,
+    continuous_aggregates,
+    dropped_ranges,
+    partitioned,
+)
 from sunarchive.storage.open import SqlStore
 from sunarchive.storage.postgres import drops
-from sunarchive.storage.postgres.store import PostgresStore
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -80,8 +84,9 @@ def _writer(args: argparse.Namespace) -> Any:
 
 def cmd_create_aggregates(args: argparse.Namespace) -> int:
     with _writer(args) as (store, changes):
-        if getattr(store, "layout", "") == "timescaledb":
-            changes = changes + store.create_aggregates()
+        aggregates = continuous_aggregates(store)
+        if aggregates is not None:
+            changes = changes + aggregates.create_aggregates()
             what = "continuous aggregates and policies"
         else:
             written = sum(store.rollup(m, int(time.time())) for m in store.profiles
@@ -97,10 +102,11 @@ def cmd_chunks(args: argparse.Namespace) -> int:
     from sunarchive.app import open_reader
 
     with open_reader(settings_of(args)) as store:
-        if isinstance(store, DuckDBStore):
+        chunked = partitioned(store)
+        if chunked is None:
             raise ConfigError("chunks are a PostgreSQL notion; DuckDB keeps each table in "
                               "row groups of one file (see `sunarchive status`)")
-        rows = store.chunks(args.table)
+        rows = chunked.chunks(args.table)
     if args.json:
         print(json.dumps(rows, default=_json_default))
         return 0
@@ -117,10 +123,11 @@ def cmd_chunks(args: argparse.Namespace) -> int:
 def cmd_compress(args: argparse.Namespace) -> int:
     older = parse_duration_s(args.older_than, "--older-than")
     with _writer(args) as (store, _):
-        if getattr(store, "layout", "") != "timescaledb":
+        compressor = compressing(store)
+        if compressor is None:
             raise ConfigError("compression needs TimescaleDB (this store uses "
                               f"{_engine(store)}); DuckDB compresses every table already")
-        done = store.compress(older)
+        done = compressor.compress(older)
     for name in done:
         print(f"compressed {name}")
     print(f"{len(done)} chunks older than {args.older_than} compressed (already compressed "
@@ -155,13 +162,14 @@ def _keep_dropped_ranges(store: SqlStore, name: str, start: int, end: int) -> No
     """TimescaleDB: the refresh leaves out ranges whose raw chunks were dropped (retention or
     ``drop_chunks`` by hand): their rollups are kept as they are and cannot be recomputed.
     Say so; a window without any raw data but with such a range is refused."""
-    if not isinstance(store, PostgresStore):
+    dropping = dropped_ranges(store)
+    if dropping is None:
         return
-    dropped = store.raw_dropped(name, start, end)
+    dropped = dropping.raw_dropped(name, start, end)
     if not dropped:
         return
     what = drops.describe(dropped)
-    if not store.has_raw_chunks(name, start, end):
+    if not dropping.has_raw_chunks(name, start, end):
         raise ConfigError(f"{name}: no raw data from {_iso_s(start)} to {_iso_s(end)}: its "
                           f"chunks were dropped ({what}); the rollups of that range are kept "
                           "as they are and cannot be recomputed")
@@ -170,7 +178,7 @@ def _keep_dropped_ranges(store: SqlStore, name: str, start: int, end: int) -> No
 
 
 def _engine(store: SqlStore) -> str:
-    return "DuckDB" if isinstance(store, DuckDBStore) else "plain PostgreSQL"
+    return "DuckDB" if store.engine == "duckdb" else "plain PostgreSQL"
 
 
 def _iso(value: Any) -> str:

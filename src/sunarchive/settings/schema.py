@@ -18,6 +18,7 @@ from sunarchive.resolution import ValueGrid
 from sunarchive.sinks.config import InfluxSettings
 from sunarchive.sources.catalog import SourceConfig
 from sunarchive.sources.config import SimulatorSettings, SimulatorSource
+from sunarchive.upstream.ps100 import Ps100Settings
 
 ENV_PREFIX = "SUNARCHIVE_"
 ENV_NESTED_DELIMITER = "__"
@@ -169,6 +170,10 @@ class Settings(BaseModel):
         default_factory=InfluxSettings,
         description="InfluxDB mirror (docs/influxdb-mirror.md); also from the upstream "
                     "INFLUXDB_* variables.")
+    ps100: Ps100Settings = Field(
+        default_factory=Ps100Settings,
+        description="PS100 panels: the ps100_panels registry and the derived columns of "
+                    "ps100_readings_1s (docs/upstream/ps100.md).")
     simulator: SimulatorSettings = Field(
         default_factory=SimulatorSettings,
         description="Built-in simulator settings, used when sources is empty.")

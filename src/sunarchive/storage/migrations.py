@@ -22,12 +22,16 @@ and renames the tables of profiles it meets later (stored ones) the same way. St
 the views with plain field names that profiles name (``dtu``, ``inverter``, ``port``) over
 existing 1 s tables, and ``time_bucket`` on plain PostgreSQL
 (:mod:`sunarchive.storage.plain_views`); ``setup`` makes them for tables it creates later.
-Step 4 makes GoodWe's tables. Step 7 makes HOMEPOT's relations
+Step 4 creates GoodWe's plan tables (:mod:`sunarchive.upstream.goodwe.tables`). Step 5 adds
+PS100's own tables and views (:mod:`sunarchive.upstream.ps100`), and the view with the
+document's columns of ``ps100_readings_1s`` in the upstream schema
+(:mod:`sunarchive.upstream.ps100_view`); no stored row changes.
+Step 7 makes HOMEPOT's relations
 (:mod:`sunarchive.upstream.homepot`): the ``health_checks`` view, the registries, the
 document's aggregate views (replacing the named rollups the profile had) and, on plain
 PostgreSQL, ``first``/``last``; ``setup`` makes them for stores whose tables come later.
 
-Version numbers may have gaps (steps 5 and 6 are another change's): a store records each
+Version numbers may have gaps (step 6 is another change's): a store records each
 step it had, and :func:`migrate` applies every step it has not recorded, in order, so a step
 numbered below one a store already had still runs.
 
@@ -222,6 +226,13 @@ def _v4_goodwe_tables(s: Schema) -> None:
     create(s)
 
 
+def _v5_ps100(s: Schema) -> None:
+    from sunarchive.upstream import ps100, ps100_view  # the upstream layer imports this
+
+    ps100.ensure_schema(s)
+    ps100_view.ensure_view(s)
+
+
 def _v7_homepot(s: Schema) -> None:
     from sunarchive.storage import plain_views
     from sunarchive.upstream.homepot import schema
@@ -239,6 +250,9 @@ STEPS: tuple[Step, ...] = (
             "the 1 s tables; time_bucket on plain PostgreSQL", _v3_plain_views),
     Step(4, "GoodWe plan tables charging_sessions, system_configs, analytics_reports",
          _v4_goodwe_tables),
+    Step(5, "PS100: ps100_panels, ps100_clearsky, views ps100_system_1s and ps100_events, "
+            "and sunarchive_upstream.ps100_readings_1s with the document's columns",
+         _v5_ps100),
     Step(7, "HOMEPOT: health_checks (timestamp, integer device_id and site_id), devices "
             "and sites, device_metrics_hourly/_daily and site_metrics_hourly with the "
             "document's columns; first/last on plain PostgreSQL", _v7_homepot),

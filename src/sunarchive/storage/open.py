@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -20,6 +21,7 @@ from sunarchive.storage.duckdb.store import DuckDBStore
 from sunarchive.storage.postgres.store import PostgresStore
 from sunarchive.storage.postgres.user_sql import ReaderRole
 from sunarchive.storage.user_sql import SqlLimits
+from sunarchive.upstream import ps100_clearsky
 
 DUCKDB_PREFIX = "duckdb://"
 POSTGRES_PREFIXES = ("postgresql://", "postgres://")
@@ -43,6 +45,9 @@ class StoreOptions:
     timezone_explicit: bool = True
     """``timezone`` was asked for (a flag, the config): a store recorded with another site
     zone is refused. False: the store's recorded zone is adopted."""
+    ps100: Any = None
+    """The ``ps100:`` settings (:class:`sunarchive.upstream.ps100.Ps100Settings`): the
+    panels of the ``ps100_panels`` registry (None: defaults)."""
 
 
 def is_postgres(url: str) -> bool:
@@ -157,6 +162,7 @@ def _prepare(store: SqlStore, options: StoreOptions, read_only: bool, setup: boo
         if adopt_stored_profiles(store):
             store.setup()
         record_site_zone(store)
+        ps100_clearsky.prepare(store, options.ps100)
 
 
 READER_TABLES = ("sunarchive_meta", "sunarchive_rollup_state")

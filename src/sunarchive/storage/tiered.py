@@ -79,6 +79,13 @@ class TieredStore(ABC):
     value_grid: ValueGrid = "decimal"
     """The grid writers round the statistics to (:mod:`sunarchive.resolution`)."""
 
+    layout: str | None = None
+    """How a PostgreSQL store keeps its tiers (``timescaledb`` or ``plain``); None on DuckDB."""
+
+    def abilities(self) -> frozenset[str]:
+        """The capability protocols this store has now (:mod:`.capabilities`): none here."""
+        return frozenset()
+
     def __init__(self, profiles: dict[str, Profile], timezone: str = "UTC",
                  retention_days: dict[str, float | None] | None = None) -> None:
         self.profiles = profiles

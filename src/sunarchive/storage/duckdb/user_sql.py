@@ -11,6 +11,8 @@
 * The database is opened with ``enable_external_access = false`` (no files, no network, no
   extensions) and its configuration is locked once the store has set it up
   (:func:`lock_down`): no statement can change a setting afterwards.
+* Names resolve in the upstream schema first (:mod:`sunarchive.storage.upstream_schema`):
+  ``ps100_readings_1s`` is the view with the PS100 document's columns there.
 * A timer interrupts the statement after ``sql_timeout_s``; at most ``sql_max_rows`` rows
   are read (one more tells that the result is larger, which is refused).
 """
@@ -24,6 +26,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from sunarchive.storage import upstream_schema
 from sunarchive.storage.duckdb.read_functions import check_parsed, check_plan
 from sunarchive.storage.user_sql import (
     SqlLimits,
@@ -74,6 +77,7 @@ def run(con: duckdb.DuckDBPyConnection, text: str, limits: SqlLimits) -> pa.Tabl
     timer = threading.Timer(limits.timeout_s, interrupt)
     timer.daemon = True
     try:
+        use_upstream_schema(cur)
         cur.execute("BEGIN TRANSACTION READ ONLY")
         timer.start()
         check_parsed(cur, statement.query)
@@ -89,6 +93,15 @@ def run(con: duckdb.DuckDBPyConnection, text: str, limits: SqlLimits) -> pa.Tabl
     if table.num_rows > limits.max_rows:
         raise too_many_rows(limits)
     return intervals_as_durations(table)
+
+
+def use_upstream_schema(cur: duckdb.DuckDBPyConnection) -> None:
+    """Names resolve in the upstream schema first, if the store has one
+    (:mod:`sunarchive.storage.upstream_schema`); a setting of this cursor only."""
+    found = cur.execute("SELECT 1 FROM duckdb_schemas() WHERE schema_name = ? AND "
+                        "database_name = current_database()", [upstream_schema.DEFAULT])
+    if found.fetchone():
+        cur.execute(f"SET search_path = '{upstream_schema.DEFAULT},main'")
 
 
 MONTH_US = 30 * 86_400 * 1_000_000

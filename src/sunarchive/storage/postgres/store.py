@@ -31,7 +31,7 @@ from sunarchive.model import ConfigError, Event, StatsRows, TransientStoreError
 from sunarchive.profiles.spec import Profile
 from sunarchive.resolution import ValueGrid
 from sunarchive.rollup import ALL_TIERS, POSTGRES
-from sunarchive.storage import plain_views
+from sunarchive.storage import plain_views, upstream_schema
 from sunarchive.storage.base import QueryResult, rows_to_arrow
 from sunarchive.storage.migrations import rename_rollup_tables
 from sunarchive.storage.postgres import drops, parallel, timescale, user_sql
@@ -74,6 +74,7 @@ class PostgresStore(TieredStore):
     """Store on a PostgreSQL server, with or without TimescaleDB."""
 
     engine = "postgres"
+    layout: str
     dialect = POSTGRES
 
     def __init__(self, url: str, profiles: dict[str, Profile], timezone: str = "UTC",
@@ -107,6 +108,7 @@ class PostgresStore(TieredStore):
         self.notes: list[str] = []
         self.partitions = Partitions()
         self._has_newest_table = False
+        self._upstream: str | None = None
         self._owing: set[str] = set()
         """Measurements that may have rows in ``sunarchive_refresh_owed`` (TimescaleDB)."""
         self._arrow = ArrowReader(url, password, connect_timeout_s, self.location)
@@ -227,6 +229,7 @@ class PostgresStore(TieredStore):
                 self._owing.update(self.profiles)
                 changes.extend(self._settle_owed())
             with self._transaction():
+                upstream_schema.ensure(self._schema())   # before the reader role's grants
                 if self.layout == "plain":
                     changes.extend(self.ensure_tier_views())
                 changes.extend(plain_views.ensure(self._schema(), self.layout))
@@ -291,6 +294,12 @@ class PostgresStore(TieredStore):
         self._execute("INSERT INTO sunarchive_meta VALUES ('layout', %s) ON CONFLICT (key) "
                       "DO UPDATE SET value = EXCLUDED.value", [layout])
         return layout, why
+
+    def abilities(self) -> frozenset[str]:
+        if self.layout == "timescaledb":
+            return frozenset({"Partitioned", "Compressing", "ContinuousAggregates",
+                              "DroppedRanges"})
+        return frozenset({"Partitioned"})
 
     def create_aggregates(self) -> list[str]:
         """TimescaleDB: create or repair hypertables, aggregates and policies."""
@@ -621,7 +630,16 @@ class PostgresStore(TieredStore):
     # -- reading -----------------------------------------------------------------------------
     def read_sql(self, text: str) -> QueryResult:
         return QueryResult(user_sql.run(self.url, self._password, self.reader_role,
-                                        self.sql_limits, self._connect_timeout_s, text))
+                                        self.sql_limits, self._connect_timeout_s, text,
+                                        self._upstream_schema()))
+
+    def _upstream_schema(self) -> str:
+        """The store's upstream schema (:mod:`sunarchive.storage.upstream_schema`)."""
+        if self._upstream is None:
+            with self._lock:
+                schema = self._fetch("SELECT current_schema()")[0][0]
+            self._upstream = upstream_schema.name_for(str(schema))
+        return self._upstream
 
     def sql(self, text: str) -> QueryResult:
         def read_only(con: Con) -> pa.Table:

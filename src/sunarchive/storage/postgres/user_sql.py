@@ -9,6 +9,8 @@ other sessions or change settings.
 * The statement becomes the query of a cursor (``DECLARE … CURSOR FOR <statement>``) sent
   with the extended protocol: the server's own parser accepts exactly one statement, and a
   cursor only a query (SELECT, VALUES, TABLE, WITH … SELECT without data-modifying parts).
+* Names resolve in the store's upstream schema first
+  (:mod:`sunarchive.storage.upstream_schema`), set for the transaction only.
 * All of it inside a ``READ ONLY`` transaction with a local ``statement_timeout``
   (``sql_timeout_s``), rolled back, and the connection closed: nothing it sets or locks
   outlives it. At most ``sql_max_rows`` + 1 rows are fetched.
@@ -25,6 +27,7 @@ import pyarrow as pa
 from psycopg import sql
 
 from sunarchive.model import ConfigError, TransientStoreError
+from sunarchive.storage import upstream_schema
 from sunarchive.storage.postgres.refusals import refused_for_good
 from sunarchive.storage.postgres.rows import rows_table
 from sunarchive.storage.user_sql import (
@@ -58,12 +61,12 @@ class ReaderRole:
 
 
 def run(url: str, owner_password: str | None, role: ReaderRole, limits: SqlLimits,
-        connect_timeout_s: int, text: str) -> pa.Table:
+        connect_timeout_s: int, text: str, upstream: str | None = None) -> pa.Table:
     """Rows of the user statement ``text`` (see the module docstring for how it runs)."""
     check_text(text)
     con = _connect(url, owner_password, role, connect_timeout_s)
     try:
-        return _read(con, text, role, limits)
+        return _read(con, text, role, limits, upstream)
     except psycopg.OperationalError as exc:
         if isinstance(exc, psycopg.errors.QueryCanceled):
             raise timed_out(limits) from None
@@ -94,7 +97,8 @@ def _connect(url: str, owner_password: str | None, role: ReaderRole,
     return con
 
 
-def _read(con: Con, text: str, role: ReaderRole, limits: SqlLimits) -> pa.Table:
+def _read(con: Con, text: str, role: ReaderRole, limits: SqlLimits,
+          upstream: str | None) -> pa.Table:
     con.execute("BEGIN READ ONLY")
     try:
         row = con.execute(BEGIN, [f"{limits.timeout_ms}ms"]).fetchone()
@@ -102,6 +106,8 @@ def _read(con: Con, text: str, role: ReaderRole, limits: SqlLimits) -> pa.Table:
             raise UserSqlError(f"SQL refused: the reader role {role.name!r} may read server "
                                "files or signal sessions; give it SELECT rights only "
                                "(docs/postgresql.md)")
+        if upstream is not None:
+            con.execute(upstream_schema.POSTGRES_SEARCH_PATH, [upstream])
         con.execute(DECLARE.encode() + text.encode(), prepare=True)
         table = rows_table(con.execute(f"FETCH FORWARD {limits.max_rows + 1} FROM {CURSOR}"))
     finally:
@@ -148,12 +154,32 @@ def ensure_reader_role(con: Con, role: ReaderRole) -> list[str]:
     if role.password:
         con.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
             name, sql.Literal(role.password)))
-    schema, database = (sql.Identifier(str(v)) for v in con.execute(
-        "SELECT current_schema(), current_database()").fetchall()[0])
+    schema_name, database_name = con.execute(
+        "SELECT current_schema(), current_database()").fetchall()[0]
+    schema, database = sql.Identifier(str(schema_name)), sql.Identifier(str(database_name))
     for statement in ("GRANT CONNECT ON DATABASE {db} TO {role}",
                       "GRANT USAGE ON SCHEMA {schema} TO {role}",
                       "GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}",
                       "ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT ON TABLES "
                       "TO {role}"):
         con.execute(sql.SQL(statement).format(db=database, schema=schema, role=name))
+    changes += _grant_upstream(con, role, str(schema_name))
     return changes
+
+
+def _grant_upstream(con: Con, role: ReaderRole, store_schema: str) -> list[str]:
+    """SELECT on the upstream schema's views (now and later), and that schema first in the
+    role's ``search_path`` in this database, so Grafana's own connections see them too."""
+    upstream = upstream_schema.name_for(store_schema)
+    if not con.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [upstream]).fetchall():
+        return []
+    name, up = sql.Identifier(role.name), sql.Identifier(upstream)
+    for statement in ("GRANT USAGE ON SCHEMA {up} TO {role}",
+                      "GRANT SELECT ON ALL TABLES IN SCHEMA {up} TO {role}",
+                      "ALTER DEFAULT PRIVILEGES IN SCHEMA {up} GRANT SELECT ON TABLES "
+                      "TO {role}",
+                      "ALTER ROLE {role} IN DATABASE {db} SET search_path = {up}, {schema}"):
+        con.execute(sql.SQL(statement).format(
+            up=up, role=name, schema=sql.Identifier(store_schema),
+            db=sql.Identifier(str(con.execute("SELECT current_database()").fetchall()[0][0]))))
+    return []
