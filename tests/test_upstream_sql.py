@@ -37,7 +37,7 @@ import pytest
 import sunarchive
 from sunarchive.profiles import load_profiles
 from tests.support.cli import cli
-from tests.support.homepot_data import HomepotData
+from tests.support.homepot_data import DEVICES, HomepotData
 from tests.support.pg_server import drop_database, fresh_database
 from tests.support.serving import serve, stop
 from tests.support.tier_rows import assert_same_rows
@@ -629,12 +629,20 @@ def test_chunks_of_health_checks_are_those_of_its_1s_table(
 @pytest.mark.parametrize("engine", ENGINES)
 def test_devices_and_sites_are_registries_with_integer_ids(
         stores: Callable[[str, str], Site], engine: str) -> None:
-    """HOMEPOT's ``devices`` and ``sites`` exist, empty, with integer ids (the health
-    checks' ``device_id`` and ``site_id`` join them) and created/retired stamps."""
+    """HOMEPOT's ``devices`` and ``sites`` have integer ids (the health checks'
+    ``device_id`` and ``site_id`` join them) and created/retired stamps; the import's first
+    check of each device added it and its site."""
     site = stores("homepot", engine)
     columns = [r["column_name"] for r in site.sql(
         "SELECT column_name FROM information_schema.columns WHERE table_name = 'devices' "
         "ORDER BY ordinal_position")]
     assert columns == ["id", "name", "site_id", "device_type", "description", "created_at",
                        "retired_at"]
-    assert site.sql("SELECT COUNT(*) AS n FROM sites") == [{"n": 0}]
+    assert site.sql("SELECT id FROM sites ORDER BY id") == [{"id": 1}, {"id": 2}]
+    devices = site.sql("SELECT id, site_id, name, retired_at FROM devices ORDER BY id")
+    assert devices == [{"id": d, "site_id": s, "name": None, "retired_at": None}
+                       for d, s in DEVICES.items()]
+    joined = site.sql("SELECT d.site_id, COUNT(*) AS n FROM health_checks h JOIN devices d "
+                      "ON d.id = h.device_id GROUP BY d.site_id ORDER BY d.site_id")
+    assert joined == [{"site_id": 1, "n": len(site.data.of(123)) + len(site.data.of(124))},
+                      {"site_id": 2, "n": len(site.data.of(200))}]

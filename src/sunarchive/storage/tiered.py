@@ -43,6 +43,7 @@ from sunarchive.rollup import (
 from sunarchive.storage import migrations
 from sunarchive.storage.base import REPLAY_COLUMN, QueryResult, rows_to_arrow
 from sunarchive.storage.tier_views import VIEW_META_PREFIX, TierViews, digest
+from sunarchive.upstream.homepot import registry as homepot_registry
 
 PROTECT_ALL = 0  # 1970: a tier whose consumer has never run keeps every row
 INCOMING = "_sunarchive_incoming"
@@ -411,6 +412,9 @@ class TieredStore(ABC):
                 self._execute(f"INSERT INTO sunarchive_series SELECT {p}, {p}, {p} WHERE NOT "
                               f"EXISTS (SELECT 1 FROM sunarchive_series WHERE series_id = {p})",
                               [series_id, key.measurement, tags, series_id])
+                if key.measurement == homepot_registry.MEASUREMENT:   # a new device?
+                    homepot_registry.register(self._execute, self._fetch, p,
+                                              json.loads(tags))
 
     def write_events(self, events: list[Event]) -> None:
         if not events:
