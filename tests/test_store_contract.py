@@ -277,6 +277,23 @@ def test_latest_rows_are_the_newest_of_each_series_in_the_window(stores: Stores)
         ["panel_1"]
 
 
+def test_latest_rows_find_a_series_quiet_for_longer_than_the_probe(stores: Stores) -> None:
+    """A series whose newest row is older than the last seconds looked at first (but in the
+    window) is still found: the probe widens to the window."""
+    store = _ps100_store(stores)
+    tags: dict[int, tuple[str, ...]] = {1: ("panel_1",), 2: ("panel_2",)}
+    for series_id, values in tags.items():
+        store.add_series(SeriesKey(PS100, values), series_id)
+    start, empty = 1_780_000_000, StatsRows.empty(PS100)
+    store.write(stats_rows(PS100, start, 5, 2), empty, tags, batch_id=1)    # panel_2 then quiet
+    store.write(stats_rows(PS100, start + 300, 5, 1), empty, tags, batch_id=2)
+    got = store.latest_rows(PS100, window_s=600).to_pylist()
+    assert [(r["panel_id"], int(r["time"].replace(tzinfo=UTC).timestamp())) for r in got] == \
+        [("panel_1", start + 304), ("panel_2", start + 4)]
+    assert [r["panel_id"] for r in store.latest_rows(PS100, window_s=100).to_pylist()] == \
+        ["panel_1"]
+
+
 def test_retention_keeps_what_rollups_still_need(stores: Stores) -> None:
     store = _ps100_store(stores, retention={"1s": 1.0, "5min": None, "1hour": None,
                                             "daily": None})

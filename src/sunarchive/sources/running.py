@@ -3,8 +3,8 @@ backoff, online/offline events and per-source statistics.
 
 Adapters stay small. A *polled* adapter implements :class:`Poller` (``connect``, ``poll``,
 ``close``) and :class:`PolledSource` runs it. A *push* adapter (an MQTT subscription, a TCP
-listener) implements :class:`~sunarchive.sources.base.Source` itself and reports through the
-:class:`SourceStatus` it is given, using :class:`Backoff` for reconnects.
+listener) subclasses :class:`~sunarchive.sources.push.PushSource` and writes one session;
+the wrapper gives it the same status, backoff and stop.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from sunarchive.sources.mqtt.config import MqttSettings
 from sunarchive.sources.mqtt.generic import GenericLayout, compile_mapping
 from sunarchive.sources.mqtt.opendtu import OpenDTULayout
 from sunarchive.sources.mqtt.readings import Grouper, Layout, Reading, Sample, to_batches
+from sunarchive.sources.push import PushSource
 from sunarchive.sources.running import Backoff, SourceContext, SourceError, SourceStatus
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,9 @@ def make_layout(settings: MqttSettings, context: SourceContext) -> Layout:
                          settings.offline_payload)
 
 
-class MqttSource:
-    """A push source reading one MQTT broker (see the module docstring)."""
+class MqttSource(PushSource):
+    """A push source reading one MQTT broker (see the module docstring); its sessions run
+    in the shared push wrapper (:class:`~sunarchive.sources.push.PushSource`)."""
 
     def __init__(self, settings: MqttSettings, context: SourceContext,
                  layout: Layout | None = None) -> None:
@@ -71,29 +73,20 @@ class MqttSource:
         self._fields = {p.name: {f.name for f in p.fields} for p in context.profiles.values()}
         self._dropped: set[tuple[str, str]] = set()
         self._grouper = Grouper(settings.group_quiet_s)
+        self.backoff_min_s = settings.backoff_min_s
+        self.backoff_max_s = settings.backoff_max_s
 
-    def run(self, sink: SampleSink, stop: threading.Event) -> None:
+    def drain(self, sink: SampleSink) -> None:
+        self._emit(sink, self._grouper.drain())
+
+    async def session(self, sink: SampleSink, stop: threading.Event, backoff: Backoff) -> None:
+        """One connection to the broker; its errors as :class:`SourceError` (refused
+        credentials are permanent)."""
         try:
-            asyncio.run(self._main(sink, stop))
-        finally:
-            self._emit(sink, self._grouper.drain())
-            self.status.stopped()
-
-    async def _main(self, sink: SampleSink, stop: threading.Event) -> None:
-        backoff = Backoff(self.settings.backoff_min_s, self.settings.backoff_max_s)
-        while not stop.is_set():
-            try:
-                await self._session(sink, stop, backoff)
-            except aiomqtt.MqttError as exc:
-                self._emit(sink, self._grouper.drain())
-                reason = f"broker {self.settings.host}:{self.settings.port}: {exc}"
-                if _is_auth_error(exc):
-                    self.status.failed(reason)
-                    raise SourceError(reason, transient=False) from exc
-                self.status.error(reason)
-                self.status.offline(reason)
-            if not stop.is_set():
-                await _sleep(backoff.next_delay(), stop)
+            await self._session(sink, stop, backoff)
+        except aiomqtt.MqttError as exc:
+            reason = f"broker {self.settings.host}:{self.settings.port}: {exc}"
+            raise SourceError(reason, transient=not _is_auth_error(exc)) from exc
 
     async def _session(self, sink: SampleSink, stop: threading.Event, backoff: Backoff) -> None:
         s = self.settings
@@ -172,10 +165,3 @@ def _is_auth_error(exc: aiomqtt.MqttError) -> bool:
     rc = getattr(exc, "rc", None)
     value = getattr(rc, "value", rc)
     return isinstance(exc, aiomqtt.MqttCodeError) and value in AUTH_CODES
-
-
-async def _sleep(seconds: float, stop: threading.Event) -> None:
-    """Sleep ``seconds`` or until ``stop`` is set."""
-    end = time.monotonic() + seconds
-    while not stop.is_set() and (left := end - time.monotonic()) > 0:
-        await asyncio.sleep(min(left, TICK_S))

@@ -37,8 +37,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sunarchive.bounds import TIME_RANGE_TEXT, check_time_ns, check_value
+from sunarchive.errors import SourceError
 from sunarchive.lineprotocol import parse_lines
 from sunarchive.model import NS_PER_S, ConfigError, InputError, SampleBatch, require_aware
+from sunarchive.sources.push import PushSource
 from sunarchive.sources.running import Backoff, SourceContext, SourceStatus
 from sunarchive.sources.tcp.config import TcpSettings
 from sunarchive.timecheck import ahead_reason, limit_ns
@@ -292,8 +294,12 @@ class _Pending:
         return SampleBatch(measurement, list(sets), index, times, fields)
 
 
-class TcpReceiver:
-    """A push source listening on a TCP port (see the module docstring)."""
+class TcpReceiver(PushSource):
+    """A push source listening on a TCP port (see the module docstring); its sessions (a
+    bound port) run in the shared push wrapper (:class:`~sunarchive.sources.push.PushSource`):
+    a port that cannot be bound is retried with backoff."""
+
+    backoff_max_s = 30.0
 
     def __init__(self, settings: TcpSettings, context: SourceContext) -> None:
         self.name = settings.name
@@ -315,17 +321,14 @@ class TcpReceiver:
         self._pending: dict[str, _Pending] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def run(self, sink: SampleSink, stop: threading.Event) -> None:
-        try:
-            asyncio.run(self._main(sink, stop))
-        finally:
-            self.listening.clear()
-            self._flush(sink)
-            self.status.stopped()
+    def drain(self, sink: SampleSink) -> None:
+        self.listening.clear()
+        self._flush(sink)
 
-    async def _main(self, sink: SampleSink, stop: threading.Event) -> None:
+    async def session(self, sink: SampleSink, stop: threading.Event, backoff: Backoff) -> None:
+        """The port bound until ``stop``; a port that cannot be bound is a transient
+        :class:`SourceError`."""
         s = self.settings
-        backoff = Backoff(1.0, 30.0)
         tasks: set[asyncio.Task[None]] = set()
 
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -339,19 +342,10 @@ class TcpReceiver:
             finally:
                 tasks.discard(task)
 
-        while not stop.is_set():
-            try:
-                server = await asyncio.start_server(accept, s.host, s.port,
-                                                    limit=s.max_line_bytes)
-            except OSError as exc:
-                reason = f"cannot listen on {s.host}:{s.port}: {exc}"
-                self.status.error(reason)
-                self.status.offline(reason)
-                await _sleep(backoff.next_delay(), stop)
-                continue
-            break
-        else:
-            return
+        try:
+            server = await asyncio.start_server(accept, s.host, s.port, limit=s.max_line_bytes)
+        except OSError as exc:
+            raise SourceError(f"cannot listen on {s.host}:{s.port}: {exc}") from exc
         backoff.reset()
         log.info("source %s: listening on %s:%d (%s)", self.name, s.host, s.port, s.format)
         self.status.connected(f"listening on {s.host}:{s.port}")
@@ -457,10 +451,3 @@ class TcpReceiver:
         for measurement, waiting in pending.items():
             if waiting.records:
                 sink.put(waiting.batch(measurement))   # the agent's sink counts it
-
-
-async def _sleep(seconds: float, stop: threading.Event) -> None:
-    """Sleep ``seconds`` or until ``stop`` is set."""
-    end = time.monotonic() + seconds
-    while not stop.is_set() and (left := end - time.monotonic()) > 0:
-        await asyncio.sleep(min(left, TICK_S))

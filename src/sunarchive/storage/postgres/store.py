@@ -53,8 +53,6 @@ from sunarchive.upstream.homepot import schema as homepot_schema
 log = logging.getLogger(__name__)
 Q = POSTGRES.quote
 Con = psycopg.Connection[tuple[Any, ...]]
-LATEST_PROBE_S = 15
-"""Seconds before the newest data where ``latest_rows`` looks first (plain layout)."""
 PLAIN_WARNING = ("TimescaleDB is not available on this server ({why}); using the plain "
                  "PostgreSQL fallback: partitioned 1 s tables and rollup tables maintained by "
                  "sunarchive. Install TimescaleDB for continuous aggregates and compression.")
@@ -412,17 +410,14 @@ class PostgresStore(TieredStore):
         the server, so only those rows travel (one per series).
 
         TimescaleDB: one probe of the ``(series_id, time DESC)`` index per series. Plain
-        layout (BRIN on time, no series index): first the last ``LATEST_PROBE_S`` seconds;
-        only when some series of the measurement has no row there, the whole window."""
+        layout (BRIN on time, no series index): as every engine (the probe of the last
+        seconds first), the newest row of each series picked by the server."""
+        if self.layout != "timescaledb":
+            return super().latest_rows(measurement, window_s)
         last = self.last_time_s(measurement)
         if last is None:
             return super().latest_rows(measurement, window_s)
-        if self.layout == "timescaledb":
-            return self._newest_by_series(measurement, last - window_s)
-        found = self._newest_since(measurement, last - min(window_s, LATEST_PROBE_S))
-        if window_s > LATEST_PROBE_S and found.num_rows < self._series_count(measurement):
-            found = self._newest_since(measurement, last - window_s)
-        return found
+        return self._newest_by_series(measurement, last - window_s)
 
     def _latest_columns(self, profile: Profile) -> str:
         cols = ["time", *profile.tag_column_names, *(c.name for c in profile.stats_columns())]
@@ -436,17 +431,15 @@ class PostgresStore(TieredStore):
             f"s.series_id AND t.time >= {self.ts(since_s)} ORDER BY t.time DESC LIMIT 1) t "
             "WHERE s.measurement = %s ORDER BY s.series_id", [measurement])
 
-    def _newest_since(self, measurement: str, since_s: int) -> pa.Table:
+    def _newest_since(self, measurement: str, since_s: int | None) -> pa.Table:
+        if since_s is None:
+            return super()._newest_since(measurement, None)
         profile = self.profiles[measurement]
         table, since = Q(profile.table("1s")), f"t.time >= {self.ts(since_s)}"
         return self._read_arrow(
             f"SELECT {self._latest_columns(profile)} FROM {table} t JOIN (SELECT t.series_id, "
             f"MAX(t.time) AS time FROM {table} t WHERE {since} GROUP BY t.series_id) newest "
             f"USING (series_id, time) WHERE {since} ORDER BY t.series_id")
-
-    def _series_count(self, measurement: str) -> int:
-        return int(self._read_rows("SELECT COUNT(*) FROM sunarchive_series "
-                                   "WHERE measurement = %s", [measurement])[0][0])
 
     def rollup(self, measurement: str, complete_until_s: int | None) -> int:
         if self.layout == "plain":
