@@ -32,6 +32,7 @@ from sunarchive.storage.open import SqlStore, StoreOptions, open_store
 from sunarchive.storage.tier_views import VIEW_META_PREFIX
 from sunarchive.upstream import ps100, ps100_view
 from sunarchive.upstream.homepot import functions as homepot_functions
+from sunarchive.upstream.homepot import registry as homepot_registry
 from sunarchive.upstream.homepot import schema as homepot_schema
 from tests.support.cli import cli
 from tests.support.tier_rows import assert_same_rows
@@ -89,7 +90,8 @@ def _same_rows(before: Snapshot, after: Snapshot) -> None:
         if name == "sunarchive_meta":   # plus a digest of each view's (and function's) SQL
             now = [r for r in now or [] if not str(r[0]).startswith(
                 (VIEW_META_PREFIX, plain_views.META_PREFIX, ps100_view.META_KEY,
-                 homepot_schema.VIEW_PREFIX, homepot_schema.FUNCTIONS_KEY))]
+                 homepot_schema.VIEW_PREFIX, homepot_schema.FUNCTIONS_KEY,
+                 homepot_registry.META_KEY))]
         assert now == rows, f"{name} changed"
 
 
