@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import shutil
+import time
 from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
@@ -25,11 +26,14 @@ import pytest
 
 from sunarchive.errors import StoreTooNewError
 from sunarchive.profiles import load_profiles
-from sunarchive.rollup import ROLLUP_TIERS
+from sunarchive.rollup import ROLLUP_TIERS, named_rollup_select
 from sunarchive.storage import migrations, plain_views, upstream_schema
 from sunarchive.storage.open import SqlStore, StoreOptions, open_store
 from sunarchive.storage.tier_views import VIEW_META_PREFIX
 from sunarchive.upstream import ps100, ps100_view
+from sunarchive.upstream.homepot import functions as homepot_functions
+from sunarchive.upstream.homepot import registry as homepot_registry
+from sunarchive.upstream.homepot import schema as homepot_schema
 from tests.support.cli import cli
 from tests.support.tier_rows import assert_same_rows
 
@@ -83,9 +87,11 @@ def _same_rows(before: Snapshot, after: Snapshot) -> None:
     assert sum(len(rows) for rows in before.values()) > 1200
     for name, rows in before.items():
         now = after.get(RENAMED.get(name, name))
-        if name == "sunarchive_meta":   # plus a digest of each view's SQL
+        if name == "sunarchive_meta":   # plus a digest of each view's (and function's) SQL
             now = [r for r in now or [] if not str(r[0]).startswith(
-                (VIEW_META_PREFIX, plain_views.META_PREFIX, ps100_view.META_KEY))]
+                (VIEW_META_PREFIX, plain_views.META_PREFIX, ps100_view.META_KEY,
+                 homepot_schema.VIEW_PREFIX, homepot_schema.FUNCTIONS_KEY,
+                 homepot_registry.META_KEY))]
         assert now == rows, f"{name} changed"
 
 
@@ -297,3 +303,78 @@ def test_step_3_makes_the_plain_views_and_time_bucket_on_plain_postgres(pg_url: 
     _restore_plain(pg_url)
     with _opened(pg_url) as store:
         _step_3_makes_the_plain_views(store)
+
+
+HOMEPOT_VIEWS = ("device_metrics_hourly", "device_metrics_daily", "site_metrics_hourly")
+OLD_NAMED_ROLLUPS = (("device_metrics_hourly", "1hour", None),
+                     ("device_metrics_daily", "daily", None),
+                     ("site_metrics_hourly", "1hour", ("site_id",)))
+"""The named rollups the ``health_checks`` profile had up to step 4."""
+
+
+def _back_to_version_4(store: SqlStore) -> None:
+    """A store as the release with four steps left it: ``health_checks_1s`` but no
+    ``health_checks``, registries or first/last, and the profile's named rollups under the
+    HOMEPOT names (columns ``cpu_percent_avg`` …) as that release made them."""
+    for name in (*HOMEPOT_VIEWS, "health_checks"):
+        store._execute(f"DROP VIEW {name}")
+    for name in ("devices", "sites"):
+        store._execute(f"DROP TABLE {name}")
+    store._execute("DELETE FROM sunarchive_meta WHERE starts_with(key, 'homepot_') OR key = "
+                   f"'{plain_views.META_PREFIX}health_checks'")
+    store._execute(f"DELETE FROM {migrations.CHANGES_TABLE} WHERE version >= 5")
+    if store.engine != "duckdb":
+        for short in homepot_functions.VALUE_TYPES:   # and the functions on them
+            store._execute(f"DROP TYPE {homepot_functions.STATE_PREFIX}{short} CASCADE")
+    profile = store.profiles["health_checks"]
+    for name, tier, group in OLD_NAMED_ROLLUPS:
+        store._execute(f"CREATE VIEW {name} AS "
+                       f"{named_rollup_select(profile, tier, group, store.dialect)}")
+
+
+def _step_7_makes_homepots_relations(store: SqlStore) -> None:
+    _back_to_version_4(store)
+    assert "avg_cpu" not in store.read_sql("SELECT * FROM device_metrics_hourly").columns
+    done = store.migrate()
+    assert done == [f"schema version {step.version}: {step.description}"
+                    for step in migrations.STEPS if step.version > 4]
+    rows = store.read_sql("SELECT hour, device_id, avg_cpu, checks FROM "
+                          "device_metrics_hourly WHERE device_id = 123 ORDER BY hour").rows()
+    own = store.query_tier("health_checks", "1hour", 0, 2**33, {}, None).to_pylist()
+    assert [(r[1], r[2], r[3]) for r in rows] == [
+        (123, pytest.approx(o["cpu_percent_avg"], rel=1e-9), o["sample_count"]) for o in own]
+    assert len(rows) == 3   # 3, 2 and 1 checks
+    checks = store.read_sql("SELECT COUNT(*) FROM health_checks WHERE device_id = 123").rows()
+    assert checks == [(6,)]
+    assert store.read_sql("SELECT id, site_id FROM devices").rows() == [(123, 1)]  # series
+    if store.engine != "duckdb":
+        assert store.read_sql("SELECT first(cpu_percent, timestamp), last(cpu_percent, "
+                              "timestamp) FROM health_checks").rows() == [(10.0, 60.0)]
+    assert store.migrate() == []
+
+
+def _health_lines(path: Path) -> Path:
+    """Six checks of device 123 over the three whole hours before this one (cpu 10 … 60 %;
+    recent: the profile keeps its 1 s rows 90 days)."""
+    start = (int(time.time()) // 3600 - 3) * 3600
+    path.write_text("".join(
+        f"health_checks,device_id=123,site_id=1 cpu_percent={10.0 * (i + 1)},"
+        f"memory_percent=50.0,disk_percent=40.0,transactions={5.0 * i},errors=0.0,"
+        f"latency_ms=9.0,is_healthy=true {start + i * 1500}\n" for i in range(6)))
+    return path
+
+
+def test_step_7_makes_homepots_relations_in_a_duckdb_store_of_step_4(tmp_path: Path) -> None:
+    db = _old_duckdb(tmp_path)
+    cli("import", "--db", str(db), str(_health_lines(tmp_path / "h.lp")), "--precision", "s")
+    with _opened(f"duckdb:///{db}") as store:
+        _step_7_makes_homepots_relations(store)
+
+
+def test_step_7_makes_homepots_relations_on_plain_postgres_of_step_4(
+        pg_url: str, tmp_path: Path) -> None:
+    _restore_plain(pg_url)
+    cli("import", "--database-url", pg_url, str(_health_lines(tmp_path / "h.lp")),
+        "--precision", "s")
+    with _opened(pg_url) as store:
+        _step_7_makes_homepots_relations(store)

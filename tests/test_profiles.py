@@ -86,6 +86,12 @@ def test_ps100_table_has_upstream_columns(tmp_path: Path) -> None:
     ("name: x\nfields: {a: {kind: counter, max_rate_per_s: -1}}", "fields.a.max_rate_per_s",
      "positive"),
     ("name: x\nfields: [a, b", "", "not valid YAML"),
+    ("name: x\ntags: [d]\ntag_types: {e: int}\nfields: {a: {kind: gauge}}", "tag_types.e",
+     "is not a tag of this profile"),
+    ("name: x\ntags: [d]\ntag_types: {d: float}\nfields: {a: {kind: gauge}}", "tag_types.d",
+     "'float' is not one of text, int"),
+    ("name: x\nview: x\nview_time: Time\nfields: {a: {kind: gauge}}", "view_time",
+     "not a valid name"),
 ])
 def test_bad_profile_names_file_and_field(tmp_path: Path, text: str, key: str,
                                           why: str) -> None:

@@ -7,6 +7,7 @@ started for the session (or ``SUNARCHIVE_TEST_PG_URL``), a fresh database per st
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -20,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 
 from sunarchive.model import Event, SeriesKey, StatsRows
 from sunarchive.profiles import load_profiles
-from sunarchive.profiles.spec import Profile
+from sunarchive.profiles.spec import NamedRollup, Profile
 from sunarchive.storage.duckdb.store import DuckDBStore
 from sunarchive.storage.postgres.store import PostgresStore
 from tests.support.pg_server import drop_database, fresh_database
@@ -348,9 +349,16 @@ def test_upstream_queries_run_unchanged(stores: Stores) -> None:
                                                                      ("panel_2", 10.0)]
 
 
+NAMED_ROLLUPS = (NamedRollup("device_hourly", "1hour"), NamedRollup("device_daily", "daily"),
+                 NamedRollup("site_hourly", "1hour", ("site_id",)))
+"""Named rollups (profile key ``rollups``) the tests give health_checks: the ones its
+profile had before HOMEPOT's columns (docs/upstream/homepot.md), under other names."""
+
+
 def _health_store(stores: Stores, devices: dict[int, tuple[str, ...]]) -> EngineStore:
-    """A store with the health_checks profile and ``devices`` (id: device_id, site_id)."""
-    profile = load_profiles(None)["health_checks"]
+    """A store with the health_checks profile (and :data:`NAMED_ROLLUPS`) and ``devices``
+    (id: device_id, site_id)."""
+    profile = dataclasses.replace(load_profiles(None)["health_checks"], rollups=NAMED_ROLLUPS)
     store = stores.open({profile.name: profile})
     store.setup()
     for sid, tags in devices.items():
@@ -359,8 +367,8 @@ def _health_store(stores: Stores, devices: dict[int, tuple[str, ...]]) -> Engine
 
 
 def test_named_and_group_by_tag_rollups(stores: Stores) -> None:
-    """health_checks names device_metrics_hourly/_daily (per device) and site_metrics_hourly
-    (all devices of a site merged: pooled mean and stddev, summed counts and increases)."""
+    """Named rollups device_hourly/_daily (per device) and site_hourly (all devices of a
+    site merged: pooled mean and stddev, summed counts and increases)."""
     devices: dict[int, tuple[str, ...]] = {1: ("dev_a", "site_1"), 2: ("dev_b", "site_1"),
                                            3: ("dev_c", "site_2")}
     store = _health_store(stores, devices)
@@ -383,12 +391,12 @@ def test_named_and_group_by_tag_rollups(stores: Stores) -> None:
     store.rollup(profile.name, start + 2 * 86400)
     device = {r[0]: r[1:] for r in store.sql(
         "SELECT device_id, cpu_percent_avg, cpu_percent_count, transactions_increase "
-        "FROM device_metrics_hourly").rows()}
+        "FROM device_hourly").rows()}
     assert set(device) == {"dev_a", "dev_b", "dev_c"}
     assert device["dev_a"][0] == pytest.approx(cpu[ids == 1].mean(), rel=1e-9)
     sites = {r[0]: r[1:] for r in store.sql(
         "SELECT site_id, cpu_percent_avg, cpu_percent_stddev, cpu_percent_count, "
-        "transactions_increase, sample_count FROM site_metrics_hourly").rows()}
+        "transactions_increase, sample_count FROM site_hourly").rows()}
     assert set(sites) == {"site_1", "site_2"}
     one_site = cpu[ids <= 2]
     pooled_var = 0.25 + one_site.var()       # within-second 0.5² plus spread of the means
@@ -396,7 +404,7 @@ def test_named_and_group_by_tag_rollups(stores: Stores) -> None:
     assert avg == pytest.approx(one_site.mean(), rel=1e-9)
     assert std == pytest.approx(math.sqrt(pooled_var), rel=1e-6)
     assert (count, increase, samples) == (2 * 2 * seconds, 2 * 3.0 * seconds, 2 * 2 * seconds)
-    daily = store.sql("SELECT COUNT(*) FROM device_metrics_daily").rows()[0][0]
+    daily = store.sql("SELECT COUNT(*) FROM device_daily").rows()[0][0]
     assert daily == 3
 
 

@@ -14,7 +14,8 @@ Parametrized over (system, engine, block). Hoymiles: the bridge's line protocol 
 To add a system: give its file a writer in ``WRITERS`` (data through ``sunarchive import``, a
 source, line protocol or the demo) and its blocks' checks in ``FIGURES``; blocks that cannot
 run yet go in ``NOT_YET`` (strict xfails: a block that starts working must leave the list).
-Files without a writer are not collected yet (homepot).
+HOMEPOT: its health checks as line protocol through ``sunarchive import``; its
+TimescaleDB-only blocks run in tests/test_timescale_pglite.py.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import pytest
 import sunarchive
 from sunarchive.profiles import load_profiles
 from tests.support.cli import cli
+from tests.support.homepot_data import DEVICES, HomepotData
 from tests.support.pg_server import drop_database, fresh_database
 from tests.support.serving import serve, stop
 from tests.support.tier_rows import assert_same_rows
@@ -86,8 +88,20 @@ def write_ps100(site_args: list[str], folder: Path) -> PS100Demo:
     return data
 
 
+def write_homepot(site_args: list[str], folder: Path) -> HomepotData:
+    """HOMEPOT's health checks as line protocol, through ``sunarchive import``."""
+    data = HomepotData(int(datetime.now(UTC).timestamp()))
+    path = folder / "homepot.lp"
+    path.write_text(data.line_protocol())
+    report = json.loads(cli("import", *site_args, str(path), "--precision", "s", "--json")
+                        .stdout.strip().splitlines()[-1])
+    assert report["rejected"] == 0 and report["imported"] == len(data.checks), report
+    return data
+
+
 WRITERS: dict[str, Callable[[list[str], Path], Any]] = {"hoymiles": write_hoymiles,
-                                                        "ps100": write_ps100}
+                                                        "ps100": write_ps100,
+                                                        "homepot": write_homepot}
 NOT_YET: dict[tuple[str, str, str], str] = {}
 """(system, engine, block): why it does not run there yet."""
 
@@ -316,6 +330,125 @@ def _ps100_samples(site: Site, rows: list[dict[str, Any]]) -> None:
 
 
 DTU_TAGS, INVERTER_TAGS = ("dtu_name",), ("serial_number",)
+# -- HOMEPOT (docs/upstream/homepot.md) ------------------------------------------------------
+HOMEPOT_MEANS = {"avg_cpu": "cpu_percent", "avg_memory": "memory_percent",
+                 "avg_disk": "disk_percent", "avg_latency_ms": "latency_ms"}
+
+
+def _device_hours(site: Site, rows: list[dict[str, Any]], hours: float) -> None:
+    """device_metrics_hourly of device 123 = its series' 1 h tier rows (open hour included),
+    read as the document's columns; the window's edge allowed a minute either way."""
+    now = datetime.now(UTC)
+    own = {_utc(r["time"]): r for r in _own(site, "health_checks", "1hour", hours + 1)
+           if r["device_id"] == "123"}
+    got = {_utc(r["hour"]): r for r in rows}
+    edge = now - timedelta(hours=hours)
+    assert set(got) <= set(own) and min(got) >= edge - timedelta(minutes=1)
+    assert {h for h in own if h >= edge + timedelta(minutes=1)} <= set(got)
+    last = max(c.time_s for c in site.data.of(123))
+    assert max(got).timestamp() == last - last % 3600    # the open hour is there
+    for hour, r in got.items():
+        o = own[hour]
+        for name, field in HOMEPOT_MEANS.items():
+            if name in r:
+                assert r[name] == pytest.approx(o[f"{field}_avg"], rel=1e-9)
+        assert r["total_transactions"] == o["transactions_increase"]
+        if "max_cpu" in r:
+            assert r["device_id"] == 123 and r["site_id"] == 1
+            assert (r["max_cpu"], r["max_memory"]) == (o["cpu_percent_max"],
+                                                       o["memory_percent_max"])
+            assert (r["checks"], r["total_errors"]) == (o["sample_count"],
+                                                        o["errors_increase"])
+            assert r["unhealthy_checks"] == o["is_healthy_count"] - o["is_healthy_true_count"]
+    if "checks" in rows[0]:   # every check written from the first hour on is counted
+        cut = min(got)
+        assert sum(r["checks"] for r in got.values()) == \
+            len([c for c in site.data.of(123) if c.time_s >= cut.timestamp()])
+
+
+def _device_hourly(site: Site, rows: list[dict[str, Any]]) -> None:
+    _device_hours(site, rows, 24)
+
+
+def _device_hourly_columns(site: Site, rows: list[dict[str, Any]]) -> None:
+    assert list(rows[0]) == ["hour", "avg_cpu", "avg_memory", "total_transactions"]
+    hours = [r["hour"] for r in rows]
+    assert hours == sorted(hours, reverse=True)
+    _device_hours(site, rows, 24)
+
+
+def _merged(own: list[dict[str, Any]], field: str) -> float:
+    count = sum(r[f"{field}_count"] for r in own)
+    return float(sum(r[f"{field}_avg"] * r[f"{field}_count"] for r in own) / count)
+
+
+def _site_hourly(site: Site, rows: list[dict[str, Any]]) -> None:
+    """Site 1's hours = its devices' 1 h tier rows merged (weighted means, sums)."""
+    by_hour: dict[datetime, list[dict[str, Any]]] = defaultdict(list)
+    for r in _own(site, "health_checks", "1hour", 24 * 7):
+        if r["site_id"] == "1":
+            by_hour[_utc(r["time"])].append(r)
+    got = {_utc(r["hour"]): r for r in rows}
+    assert set(got) == set(by_hour) and len(got) >= 30
+    for hour, r in got.items():
+        own = by_hour[hour]
+        assert r["device_count"] == len({o["device_id"] for o in own}) == 2
+        assert r["avg_cpu"] == pytest.approx(_merged(own, "cpu_percent"), rel=1e-9)
+        assert r["total_transactions"] == sum(o["transactions_increase"] for o in own)
+
+
+def _time_bucket_cpu(site: Site, rows: list[dict[str, Any]]) -> None:
+    """AVG(cpu_percent) per hour over every check = all series' 1 h rows merged."""
+    by_hour: dict[datetime, list[dict[str, Any]]] = defaultdict(list)
+    for r in _own(site, "health_checks", "1hour", 24 * 7):
+        by_hour[_utc(r["time"])].append(r)
+    got = {_utc(r["hour"]): r["avg_cpu"] for r in rows}
+    assert set(got) == set(by_hour)
+    for hour, mean in got.items():
+        assert mean == pytest.approx(_merged(by_hour[hour], "cpu_percent"), rel=1e-9)
+
+
+def _first_last_cpu(site: Site, rows: list[dict[str, Any]]) -> None:
+    own = sorted((r["time"], r["cpu_percent_avg"]) for r in
+                 _own(site, "health_checks", "1s", 24 * 7) if r["device_id"] == "123")
+    assert rows == [{"first_cpu": own[0][1], "last_cpu": own[-1][1]}]
+    checks = site.data.of(123)
+    assert (own[0][1], own[-1][1]) == (checks[0].fields["cpu_percent"],
+                                       checks[-1].fields["cpu_percent"])
+
+
+def _raw_recent_device(site: Site, rows: list[dict[str, Any]]) -> None:
+    """One row per check of device 123 with the document's columns and types; the values
+    are the 1 s tier's (counters: the running totals), response_data their JSON object."""
+    assert list(rows[0]) == ["timestamp", "device_id", "site_id", "cpu_percent",
+                             "memory_percent", "disk_percent", "transactions", "errors",
+                             "latency_ms", "is_healthy", "response_data"]
+    own = {_utc(r["time"]): r for r in _own(site, "health_checks", "1s", 24 * 7)
+           if r["device_id"] == "123"}
+    assert sorted(_utc(r["timestamp"]) for r in rows) == sorted(own)
+    assert len(rows) == len(site.data.of(123))
+    for r in rows:
+        o = own[_utc(r["timestamp"])]
+        assert (r["device_id"], r["site_id"]) == (123, 1)
+        values = {"cpu_percent": o["cpu_percent_avg"], "memory_percent":
+                  o["memory_percent_avg"], "disk_percent": o["disk_percent_avg"],
+                  "transactions": o["transactions_last"], "errors": o["errors_last"],
+                  "latency_ms": o["latency_ms_avg"], "is_healthy": o["is_healthy_any"]}
+        assert {k: r[k] for k in values} == values
+        data = r["response_data"]
+        assert (json.loads(data) if isinstance(data, str) else data) == values
+
+
+HOMEPOT_FIGURES: dict[str, Callable[[Site, list[dict[str, Any]]], None]] = {
+    "device_hourly": _device_hourly,
+    "device_hourly_columns": _device_hourly_columns,
+    "site_hourly": _site_hourly,
+    "time_bucket_cpu": _time_bucket_cpu,
+    "first_last_cpu": _first_last_cpu,
+    "raw_recent_device": _raw_recent_device,
+}
+
+
 HOYMILES_FIGURES: dict[str, Callable[[Site, list[dict[str, Any]]], None]] = {
     "latest_power": _raw("dtu", 1, DTU_TAGS, {"pv_power": "pv_power_avg"}, True, 100),
     "inverter_temperatures": _raw("inverter", 24, INVERTER_TAGS,
@@ -342,15 +475,17 @@ PS100_FIGURES: dict[str, Callable[[Site, list[dict[str, Any]]], None]] = {
     "sample_counts": _ps100_samples,
 }
 FIGURES = {**{("hoymiles", name): check for name, check in HOYMILES_FIGURES.items()},
-           **{("ps100", name): check for name, check in PS100_FIGURES.items()}}
+           **{("ps100", name): check for name, check in PS100_FIGURES.items()},
+           **{("homepot", name): check for name, check in HOMEPOT_FIGURES.items()}}
 """(system, block): its figures against sunarchive's own reads."""
 
 
 def test_every_collected_block_has_its_figures() -> None:
-    names = {(b.file, b.name) for b in blocks() if b.file in WRITERS}
+    names = {(b.file, b.name) for b in blocks() if b.file in WRITERS
+             and set(b.engines) & set(ENGINES)}   # HOMEPOT's TimescaleDB-only ones: PGlite
     assert names == set(FIGURES)
     assert len(blocks("ps100")) == 7 and len(blocks("hoymiles")) == 10
-    assert {k for k in NOT_YET if k[0] in ("hoymiles", "ps100")} == set()
+    assert {k for k in NOT_YET if k[0] in ("hoymiles", "ps100", "homepot")} == set()
 
 
 def test_ps100_blocks_through_the_cli_answer_as_the_reader(ps100: Site) -> None:
@@ -476,3 +611,40 @@ def test_a_named_rollup_of_that_name_wins(tmp_path: Path) -> None:
     out = cli("setup", "--db", str(db), env={"SUNARCHIVE_PROFILES_DIR": str(profiles)}).stdout
     assert "left port alone: the name is the named rollup of measurement 'meter'" in out
     assert "created view port (meter_1hour per series)" in out
+
+
+# -- HOMEPOT: chunks, registries ------------------------------------------------------------
+def test_chunks_of_health_checks_are_those_of_its_1s_table(
+        stores: Callable[[str, str], Site]) -> None:
+    """``sunarchive chunks health_checks`` (the document's CLI) lists the partitions of
+    ``health_checks_1s`` on plain PostgreSQL; an unknown name is one clear line."""
+    site = stores("homepot", "postgres")
+    named = json.loads(cli("chunks", *site.args, "health_checks", "--json").stdout)
+    table = json.loads(cli("chunks", *site.args, "health_checks_1s", "--json").stdout)
+    assert named == table and len(named) >= 1
+    wrong = cli("chunks", *site.args, "health_check", check=False)
+    assert wrong.returncode != 0 and "Traceback" not in wrong.stderr
+    assert wrong.stderr.strip().splitlines() == [
+        "sunarchive: error: unknown table 'health_check'"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_devices_and_sites_are_registries_with_integer_ids(
+        stores: Callable[[str, str], Site], engine: str) -> None:
+    """HOMEPOT's ``devices`` and ``sites`` have integer ids (the health checks'
+    ``device_id`` and ``site_id`` join them) and created/retired stamps; the import's first
+    check of each device added it and its site."""
+    site = stores("homepot", engine)
+    columns = [r["column_name"] for r in site.sql(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'devices' "
+        "ORDER BY ordinal_position")]
+    assert columns == ["id", "name", "site_id", "device_type", "description", "created_at",
+                       "retired_at"]
+    assert site.sql("SELECT id FROM sites ORDER BY id") == [{"id": 1}, {"id": 2}]
+    devices = site.sql("SELECT id, site_id, name, retired_at FROM devices ORDER BY id")
+    assert devices == [{"id": d, "site_id": s, "name": None, "retired_at": None}
+                       for d, s in DEVICES.items()]
+    joined = site.sql("SELECT d.site_id, COUNT(*) AS n FROM health_checks h JOIN devices d "
+                      "ON d.id = h.device_id GROUP BY d.site_id ORDER BY d.site_id")
+    assert joined == [{"site_id": 1, "n": len(site.data.of(123)) + len(site.data.of(124))},
+                      {"site_id": 2, "n": len(site.data.of(200))}]

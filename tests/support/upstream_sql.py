@@ -148,24 +148,29 @@ class HoymilesData:
         return "\n".join(lines) + "\n"
 
     def insert_sql(self, profile: Profile) -> str:
-        """One INSERT of the points of ``profile`` as 1 s rows (one sample per second), for
-        PostgreSQL without COPY (PGlite)."""
-        cols = [name for name, _ in tier_columns(profile, "1s")]
-        series: dict[tuple[str, ...], int] = {}
-        rows = []
-        for p in self.of(profile.name):
-            key = tuple(p.tags[t] for t in profile.tags)
-            sid = series.setdefault(key, len(series) + 1)
-            values: dict[str, object] = {"time": f"to_timestamp({p.time_s})", "series_id": sid,
-                                         "sample_count": 1, "covered_s": 1}
-            values.update({profile.tag_column(t): f"'{p.tags[t]}'" for t in profile.tags})
-            for spec in profile.fields:
-                v = float(p.fields[spec.name])
-                for col in spec.columns():
-                    values[col.name] = _stat(spec.kind, col.name[len(spec.stem) + 1:], v)
-            rows.append("(" + ", ".join(str(values.get(c, "NULL")) for c in cols) + ")")
-        quoted = ", ".join(f'"{c}"' for c in cols)
-        return f'INSERT INTO "{profile.table("1s")}" ({quoted}) VALUES ' + ", ".join(rows)
+        """One INSERT of the points of ``profile`` as 1 s rows (see :func:`insert_sql`)."""
+        return insert_sql(profile, self.of(profile.name))
+
+
+def insert_sql(profile: Profile, points: list[Point]) -> str:
+    """One INSERT of ``points`` as 1 s rows of ``profile`` (one sample per second; counters'
+    increase 0), for PostgreSQL without COPY (PGlite)."""
+    cols = [name for name, _ in tier_columns(profile, "1s")]
+    series: dict[tuple[str, ...], int] = {}
+    rows = []
+    for p in points:
+        key = tuple(p.tags[t] for t in profile.tags)
+        sid = series.setdefault(key, len(series) + 1)
+        values: dict[str, object] = {"time": f"to_timestamp({p.time_s})", "series_id": sid,
+                                     "sample_count": 1, "covered_s": 1}
+        values.update({profile.tag_column(t): f"'{p.tags[t]}'" for t in profile.tags})
+        for spec in profile.fields:
+            v = float(p.fields[spec.name])
+            for col in spec.columns():
+                values[col.name] = _stat(spec.kind, col.name[len(spec.stem) + 1:], v)
+        rows.append("(" + ", ".join(str(values.get(c, "NULL")) for c in cols) + ")")
+    quoted = ", ".join(f'"{c}"' for c in cols)
+    return f'INSERT INTO "{profile.table("1s")}" ({quoted}) VALUES ' + ", ".join(rows)
 
 
 def _lp(value: float | int | bool, kind: str) -> str:

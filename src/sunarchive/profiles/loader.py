@@ -18,7 +18,8 @@ from sunarchive.profiles.spec import (
 )
 
 PROFILE_KEYS = {"name", "description", "tags", "fields", "sample_rate_hz", "max_gap_s",
-                "chunk_interval", "extra", "rollups", "table", "tag_columns", "view"}
+                "chunk_interval", "extra", "rollups", "table", "tag_columns", "tag_types", "view",
+                "view_json", "view_time"}
 ROLLUP_KEYS = {"tier", "group_by"}
 ROLLUP_TIERS = ("5min", "1hour", "daily")
 FIELD_KEYS = {"unit", "kind", "description", "energy_column", "max_rate_per_s", "decimals",
@@ -147,6 +148,10 @@ def parse_profile(data: object, source: str) -> Profile:
         tag_columns=_tag_columns(source, data.get("tag_columns"), tags, exact),
         view=(None if data.get("view") is None
               else _identifier(source, "view", data.get("view"))),
+        view_time=_identifier(source, "view_time", data.get("view_time", "time")),
+        tag_types=_tag_types(source, data.get("tag_types"), tags),
+        view_json=(None if data.get("view_json") is None
+                   else _identifier(source, "view_json", data.get("view_json"))),
     )
     _check_columns(profile)
     return profile
@@ -164,6 +169,24 @@ def _tag_columns(source: str, raw: object, tags: tuple[str, ...],
             raise _fail(source, f"tag_columns.{tag}", "is not a tag of this profile")
         _name(source, f"tag_columns.{tag}", column, exact)
     return tuple(str(raw.get(t, t)) for t in tags)
+
+
+TAG_TYPES = ("text", "int")
+
+
+def _tag_types(source: str, raw: object, tags: tuple[str, ...]) -> tuple[str, ...]:
+    """Each tag's type in the profile's view, in tag order (empty when all are text)."""
+    if raw is None or raw == {}:
+        return ()
+    if not isinstance(raw, dict):
+        raise _fail(source, "tag_types", "must map tag names to text or int")
+    for tag, kind in raw.items():
+        if tag not in tags:
+            raise _fail(source, f"tag_types.{tag}", "is not a tag of this profile")
+        if kind not in TAG_TYPES:
+            raise _fail(source, f"tag_types.{tag}", f"{kind!r} is not one of "
+                        f"{', '.join(TAG_TYPES)}")
+    return tuple(str(raw.get(t, "text")) for t in tags)
 
 
 def _parse_rollups(source: str, raw: object, tags: tuple[str, ...]

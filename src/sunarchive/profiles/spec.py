@@ -163,12 +163,26 @@ class Profile:
     (``time``, the tags, one column per field), as InfluxDB 3's SQL shows a measurement
     (profile key ``view``; :mod:`sunarchive.storage.plain_views`). The Hoymiles profiles
     name ``dtu``, ``inverter`` and ``port``."""
+    view_time: str = "time"
+    """Name of the view's time column (profile key ``view_time``; ``health_checks`` names
+    ``timestamp``, as HOMEPOT's table has it)."""
+    tag_types: tuple[str, ...] = ()
+    """SQL type of each tag in the view, in ``tags`` order: ``text`` or ``int`` (BIGINT; a
+    value that is not an integer reads as NULL) (profile key ``tag_types``: tag → type);
+    empty: every tag is text. Stored tag columns stay text."""
+    view_json: str | None = None
+    """Name of a JSON column of the view holding the row's fields as one object (profile key
+    ``view_json``; HOMEPOT's ``response_data``)."""
 
     def tag_column(self, tag: str) -> str:
         """The column holding ``tag``'s values."""
         if not self.tag_columns:
             return tag
         return self.tag_columns[self.tags.index(tag)]
+
+    def tag_type(self, tag: str) -> str:
+        """``text`` or ``int``: the type ``tag`` has in the profile's view."""
+        return self.tag_types[self.tags.index(tag)] if self.tag_types else "text"
 
     @property
     def tag_column_names(self) -> tuple[str, ...]:

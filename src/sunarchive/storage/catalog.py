@@ -13,6 +13,7 @@ from sunarchive.errors import StoreError
 from sunarchive.model import ConfigError, Event, SeriesKey
 from sunarchive.profiles.spec import Profile
 from sunarchive.storage.engine import Engine
+from sunarchive.upstream.homepot import registry as homepot_registry
 
 
 class Catalog(Engine):
@@ -178,6 +179,9 @@ class Catalog(Engine):
                 self._execute(f"INSERT INTO sunarchive_series SELECT {p}, {p}, {p} WHERE NOT "
                               f"EXISTS (SELECT 1 FROM sunarchive_series WHERE series_id = {p})",
                               [series_id, key.measurement, tags, series_id])
+                if key.measurement == homepot_registry.MEASUREMENT:   # a new device?
+                    homepot_registry.register(self._execute, self._fetch, p,
+                                              json.loads(tags))
 
     def write_events(self, events: list[Event]) -> None:
         if not events:

@@ -27,6 +27,14 @@ PS100's own tables and views (:mod:`sunarchive.upstream.ps100`), and the view wi
 document's columns of ``ps100_readings_1s`` in the upstream schema
 (:mod:`sunarchive.upstream.ps100_view`); no stored row changes.
 Step 6 makes the Perocube registries (:mod:`sunarchive.upstream.perocube.tables`).
+Step 7 makes HOMEPOT's relations
+(:mod:`sunarchive.upstream.homepot`): the ``health_checks`` view, the registries, the
+document's aggregate views (replacing the named rollups the profile had) and, on plain
+PostgreSQL, ``first``/``last``; ``setup`` makes them for stores whose tables come later.
+
+A store records each step it had, and :func:`migrate` applies every step it has not recorded,
+in order, so a step numbered below one a store already had still runs (two branches may have
+added steps side by side).
 
 To add a step: append ``Step(CURRENT_VERSION + 1, "what it does", function)`` to
 :data:`STEPS`, write it with :class:`Schema`'s spellings so it runs on both engines, and test it
@@ -201,6 +209,12 @@ def stored_layout(s: Schema) -> str | None:
     return str(rows[0][0]) if rows else None
 
 
+def stored_site_zone(s: Schema) -> str | None:
+    """The site zone the store's first setup recorded (``site_timezone``), or None."""
+    rows = s.fetch("SELECT value FROM sunarchive_meta WHERE key = 'site_timezone'", None)
+    return str(rows[0][0]) if rows else None
+
+
 def _v3_plain_views(s: Schema) -> None:
     from sunarchive.storage import plain_views  # it builds on this module's Schema
 
@@ -226,6 +240,15 @@ def _v6_perocube_registries(s: Schema) -> None:
     create(s)
 
 
+def _v7_homepot(s: Schema) -> None:
+    from sunarchive.storage import plain_views
+    from sunarchive.upstream.homepot import schema
+
+    layout = stored_layout(s)
+    plain_views.ensure(s, layout)   # health_checks, now that the profile names it
+    schema.ensure(s, schema.Layout(layout, stored_site_zone(s)))
+
+
 STEPS: tuple[Step, ...] = (
     Step(1, "bookkeeping tables of the first numbered layout", _v1_layout),
     Step(2, "rollup tables renamed <m>_<tier>_materialized; views under the old names add "
@@ -239,6 +262,9 @@ STEPS: tuple[Step, ...] = (
          _v5_ps100),
     Step(6, "Perocube registries scientist, project, solar_cell_device, experiment and "
             "experiment_device", _v6_perocube_registries),
+    Step(7, "HOMEPOT: health_checks (timestamp, integer device_id and site_id), devices "
+            "and sites, device_metrics_hourly/_daily and site_metrics_hourly with the "
+            "document's columns; first/last on plain PostgreSQL", _v7_homepot),
 )
 CURRENT_VERSION = STEPS[-1].version
 
@@ -265,12 +291,13 @@ def check_version(s: Schema, steps: Sequence[Step] = STEPS) -> int:
 
 def migrate(s: Schema, steps: Sequence[Step] = STEPS) -> list[str]:
     """Apply the steps the store lacks, in order; return a description of each."""
-    version = check_version(s, steps)
+    check_version(s, steps)
     s.execute(f"CREATE TABLE IF NOT EXISTS {CHANGES_TABLE} (version INTEGER PRIMARY KEY, "
               f"applied_at {s.instant} NOT NULL)", None)
+    had = {int(r[0]) for r in s.fetch(f"SELECT version FROM {CHANGES_TABLE}", None)}
     done = []
     for step in sorted(steps, key=lambda step: step.version):
-        if step.version <= version:
+        if step.version in had:
             continue
         with s.transaction():
             step.apply(s)

@@ -61,19 +61,45 @@ def field_value(spec: FieldSpec, dialect: Dialect) -> str:
     return expr
 
 
+def integer_tag(column: str, dialect: Dialect) -> str:
+    """SQL of a text tag column read as ``BIGINT``: NULL where it is not an integer of at
+    most 18 digits (a query over the view never fails on one odd tag value)."""
+    if dialect.name == "duckdb":
+        return f"TRY_CAST({column} AS BIGINT)"
+    return f"CASE WHEN {column} ~ '^[+-]?[0-9]{{1,18}}$' THEN CAST({column} AS BIGINT) END"
+
+
+def tag_value(profile: Profile, tag: str, dialect: Dialect) -> str:
+    """SQL of ``tag`` as the profile's view types it (``tag_types``)."""
+    column = dialect.quote(profile.tag_column(tag))
+    return integer_tag(column, dialect) if profile.tag_type(tag) == "int" else column
+
+
+def json_object(pairs: list[tuple[str, str]], dialect: Dialect) -> str:
+    """SQL of a JSON object (``JSONB`` on PostgreSQL) of (key, SQL value) pairs."""
+    args = ", ".join(f"'{key}', {value}" for key, value in pairs)
+    return f"json_object({args})" if dialect.name == "duckdb" else f"jsonb_build_object({args})"
+
+
 def view_select(profile: Profile, dialect: Dialect) -> str:
-    """The view's query: ``time``, the tags and the fields under their plain names."""
+    """The view's query: the time (``view_time``), the tags and the fields under their
+    plain names, and the fields as one JSON object where the profile names ``view_json``."""
     q = dialect.quote
-    cols = [f"{dialect.instant('time')} AS time"]
-    names = {"time"}
+    alias = "time" if profile.view_time == "time" else q(profile.view_time)  # SQL as before
+    cols = [f"{dialect.instant('time')} AS {alias}"]
+    names = {profile.view_time.casefold(), str(profile.view_json).casefold()}
     for tag in profile.tags:
-        cols.append(f"{q(profile.tag_column(tag))} AS {q(tag)}")
+        cols.append(f"{tag_value(profile, tag, dialect)} AS {q(tag)}")
         names.add(tag.casefold())
+    values = []
     for spec in profile.fields:
         if spec.name.casefold() in names:   # a tag of that name wins (InfluxDB refuses both)
             continue
         names.add(spec.name.casefold())
-        cols.append(f"{field_value(spec, dialect)} AS {q(spec.name)}")
+        values.append((spec.name, field_value(spec, dialect)))
+        cols.append(f"{values[-1][1]} AS {q(spec.name)}")
+    if profile.view_json is not None:
+        cols.append(f"{json_object(values, dialect)} AS {q(profile.view_json)}")
     return f"SELECT {', '.join(cols)} FROM {q(profile.table('1s'))} WHERE sample_count > 0"
 
 

@@ -48,7 +48,7 @@ class Rollups(Catalog):
 
     # -- named rollups ----------------------------------------------------------------------
     def ensure_named_rollups(self) -> list[str]:
-        """Views for the rollups profiles name (e.g. ``site_metrics_hourly``); idempotent."""
+        """Views for the rollups profiles name (``rollups: {site_hourly: …}``); idempotent."""
         changes = []
         for profile in self.profiles.values():
             for rollup in profile.rollups:

@@ -32,6 +32,7 @@ from sunarchive.storage.duckdb.sizes import table_bytes
 from sunarchive.storage.migrations import rename_rollup_tables
 from sunarchive.storage.tiered import INCOMING, TieredStore, iso_seconds, iso_time
 from sunarchive.storage.user_sql import SqlLimits
+from sunarchive.upstream.homepot import schema as homepot_schema
 
 Q = DUCKDB.quote
 
@@ -180,6 +181,8 @@ class DuckDBStore(TieredStore):
                 changes.extend(self.ensure_tier_views())
                 changes.extend(plain_views.ensure(self._schema(), None))
             changes.extend(self.ensure_named_rollups())
+            with self._transaction():
+                changes.extend(homepot_schema.ensure(self._schema(), homepot_schema.Layout(None)))
             self._load_horizons()
             return changes
 

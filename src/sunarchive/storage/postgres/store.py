@@ -48,6 +48,7 @@ from sunarchive.storage.tiered import (
     written_seconds,
 )
 from sunarchive.storage.user_sql import SqlLimits
+from sunarchive.upstream.homepot import schema as homepot_schema
 
 log = logging.getLogger(__name__)
 Q = POSTGRES.quote
@@ -231,6 +232,7 @@ class PostgresStore(TieredStore):
                     changes.extend(self.ensure_tier_views())
                 changes.extend(plain_views.ensure(self._schema(), self.layout))
                 changes.extend(self.ensure_named_rollups())
+                changes.extend(homepot_schema.ensure(self._schema(), self._homepot_layout()))
             changes.extend(self._ensure_reader_role())
             self._load_horizons()
             self._has_newest_table = True
@@ -319,10 +321,17 @@ class PostgresStore(TieredStore):
 
     def _grow_tables(self, old: Profile, new: Profile) -> list[str]:
         if self.layout == "timescaledb":
-            return self._guarded(lambda: timescale.grow_layout(
+            changes = self._guarded(lambda: timescale.grow_layout(
                 self._con, new, self.tz, self._retention_for(new),
-                policies=self._timescale_policies))
+                policies=self._timescale_policies,
+                remade=homepot_schema.aggregate_names()))
+            with self._transaction():   # aggregates on the remade ones (HOMEPOT's) again
+                changes.extend(homepot_schema.ensure(self._schema(), self._homepot_layout()))
+            return changes
         return self._plain_tables(new)   # adds the columns a profile gained
+
+    def _homepot_layout(self) -> homepot_schema.Layout:
+        return homepot_schema.Layout(self.layout, self.tz.key, self._timescale_policies)
 
     def _plain_tables(self, profile: Profile) -> list[str]:
         with self._transaction():
@@ -679,8 +688,11 @@ class PostgresStore(TieredStore):
         """Chunks (TimescaleDB) or partitions (plain) of a table, oldest first."""
         profile = next((p for p in self.profiles.values() if table in
                         (p.table(t) for t in ALL_TIERS)), None)
-        if profile is None:
-            raise ConfigError(f"unknown table {table!r}")
+        if profile is None:   # a profile's plain view (health_checks, dtu): its 1 s table
+            profile = next((p for p in self.profiles.values() if p.view == table), None)
+            if profile is None:
+                raise ConfigError(f"unknown table {table!r}")
+            table = profile.table("1s")
         if self.layout == "timescaledb":
             return timescale.chunks(self._con, table)
         if table != profile.table("1s"):

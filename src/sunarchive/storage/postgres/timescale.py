@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -158,7 +159,8 @@ def _hypertable(con: Con, profile: Profile) -> list[str]:
         changes.extend(add_missing_columns(con, profile, "1s"))
     chunk = interval_seconds(profile.chunk_interval)
     known = con.execute("SELECT 1 FROM timescaledb_information.hypertables WHERE "
-                        "hypertable_name = %s", [table]).fetchone()
+                        "hypertable_name = %s AND hypertable_schema = current_schema()",
+                        [table]).fetchone()
     if known is None:
         con.execute("SELECT create_hypertable(%s::regclass, 'time', chunk_time_interval => "
                     "make_interval(secs => %s), create_default_indexes => FALSE)",
@@ -230,7 +232,8 @@ def _compression(con: Con, profile: Profile) -> list[str]:
     table = profile.table("1s")
     days = profile.extra.get("compress_after_days", DEFAULT_COMPRESS_AFTER_DAYS)
     enabled = con.execute("SELECT compression_enabled FROM timescaledb_information.hypertables"
-                          " WHERE hypertable_name = %s", [table]).fetchone()
+                          " WHERE hypertable_name = %s AND hypertable_schema = "
+                          "current_schema()", [table]).fetchone()
     changes: list[str] = []
     if enabled is None or not enabled[0]:
         con.execute(f"ALTER TABLE {Q(table)} SET (timescaledb.compress, "
@@ -239,6 +242,7 @@ def _compression(con: Con, profile: Profile) -> list[str]:
         changes.append(f"compression enabled on {table} (segment by series_id)")
     stale = con.execute("SELECT 1 FROM timescaledb_information.jobs WHERE proc_name = "
                         "'policy_compression' AND hypertable_name = %s AND "
+                        "hypertable_schema = current_schema() AND "
                         "(config ->> 'compress_after')::INTERVAL <> make_interval(days => %s)",
                         [table, int(str(days))]).fetchone()
     if stale is not None:
@@ -344,9 +348,26 @@ def refresh(con: Con, profile: Profile, start_s: int, end_s: int, tz: ZoneInfo,
         lo = tier_floor(tier, start_s, tz)
         hi = min(next_bucket(tier, tier_floor(tier, end_s - 1, tz), tz),
                  tier_floor(tier, now, tz))
+        tiers = {profile.table(t) for t in ROLLUP_TIERS}   # 1hour and daily read 5min
+        above = [v for v in dependents(con, profile.table(tier)) if v not in tiers]
         for part_lo, part_hi in drops.refreshable(con, profile, tier, lo, hi, tz):
-            con.execute("CALL refresh_continuous_aggregate(%s::regclass, %s, %s)",
-                        [Q(profile.table(tier)), _utc(part_lo), _utc(part_hi)])
+            for view in (profile.table(tier), *above):   # the tier, then aggregates on it
+                con.execute("CALL refresh_continuous_aggregate(%s::regclass, %s, %s)",
+                            [Q(view), _utc(part_lo), _utc(part_hi)])
+
+
+def dependents(con: Con, view: str) -> list[str]:
+    """Continuous aggregates of the current schema built on the continuous aggregate
+    ``view``: a profile's coarser tiers on its 5-minute one, HOMEPOT's
+    ``device_metrics_hourly`` on ``health_checks_1hour`` (those have ``view``'s bucket
+    width, so :func:`refresh` refreshes them over the same closed buckets after it)."""
+    rows = con.execute(
+        "SELECT up.user_view_name FROM _timescaledb_catalog.continuous_agg up "
+        "JOIN _timescaledb_catalog.continuous_agg low ON up.raw_hypertable_id = "
+        "low.mat_hypertable_id WHERE low.user_view_name = %s AND low.user_view_schema = "
+        "current_schema() AND up.user_view_schema = current_schema() "
+        "ORDER BY up.user_view_name", [view]).fetchall()
+    return [str(r[0]) for r in rows]
 
 
 def _utc(seconds: int) -> datetime:
@@ -365,8 +386,8 @@ def compress(con: Con, table: str, older_than_s: int) -> list[str]:
 
 def _materialization(con: Con, view: str) -> str | None:
     row = con.execute("SELECT materialization_hypertable_name FROM "
-                      "timescaledb_information.continuous_aggregates WHERE view_name = %s",
-                      [view]).fetchone()
+                      "timescaledb_information.continuous_aggregates WHERE view_name = %s "
+                      "AND view_schema = current_schema()", [view]).fetchone()
     return None if row is None else str(row[0])
 
 
@@ -452,7 +473,8 @@ def status(con: Con, version: str | None) -> dict[str, Any]:
 
 # -- a profile that grew (schema on write) -------------------------------------------------------
 def grow_layout(con: Con, profile: Profile, tz: ZoneInfo,
-                retention_days: dict[str, float | None], policies: bool = True) -> list[str]:
+                retention_days: dict[str, float | None], policies: bool = True,
+                remade: Collection[str] = ()) -> list[str]:
     """Give a measurement's hypertable the columns its grown ``profile`` adds, and its
     continuous aggregates too.
 
@@ -460,7 +482,9 @@ def grow_layout(con: Con, profile: Profile, tz: ZoneInfo,
     and refreshed over every stored second (closed buckets; real-time aggregation covers the
     rest), which costs one pass over the measurement's 1 s rows. When retention has already
     dropped 1 s chunks, remaking them would lose the rollups of that range: the growth is
-    refused (:class:`ConfigError`) and nothing changes."""
+    refused (:class:`ConfigError`) and nothing changes. Continuous aggregates built on them
+    are dropped first when the caller makes them again (``remade``: HOMEPOT's); any other
+    refuses the growth too."""
     raw = profile.table("1s")
     stale = any(_lacks_columns(con, profile, tier) for tier in ROLLUP_TIERS)
     dropped = drops.dropped_ranges(con, [raw]) if stale else []
@@ -469,11 +493,23 @@ def grow_layout(con: Con, profile: Profile, tz: ZoneInfo,
             f"measurement {profile.name!r} cannot gain tags or fields on TimescaleDB: its "
             f"1 s rows were dropped ({drops.describe(dropped)}), and remaking its continuous "
             "aggregates would lose their rollups of that range")
+    views = [profile.table(tier) for tier in ROLLUP_TIERS]
+    above = [a for v in views for a in dependents(con, v) if a not in views] if stale else []
+    foreign = [a for a in above if a not in remade]
+    if foreign:
+        raise ConfigError(
+            f"measurement {profile.name!r} cannot gain tags or fields on TimescaleDB: "
+            f"continuous aggregates of yours are built on its aggregates "
+            f"({', '.join(foreign)}); drop them, then start again")
     changes = add_missing_columns(con, profile, "1s")
     if not stale:
         return changes
-    views = [profile.table(tier) for tier in ROLLUP_TIERS]
     for view in reversed(views):   # 1hour and daily read 5min
+        for name in dependents(con, view):   # the caller makes them again (HOMEPOT's)
+            if name in above:
+                con.execute(f"DROP MATERIALIZED VIEW IF EXISTS {Q(name)}")
+                changes.append(f"dropped continuous aggregate {name} (on {view}; made "
+                               "again below)")
         con.execute(f"DROP MATERIALIZED VIEW IF EXISTS {Q(view)}")
     con.execute("DELETE FROM sunarchive_retained WHERE relation = ANY(%s)", [views])
     con.execute(drops.DROPPED_TABLE)
