@@ -21,6 +21,7 @@ TimescaleDB-only blocks run in tests/test_timescale_pglite.py.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -46,7 +47,10 @@ from tests.support.upstream_sql import Block, HoymilesData, PS100Demo, blocks
 pytestmark = pytest.mark.integration
 
 PROFILES = load_profiles()
-ENGINES = ("duckdb", "postgres")
+TIMESCALE_URL = os.environ.get("SUNARCHIVE_TEST_TIMESCALE_URL")
+ENGINES = ("duckdb", "postgres", *(("timescaledb",) if TIMESCALE_URL else ()))
+"""A real TimescaleDB runs the blocks shared with PostgreSQL when
+SUNARCHIVE_TEST_TIMESCALE_URL names one (its own blocks: tests/test_timescale_pglite.py)."""
 PS100 = "ps100_readings"
 
 
@@ -120,7 +124,9 @@ def stores(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
                 url = f"duckdb:///{folder / 'store.duckdb'}"
                 args = ["--db", str(folder / "store.duckdb")]
             else:
-                url = fresh_database(request.getfixturevalue("pg_server_url"))
+                server = TIMESCALE_URL if engine == "timescaledb" else \
+                    request.getfixturevalue("pg_server_url")
+                url = fresh_database(str(server))
                 databases.append(url)
                 args = ["--database-url", url]
             made[(system, engine)] = Site(engine, url, args, WRITERS[system](args, folder),
@@ -149,7 +155,8 @@ def cases() -> list[Any]:
         if block.file not in WRITERS:
             continue
         for engine in ENGINES:
-            if engine not in block.engines:
+            if engine not in block.engines or (engine == "timescaledb"
+                                               and "postgres" not in block.engines):
                 continue
             why = NOT_YET.get((block.file, engine, block.name))
             marks = [pytest.mark.xfail(strict=True, reason=why)] if why else []
@@ -482,7 +489,7 @@ FIGURES = {**{("hoymiles", name): check for name, check in HOYMILES_FIGURES.item
 
 def test_every_collected_block_has_its_figures() -> None:
     names = {(b.file, b.name) for b in blocks() if b.file in WRITERS
-             and set(b.engines) & set(ENGINES)}   # HOMEPOT's TimescaleDB-only ones: PGlite
+             and set(b.engines) & {"duckdb", "postgres"}}   # TimescaleDB-only ones: PGlite
     assert names == set(FIGURES)
     assert len(blocks("ps100")) == 7 and len(blocks("hoymiles")) == 10
     assert {k for k in NOT_YET if k[0] in ("hoymiles", "ps100", "homepot")} == set()
