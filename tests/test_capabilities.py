@@ -12,6 +12,7 @@ import pytest
 from sunarchive.profiles import load_profiles
 from sunarchive.storage import capabilities
 from sunarchive.storage.duckdb.store import DuckDBStore
+from sunarchive.storage.postgres import layouts, timescale
 from sunarchive.storage.postgres.store import PostgresStore
 from tests.support.cli import cli
 
@@ -95,3 +96,29 @@ def test_no_module_outside_storage_tests_an_engine_type() -> None:
             if node.func.id in ("getattr", "hasattr") and "layout" in consts:
                 offenders.append(f"{path.relative_to(SRC)}:{node.lineno}")
     assert offenders == []
+
+
+def test_open_takes_the_stored_layout_without_detecting(pg_url: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader's open (``load_state``) reads the layout setup chose from the store and gets
+    that layout's object, abilities and grid, without probing the server for TimescaleDB."""
+    store = PostgresStore(pg_url, dict(PROFILES))
+    try:
+        store.setup()
+        assert isinstance(store.layout_impl, layouts.PlainLayout)
+        store._execute("UPDATE sunarchive_meta SET value = 'timescaledb' WHERE key = 'layout'")
+    finally:
+        store.close()
+
+    def no_detection(con: object) -> tuple[str | None, str]:
+        raise AssertionError("load_state detected the layout again")
+
+    monkeypatch.setattr(timescale, "ensure_extension", no_detection)
+    reader = PostgresStore(pg_url, dict(PROFILES), read_only=True)
+    try:
+        reader.load_state()
+        assert isinstance(reader.layout_impl, layouts.TimescaleLayout)
+        assert reader.layout == "timescaledb" and reader.value_grid == "binary"
+        assert offered(reader) == set(ACCESSORS)
+    finally:
+        reader.close()

@@ -72,6 +72,14 @@ def create_plain_layout(con: Con, profile: Profile) -> list[str]:
     return changes
 
 
+def table_bytes(con: Con, name: str) -> int:
+    """Bytes on disk of a tier: a table with its partitions, or a table on its own."""
+    row = con.execute("SELECT COALESCE((SELECT SUM(pg_total_relation_size(relid)) FROM "
+                      "pg_partition_tree(%s::regclass)), pg_total_relation_size(%s::regclass))",
+                      [Q(name), Q(name)]).fetchone()
+    return 0 if row is None or row[0] is None else int(str(row[0]))
+
+
 class Partitions:
     """Knows which partitions of each 1 s table exist; creates and drops them."""
 

@@ -4,7 +4,8 @@ One writer connection (autocommit, explicit transactions) and one reader connect
 in with binary COPY. A lost connection raises :class:`TransientStoreError`; the next call
 reconnects, so the writer can spool and replay. Times are ``TIMESTAMPTZ``; sessions run in UTC.
 
-Layouts:
+Layouts, chosen once (at setup, or read from the store by ``load_state``) as an object every
+layout-dependent step is handed to (:mod:`.layouts`):
 
 * ``timescaledb`` — ``<m>_1s`` is a hypertable; the rollup tiers are hierarchical continuous
   aggregates maintained by TimescaleDB's policies (:mod:`.timescale`).
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -27,17 +27,17 @@ import numpy as np
 import psycopg
 import pyarrow as pa
 
-from sunarchive.model import ConfigError, Event, StatsRows, TransientStoreError
+from sunarchive.model import ConfigError, StatsRows, TransientStoreError
 from sunarchive.profiles.spec import Profile
 from sunarchive.resolution import ValueGrid
 from sunarchive.rollup import ALL_TIERS, POSTGRES
 from sunarchive.storage import plain_views, upstream_schema
 from sunarchive.storage.base import QueryResult, rows_to_arrow
-from sunarchive.storage.migrations import rename_rollup_tables
-from sunarchive.storage.postgres import drops, parallel, timescale, user_sql
+from sunarchive.storage.postgres import layouts, parallel, timescale, user_sql
 from sunarchive.storage.postgres.arrow_reader import ArrowReader
 from sunarchive.storage.postgres.copy import copy_chunks
-from sunarchive.storage.postgres.partitions import Partitions, create_plain_layout
+from sunarchive.storage.postgres.layouts import Layout
+from sunarchive.storage.postgres.partitions import Partitions
 from sunarchive.storage.postgres.refusals import refused_for_good
 from sunarchive.storage.postgres.rows import rows_table
 from sunarchive.storage.tiered import (
@@ -53,9 +53,6 @@ from sunarchive.upstream.homepot import schema as homepot_schema
 log = logging.getLogger(__name__)
 Q = POSTGRES.quote
 Con = psycopg.Connection[tuple[Any, ...]]
-PLAIN_WARNING = ("TimescaleDB is not available on this server ({why}); using the plain "
-                 "PostgreSQL fallback: partitioned 1 s tables and rollup tables maintained by "
-                 "sunarchive. Install TimescaleDB for continuous aggregates and compression.")
 
 
 def redact(url: str) -> str:
@@ -73,6 +70,10 @@ class PostgresStore(TieredStore):
 
     engine = "postgres"
     layout: str
+    """The name of :attr:`layout_impl` (``plain`` or ``timescaledb``), for status and
+    callers."""
+    layout_impl: Layout
+    """Every layout-dependent step (:mod:`.layouts`); chosen by ``setup`` or ``load_state``."""
     dialect = POSTGRES
 
     def __init__(self, url: str, profiles: dict[str, Profile], timezone: str = "UTC",
@@ -101,14 +102,12 @@ class PostgresStore(TieredStore):
         self._writer_con: Con | None = None
         self._reader_con: Con | None = None
         self._read_lock = threading.Lock()
-        self.layout = "plain"
+        self._use(layouts.PlainLayout())
         self.timescale_version: str | None = None
         self.notes: list[str] = []
         self.partitions = Partitions()
         self._has_newest_table = False
         self._upstream: str | None = None
-        self._owing: set[str] = set()
-        """Measurements that may have rows in ``sunarchive_refresh_owed`` (TimescaleDB)."""
         self._arrow = ArrowReader(url, password, connect_timeout_s, self.location)
         self._helpers = parallel.HelperConnections(self._connect)
         self._writer_con = self._connect()  # a wrong URL fails here, clearly
@@ -187,9 +186,7 @@ class PostgresStore(TieredStore):
                                           f"{str(exc).strip()}") from None
 
     def _append(self, profile: Profile, table_name: str, rows: pa.Table) -> None:
-        if self.layout == "plain" and table_name == profile.table("1s") and rows.num_rows:
-            times = rows.column("time").cast(pa.int64()).to_numpy() // 1_000_000
-            self.partitions.ensure(self._con, profile, int(times.min()), int(times.max()))
+        self.layout_impl.before_append(self, profile, table_name, rows)
         self._copy(table_name, rows)
 
     def _copy(self, table_name: str, rows: pa.Table) -> None:
@@ -207,29 +204,11 @@ class PostgresStore(TieredStore):
         """Create or upgrade everything (idempotent); decides the layout on first use."""
         with self._lock:
             changes = self.migrate()
-            self.layout, why = self._choose_layout()
-            self._adopt_grid()
-            if self.layout == "plain":
-                if why:
-                    warning = PLAIN_WARNING.format(why=why)
-                    log.warning(warning)
-                    self.notes.append(warning)
-                with self._transaction():
-                    changes.extend(rename_rollup_tables(self._schema()))  # profiles added since
-                    for profile in self.profiles.values():
-                        changes.extend(create_plain_layout(self._con, profile))
-                        self.partitions.load(self._con, profile)
-                        now = int(time.time())
-                        changes.extend(f"created partition {p}" for p in
-                                       self.partitions.ensure_ahead(self._con, profile, now))
-            else:
-                changes.extend(self.create_aggregates())
-                self._owing.update(self.profiles)
-                changes.extend(self._settle_owed())
+            why = self._choose_layout()
+            changes.extend(self.layout_impl.set_up(self, why))
             with self._transaction():
                 upstream_schema.ensure(self._schema())   # before the reader role's grants
-                if self.layout == "plain":
-                    changes.extend(self.ensure_tier_views())
+                changes.extend(self.layout_impl.tier_views(self))
                 changes.extend(plain_views.ensure(self._schema(), self.layout))
                 changes.extend(self.ensure_named_rollups())
                 changes.extend(homepot_schema.ensure(self._schema(), self._homepot_layout()))
@@ -262,84 +241,52 @@ class PostgresStore(TieredStore):
             if not rows:
                 raise ConfigError(f"{redact(self.url)}: no sunarchive store here yet; run "
                                   "`sunarchive setup` first")
-            self.layout = str(rows[0][0])
-            self._adopt_grid()
+            self._use(layouts.adopt(self.layout_impl, str(rows[0][0])))
             self.timescale_version = timescale.installed_version(self._con)
             for profile in self.profiles.values():
                 self.partitions.load(self._con, profile)
             self._load_horizons()
             self._has_newest_table = self.schema_version() >= 1
 
-    def _adopt_grid(self) -> None:
-        """Writers round to the binary grid on TimescaleDB (its Gorilla float compression
-        needs ~4× fewer bytes for such values), to the decimal one on plain PostgreSQL."""
-        self.value_grid = self._timescale_grid if self.layout == "timescaledb" else "decimal"
+    def _use(self, layout: Layout) -> None:
+        """Hand the layout-dependent steps to ``layout`` from now on. Writers round to its
+        grid: binary on TimescaleDB (its Gorilla float compression needs ~4× fewer bytes for
+        such values, unless configured otherwise), decimal on plain PostgreSQL."""
+        self.layout_impl = layout
+        self.layout = layout.name
+        self.value_grid = layout.value_grid(self._timescale_grid)
 
-    def _choose_layout(self) -> tuple[str, str]:
-        """('timescaledb' | 'plain', why not TimescaleDB); remembered in sunarchive_meta."""
+    def _choose_layout(self) -> str:
+        """Choose the layout (:func:`.layouts.choose`), remember it in sunarchive_meta and use
+        it; returns why not TimescaleDB ('' if it is available)."""
         rows = self._fetch("SELECT value FROM sunarchive_meta WHERE key = 'layout'")
         stored = str(rows[0][0]) if rows else None
         version, why = timescale.ensure_extension(self._con)
         self.timescale_version = version
-        if stored == "plain" and version:
-            why = ""
-            self.notes.append("TimescaleDB is available, but this store was created with the "
-                              "plain layout; it keeps it.")
-        layout = stored or ("timescaledb" if version else "plain")
-        if layout == "timescaledb" and not version:
-            raise ConfigError(f"{redact(self.url)}: this store uses TimescaleDB, which is not "
-                              f"available now ({why})")
+        name, why, notes = layouts.choose(stored, version, why, redact(self.url))
+        self.notes.extend(notes)
         self._execute("INSERT INTO sunarchive_meta VALUES ('layout', %s) ON CONFLICT (key) "
-                      "DO UPDATE SET value = EXCLUDED.value", [layout])
-        return layout, why
+                      "DO UPDATE SET value = EXCLUDED.value", [name])
+        self._use(layouts.adopt(self.layout_impl, name))
+        return why
 
     def abilities(self) -> frozenset[str]:
-        if self.layout == "timescaledb":
-            return frozenset({"Partitioned", "Compressing", "ContinuousAggregates",
-                              "DroppedRanges"})
-        return frozenset({"Partitioned"})
+        return self.layout_impl.abilities()
 
     def create_aggregates(self) -> list[str]:
         """TimescaleDB: create or repair hypertables, aggregates and policies."""
-        if self.layout != "timescaledb":
-            return []
-        changes: list[str] = []
-        for profile in self.profiles.values():
-            changes.extend(timescale.create_layout(
-                self._con, profile, self.tz.key, self._retention_for(profile),
-                policies=self._timescale_policies))
-        return changes
+        return self.layout_impl.create_aggregates(self)
 
     engine_errors = (psycopg.Error,)
 
     def _create_tables(self, profile: Profile) -> list[str]:
-        if self.layout == "timescaledb":
-            return self._guarded(lambda: timescale.create_layout(
-                self._con, profile, self.tz.key, self._retention_for(profile),
-                policies=self._timescale_policies))
-        return self._plain_tables(profile)
+        return self.layout_impl.create_tables(self, profile)
 
     def _grow_tables(self, old: Profile, new: Profile) -> list[str]:
-        if self.layout == "timescaledb":
-            changes = self._guarded(lambda: timescale.grow_layout(
-                self._con, new, self.tz, self._retention_for(new),
-                policies=self._timescale_policies,
-                remade=homepot_schema.aggregate_names()))
-            with self._transaction():   # aggregates on the remade ones (HOMEPOT's) again
-                changes.extend(homepot_schema.ensure(self._schema(), self._homepot_layout()))
-            return changes
-        return self._plain_tables(new)   # adds the columns a profile gained
+        return self.layout_impl.grow_tables(self, old, new)
 
     def _homepot_layout(self) -> homepot_schema.Layout:
         return homepot_schema.Layout(self.layout, self.tz.key, self._timescale_policies)
-
-    def _plain_tables(self, profile: Profile) -> list[str]:
-        with self._transaction():
-            changes = create_plain_layout(self._con, profile)
-            self.partitions.load(self._con, profile)
-            changes.extend(f"created partition {p}" for p in
-                           self.partitions.ensure_ahead(self._con, profile, int(time.time())))
-        return changes
 
     def _guarded(self, change: Callable[[], list[str]]) -> list[str]:
         """Run ``change`` on the writer connection; a lost connection is transient."""
@@ -351,20 +298,11 @@ class PostgresStore(TieredStore):
     def _retention_for(self, profile: Profile) -> dict[str, float | None]:
         return {tier: self.retention_of(profile, tier) for tier in ALL_TIERS}
 
-    # -- TimescaleDB maintains the rollups itself ---------------------------------------------
+    # -- rollups: the layout's (program-maintained or continuous aggregates) -----------------
     def _after_write(self, profile: Profile, times: list[np.ndarray[Any, Any]],
                      merged: bool) -> None:
         self._record_newest(profile, times)
-        if self.layout == "plain":
-            super()._after_write(profile, times, merged)
-            return
-        stamps = np.concatenate(times)
-        if not len(stamps):
-            return
-        lo, hi = int(stamps.min()), int(stamps.max()) + 1
-        if merged or lo < time.time() - timescale.REFRESH_LOOKBACK_S:
-            timescale.owe_refresh(self._con, profile.name, lo, hi)
-            self._owing.add(profile.name)
+        self.layout_impl.after_write(self, profile, times, merged)
 
     def _record_newest(self, profile: Profile, times: list[np.ndarray[Any, Any]]) -> None:
         """Keep the newest stored second in ``sunarchive_newest``, in the write's transaction.
@@ -412,12 +350,7 @@ class PostgresStore(TieredStore):
         TimescaleDB: one probe of the ``(series_id, time DESC)`` index per series. Plain
         layout (BRIN on time, no series index): as every engine (the probe of the last
         seconds first), the newest row of each series picked by the server."""
-        if self.layout != "timescaledb":
-            return super().latest_rows(measurement, window_s)
-        last = self.last_time_s(measurement)
-        if last is None:
-            return super().latest_rows(measurement, window_s)
-        return self._newest_by_series(measurement, last - window_s)
+        return self.layout_impl.latest_rows(self, measurement, window_s)
 
     def _latest_columns(self, profile: Profile) -> str:
         cols = ["time", *profile.tag_column_names, *(c.name for c in profile.stats_columns())]
@@ -442,62 +375,21 @@ class PostgresStore(TieredStore):
             f"USING (series_id, time) WHERE {since} ORDER BY t.series_id")
 
     def rollup(self, measurement: str, complete_until_s: int | None) -> int:
-        if self.layout == "plain":
-            return super().rollup(measurement, complete_until_s)
-        if measurement in self._owing:
-            try:
-                timescale.settle_owed(self._con, self.profiles[measurement], self.tz)
-            except psycopg.OperationalError as exc:
-                raise self._lost(exc) from None
-            self._owing.discard(measurement)
-        return 0
-
-    def _settle_owed(self) -> list[str]:
-        """At start: the refreshes a writer owed when it stopped (a crash right after a
-        commit leaves them recorded in ``sunarchive_refresh_owed``)."""
-        changes = []
-        for name in sorted(self._owing):
-            owed = timescale.settle_owed(self._con, self.profiles[name], self.tz)
-            self._owing.discard(name)
-            if owed:
-                changes.append(f"{name}: refreshed the aggregates over {owed} write(s) a "
-                               "previous writer stopped before refreshing")
-        return changes
+        return self.layout_impl.rollup(self, measurement, complete_until_s)
 
     def refresh(self, measurement: str, start_s: int, end_s: int) -> int:
-        if self.layout == "timescaledb":
-            timescale.refresh(self._con, self.profiles[measurement], start_s, end_s, self.tz)
-            return 0
-        return super().refresh(measurement, start_s, end_s)
+        return self.layout_impl.refresh(self, measurement, start_s, end_s)
 
     def _materialized(self, profile: Profile, tier: str) -> tuple[str, int | None]:
-        """TimescaleDB: the aggregate's materialized hypertable and its watermark.
-
-        Reads then take what is materialized straight from that hypertable and aggregate
-        only the part past the watermark, as on the plain layout, instead of going through
-        the real-time view: its plan (a union over the aggregate and every chunk below it)
-        took about 2 ms to make for every read."""
-        if self.layout == "plain":
-            return super()._materialized(profile, tier)
-        found = self._read_rows(timescale.MATERIALIZATION_SQL, [profile.table(tier)])
-        if not found:
-            raise ConfigError(f"{profile.table(tier)} is not a continuous aggregate; run "
-                              "`sunarchive create-aggregates`")
-        table, watermark = found[0]
-        return str(table), None if watermark is None else int(watermark)
+        """The relation holding a tier's complete buckets and its horizon or watermark (s):
+        the rollup table (plain), the aggregate's materialized hypertable (TimescaleDB)."""
+        return self.layout_impl.materialized(self, profile, tier)
 
     # -- retention ---------------------------------------------------------------------------
     def apply_retention(self, now: datetime) -> dict[str, int]:
         """Plain layout: drop old partitions and rollup rows. TimescaleDB: run the retention
         procedure its background job runs (chunk drops; no row counts)."""
-        if self.layout == "timescaledb":
-            for profile in self.profiles.values():
-                timescale.apply_retention(self._con, profile, self._retention_for(profile), now)
-            return {}
-        with self._lock, self._transaction():
-            for profile in self.profiles.values():
-                self.partitions.ensure_ahead(self._con, profile, int(now.timestamp()))
-        return super().apply_retention(now)
+        return self.layout_impl.apply_retention(self, now)
 
     def _delete_before(self, profile: Profile, tier: str, cutoff: int) -> int:
         if tier == "1s":
@@ -508,8 +400,7 @@ class PostgresStore(TieredStore):
               batch_id: int | None = None) -> bool:
         if self.read_only:
             raise ConfigError("this store was opened read-only")
-        if self.layout == "timescaledb":
-            fresh, merge = self._refuse_dropped(fresh, merge)
+        fresh, merge = self.layout_impl.admit(self, fresh, merge)
         parts = parallel.parts_for(len(fresh), self.copy_streams)
         if batch_id is None or parts < 2:
             return super().write(fresh, merge, tags, batch_id)
@@ -521,53 +412,12 @@ class PostgresStore(TieredStore):
         chunks were dropped, by retention or by hand, while the rollups keep what was computed
         from them (:mod:`.drops`); ``look``: search the catalog for drops made by hand first.
         [] on the plain layout."""
-        if self.layout != "timescaledb":
-            return []
-        with self._lock:
-            try:
-                return drops.raw_dropped(self._con, self.profiles[measurement], self.tz,
-                                         start_s, end_s, look)
-            except psycopg.OperationalError as exc:
-                raise self._lost(exc) from None
+        return self.layout_impl.raw_dropped(self, measurement, start_s, end_s, look)
 
     def has_raw_chunks(self, measurement: str, start_s: int, end_s: int) -> bool:
         """TimescaleDB: does a chunk of the 1 s hypertable overlap [start_s, end_s)? (True on
         the plain layout, which drops nothing it has not rolled up.)"""
-        if self.layout != "timescaledb":
-            return True
-        with self._lock:
-            try:
-                return drops.has_chunks(self._con, self.profiles[measurement].table("1s"),
-                                        start_s, end_s)
-            except psycopg.OperationalError as exc:
-                raise self._lost(exc) from None
-
-    def _refuse_dropped(self, fresh: StatsRows, merge: StatsRows
-                        ) -> tuple[StatsRows, StatsRows]:
-        """Rows inside a range whose raw chunks were dropped are refused, with an event:
-        refreshing that range from them alone would replace the rollups it keeps (a 5-minute
-        bucket of every panel from one late sample). Batches with rows older than the
-        5-minute policy's window first look for drops made by hand in the catalog."""
-        measurement = fresh.measurement or merge.measurement
-        times = np.concatenate([fresh.time_s, merge.time_s])
-        if not len(times):
-            return fresh, merge
-        lo, hi = int(times.min()), int(times.max()) + 1
-        ranges = self.raw_dropped(measurement, lo, hi,
-                                  look=lo < time.time() - timescale.REFRESH_LOOKBACK_S)
-        if not ranges:
-            return fresh, merge
-        old = times[inside(times, ranges)]
-        if not len(old):
-            return fresh, merge
-        message = (f"refused {len(old)} rows of {measurement} from {iso_seconds(int(old.min()))}"
-                   f" to {iso_seconds(int(old.max()))}: their raw data was dropped (retention "
-                   f"or drop_chunks: {drops.describe(ranges)}); the rollups keep that range "
-                   "as it was")
-        log.warning(message)
-        self.write_events([Event(time.time(), "refused_below_retention", measurement,
-                                 message)])
-        return outside(fresh, ranges), outside(merge, ranges)
+        return self.layout_impl.has_raw_chunks(self, measurement, start_s, end_s)
 
     def _write_in_parts(self, fresh: StatsRows, merge: StatsRows,
                         tags: dict[int, tuple[str, ...]], batch_id: int, parts: int) -> bool:
@@ -578,10 +428,7 @@ class PostgresStore(TieredStore):
         with self._lock:
             if self.last_batch(measurement) >= batch_id:
                 return False
-            if self.layout == "plain":
-                with self._transaction():
-                    self.partitions.ensure(self._con, profile, int(fresh.time_s.min()),
-                                           int(fresh.time_s.max()))
+            self.layout_impl.before_parts(self, profile, fresh)
             try:
                 done = parallel.committed_parts(self._con, measurement, batch_id)
                 todo = [(index, piece) for index, piece in
@@ -652,16 +499,15 @@ class PostgresStore(TieredStore):
             "WHERE table_schema = current_schema()")}
         for profile in self.profiles.values():
             for tier in ALL_TIERS:
-                name = stored = profile.table(tier)
-                if self.layout == "plain":
-                    stored = self.stored_table(profile, tier)
+                name, stored = profile.table(tier), self.layout_impl.stored_table(
+                    self, profile, tier)
                 if stored not in present:
                     continue
                 row = self._read_arrow(f"SELECT COUNT(*) AS n, MIN(time) AS first, "
                                        f"MAX(time) AS last FROM {Q(stored)}").to_pylist()[0]
                 if not row["n"]:
                     continue
-                nbytes = timescale.relation_bytes(self._con, stored, self.layout)
+                nbytes = self.layout_impl.relation_bytes(self._con, stored)
                 tables.append({
                     "table": name, "measurement": profile.name, "tier": tier,
                     "rows": int(row["n"]), "first": iso_time(row["first"]),
@@ -676,12 +522,7 @@ class PostgresStore(TieredStore):
             "layout": self.layout, "timezone": str(self.tz), "tables": tables,
             "events": int(events[0][0]) if events else 0,
             "inferred": self.inferred_profiles()}
-        if self.layout == "timescaledb":
-            info["timescaledb"] = timescale.status(self._con, self.timescale_version)
-        else:
-            info["extension"] = "fallback: plain PostgreSQL"
-            info["partitions"] = {p.table("1s"): len(self.partitions.listing(self._con, p))
-                                  for p in self.profiles.values()}
+        info.update(self.layout_impl.status(self))
         return info
 
     def chunks(self, table: str) -> list[dict[str, Any]]:
@@ -693,24 +534,11 @@ class PostgresStore(TieredStore):
             if profile is None:
                 raise ConfigError(f"unknown table {table!r}")
             table = profile.table("1s")
-        if self.layout == "timescaledb":
-            return timescale.chunks(self._con, table)
-        if table != profile.table("1s"):
-            raise ConfigError(f"{table} is a view of the rollup (its complete buckets in "
-                              f"{self.stored_table(profile, table.rsplit('_', 1)[1])}, an "
-                              f"unpartitioned table, and the open ones); only "
-                              f"{profile.table('1s')} is partitioned")
-        return self.partitions.listing(self._con, profile)
+        return self.layout_impl.chunks(self, profile, table)
 
     def compress(self, older_than_s: int) -> list[str]:
         """TimescaleDB: compress 1 s chunks older than this (idempotent)."""
-        if self.layout != "timescaledb":
-            raise ConfigError("compression needs TimescaleDB; this store uses the plain "
-                              "PostgreSQL layout")
-        done: list[str] = []
-        for profile in self.profiles.values():
-            done.extend(timescale.compress(self._con, profile.table("1s"), older_than_s))
-        return done
+        return self.layout_impl.compress(self, older_than_s)
 
     def close(self) -> None:
         self._arrow.close()
@@ -719,22 +547,6 @@ class PostgresStore(TieredStore):
             if con is not None and not con.closed:
                 con.close()
         self._writer_con = self._reader_con = None
-
-
-def inside(times_s: np.ndarray[Any, Any], ranges: list[tuple[int, int]]
-           ) -> np.ndarray[Any, np.dtype[np.bool_]]:
-    """Which of ``times_s`` (UTC epoch s) fall in one of the [lo, hi) ``ranges``."""
-    found = np.zeros(len(times_s), dtype=bool)
-    for lo, hi in ranges:
-        found |= (times_s >= lo) & (times_s < hi)
-    return found
-
-
-def outside(rows: StatsRows, ranges: list[tuple[int, int]]) -> StatsRows:
-    """The rows outside every [lo, hi) of ``ranges`` (UTC epoch s)."""
-    keep = ~inside(rows.time_s, ranges)
-    return StatsRows(rows.measurement, rows.time_s[keep], rows.series_id[keep],
-                     {name: column[keep] for name, column in rows.columns.items()})
 
 
 def utc(seconds: int) -> datetime:

@@ -391,17 +391,12 @@ def _materialization(con: Con, view: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-def relation_bytes(con: Con, name: str, layout: str) -> int:
-    """Bytes on disk of a tier: hypertable or aggregate (TimescaleDB), table or partitions."""
-    if layout == "timescaledb":
-        target = _materialization(con, name) or name
-        schema = "_timescaledb_internal" if target != name else None
-        qualified = f"{Q(schema)}.{Q(target)}" if schema else Q(target)
-        row = con.execute("SELECT hypertable_size(%s::regclass)", [qualified]).fetchone()
-    else:
-        row = con.execute("SELECT COALESCE((SELECT SUM(pg_total_relation_size(relid)) FROM "
-                          "pg_partition_tree(%s::regclass)), pg_total_relation_size(%s::regclass))",
-                          [Q(name), Q(name)]).fetchone()
+def relation_bytes(con: Con, name: str) -> int:
+    """Bytes on disk of a tier: its hypertable or its aggregate's materialization."""
+    target = _materialization(con, name) or name
+    schema = "_timescaledb_internal" if target != name else None
+    qualified = f"{Q(schema)}.{Q(target)}" if schema else Q(target)
+    row = con.execute("SELECT hypertable_size(%s::regclass)", [qualified]).fetchone()
     return 0 if row is None or row[0] is None else int(str(row[0]))
 
 
