@@ -21,6 +21,7 @@ import pytest
 from sunarchive.model import SeriesKey, StatsRows
 from sunarchive.profiles import load_profiles
 from sunarchive.storage.postgres.store import PostgresStore
+from sunarchive.upstream.homepot import schema as homepot_schema
 from tests.support.cli import cli
 
 pytestmark = pytest.mark.integration
@@ -78,7 +79,9 @@ def test_layout_hypertables_aggregates_policies(store: PostgresStore) -> None:
     jobs = one(store, "SELECT proc_name, hypertable_name, config::TEXT FROM "
                       "timescaledb_information.jobs WHERE job_id >= 1000")
     procs = [j[0] for j in jobs]
-    assert procs.count("policy_refresh_continuous_aggregate") == 3 * len(PROFILES)
+    # three tiers of every profile, and HOMEPOT's aggregates (device/site metrics)
+    assert procs.count("policy_refresh_continuous_aggregate") == \
+        3 * len(PROFILES) + len(homepot_schema.aggregate_names())
     assert procs.count("policy_compression") == len(PROFILES)
     retention = [json.loads(str(j[2])) for j in jobs if j[0] == "sunarchive_retention"]
     assert [r["measurement"] for r in retention] == ["health_checks"]
