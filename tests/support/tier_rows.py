@@ -17,6 +17,14 @@ def assert_same_rows(got: list[dict[str, Any]], expected: list[dict[str, Any]]) 
         assert mine.keys() == theirs.keys()
         for key, value in theirs.items():
             if isinstance(value, float):
-                assert mine[key] == pytest.approx(value, rel=1e-12, abs=1e-15), key
+                assert mine[key] == pytest.approx(value, rel=_tolerance(key), abs=1e-15), key
             else:
                 assert mine[key] == value, key
+
+
+def _tolerance(column: str) -> float:
+    """Relative tolerance of a float column. A standard deviation merged in another order
+    differs more than a sum: it comes from a difference of sums of squares, which cancels
+    (mean² ≫ variance for a panel's voltage), so the merge's rounding is amplified by
+    mean²/variance — seen 2.6e-12 apart on TimescaleDB's real-time aggregate."""
+    return 1e-9 if column.endswith("_stddev") else 1e-12
