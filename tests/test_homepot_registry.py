@@ -174,6 +174,13 @@ def test_rest_lists_shows_adds_updates_and_retires(api: Served) -> None:
     device = call(api, "PATCH", "/api/v1/registry/homepot-device/124",
                   body={"name": "till 2", "device_type": "pos", "site_id": 2})
     assert (device.json()["name"], device.json()["site_id"]) == ("till 2", 2)
+    # the dashboard's names: the series of device 124 (tags as the checks gave them)
+    names = call(api, "GET", "/api/v1/series/names", READ, measurement="health_checks")
+    assert names.json() == {"measurement": "health_checks", "tag": "device_id", "names": [
+        {"tags": {"device_id": "124", "site_id": "1"}, "name": "till 2",
+         "registry": "devices", "id": "124"}]}
+    assert call(api, "GET", "/api/v1/series/names", READ,
+                measurement="ps100_readings").json()["names"] == []
     assert call(api, "GET", "/api/v1/registry/site/1", READ).json()["name"] == "Store Berlin"
     added = call(api, "POST", "/api/v1/registry/site", body={"id": 0, "name": "spare"})
     assert added.status_code == 201 and added.json()["id"] == 0

@@ -77,7 +77,7 @@ def add_parser(sub: Any) -> None:
                                  "clears an optional field)", epilog=_fields_help())
     retire = commands.add_parser("retire", help="retire a row (refused while active rows "
                                  "refer to it: a project's devices, a scientist's or "
-                                 "device's experiments)")
+                                 "device's experiments, a site's devices)")
     for parser in (show, change, retire):
         parser.add_argument("kind", choices=kinds, metavar="KIND", help=kind_help)
         parser.add_argument("id", type=_id, metavar="ID", help="the row's id")
