@@ -214,7 +214,7 @@ def test_rest_bad_input(api: Served) -> None:
 
 # -- the lab endpoints filter by the registry -----------------------------------------------
 JOIN = ("SELECT p.name AS project, COUNT(*) AS seconds FROM mpp_measurement m JOIN "
-        "solar_cell_device d ON m.device_id = CAST(d.id AS TEXT) JOIN project p ON p.id = "
+        "solar_cell_device d ON m.device_id = d.id JOIN project p ON p.id = "
         "d.project_id GROUP BY p.name ORDER BY p.name")
 """The measurements per project in user SQL (docs/upstream/perocube.md)."""
 
@@ -234,10 +234,10 @@ def test_measurements_filter_by_device_experiment_project_and_scientist(
             "--board", "1", "--channel", str(device), "--tag", f"device_id={device}",
             "--timezone", "UTC", *store_args)
     plain = json.loads(cli("sql", "SELECT time, device_id, board, channel, voltage, current, "
-                           "power FROM mpp_measurement WHERE device_id = '2' ORDER BY time",
+                           "power FROM mpp_measurement WHERE device_id = 2 ORDER BY time",
                            "--format", "json", *store_args).stdout)
     assert [(r["channel"], r["voltage"], r["current"]) for r in plain] == [
-        ("2", 0.5, 0.2), ("2", 0.51, 0.2), ("2", 0.52, 0.2)]
+        (2, 0.5, 0.2), (2, 0.51, 0.2), (2, 0.52, 0.2)]
     assert plain[1]["power"] == pytest.approx(0.102)
     for name in ("P1", "P2"):
         registry(store_args, "add", "project", "--name", name)
@@ -346,7 +346,7 @@ def test_registries_and_lab_views_on_timescaledb(pglite_url: str) -> None:
                         "('2024-03-01T12:00:00Z', 1, '1', '1', '2', 1, 0.5, 0.1, 0.05)")
             rows = con.execute(
                 "SELECT d.name, m.voltage, m.power FROM mpp_measurement m JOIN "
-                "solar_cell_device d ON m.device_id = CAST(d.id AS TEXT)").fetchall()
+                "solar_cell_device d ON m.device_id = d.id").fetchall()
             assert rows == [("d", 0.5, 0.05)]
             kinds: dict[str, str] = dict(con.execute(
                 "SELECT table_name, table_type FROM information_schema.tables WHERE "

@@ -41,7 +41,7 @@ from sunarchive.storage.open import (
 from sunarchive.storage.open import open_store as open_url
 from sunarchive.storage.postgres.user_sql import ReaderRole
 from sunarchive.storage.user_sql import SqlLimits
-from sunarchive.upstream import ps100, ps100_clearsky
+from sunarchive.upstream import ps100, ps100_clearsky, ps100_live
 
 
 def profiles_for(settings: Settings) -> dict[str, Profile]:
@@ -215,8 +215,12 @@ class App:
             self.mirror.start()
         self.agent.start()
         if ps100.MEASUREMENT in self.store.profiles:
+            expectations = ps100_live.Expectations()
+            tag_names = tuple(self.store.profiles[ps100.MEASUREMENT].tags)
+            self.live.annotate = lambda entry: expectations.annotate(entry, tag_names)
             self._upkeep = ps100_clearsky.Background(self._on_writer, self.ps100_settings,
-                                                     self.maintenance_interval_s)
+                                                     self.maintenance_interval_s,
+                                                     expectations)
             self._upkeep.start()
 
     def _on_writer(self, fn: Any) -> Any:

@@ -11,26 +11,26 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from sunarchive.upstream.ps100_conditions import conditions_estimate
+
 PANEL_MEASUREMENT = "ps100_readings"
-RATED_POWER_W = 100.0
+WAITING = "… (clear-sky grid not in yet)"
+"""A panel whose minute has no clear-sky expectation yet (a new day's grid takes a minute)."""
 HOT_CELL_C = 70.0
 STALE_AFTER_S = 10.0
 
 
-def condition(power_w: float | None, rated_w: float = RATED_POWER_W) -> str:
-    """Plain-words estimate of the sky from a panel's power relative to its rating."""
-    if power_w is None:
+def condition(entry: dict[str, Any]) -> str:
+    """The sky in words for a panel's latest second: :func:`conditions_estimate` of its
+    power and the clear-sky expectation the collector added (``expected_power_w``,
+    ``rated_power_w``) — the same words as ``conditions_estimate`` in SQL."""
+    power = _v(entry, "power_avg")
+    if power is None:
         return "No data"
-    share = power_w / rated_w
-    if share >= 0.70:
-        return "Excellent - full sun"
-    if share >= 0.40:
-        return "Good - bright, some haze"
-    if share >= 0.15:
-        return "Fair - partly cloudy"
-    if share >= 0.02:
-        return "Poor - overcast or low sun"
-    return "Night or no production"
+    if entry.get("rated_power_w") is None:
+        return WAITING
+    return conditions_estimate(power, entry.get("expected_power_w"),
+                               float(entry["rated_power_w"])) or "No data"
 
 
 def _v(entry: dict[str, Any], column: str) -> float | None:
@@ -100,7 +100,7 @@ def render(snapshot: dict[str, Any]) -> RenderableType:
         blocks.add_row("/".join(entry["tags"]), _fmt(_v(entry, "voltage_avg"), "V"),
                        _fmt(_v(entry, "current_avg"), "A", 3), _fmt(_v(entry, "power_avg"), "W", 1),
                        _fmt(_v(entry, "temperature_avg"), "°C", 1),
-                       condition(_v(entry, "power_avg")),
+                       condition(entry),
                        f"{_v(entry, 'sample_count') or 0:.0f}",
                        f"{entry.get('buffered', 0)}", stamp)
     return Group(Panel(head, title="System"), Panel(blocks, title="Panels"),

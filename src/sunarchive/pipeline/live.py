@@ -51,6 +51,9 @@ class LiveState:
         """Where the running instance serves its API (for CLI commands in other processes)."""
         self.mirror_status: Callable[[], dict[str, Any]] | None = None
         """State of the InfluxDB mirror, when one runs (``Mirror.status``)."""
+        self.annotate: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+        """Adds derived figures to a latest-row entry of the snapshot (the PS100 panels'
+        clear-sky expectation, :mod:`sunarchive.upstream.ps100_live`)."""
 
     def count_samples(self, batch: SampleBatch) -> None:
         with self._lock:
@@ -123,6 +126,7 @@ class LiveState:
 
     def snapshot(self) -> dict[str, Any]:
         mirror = self.mirror_status() if self.mirror_status is not None else None
+        annotate = self.annotate or (lambda entry: entry)
         with self._lock:
             return {"pid": os.getpid(), "updated_at": time.time(), "started_at": self._started,
                     "http_url": self.http_url, "mirror": mirror,
@@ -131,7 +135,8 @@ class LiveState:
                     "samples_by_measurement": dict(self._samples),
                     "targets_hz": dict(self.targets_hz), "counters": dict(self._counters),
                     "sources": list(self._sources),
-                    "latest": [dict(e, buffered=self._buffered.get(e["series_id"], 0))
+                    "latest": [annotate(dict(e, buffered=self._buffered.get(e["series_id"],
+                                                                            0)))
                                for e in self._latest.values()],
                     "events": list(self._events)}
 

@@ -28,6 +28,7 @@ import numpy as np
 from sunarchive.sources.clearsky import DAY_S, STEP_S, Site, poa_minutes, poa_minutes_isolated
 from sunarchive.storage.migrations import Schema
 from sunarchive.upstream import ps100, ps100_view
+from sunarchive.upstream.ps100_live import Expectations
 
 log = logging.getLogger(__name__)
 
@@ -181,10 +182,12 @@ class Background:
     ``interval_s`` for the recent days; a failure is a warning and tried again."""
 
     def __init__(self, on_writer: OnWriter[Any], config: ps100.Ps100Settings | None,
-                 interval_s: float) -> None:
+                 interval_s: float, expectations: Expectations | None = None) -> None:
         self.on_writer = on_writer
         self.config = config
         self.interval_s = interval_s
+        self.expectations = expectations
+        """Refreshed after each run, for the live console (:mod:`.ps100_live`)."""
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ps100-upkeep", daemon=True)
 
@@ -200,8 +203,20 @@ class Background:
         recent_only = False
         while not self._stopping.is_set():
             once(self.on_writer, self.config, recent_only)
+            if self.expectations is not None:
+                refresh_expectations(self.on_writer, self.expectations)
             recent_only = True
             self._stopping.wait(self.interval_s)
+
+
+def refresh_expectations(on_writer: OnWriter[Any], expectations: Expectations) -> None:
+    """Read the console's clear-sky expectations on the writer; a failure is one warning."""
+    try:
+        on_writer(expectations.refresh)
+    except Exception as exc:
+        log.debug("PS100 live expectations failed", exc_info=True)
+        log.warning("PS100 console expectations (clear-sky grid) not read: %s: %s",
+                    type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc) else "")
 
 
 def once(on_writer: OnWriter[Any], config: ps100.Ps100Settings | None,

@@ -42,7 +42,7 @@ from sunarchive.profiles.spec import Profile
 from sunarchive.storage import upstream_schema
 from sunarchive.storage.migrations import Schema
 from sunarchive.upstream import ps100
-from sunarchive.upstream.ps100_conditions import conditions_sql
+from sunarchive.upstream.ps100_conditions import clearsky_sql, conditions_sql, expected_sql
 
 log = logging.getLogger(__name__)
 
@@ -143,16 +143,16 @@ def view_select(s: Schema, profile: Profile, panels: list[ps100.Panel], home: st
     sensor = f"COALESCE({', '.join(sensors)})" if sensors else "CAST(NULL AS DOUBLE PRECISION)"
     inner = (
         f"SELECT x.*, p.voc_v, p.rated_power_w, p.area_m2, p.temp_coefficient_pct_per_c, "
-        f"c0.poa_w_m2 + COALESCE(c1.poa_w_m2 - c0.poa_w_m2, 0) * "
-        f"EXTRACT(SECOND FROM x.time) / 60.0 AS clearsky, {sensor} AS sensor "
+        f"{clearsky_sql('c0.poa_w_m2', 'c1.poa_w_m2', 'x.time')} AS clearsky, "
+        f"{sensor} AS sensor "
         f"FROM {home}.{q(ps100.READINGS)} x "
         f"LEFT JOIN {home}.{ps100.PANELS} p ON p.panel_id = x.panel_id "
         f"LEFT JOIN {home}.{ps100.CLEARSKY} c0 ON c0.panel_id = x.panel_id AND c0.time = "
         f"{minute} LEFT JOIN {home}.{ps100.CLEARSKY} c1 ON c1.panel_id = x.panel_id AND "
         f"c1.time = {minute} + INTERVAL '60 seconds' {joins}")
     irradiance = "COALESCE(i.sensor, i.clearsky)"
-    expected = ("(i.rated_power_w * i.clearsky / 1000.0 * (1 + i.temp_coefficient_pct_per_c "
-                "/ 100.0 * (COALESCE(i.temperature_avg, 25.0) - 25.0)))")
+    expected = expected_sql("i.rated_power_w", "i.temp_coefficient_pct_per_c", "i.clearsky",
+                            "i.temperature_avg")
     columns = ", ".join(f"i.{q(c)}" for c in table_columns(s))
     return (
         f"SELECT {columns}, i.power_max AS power_peak, "
