@@ -31,7 +31,7 @@ const state = {
 const $ = (id) => document.getElementById(id);
 const colorOf = (name) => COLORS[state.panels.indexOf(name) % COLORS.length];
 const nameOf = (tags) => state.tags.map((t) => tags[t]).join("/");
-const labelOf = (name) => state.labels[name] || name;
+const labelOf = (name) => (Object.hasOwn(state.labels, name) ? state.labels[name] : name);
 const iso = (ms) => new Date(ms).toISOString();
 const fmtW = (watts) => (watts == null ? "–" : `${watts.toFixed(1)} W`);
 const fmtKwh = (kwh) => `${kwh.toFixed(kwh < 10 ? 3 : 1)} kWh`;
