@@ -409,3 +409,36 @@ def test_long_names_keep_every_tier(store: Store, name: str) -> None:
         assert len(tables[tier].encode()) <= 63
         rows = sql(store, f'SELECT SUM(value_count) AS n FROM "{tables[tier]}"')
         assert rows == [{"n": 120}], tier
+
+
+def test_rollup_views_follow_a_measurement_made_and_grown_at_run_time(
+        running: tuple[Store, Server]) -> None:
+    """``<m>_5min``, ``_1hour`` and ``_daily`` answer the open buckets for a measurement
+    that line protocol created while the server ran, and gain the columns of a field added
+    later — without a restart (issue 18, point 7, for schema on write)."""
+    store, server = running
+    assert write(server, f"cpu,host=a u=1 {T0_S}").status_code == 204
+    series_of(server, "cpu", 1)
+    for tier in ("5min", "1hour", "daily"):
+        rows = wait_for_rows(store, f"SELECT host, u_avg FROM cpu_{tier}")
+        assert rows == [{"host": "a", "u_avg": 1.0}], tier
+    assert write(server, f"cpu,host=a u=3,w=5 {T0_S + 1}").status_code == 204
+    for tier in ("5min", "1hour", "daily"):
+        rows = wait_for_rows(store, f"SELECT host, u_avg, w_avg FROM cpu_{tier} "
+                                    "WHERE w_avg IS NOT NULL")
+        assert rows == [{"host": "a", "u_avg": 2.0, "w_avg": 5.0}], tier
+
+
+def wait_for_rows(store: Store, statement: str) -> list[dict[str, object]]:
+    """The rows of ``statement`` once it answers any (the writer commits about once a
+    second); the last error or empty answer after a bounded wait."""
+    deadline = time.monotonic() + 60
+    while True:
+        done = cli("sql", statement, *store.args, "--format", "json", cwd=store.folder,
+                   check=False)
+        rows: list[dict[str, object]] = json.loads(done.stdout) if done.returncode == 0 \
+            else []
+        if rows or time.monotonic() > deadline:
+            assert done.returncode == 0, done.stderr
+            return rows
+        time.sleep(0.3)

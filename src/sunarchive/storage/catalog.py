@@ -37,7 +37,7 @@ class Catalog(Engine):
             self._save_document(profile.name, document)
             self.profiles[profile.name] = profile
             self._profile_added(profile.name)
-            return changes
+            return changes + self._tables_changed(profile)
 
     def grow_profile(self, profile: Profile, document: dict[str, Any]) -> list[str]:
         """Replace a measurement's profile by ``profile``, the same with tag keys or fields
@@ -49,7 +49,12 @@ class Catalog(Engine):
                                           lambda: self._grow_tables(old, profile))
             self._save_document(profile.name, document)
             self.profiles[profile.name] = profile
-            return changes
+            return changes + self._tables_changed(profile)
+
+    def _tables_changed(self, profile: Profile) -> list[str]:
+        """What follows a measurement's tables made or grown at run time (the rollup layer:
+        the views users read its tiers through)."""
+        return []
 
     def inferred_profiles(self) -> list[dict[str, Any]]:
         """The profiles inferred from line protocol: tags, fields, and how they grew (for

@@ -20,7 +20,7 @@ from sunarchive.rollup import (
     tier_floor,
     tier_next,
 )
-from sunarchive.storage import migrations
+from sunarchive.storage import capabilities, migrations
 from sunarchive.storage.catalog import Catalog
 from sunarchive.storage.engine import (
     tier_columns,
@@ -45,6 +45,14 @@ class Rollups(Catalog):
 
     def _profile_added(self, name: str) -> None:
         self._maybe_dirty.add(name)
+
+    def _tables_changed(self, profile: Profile) -> list[str]:
+        """A measurement made or grown while running gets its tier views (or their new
+        columns) at once, not at the next setup; continuous aggregates need none."""
+        if capabilities.continuous_aggregates(self) is not None:
+            return []
+        with self._transaction():
+            return self.ensure_tier_views()
 
     # -- named rollups ----------------------------------------------------------------------
     def ensure_named_rollups(self) -> list[str]:
