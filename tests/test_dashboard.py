@@ -2,6 +2,10 @@
 running in real time: live values move, and every figure shown matches the API.
 
 Screenshots go to tests/artifacts/ (dashboard.png, dashboard-phone.png).
+
+Registry names: a panel named in ``ps100_panels`` (``sunarchive panels set``, which asks the
+running demo) is shown by that name, its series name the tooltip; a rename shows after a
+reload.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 TOKEN = "dashboard-reader"
+WRITE_TOKEN = "dashboard-writer"
+TOKENS = {"SUNARCHIVE_HTTP_READ_TOKENS": json.dumps([TOKEN]),
+          "SUNARCHIVE_HTTP_WRITE_TOKENS": json.dumps([WRITE_TOKEN])}
 TIMEZONE = "Europe/Berlin"
 TODAY = "2026-06-21"
 PREFILL_START = f"{TODAY}T08:00:00+02:00"   # four hours stored as fast as possible first,
@@ -52,15 +59,21 @@ def chromium_path() -> str:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def demo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of the demo's store ``d.duckdb``."""
+    return tmp_path_factory.mktemp("dashboard")
+
+
+@pytest.fixture(scope="module")
+def server(demo_folder: Path) -> Iterator[str]:
     """A real-time demo of three panels, with four hours of the same day stored before it."""
-    folder = tmp_path_factory.mktemp("dashboard")
+    folder = demo_folder
     db = folder / "d.duckdb"
     cli("demo", "--db", str(db), "--no-http", "--no-console", "--panels", str(PANELS),
         "--speed", "0", "--duration", str(4 * 3600), "--start", PREFILL_START,
         "--timezone", TIMEZONE, cwd=folder)
     port = free_port()
-    env = clean_env({"SUNARCHIVE_HTTP_READ_TOKENS": json.dumps([TOKEN])})
+    env = clean_env(TOKENS)
     log = (folder / "demo.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "sunarchive", "demo", "--db", str(db), "--http-port", str(port),
@@ -240,6 +253,49 @@ def test_dashboard_shows_what_the_api_says(server: str, browser: Browser) -> Non
         "the page scrolls sideways on a phone"
     assert phone.locator('[data-testid^="panel-power-"]').count() == PANELS
     phone.screenshot(path=ARTIFACTS / "dashboard-phone.png", full_page=True)
+    assert errors == []
+
+
+LABELS = """(list) => [...document.querySelectorAll(`[data-testid="${list}"] li`)].map(li =>
+    [li.dataset.name, li.querySelector('.name').textContent, li.querySelector('.name').title])"""
+
+
+def rename(folder: Path, panel: str, name: str) -> None:
+    """``sunarchive panels set`` on the demo's store: the command asks the running demo."""
+    result = cli("panels", "set", panel, f"name={name}", "--db", str(folder / "d.duckdb"),
+                 env=TOKENS, cwd=folder)
+    assert "updated (by the running instance)" in result.stdout, result.stdout
+
+
+def test_dashboard_shows_registry_names(server: str, demo_folder: Path,
+                                        browser: Browser) -> None:
+    errors: list[str] = []
+    rename(demo_folder, "panel_1", "Roof east")
+    try:
+        assert api(server, "/api/v1/series/names", measurement=MEASUREMENT)["names"] == [
+            {"tags": {"panel_id": "panel_1"}, "name": "Roof east", "registry": "ps100_panels",
+             "id": "panel_1"}]
+        page = open_dashboard(browser, server, errors, viewport={"width": 1280, "height": 900})
+        expected = [["panel_1", "Roof east", "panel_1"], ["panel_2", "panel_2", ""],
+                    ["panel_3", "panel_3", ""]]
+        for listing in ("live-panels", "panel-kwh", "completeness"):
+            page.wait_for_function(f"() => JSON.stringify(({LABELS})('{listing}')) === "
+                                   f"'{json.dumps(expected, separators=(',', ':'))}'",
+                                   timeout=20_000)
+        # the values stay keyed by the series name
+        assert set(panel_values(page, "panel-power")) == {"panel_1", "panel_2", "panel_3"}
+        assert "Roof east" in (page.text_content("#today-legend") or "")
+        # renamed while the page is open: the next refresh shows it; a reload too
+        rename(demo_folder, "panel_1", "Roof west")
+        page.evaluate("() => window.dashboard.refresh()")
+        assert page.evaluate(f"({LABELS})('live-panels')")[0] == \
+            ["panel_1", "Roof west", "panel_1"]
+        page.reload()
+        page.wait_for_function(f"() => ({LABELS})('panel-kwh')[0]?.[1] === 'Roof west'",
+                               timeout=20_000)
+        page.close()
+    finally:
+        rename(demo_folder, "panel_1", "")    # back to its id: the other tests' names
     assert errors == []
 
 

@@ -123,7 +123,8 @@ def http_server(settings: Settings, app: App) -> HttpServer:
                          settings.http_tokens_file)
     check_bind(settings.http_host, tokens, settings.http_insecure)
     ctx = ApiContext(app.store, app.live, app.agent, tokens, settings.timezone,
-                     int(settings.http_max_body_mb * 2**20), limits=write_limits(settings))
+                     int(settings.http_max_body_mb * 2**20), limits=write_limits(settings),
+                     ps100=app.ps100_settings)
     return HttpServer(create_app(ctx), settings.http_host, settings.http_port,
                       settings.http_header_timeout_s, settings.http_keep_alive_s)
 

@@ -13,7 +13,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from sunarchive import __version__
-from sunarchive.api import dashboard, goodwe, influx, live, registry, rest
+from sunarchive.api import dashboard, goodwe, influx, live, panels, registry, rest
 from sunarchive.api.body_limit import BodyLimit
 from sunarchive.api.context import ApiContext
 from sunarchive.api.live import LiveHub
@@ -34,6 +34,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(rest.router)
     app.include_router(goodwe.router)
     app.include_router(registry.router)
+    app.include_router(panels.router)
     app.include_router(live.router)
     app.include_router(influx.router)
     app.include_router(dashboard.router)

@@ -46,6 +46,9 @@ class ApiContext:
     max_body_bytes: int = 10 * 2**20
     started_at: float = 0.0
     limits: WriteLimits = field(default_factory=WriteLimits)
+    ps100: Any = None
+    """The ``ps100:`` settings (:class:`sunarchive.upstream.ps100.Ps100Settings`) of the
+    running app, for the clear-sky upkeep after a panel edit; None: the defaults."""
     writer_wait_s: float = 30.0
     """How long a write waits for the writer to run its task (create or grow a measurement,
     add state labels) before it is answered 503 "retry later", in seconds."""

@@ -27,10 +27,12 @@ TOO_LARGE = "The request body exceeds http_max_body_mb (after decompression)."
 NO_WRITER = "This server does not accept writes (started without a writer)."
 QUEUE_FULL = ("The write queue is full, or a new measurement's tables cannot be made while "
               "the store is unreachable; retry later (Retry-After: seconds).")
-UNKNOWN_KIND = "Unknown registry kind (project, scientist, device, experiment)."
+UNKNOWN_KIND = ("Unknown registry kind (project, scientist, device, experiment, site, "
+                "homepot-device).")
 UNKNOWN_ROW = "Unknown registry kind, or no row of that kind has that id."
 BAD_ROW = ("The body is not valid: an unknown field, a value of the wrong type, an empty "
-           "name, or a reference to an unknown or retired row; the message names the field.")
+           "name, a reference to an unknown or retired row, a missing or taken HOMEPOT id; "
+           "the message names the field.")
 LAB_UNKNOWN = ("Unknown lab measurement kind, or a device_id, experiment_id, project_id or "
                "scientist_id no registry row has.")
 DOWN = {503: "The store is unreachable for now; retry later (Retry-After: seconds)."}
@@ -39,6 +41,12 @@ ANSWERS: dict[str, dict[int, str]] = {
     "GET /api/v1/measurements": {**DOWN},
     "GET /api/v1/measurements/{measurement}": {**DOWN, 400: BAD, 404: UNKNOWN},
     "GET /api/v1/series": {**DOWN},
+    "GET /api/v1/series/names": {**DOWN, 400: BAD, 404: UNKNOWN},
+    "GET /api/v1/panels": {**DOWN},
+    "PATCH /api/v1/panels/{panel_id}": {
+        **DOWN, 400: "No column given, an unknown column or a value out of range; the message "
+                     "names it.", 403: NO_WRITER, 404: "No registered panel has that id.",
+        413: TOO_LARGE},
     "GET /api/v1/latest": {**DOWN, 404: UNKNOWN},
     "GET /api/v1/energy": {**DOWN, 400: BAD, 404: UNKNOWN},
     "GET /api/v1/events": {**DOWN, 400: BAD},

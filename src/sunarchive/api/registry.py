@@ -1,9 +1,12 @@
-"""REST for the Perocube lab's registries (``docs/upstream/perocube.md``, ``docs/api.md``).
+"""REST for the registries: the Perocube lab's and HOMEPOT's sites and devices
+(``docs/upstream/perocube.md``, ``docs/upstream/homepot.md``, ``docs/api.md``).
 
 ``GET /api/v1/registry/{kind}`` lists (``include_retired=true``: retired rows too), ``GET
 …/{kind}/{id}`` gives one row, ``POST …/{kind}`` adds (201), ``PATCH …/{kind}/{id}`` changes
 the fields the JSON body gives, ``POST …/{kind}/{id}/retire`` retires; nothing is deleted.
-Kinds: ``project``, ``scientist``, ``device`` (table ``solar_cell_device``), ``experiment``.
+Kinds: ``project``, ``scientist``, ``device`` (table ``solar_cell_device``), ``experiment``
+(Perocube); ``site`` (table ``sites``) and ``homepot-device`` (table ``devices``), added with
+their HOMEPOT ``id`` in the body.
 Reads need a read token, writes a write token. Writes run on the writer thread, the one owner
 of store writes (:meth:`~sunarchive.api.context.ApiContext.on_writer`), so handlers are plain
 functions FastAPI runs in its worker threads.
@@ -24,14 +27,16 @@ from fastapi.responses import Response
 
 from sunarchive.api.context import ApiContext, iso
 from sunarchive.api.rest import Reader, _json_default, ctx_of
-from sunarchive.upstream.perocube import registry
-from sunarchive.upstream.perocube.tables import KINDS
+from sunarchive.upstream import registry
+from sunarchive.upstream.kinds import INT_MIN
+from sunarchive.upstream.registry import KINDS
 
 router = APIRouter()
-Id = Annotated[int, Path(ge=1, le=registry.INT_MAX, description="the row's id")]
+Id = Annotated[int, Path(ge=INT_MIN, le=registry.INT_MAX, description="the row's id")]
 Fields = Annotated[dict[str, Any], Body(description="field → value (null clears an optional "
                                                     "field); an experiment's `device_ids` "
-                                                    "is a list of device ids")]
+                                                    "is a list of device ids; a site or "
+                                                    "homepot-device is added with its `id`")]
 
 
 def writer(request: Request) -> ApiContext:
@@ -62,29 +67,30 @@ def _answer(fn: Callable[[], Any], status: int = 200) -> Response:
                     media_type="application/json")
 
 
-@router.get("/api/v1/registry/{kind}", tags=["lab registries"])
+@router.get("/api/v1/registry/{kind}", tags=["registries"])
 def list_kind(ctx: Reader, kind: str, include_retired: bool = False) -> Response:
     """The rows of a kind by id (``include_retired=true``: retired rows too)."""
     _kind(kind)
     return _answer(lambda: registry.list_rows(ctx.store, kind, include_retired))
 
 
-@router.get("/api/v1/registry/{kind}/{row_id}", tags=["lab registries"])
+@router.get("/api/v1/registry/{kind}/{row_id}", tags=["registries"])
 def get_one(ctx: Reader, kind: str, row_id: Id) -> Response:
     """One row, retired or not."""
     _kind(kind)
     return _answer(lambda: registry.get_row(ctx.store, kind, row_id))
 
 
-@router.post("/api/v1/registry/{kind}", tags=["lab registries"], status_code=201)
+@router.post("/api/v1/registry/{kind}", tags=["registries"], status_code=201)
 def add(ctx: Writer, kind: str, body: Fields) -> Response:
-    """Add a row (``name`` required); the row stored, with its id."""
+    """Add a row (Perocube: ``name`` required; HOMEPOT: ``id`` required); the row stored,
+    with its id."""
     _kind(kind)
     return _answer(lambda: ctx.on_writer(lambda: registry.add(ctx.store, kind, body),
                                          f"adding a {kind}"), 201)
 
 
-@router.patch("/api/v1/registry/{kind}/{row_id}", tags=["lab registries"])
+@router.patch("/api/v1/registry/{kind}/{row_id}", tags=["registries"])
 def change(ctx: Writer, kind: str, row_id: Id, body: Fields) -> Response:
     """Set the fields the body gives; an experiment's ``device_ids`` replace its devices."""
     _kind(kind)
@@ -92,7 +98,7 @@ def change(ctx: Writer, kind: str, row_id: Id, body: Fields) -> Response:
         lambda: registry.update(ctx.store, kind, row_id, body), f"changing {kind} {row_id}"))
 
 
-@router.post("/api/v1/registry/{kind}/{row_id}/retire", tags=["lab registries"])
+@router.post("/api/v1/registry/{kind}/{row_id}/retire", tags=["registries"])
 def retire(ctx: Writer, kind: str, row_id: Id) -> Response:
     """Retire a row (``retired_at`` = now); refused while active rows refer to it."""
     _kind(kind)

@@ -190,6 +190,24 @@ def series(ctx: Reader) -> list[dict[str, Any]]:
     return out
 
 
+@router.get("/api/v1/series/names", tags=["read"])
+def series_names(ctx: Reader, measurement: str) -> dict[str, Any]:
+    """The registry names of a measurement's series (the dashboard's labels): a PS100
+    panel's name in ``ps100_panels``, a Perocube device's in ``solar_cell_device``, a HOMEPOT
+    device's in ``devices``, each looked up by the series' id tag. Series without a name (or
+    whose name is their id) are left out; a measurement without a registry has none."""
+    from sunarchive.upstream.names import SOURCES
+    from sunarchive.upstream.names import series_names as names_of
+
+    profile = ctx.profile(measurement)
+    tags = [dict(zip(profile.tags, key.tags, strict=True))
+            for key in sorted(ctx.store.load_series(), key=lambda k: k.tags)
+            if key.measurement == measurement]
+    source = SOURCES.get(measurement)
+    return {"measurement": measurement, "tag": source.tag if source else None,
+            "names": names_of(ctx.store, measurement, tags)}
+
+
 @router.get("/api/v1/latest", tags=["read"])
 def latest(ctx: Reader, measurement: str | None = None) -> list[dict[str, Any]]:
     """The newest 1 s values of each series (from the running writer, else from the store)."""
@@ -349,7 +367,7 @@ def lab_measurements(ctx: Reader, kind: str, start_time: str | None = None,
 
 def _devices(ctx: ApiContext, given: RegistryFilter) -> set[int] | None:
     """The devices the registry filters select (None: no filter); 404 for an unknown id."""
-    from sunarchive.upstream.perocube.registry import UnknownRowError, devices_of
+    from sunarchive.upstream.registry import UnknownRowError, devices_of
 
     try:
         return devices_of(ctx.store, given.ids())

@@ -1,6 +1,8 @@
 """``sunarchive panels``: the PS100 panel registry (``ps100_panels``) — list, set, clearsky.
 
 Errors (an unknown panel, a bad value) are one line and exit code 2, as for every command.
+While a collector holds a DuckDB file, ``list`` and ``set`` ask its API instead
+(``/api/v1/panels``; ``set`` with the first of ``http_write_tokens`` when tokens are set).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sunarchive.cli.common import add_common, settings_of
+from sunarchive.cli.common import add_common, running_instance, settings_of
 from sunarchive.model import SunarchiveError
 from sunarchive.upstream import ps100, ps100_clearsky, ps100_view
 
@@ -27,7 +29,9 @@ def add_parsers(sub: Any) -> None:
     listing.set_defaults(handler=cmd_list)
     edit = verbs.add_parser("set", help="change columns of a registered panel",
                             description="e.g. `sunarchive panels set PS100_0X40 "
-                            "area_m2=0.771 tilt_deg=30 installed_on=2025-06-10`")
+                            "area_m2=0.771 tilt_deg=30 installed_on=2025-06-10`, or "
+                            "`sunarchive panels set panel_1 \"name=Roof east\"` (the name "
+                            "the dashboard shows)")
     add_common(edit)
     edit.add_argument("panel_id")
     edit.add_argument("values", nargs="+", metavar="COLUMN=VALUE",
@@ -48,9 +52,27 @@ def _store(args: argparse.Namespace) -> Any:
     return open_writer(settings_of(args))
 
 
+def _instance(args: argparse.Namespace, exc: Exception, write: bool) -> Any:
+    """The running instance holding the store (``exc`` again when there is none)."""
+    from sunarchive.api.client import RunningInstance
+
+    settings = settings_of(args)
+    instance: RunningInstance = running_instance(settings, exc)
+    if write and settings.http_write_tokens:
+        instance = RunningInstance(instance.url,
+                                   settings.http_write_tokens[0].get_secret_value())
+    return instance
+
+
 def cmd_list(args: argparse.Namespace) -> int:
-    with _store(args) as (store, _):
-        panels = list(ps100.read_panels(store._schema()).values())
+    from sunarchive.storage.duckdb.store import StoreLockedError
+
+    try:
+        with _store(args) as (store, _):
+            panels = list(ps100.read_panels(store._schema()).values())
+    except StoreLockedError as exc:
+        panels = [ps100.Panel(row) for row in
+                  _instance(args, exc, False).call("GET", "/api/v1/panels")]
     if args.json:
         print(ps100.panels_json(panels))
         return 0
@@ -71,6 +93,18 @@ def cmd_set(args: argparse.Namespace) -> int:
             changes[column] = ps100.parse_value(column, text)
         except ValueError as exc:
             raise SunarchiveError(f"{item!r}: {exc}") from None
+    from sunarchive.storage.duckdb.store import StoreLockedError
+
+    try:
+        return _set_here(args, changes)
+    except StoreLockedError as exc:
+        body = {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in changes.items()}
+        _instance(args, exc, True).call("PATCH", f"/api/v1/panels/{args.panel_id}", json=body)
+    print(f"{args.panel_id}: updated (by the running instance)")
+    return 0
+
+
+def _set_here(args: argparse.Namespace, changes: dict[str, Any]) -> int:
     with _store(args) as (store, _):
         try:   # checked before a transaction starts: nothing to roll back
             with store._lock:

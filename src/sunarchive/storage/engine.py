@@ -128,7 +128,17 @@ class Engine(ABC):
         return migrations.check_version(self._schema())
 
     def has_table(self, name: str) -> bool:
+        """Whether a relation of that name is in the store's schema, asked on the writer
+        connection: for the opening and writing paths. Threads beside a running writer use
+        :meth:`has_relation`."""
         return self._schema().has_table(name)
+
+    def has_relation(self, name: str) -> bool:
+        """:meth:`has_table` on the read path: safe from any thread while the writer works
+        (DuckDB's writer connection refuses a second caller)."""
+        return self._read_arrow("SELECT 1 FROM information_schema.tables WHERE table_name = "
+                                f"{self._p} AND table_schema = current_schema()",
+                                [name]).num_rows > 0
 
     @abstractmethod
     def sql(self, text: str) -> QueryResult:

@@ -2,6 +2,8 @@
 // The dashboard: live power from the WebSocket feed, everything else from the REST API every
 // 10 s. "Today" is the site's local day (its time zone from /api/v1/status) of the newest data.
 // A read token given as /#token=... is kept in sessionStorage and sent with every request.
+// A series is named by its tag values; where a registry names it (a PS100 panel's name in
+// ps100_panels, a lab or HOMEPOT device's), that name is shown, the series name its tooltip.
 
 const MEASUREMENT = new URLSearchParams(location.search).get("measurement") || "ps100_readings";
 const REFRESH_MS = 10000;
@@ -16,6 +18,7 @@ const state = {
   tags: [],          // the measurement's tag names; a series is named by its values joined by "/"
   powerField: "power",
   panels: [],        // series names, as /api/v1/energy names them
+  labels: {},        // series name → its registry name, from /api/v1/series/names
   first: {},         // series name → first stored second (ms)
   last: {},          // series name → last stored second (ms)
   live: {},          // series name → {watts, time (ms)}
@@ -28,6 +31,7 @@ const state = {
 const $ = (id) => document.getElementById(id);
 const colorOf = (name) => COLORS[state.panels.indexOf(name) % COLORS.length];
 const nameOf = (tags) => state.tags.map((t) => tags[t]).join("/");
+const labelOf = (name) => (Object.hasOwn(state.labels, name) ? state.labels[name] : name);
 const iso = (ms) => new Date(ms).toISOString();
 const fmtW = (watts) => (watts == null ? "–" : `${watts.toFixed(1)} W`);
 const fmtKwh = (kwh) => `${kwh.toFixed(kwh < 10 ? 3 : 1)} kWh`;
@@ -111,10 +115,15 @@ function setBar(ul, prefix, name, fraction, text, value, extra = {}, detail = ""
     li.dataset.name = name;
     li.innerHTML = '<span class="name"></span><span class="track"><span class="fill"></span>' +
       '</span><span class="value"></span><span class="detail muted" hidden></span>';
-    li.querySelector(".name").textContent = name;
     li.querySelector(".value").dataset.testid = `${prefix}-${name}`;
     li.querySelector(".fill").style.background = colorOf(name);
     ul.append(li);
+  }
+  const label = li.querySelector(".name");
+  if (label.textContent !== labelOf(name)) {
+    label.textContent = labelOf(name);
+    label.title = labelOf(name) === name ? "" : name;
+    li.dataset.label = labelOf(name);
   }
   li.querySelector(".fill").style.width = `${Math.max(0, Math.min(1, fraction || 0)) * 100}%`;
   const element = li.querySelector(".value");
@@ -194,7 +203,8 @@ function renderCurve(rows, start, end) {
   $("today-legend").replaceChildren(...state.curve.series.map((s) => {
     const item = document.createElement("span");
     item.innerHTML = `<span class="swatch" style="background:${s.color}"></span>`;
-    item.append(s.name);
+    item.append(labelOf(s.name));
+    if (labelOf(s.name) !== s.name) item.title = s.name;
     return item;
   }));
 }
@@ -290,8 +300,9 @@ async function refresh() {
   const start = dayStart(newest || Date.now());
   const end = dayStart(start + 1.5 * DAY_MS);
   const monthStart = dayStart(start - 29 * DAY_MS + DAY_MS / 2);
-  const [series, curve, energy, events] = await Promise.all([
+  const [series, names, curve, energy, events] = await Promise.all([
     api("/api/v1/series"),
+    api("/api/v1/series/names", { measurement: MEASUREMENT }),
     api(`/api/v1/measurements/${encodeURIComponent(MEASUREMENT)}`, {
       tier: "5min", start: iso(start), end: iso(end),
       fields: `${state.powerField}_avg,${state.powerField}_max,covered_s,sample_count` }),
@@ -305,6 +316,7 @@ async function refresh() {
     state.first[name] = Date.parse(s.first);
     state.last[name] = Date.parse(s.last);
   }
+  state.labels = Object.fromEntries(names.names.map((n) => [nameOf(n.tags), n.name]));
   const rows = objects(curve);
   renderCurve(rows, start, end);
   renderEnergy(energy, monthStart, dayLabel(start + DAY_MS / 2));

@@ -8,9 +8,11 @@ PostgreSQL, a UTC ``TIMESTAMP`` on DuckDB, as every instant of the store).
 They fill themselves: the first check of a new device (a new series of ``health_checks``)
 adds its site and the device (with the site of that check) when they are not there yet, in
 the transaction that records the series; schema step 7 adds those of the series a store
-already had. Names and descriptions are yours to fill. Only registries sunarchive made are
-written (``sunarchive_meta`` key ``homepot_registry``); tag values that are not integers
-are skipped.
+already had. Names, locations, descriptions and device types are yours to fill with
+``sunarchive registry … site|homepot-device`` or ``/api/v1/registry/{site,homepot-device}``
+(the kinds below; rules in :mod:`sunarchive.upstream.registry`). Only registries sunarchive
+made are written (``sunarchive_meta`` key ``homepot_registry``); tag values that are not
+integers are skipped.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from sunarchive.upstream.kinds import INT_MIN, Column, Kind
+
 if TYPE_CHECKING:
     from sunarchive.storage.migrations import Schema
 
@@ -28,6 +32,20 @@ META_KEY = "homepot_registry"
 MEASUREMENT = "health_checks"
 INTEGER = re.compile(r"[+-]?[0-9]{1,9}")
 """An id that fits the registries' ``INTEGER``."""
+
+NAME = Column("name", "text", "what people call it")
+DESCRIPTION = Column("description", "text", "free text")
+KINDS: dict[str, Kind] = {k.name: k for k in (
+    Kind("site", "sites", (NAME, Column("location", "text", "where the site is"),
+                           DESCRIPTION),
+         system="HOMEPOT", ids_given=True, name_required=False, id_low=INT_MIN),
+    Kind("homepot-device", "devices", (
+        NAME, Column("site_id", "reference", "the site the device is at", references="site"),
+        Column("device_type", "text", "what the device is, e.g. pos-terminal"), DESCRIPTION),
+         system="HOMEPOT", ids_given=True, name_required=False, id_low=INT_MIN),
+)}
+"""The registries as kinds of ``sunarchive registry`` and ``/api/v1/registry/{kind}`` (``device``
+is the Perocube lab's solar cell device, so HOMEPOT's is ``homepot-device``)."""
 
 Execute = Callable[[str, Sequence[Any] | None], Any]
 Fetch = Callable[[str, Sequence[Any] | None], list[tuple[Any, ...]]]

@@ -20,40 +20,14 @@ PostgreSQL, a UTC ``TIMESTAMP`` on DuckDB. References are foreign keys on both e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from sunarchive.upstream.kinds import Column, Kind
 
 if TYPE_CHECKING:
     from sunarchive.storage.migrations import Schema
 
 LINK_TABLE = "experiment_device"
-
-
-@dataclass(frozen=True)
-class Column:
-    """A column a user sets: ``type`` is ``text``, ``integer``, ``number`` (a double) or
-    ``reference`` (the id of an active row of kind ``references``)."""
-
-    name: str
-    type: str
-    help: str
-    references: str | None = None
-
-
-@dataclass(frozen=True)
-class Kind:
-    """One registry: the name users give it (CLI, REST), its table and its columns."""
-
-    name: str
-    table: str
-    columns: tuple[Column, ...]
-
-    def column(self, name: str) -> Column | None:
-        return next((c for c in self.columns if c.name == name), None)
-
-    @property
-    def column_names(self) -> list[str]:
-        return [c.name for c in self.columns]
 
 
 NAME = Column("name", "text", "what people call it (required)")
@@ -80,16 +54,6 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
 
 SQL_TYPES = {"text": None, "integer": "INTEGER", "number": "DOUBLE PRECISION",
              "reference": "INTEGER"}
-
-
-def kind_of(name: str) -> Kind:
-    """The kind named ``name``; :class:`~sunarchive.model.InputError` naming the known ones."""
-    from sunarchive.model import InputError
-
-    found = KINDS.get(name)
-    if found is None:
-        raise InputError(f"unknown registry kind {name!r}; one of {', '.join(KINDS)}")
-    return found
 
 
 def statements(s: Schema) -> list[str]:

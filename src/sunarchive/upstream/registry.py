@@ -1,20 +1,25 @@
-"""Create, list, update and retire rows of the registries (:mod:`.tables`); nothing is
-deleted.
+"""Create, list, show, update and retire rows of the registries — the Perocube lab's
+(:mod:`.perocube.tables`) and HOMEPOT's ``sites`` and ``devices`` (:mod:`.homepot.registry`);
+nothing is deleted.
 
 Every write runs in one transaction on the store's writer connection under its lock: in a
 running server on the writer thread (the REST handlers submit it to the writer's queue), from
 the CLI on the store it opened for writing. Reads use the store's read path.
 
-Rules (``docs/upstream/perocube.md``):
+Rules (``docs/upstream/perocube.md``, ``docs/upstream/homepot.md``):
 
-* ``name`` is required and not empty; a column takes a value of its type or null.
-* A reference (``project_id``, ``scientist_id``, an experiment's ``device_ids``) names an
-  active row: an unknown or retired one is refused, naming the field.
+* A column takes a value of its type or null. A Perocube row needs a non-empty ``name``; a
+  HOMEPOT row may have none (the data adds rows without), but a name given is not empty.
+* Perocube ids are drawn from a sequence; HOMEPOT's are the integers its checks name: adding
+  a ``site`` or ``homepot-device`` by hand gives ``id`` (one no row has yet).
+* A reference (``project_id``, ``scientist_id``, an experiment's ``device_ids``, a HOMEPOT
+  device's ``site_id``) names an active row: an unknown or retired one is refused, naming the
+  field.
 * A row is retired (``retired_at`` set to now), never deleted; its measurements stay
   readable and filterable. It is refused while active rows refer to it: a project's active
-  devices, a scientist's active experiments, the active experiments that use a device —
-  retire those first (or move them). Retired rows can still be edited (a correction), but
-  cannot be retired twice.
+  devices, a scientist's active experiments, the active experiments that use a device, a
+  site's active HOMEPOT devices — retire those first (or move them). Retired rows can still
+  be edited (a correction), but cannot be retired twice.
 * An experiment's ``device_ids`` given on an update replace its set of devices (the link
   rows of devices no longer in it are removed; the devices themselves stay).
 """
@@ -29,14 +34,26 @@ from typing import Any
 from sunarchive.model import InputError
 from sunarchive.storage.migrations import Schema
 from sunarchive.storage.open import SqlStore
-from sunarchive.upstream.perocube.tables import KINDS, LINK_TABLE, Column, Kind, kind_of
+from sunarchive.upstream.homepot import registry as homepot
+from sunarchive.upstream.kinds import INT_MAX, Column, Kind
+from sunarchive.upstream.perocube.tables import KINDS as PEROCUBE_KINDS
+from sunarchive.upstream.perocube.tables import LINK_TABLE
 
 Row = dict[str, Any]
 DEVICES = "device_ids"
 """An experiment's devices: a list of device ids (the link table ``experiment_device``)."""
-INT_MAX = 2**31 - 1
+KINDS: dict[str, Kind] = {**PEROCUBE_KINDS, **homepot.KINDS}
+"""Every registry kind by the name the CLI and REST use."""
 TEXT_MAX = 10_000
 """Characters a text column takes."""
+
+
+def kind_of(name: str) -> Kind:
+    """The kind named ``name``; InputError naming the known ones."""
+    found = KINDS.get(name)
+    if found is None:
+        raise InputError(f"unknown registry kind {name!r}; one of {', '.join(KINDS)}")
+    return found
 
 
 class UnknownRowError(InputError):
@@ -48,17 +65,30 @@ def _not_found(kind: Kind, row_id: int) -> UnknownRowError:
 
 
 # -- reads ------------------------------------------------------------------------------------
-def require_tables(store: SqlStore) -> None:
-    """InputError when the store predates the registries (schema step 6)."""
-    if not store.has_table(LINK_TABLE):
-        raise InputError(f"{store.location} has no registry tables yet: `sunarchive setup` "
-                         "(or any writer's start) adds them (schema step 6)")
+def require_tables(store: SqlStore, kind: Kind | None = None) -> None:
+    """InputError when the store lacks the kind's registries: it predates them (schema step
+    6 for Perocube's, 7 for HOMEPOT's), or — HOMEPOT — its ``sites`` / ``devices`` are tables
+    sunarchive did not make (those are left alone)."""
+    if kind is None or kind.system != "HOMEPOT":
+        if not store.has_relation(LINK_TABLE):
+            raise InputError(f"{store.location} has no registry tables yet: `sunarchive "
+                             "setup` (or any writer's start) adds them (schema step 6)")
+        return
+    made = store._read_arrow(f"SELECT 1 FROM sunarchive_meta WHERE key = {_p(store)}",
+                             [homepot.META_KEY]).num_rows
+    if made:
+        return
+    if any(store.has_relation(t) for t in homepot.TABLES):
+        raise InputError(f"{store.location}'s tables sites and devices were not made by "
+                         "sunarchive: it leaves them alone (edit them with your own SQL)")
+    raise InputError(f"{store.location} has no HOMEPOT registries yet: `sunarchive setup` "
+                     "(or any writer's start) adds them (schema step 7)")
 
 
 def list_rows(store: SqlStore, kind_name: str, include_retired: bool = False) -> list[Row]:
     """The rows of a kind by id; retired ones only with ``include_retired``."""
     kind = kind_of(kind_name)
-    require_tables(store)
+    require_tables(store, kind)
     where = "" if include_retired else " WHERE retired_at IS NULL"
     return _select(store, kind, where, [])
 
@@ -66,9 +96,9 @@ def list_rows(store: SqlStore, kind_name: str, include_retired: bool = False) ->
 def get_row(store: SqlStore, kind_name: str, row_id: int) -> Row:
     """One row, retired or not; :class:`UnknownRowError` when there is none."""
     kind = kind_of(kind_name)
-    require_tables(store)
+    require_tables(store, kind)
     rows = _select(store, kind, f" WHERE id = {_p(store)}", [row_id]) \
-        if 0 < row_id <= INT_MAX else []
+        if _in_range(kind, row_id) else []
     if not rows:
         raise _not_found(kind, row_id)
     return rows[0]
@@ -97,6 +127,10 @@ def _links(store: SqlStore, experiments: list[int]) -> dict[int, list[int]]:
     return out
 
 
+def _in_range(kind: Kind, row_id: int) -> bool:
+    return kind.id_low <= row_id <= INT_MAX
+
+
 def _aware(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -109,16 +143,21 @@ def _p(store: SqlStore) -> str:
 
 # -- checks -----------------------------------------------------------------------------------
 def checked_values(kind: Kind, values: dict[str, Any], adding: bool) -> dict[str, Any]:
-    """``values`` for the kind's columns, each of its type (``device_ids`` left out);
-    InputError naming the first bad field."""
-    known = [*kind.column_names, *([DEVICES] if kind.name == "experiment" else [])]
+    """``values`` for the kind's columns, each of its type (``device_ids`` left out; ``id``
+    only when adding a kind whose ids are given); InputError naming the first bad field."""
+    known = [*(["id"] if adding and kind.ids_given else []), *kind.column_names,
+             *([DEVICES] if kind.name == "experiment" else [])]
     for key in values:
         if key not in known:
             raise InputError(f"{kind.name} has no field {key!r}; fields: {', '.join(known)}")
-    out = {k: _typed(kind.column(k), v) for k, v in values.items() if k != DEVICES}
-    if adding and "name" not in out:
+    out = {k: checked_id("id", v, kind.id_low) if k == "id" else _typed(kind.column(k), v)
+           for k, v in values.items() if k != DEVICES}
+    if adding and kind.ids_given and "id" not in out:
+        raise InputError(f"id: a {kind.name} is added with its {kind.system} id")
+    if adding and kind.name_required and "name" not in out:
         raise InputError(f"name: a {kind.name} needs a name")
-    if "name" in out and (out["name"] is None or not str(out["name"]).strip()):
+    if "name" in out and ((out["name"] is None and kind.name_required)
+                          or (out["name"] is not None and not str(out["name"]).strip())):
         raise InputError("name: must not be empty")
     return out
 
@@ -138,7 +177,10 @@ def _typed(column: Column | None, value: Any) -> Any:
                 not math.isfinite(value):
             raise InputError(f"{column.name}: expected a finite number")
         return float(value)
-    return checked_id(column.name, value, low=0 if column.type == "integer" else 1)
+    if column.type == "integer":
+        return checked_id(column.name, value, low=0)
+    assert column.references is not None
+    return checked_id(column.name, value, low=KINDS[column.references].id_low)
 
 
 def _utf8(text: str) -> bool:
@@ -151,8 +193,8 @@ def _utf8(text: str) -> bool:
 
 
 def checked_id(name: str, value: Any, low: int = 1) -> int:
-    """An id (``low`` 1) or a board or channel number (``low`` 0) up to 2³¹−1 (the column
-    is INTEGER)."""
+    """An id (``low`` 1, HOMEPOT's −2³¹) or a board or channel number (``low`` 0) up to
+    2³¹−1 (the column is INTEGER)."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= INT_MAX:
         raise InputError(f"{name}: expected an integer from {low} to {INT_MAX}, "
                          f"got {value!r}")
@@ -194,11 +236,16 @@ def _check_references(s: Schema, kind: Kind, values: dict[str, Any],
 def add(store: SqlStore, kind_name: str, values: dict[str, Any]) -> Row:
     """Insert a row (and, for an experiment, its links to ``device_ids``); the row stored."""
     kind = kind_of(kind_name)
+    require_tables(store, kind)
     columns = checked_values(kind, values, adding=True)
     devices = checked_devices(values) if kind.name == "experiment" else None
     s = store._schema()
     with store._lock, s.transaction():
         _check_references(s, kind, columns, devices)
+        if kind.ids_given and s.fetch(f"SELECT 1 FROM {kind.table} WHERE id = {s.p}",
+                                      [columns["id"]]):
+            raise InputError(f"id: {kind.name} {columns['id']} already exists (change it "
+                             "with set)")
         names = list(columns)
         marks = ", ".join([s.p] * len(names))
         row_id = int(s.fetch(f"INSERT INTO {kind.table} ({', '.join(names)}) VALUES "
@@ -211,6 +258,7 @@ def update(store: SqlStore, kind_name: str, row_id: int, values: dict[str, Any])
     """Set the given columns of a row (an experiment's ``device_ids`` replace its devices);
     the row as stored. :class:`UnknownRowError` when there is no such row."""
     kind = kind_of(kind_name)
+    require_tables(store, kind)
     columns = checked_values(kind, values, adding=False)
     devices = checked_devices(values) if kind.name == "experiment" else None
     s = store._schema()
@@ -235,6 +283,7 @@ REFERRERS: dict[str, tuple[str, str]] = {
     "device": ("experiments", f"SELECT e.id FROM experiment e JOIN {LINK_TABLE} l ON "
                               "l.experiment_id = e.id WHERE l.device_id = {p} AND "
                               "e.retired_at IS NULL"),
+    "site": ("devices", "SELECT id FROM devices WHERE site_id = {p} AND retired_at IS NULL"),
 }
 """The active rows that keep a row of a kind from being retired (what they are, their SQL)."""
 
@@ -243,6 +292,7 @@ def retire(store: SqlStore, kind_name: str, row_id: int) -> Row:
     """Set ``retired_at`` to now; the row as stored. Refused (InputError naming them) while
     active rows refer to it; :class:`UnknownRowError` when there is no such row."""
     kind = kind_of(kind_name)
+    require_tables(store, kind)
     s = store._schema()
     now = store.time_param(datetime.now(UTC).timestamp())
     with store._lock, s.transaction():
@@ -265,7 +315,7 @@ def retire(store: SqlStore, kind_name: str, row_id: int) -> Row:
 def _current(s: Schema, kind: Kind, row_id: int) -> Any:
     """The row's ``retired_at`` (None while active); :class:`UnknownRowError` if absent."""
     rows = s.fetch(f"SELECT retired_at FROM {kind.table} WHERE id = {s.p}", [row_id]) \
-        if 0 < row_id <= INT_MAX else []
+        if _in_range(kind, row_id) else []
     if not rows:
         raise _not_found(kind, row_id)
     return rows[0][0]
