@@ -99,11 +99,22 @@ class Partitions:
                                .replace(tzinfo=UTC).timestamp()))
         self._known[table] = starts
 
+    def forget(self) -> None:
+        """What the server holds is unknown now (a transaction that created partitions was
+        rolled back, a connection was lost): each table's list is read again when needed."""
+        self._known.clear()
+
+    def _starts(self, con: Con, profile: Profile) -> set[int]:
+        table = profile.table("1s")
+        if table not in self._known:
+            self.load(con, profile)
+        return self._known[table]
+
     def ensure(self, con: Con, profile: Profile, first_s: int, last_s: int) -> list[str]:
         """Partitions covering [first_s, last_s] exist afterwards; returns the ones created."""
         table = profile.table("1s")
         step = interval_seconds(profile.chunk_interval)
-        known = self._known.setdefault(table, set())
+        known = self._starts(con, profile)
         created = []
         start = first_s - first_s % step
         while start <= last_s:
@@ -125,7 +136,7 @@ class Partitions:
         """Drop partitions that end at or before ``cutoff_s``; returns the rows they held."""
         table = profile.table("1s")
         step = interval_seconds(profile.chunk_interval)
-        known = self._known.get(table, set())
+        known = self._starts(con, profile)
         dropped = 0
         for start in sorted(s for s in known if s + step <= cutoff_s):
             name = partition_name(table, start)
@@ -140,7 +151,7 @@ class Partitions:
         table = profile.table("1s")
         step = interval_seconds(profile.chunk_interval)
         out: list[dict[str, object]] = []
-        for start in sorted(self._known.get(table, set())):
+        for start in sorted(self._starts(con, profile)):
             name = partition_name(table, start)
             row = con.execute("SELECT pg_total_relation_size(%s::regclass)", [Q(name)]
                               ).fetchone()

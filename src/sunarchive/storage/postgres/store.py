@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -51,6 +52,20 @@ from sunarchive.storage.user_sql import SqlLimits
 from sunarchive.upstream.homepot import schema as homepot_schema
 
 log = logging.getLogger(__name__)
+ROLLBACK_ATTEMPTS = 3
+"""Tries of a write the server rolls back (a deadlock, a serialization failure): a
+TimescaleDB job compressing or dropping the chunk a late merge touches is the usual cause.
+A write is idempotent (batch ids, parts recorded), so it is simply tried again."""
+ROLLBACK_CLASS = "40"
+"""SQLSTATE class *transaction rollback* (40P01 deadlock, 40001 serialization failure)."""
+ROLLBACK_PAUSE_S = 0.05
+"""Pause before the next try, times the attempt number (the other session finishes)."""
+
+
+class RolledBack(TransientStoreError):
+    """The server rolled the write's transaction back; the connection is fine."""
+
+
 Q = POSTGRES.quote
 Con = psycopg.Connection[tuple[Any, ...]]
 
@@ -132,7 +147,14 @@ class PostgresStore(TieredStore):
         return self._writer_con
 
     def _lost(self, exc: Exception) -> TransientStoreError:
-        """Forget a broken writer connection; the next call reconnects."""
+        """Forget a broken writer connection; the next call reconnects. A transaction the
+        server rolled back leaves the connection usable: that is a :class:`RolledBack`.
+        Either way the partitions the transaction made may be gone: they are read again."""
+        self.partitions.forget()
+        if str(getattr(exc, "sqlstate", "") or "").startswith(ROLLBACK_CLASS):
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            return RolledBack(f"PostgreSQL rolled back the write ({redact(self.url)}): "
+                              f"{first}")
         if self._writer_con is not None:
             with suppress(psycopg.Error):
                 self._writer_con.close()
@@ -402,9 +424,17 @@ class PostgresStore(TieredStore):
             raise ConfigError("this store was opened read-only")
         fresh, merge = self.layout_impl.admit(self, fresh, merge)
         parts = parallel.parts_for(len(fresh), self.copy_streams)
-        if batch_id is None or parts < 2:
-            return super().write(fresh, merge, tags, batch_id)
-        return self._write_in_parts(fresh, merge, tags, batch_id, parts)
+        for attempt in range(1, ROLLBACK_ATTEMPTS + 1):
+            try:
+                if batch_id is None or parts < 2:
+                    return super().write(fresh, merge, tags, batch_id)
+                return self._write_in_parts(fresh, merge, tags, batch_id, parts)
+            except RolledBack as exc:
+                if attempt == ROLLBACK_ATTEMPTS:
+                    raise
+                log.info("%s; trying again (%d of %d)", exc, attempt + 1, ROLLBACK_ATTEMPTS)
+                time.sleep(ROLLBACK_PAUSE_S * attempt)
+        raise AssertionError("unreachable")
 
     def raw_dropped(self, measurement: str, start_s: int, end_s: int,
                     look: bool = True) -> list[tuple[int, int]]:
