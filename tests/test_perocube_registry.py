@@ -22,6 +22,7 @@ from sunarchive.profiles import load_profiles
 from sunarchive.storage import migrations
 from sunarchive.storage.open import StoreOptions, open_store
 from tests.support.cli import cli
+from tests.support.registry_cli import call, error
 from tests.support.serving import Served, serve, stop
 
 pytestmark = pytest.mark.integration
@@ -131,12 +132,6 @@ def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
         stop(served)
 
 
-def call(api: Served, method: str, path: str, token: dict[str, str] = WRITE,
-         body: Any = None, **params: Any) -> httpx.Response:
-    return httpx.request(method, api.url + path, headers=token, json=body, params=params,
-                         timeout=30)
-
-
 def test_rest_creates_lists_updates_and_retires(api: Served) -> None:
     add = call(api, "POST", "/api/v1/registry/project", body={"name": "Tandem"})
     assert add.status_code == 201 and add.json()["id"] == 1
@@ -171,12 +166,6 @@ def test_rest_creates_lists_updates_and_retires(api: Served) -> None:
         assert "no project with id 9 (from the running instance" in cli(
             "registry", "retire", "project", "9", "--db", str(api.db), env=TOKENS,
             cwd=api.db.parent, check=False).stderr
-
-
-def error(response: httpx.Response, status: int) -> str:
-    assert response.status_code == status, response.text
-    message: str = response.json()["error"]
-    return message
 
 
 def test_rest_bad_input(api: Served) -> None:
