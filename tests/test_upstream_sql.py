@@ -86,9 +86,12 @@ def write_hoymiles(site_args: list[str], folder: Path) -> HoymilesData:
 
 def write_ps100(site_args: list[str], folder: Path) -> PS100Demo:
     """Half an hour of two simulated panels up to now, through the collector (``sunarchive
-    demo``), so the PS100 write hook fills the derived columns."""
+    demo``), so the PS100 write hook fills the derived columns; the site is where the sun is
+    up now (a site in the dark has no efficiency)."""
     data = PS100Demo(int(time.time()))
-    cli("demo", *site_args, *data.demo_options())
+    config = folder / "site.yaml"
+    config.write_text(data.config_yaml())
+    cli("demo", *site_args, *data.demo_options(config))
     return data
 
 

@@ -5,8 +5,8 @@ shared/upstream-sql) and data for them relative to now.
 is what the Hoymiles bridge pushes to InfluxDB (``dtu``, ``inverter``, ``port``: one DTU, two
 inverters, six ports polled every minute for five hours up to now), as line protocol for
 ``sunarchive import`` or as 1 s rows for a plain INSERT where there is no COPY (PGlite).
-:class:`PS100Demo` is the PS100 data: ``sunarchive demo`` of a few panels for the half hour
-up to now, through the collector and its write hook.
+:class:`PS100Demo` is the PS100 data: ``sunarchive demo`` of a few panels, at a site where the
+sun is up, for the half hour up to now, through the collector and its write hook.
 """
 
 from __future__ import annotations
@@ -66,11 +66,26 @@ class PS100Demo:
     def panel_ids(self) -> set[str]:
         return {f"panel_{i + 1}" for i in range(self.panels)}
 
-    def demo_options(self) -> list[str]:
-        """The options of ``sunarchive demo`` that write this data."""
+    @property
+    def longitude_deg(self) -> float:
+        """Where the half hour up to ``now_s`` ends at 13:00 solar time, so the sun is up
+        whenever the tests run (the efficiency and the words need daylight; the upstream
+        queries need data within the last hour)."""
+        utc_hours = (self.now_s % 86400) / 3600.0
+        return ((13.0 - utc_hours) * 15.0 + 180.0) % 360.0 - 180.0
+
+    def config_yaml(self) -> str:
+        """The site (``simulator`` and ``ps100`` registry defaults) in the sun at ``now_s``:
+        10 degrees north, at :attr:`longitude_deg`."""
+        site = f"latitude_deg: 10.0, longitude_deg: {self.longitude_deg:.4f}"
+        return f"simulator: {{{site}}}\nps100: {{{site}}}\n"
+
+    def demo_options(self, config: Path) -> list[str]:
+        """The options of ``sunarchive demo`` that write this data; ``config`` is where
+        :meth:`config_yaml` was written."""
         start = datetime.fromtimestamp(self.start_s, UTC).isoformat()
-        return ["--panels", str(self.panels), "--speed", "0", "--duration", str(self.span_s),
-                "--start", start, "--no-console", "--no-http"]
+        return ["--config", str(config), "--panels", str(self.panels), "--speed", "0",
+                "--duration", str(self.span_s), "--start", start, "--no-console", "--no-http"]
 
 
 DTU_NAME, DTU_SERIAL = "Dach", "414312345678"
