@@ -15,10 +15,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/sunarchive demo $(ARGS)
 
+# The suite mostly waits (servers, subprocesses, PGlite), so it runs in TEST_WORKERS processes,
+# one test file per process at a time (module fixtures stay in one process); TEST_WORKERS=0
+# runs it in this process.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) system-deps node-deps
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest -q $(ARGS)
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 # The unit tests only (in-process: no store file, no server, no subprocess): under a minute.
 # Markers engine, integration and browser select the rest, e.g. ARGS='-m "not browser"'
