@@ -151,7 +151,7 @@ def test_v2_client_health_ready_buckets_gzip_and_every_precision(server: Served)
     from influxdb_client.client.write_api import SYNCHRONOUS
 
     with InfluxDBClient(url=server.url, token=f"user:{TOKEN}", org="home",
-                        enable_gzip=True) as client:
+                        enable_gzip=True, timeout=120_000) as client:
         health = client.health()
         assert health.status == "pass", health.message
         assert client.ready().status == "ready"

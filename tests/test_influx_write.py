@@ -47,7 +47,8 @@ def test_influxdb_v2_client(server: Served) -> None:
     from influxdb_client import InfluxDBClient, Point
     from influxdb_client.client.write_api import SYNCHRONOUS
 
-    with InfluxDBClient(url=server.url, token="any", org="home") as client:
+    with InfluxDBClient(url=server.url, token="any", org="home",
+                        timeout=120_000) as client:
         api = client.write_api(write_options=SYNCHRONOUS)
         api.write(bucket="solar", record=[
             Point("ps100_readings").tag("panel_id", "v2").field("power", 70.0 + k)
@@ -66,7 +67,8 @@ def test_influxdb_v2_client_batching_mode_stores_every_point_once(server: Served
 
     failures: list[str] = []
     written: list[int] = []
-    with InfluxDBClient(url=server.url, token="any", org="home") as client, client.write_api(
+    with InfluxDBClient(url=server.url, token="any", org="home", timeout=120_000
+                        ) as client, client.write_api(
             write_options=WriteOptions(batch_size=50, flush_interval=200, retry_interval=200,
                                        max_retries=2),
             success_callback=lambda _conf, data: written.append(len(data.splitlines())),

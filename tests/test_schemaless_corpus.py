@@ -409,7 +409,10 @@ def write_corpus(url: str, v2_url: str | None) -> None:
     v1.close()
     v2_points = ha_v2()
     if v2_url is not None:
-        with InfluxDBClientV2(url=v2_url, token="t", org="home") as client:
+        # the client's 10 s default is shorter than a loaded 2-core machine may take to
+        # create a body's dozens of measurements on PostgreSQL (CI saw it time out)
+        with InfluxDBClientV2(url=v2_url, token="t", org="home",
+                               timeout=120_000) as client:
             client.write_api(write_options=SYNCHRONOUS).write(bucket=DB, record=v2_points)
     else:
         body = "\n".join(V2Point.from_dict(p, write_precision=WritePrecision.NS)  # type: ignore[arg-type]
