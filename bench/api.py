@@ -36,7 +36,7 @@ from query import (
     make_settings,
     stored_range,
 )
-from sunarchive.app import open_reader
+from sunarchive.stores import open_reader
 
 GOAL_P50_MS = 10.0
 

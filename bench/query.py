@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import emit, log, machine_facts, quiet_library_logs, timing_summary
-from sunarchive.app import open_reader, open_store, simulator_config
+from sunarchive.app import simulator_config
 from sunarchive.model import NS_PER_S
 from sunarchive.pipeline.agent import SeriesRegistry
 from sunarchive.query import run_query
@@ -44,6 +44,7 @@ from sunarchive.reducer import Reducer
 from sunarchive.settings import Settings, load_settings
 from sunarchive.sources.simulator import PanelSimulator
 from sunarchive.storage.duckdb.store import DuckDBStore
+from sunarchive.stores import open_reader, open_store
 
 MEASUREMENT = "ps100_readings"
 TIMEZONE = "Europe/Berlin"

@@ -20,9 +20,9 @@ import httpx
 import numpy as np
 import pytest
 
-from sunarchive.api.context import WriteLimits
 from sunarchive.api.growth import plan_growth
 from sunarchive.api.inferred import infer_profile, type_conflicts
+from sunarchive.api.limits import WriteLimits
 from sunarchive.lineprotocol import parse_lines
 from sunarchive.profiles import load_profiles
 from sunarchive.profiles.loader import parse_profile

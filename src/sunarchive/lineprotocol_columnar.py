@@ -27,8 +27,10 @@ STAMP = r"^-?(\d{1,18}|[1-8]\d{18})$"   # fits int64 (19 digits up to 8.99e18)
 FLOAT = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,3})?$"
 INT = r"^-?\d{1,18}i$"
 UINT = r"^\d{1,18}u$"
-TRUE = pa.array(["t", "T", "true", "True", "TRUE"])
-FALSE = pa.array(["f", "F", "false", "False", "FALSE"])
+TRUE = ("t", "T", "true", "True", "TRUE")
+FALSE = ("f", "F", "false", "False", "FALSE")
+"""Line protocol's words of a boolean field (arrays made where they are used: ``pa.array``
+of a list imports pandas, which a module import should not)."""
 KINDS = ("float", "int", "uint", "bool")
 
 
@@ -179,8 +181,8 @@ def _typed(text: pa.StringArray) -> tuple[np.ndarray[Any, np.dtype[np.int8]],
         is_int = is_uint = is_true = is_false = np.zeros(len(text), bool)
     else:
         is_int, is_uint = match(INT), match(UINT)
-        is_true = pc.is_in(text, TRUE).to_numpy(zero_copy_only=False)
-        is_false = pc.is_in(text, FALSE).to_numpy(zero_copy_only=False)
+        is_true = pc.is_in(text, pa.array(TRUE)).to_numpy(zero_copy_only=False)
+        is_false = pc.is_in(text, pa.array(FALSE)).to_numpy(zero_copy_only=False)
     kind = np.select([is_float, is_int, is_uint, is_true | is_false], [0, 1, 2, 3], -1)
     value = np.full(len(text), np.nan)
     if is_float.any():

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from fastapi import HTTPException, Request
 
 from sunarchive.api.auth import TokenSet, token_candidates
+from sunarchive.api.limits import WriteLimits
 from sunarchive.pipeline.agent import Agent
 from sunarchive.pipeline.live import LiveState
 from sunarchive.pipeline.tasks import wait
@@ -18,20 +19,6 @@ from sunarchive.query import parse_time
 from sunarchive.storage.open import SqlStore
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class WriteLimits:
-    """What one write may do to the store (settings of the same names; docs/api.md)."""
-
-    max_future_s: float = 300.0
-    """Points stamped further ahead of the clock (in seconds) are refused."""
-    max_measurements: int = 1000
-    """A write cannot create a measurement beyond this many."""
-    max_tags_per_series: int = 64
-    """Tags a point (and a new measurement) may have."""
-    max_fields_per_measurement: int = 256
-    """Fields a new measurement may have."""
 
 
 @dataclass

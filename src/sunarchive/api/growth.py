@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from sunarchive.api.context import WriteLimits
 from sunarchive.api.inferred import (
     carried,
     document_of,
@@ -28,6 +27,7 @@ from sunarchive.api.inferred import (
     storable_name,
     tag_carried,
 )
+from sunarchive.api.limits import WriteLimits
 from sunarchive.lineprotocol import ParsedMeasurement
 from sunarchive.profiles.spec import Profile
 

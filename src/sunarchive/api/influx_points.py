@@ -35,9 +35,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from sunarchive.api.context import ApiContext, WriteLimits
+from sunarchive.api.context import ApiContext
 from sunarchive.api.growth import new_keys, plan_growth
 from sunarchive.api.inferred import is_inferred, spec_of, type_conflicts
+from sunarchive.api.limits import WriteLimits
 from sunarchive.errors import QueueFullError, StoreUnavailableError, SunarchiveError
 from sunarchive.lineprotocol import (
     MAX_SHOWN,

@@ -295,8 +295,10 @@ def status(ctx: Reader, detail: bool = False) -> dict[str, Any]:
 
 
 @router.get("/api/v1/health", tags=["read"])
-def health(request: Request) -> JSONResponse:
-    """For probes: 200 while the writer runs (or the store answers), else 503. No token."""
+async def health(request: Request) -> JSONResponse:
+    """For probes: 200 while the writer runs (or the store answers), else 503. No token.
+    Answered on the event loop (it only asks whether a thread is alive), so it never waits
+    for a worker thread behind reads and writes."""
     ctx = ctx_of(request)
     writer = ctx.agent.writer_alive() if ctx.agent is not None else None
     ok = writer is not False

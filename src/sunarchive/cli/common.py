@@ -94,8 +94,8 @@ def install_signal_handlers() -> list[bool]:
 def running_instance(settings: Any, exc: Exception) -> Any:
     """The API of the collector holding the store, or re-raise ``exc`` when there is none."""
     from sunarchive.api.client import RunningInstance
-    from sunarchive.app import live_file
     from sunarchive.pipeline.live import read_live_file
+    from sunarchive.stores import live_file
 
     snapshot = read_live_file(live_file(settings))
     url = (snapshot or {}).get("http_url")

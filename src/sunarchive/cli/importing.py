@@ -116,7 +116,7 @@ needs little, and the process's peak stays low (bench/import_slow_series.py)."""
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
-    from sunarchive.app import open_reader, open_writer, profiles_for
+    from sunarchive.stores import open_reader, open_writer, profiles_for
 
     if args.goodwe:   # the GoodWe optimiser's files, then the plan's validation
         from sunarchive.upstream.goodwe.command import run as run_goodwe

@@ -76,7 +76,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def _writer(args: argparse.Namespace) -> Any:
-    from sunarchive.app import open_writer
+    from sunarchive.stores import open_writer
 
     settings: Settings = settings_of(args)
     return open_writer(settings)
@@ -99,7 +99,7 @@ def cmd_create_aggregates(args: argparse.Namespace) -> int:
 
 
 def cmd_chunks(args: argparse.Namespace) -> int:
-    from sunarchive.app import open_reader
+    from sunarchive.stores import open_reader
 
     with open_reader(settings_of(args)) as store:
         chunked = partitioned(store)

@@ -47,7 +47,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def _store(args: argparse.Namespace) -> Any:
-    from sunarchive.app import open_writer
+    from sunarchive.stores import open_writer
 
     return open_writer(settings_of(args))
 

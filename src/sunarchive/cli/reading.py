@@ -42,8 +42,8 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from sunarchive.app import open_reader
     from sunarchive.storage.duckdb.store import StoreLockedError
+    from sunarchive.stores import open_reader
 
     tags = dict(_tag(t) for t in args.tag)
     fields = [f.strip() for f in args.fields.split(",")] if args.fields else None
@@ -75,8 +75,8 @@ def _tag(text: str) -> tuple[str, str]:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    from sunarchive.app import open_reader
     from sunarchive.storage.duckdb.store import StoreLockedError
+    from sunarchive.stores import open_reader
 
     settings = settings_of(args)
     try:

@@ -224,8 +224,8 @@ def _on_store(args: argparse.Namespace, write: bool, local: Callable[[Any], Any]
     """``local(store)`` on the store the flags name, or the same request to the running
     instance holding that DuckDB file."""
     from sunarchive.api.client import RunningInstance
-    from sunarchive.app import open_reader, open_writer
     from sunarchive.storage.duckdb.store import StoreLockedError
+    from sunarchive.stores import open_reader, open_writer
 
     settings = settings_of(args)
     try:

@@ -28,8 +28,8 @@ def add_setup(sub: Any) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from sunarchive.app import open_reader
     from sunarchive.storage.duckdb.store import StoreLockedError
+    from sunarchive.stores import open_reader
 
     settings = settings_of(args)
     try:
@@ -50,15 +50,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def _live_mirror(settings: Any) -> dict[str, Any] | None:
     """The InfluxDB mirror's state as a collector on this store last published it."""
-    from sunarchive.app import live_file
     from sunarchive.pipeline.live import read_live_file
+    from sunarchive.stores import live_file
 
     mirror = (read_live_file(live_file(settings)) or {}).get("mirror")
     return mirror if isinstance(mirror, dict) else None
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    from sunarchive.app import open_writer
+    from sunarchive.stores import open_writer
 
     with open_writer(settings_of(args)) as (store, changes):
         location = store.location

@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from sunarchive.api.context import WriteLimits
 from sunarchive.api.growth import plan_growth
 from sunarchive.api.inferred import is_inferred, spec_of, stored_kinds, type_conflicts
+from sunarchive.api.limits import WriteLimits
 from sunarchive.importing.context import FileContent, FileContext
 from sunarchive.importing.mapping import Mapped
 from sunarchive.lineprotocol import (

@@ -14,10 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from contextlib import suppress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import adbc_driver_manager.dbapi as adbc_api
-import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg.conninfo import make_conninfo
@@ -25,7 +23,17 @@ from psycopg.conninfo import make_conninfo
 from sunarchive.model import TransientStoreError
 
 PLACEHOLDER = re.compile(r"%s")
-CONNECTION_ERRORS = (adbc_api.OperationalError, adbc_api.InternalError)
+if TYPE_CHECKING:
+    import adbc_driver_manager.dbapi as adbc_api
+
+
+def connection_errors() -> tuple[type[Exception], ...]:
+    """The ADBC errors of a lost or refused connection. ADBC (and pyarrow.dataset and pandas
+    with it) is imported on the first read, not with the store: commands that never read
+    through Arrow start without them."""
+    import adbc_driver_manager.dbapi as adbc_api
+
+    return (adbc_api.OperationalError, adbc_api.InternalError)
 """What a lost connection raises (server restarted, network cut)."""
 
 
@@ -69,9 +77,11 @@ class ArrowReader:
 
     def _connection(self) -> adbc_api.Connection:
         if self._con is None:
+            import adbc_driver_postgresql.dbapi as adbc
+
             try:
                 self._con = adbc.connect(self._conninfo, autocommit=True)
-            except CONNECTION_ERRORS as exc:
+            except connection_errors() as exc:
                 raise TransientStoreError(f"PostgreSQL unreachable ({self._location}): "
                                           f"{_first_line(exc)}") from None
             with self._con.cursor() as cur:
@@ -83,11 +93,11 @@ class ArrowReader:
         text = numbered_placeholders(sql) if params else sql
         try:
             return normalized(self._run(self._connection(), text, params))
-        except CONNECTION_ERRORS:
+        except connection_errors():
             self.close()
         try:
             return normalized(self._run(self._connection(), text, params))
-        except CONNECTION_ERRORS as exc:
+        except connection_errors() as exc:
             self.close()
             raise TransientStoreError(f"PostgreSQL unreachable ({self._location}): "
                                       f"{_first_line(exc)}") from None
@@ -100,6 +110,8 @@ class ArrowReader:
 
     def close(self) -> None:
         if self._con is not None:
+            import adbc_driver_manager.dbapi as adbc_api
+
             with suppress(adbc_api.Error):
                 self._con.close()
         self._con = None

@@ -63,8 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
-    from sunarchive.app import open_reader, open_writer
     from sunarchive.importing.mapping import pairs
+    from sunarchive.stores import open_reader, open_writer
 
     given = [flag for name, flag in NOT_WITH.items() if getattr(args, name, None)]
     if given or getattr(args, "map", None):
