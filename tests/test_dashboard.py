@@ -26,6 +26,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.support.cli import clean_env, cli
 from tests.support.ports import free_port
+from tests.support.serving import wait_serving
 
 pytestmark = pytest.mark.browser
 
@@ -82,17 +83,7 @@ def server(demo_folder: Path) -> Iterator[str]:
         cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"demo exited:\n{(folder / 'demo.log').read_text()}")
-            try:
-                if httpx.get(url + "/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the demo did not serve within 60 s"
-            time.sleep(0.2)
+        wait_serving(url, process, folder / "demo.log")
         yield url
     finally:
         process.terminate()

@@ -18,7 +18,7 @@ import pytest
 
 from tests.support.cli import cli
 from tests.support.registry_cli import READ, TOKENS, call, error, refused, registry
-from tests.support.serving import Served, serve, stop
+from tests.support.serving import Served, serve, stop, wait_serving
 
 pytestmark = pytest.mark.integration
 
@@ -261,16 +261,7 @@ def test_registry_reads_never_use_the_writers_connection(tmp_path: Path) -> None
     url = f"http://127.0.0.1:{port}"
     failures: list[str] = []
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log_path.read_text()
-            try:
-                if httpx.get(url + "/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the demo did not serve within 60 s"
-            time.sleep(0.2)
+        wait_serving(url, process, log_path)
         paths = ["/api/v1/registry/project", "/api/v1/registry/site",
                  "/api/v1/registry/homepot-device/1",
                  "/api/v1/series/names?measurement=ps100_readings",

@@ -36,18 +36,32 @@ def serve(db: Path, *extra: str, env: dict[str, str] | None = None) -> Served:
         [sys.executable, "-m", "sunarchive", "serve", "--db", str(db), "--http-port", str(port),
          *extra], cwd=db.parent, env=clean, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    served = Served(f"http://127.0.0.1:{port}", db, process)
+    try:
+        wait_serving(served.url, process)
+    except AssertionError:
+        process.kill()
+        raise
+    return served
+
+
+def wait_serving(url: str, process: subprocess.Popen[str], log: Path | None = None,
+                 within_s: float = 60.0) -> None:
+    """Return once the server at ``url`` answers ``/api/v1/health`` (200, or 401 where it
+    wants a token). AssertionError with its output (``log``, else its stderr pipe) when the
+    process exits first, or when it does not answer within ``within_s``."""
+    deadline = time.monotonic() + within_s
+    while True:
         if process.poll() is not None:
-            raise AssertionError(f"serve exited: {process.stderr.read() if process.stderr else ''}")
+            output = log.read_text() if log else process.stderr.read() if process.stderr else ""
+            raise AssertionError(f"the server of {url} exited:\n{output}")
         try:
             if httpx.get(url + "/api/v1/health", timeout=1).status_code in (200, 401):
-                return Served(url, db, process)
+                return
         except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError("serve did not come up")
+            pass
+        assert time.monotonic() < deadline, f"{url} did not answer within {within_s} s"
+        time.sleep(0.1)
 
 
 def get(api: Served, path: str, **params: object) -> httpx.Response:
