@@ -205,7 +205,7 @@ def test_reconnects_after_a_broker_restart_and_skips_the_retained_replay(
 
         broker.stop()
         wait_until(lambda: status.state == "offline", "the lost broker to be noticed")
-        time.sleep(0.6)   # a few failed reconnects with backoff
+        wait_until(lambda: status.snapshot()["errors"] >= 1, "a failed reconnect")
         broker.restart_when_port_free()
         # the restarted broker replays the retained cycle and `dtu/status online`
         wait_until(lambda: status.state == "connected", "the reconnect")
