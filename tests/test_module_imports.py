@@ -84,3 +84,69 @@ def test_only_the_entry_points_import_the_cli() -> None:
                  if not name.startswith("sunarchive.cli")
                  and any(m.startswith("sunarchive.cli") for m in imports)}
     assert importers == {"sunarchive.__main__"}
+
+
+HEAVY = ("fastapi", "uvicorn", "starlette", "pandas", "adbc_driver_manager",
+         "adbc_driver_postgresql", "pvlib", "sunarchive.app", "sunarchive.api.app")
+"""What a command that only opens the store must not load: the web server, pandas, ADBC,
+pvlib (each costs a fraction of a second at every start of the CLI)."""
+
+
+def loaded_with(statements: list[ast.stmt]) -> list[ast.Import | ast.ImportFrom]:
+    """The import statements run when a module loads: its body, its ``if``/``try``/``with``
+    blocks and class bodies; not functions, nor ``if TYPE_CHECKING:``."""
+    found: list[ast.Import | ast.ImportFrom] = []
+    for node in statements:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.append(node)
+        elif isinstance(node, ast.If):
+            if not (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"):
+                found += loaded_with(node.body) + loaded_with(node.orelse)
+        elif isinstance(node, ast.Try):
+            found += loaded_with(node.body + node.orelse + node.finalbody)
+            for handler in node.handlers:
+                found += loaded_with(handler.body)
+        elif isinstance(node, ast.With | ast.ClassDef):
+            found += loaded_with(node.body)
+    return found
+
+
+def loaded_by(start: str) -> set[str]:
+    """Every module (ours and others', by full dotted name) that importing ``start`` loads,
+    as far as the source shows (``from p import name`` counts ``p.name`` where that is one of
+    ours, else ``p``; importing ``a.b`` loads ``a`` too)."""
+    paths = {module_name(p): p for p in (SRC / "sunarchive").rglob("*.py")}
+    loaded: set[str] = set()
+    todo = [start]
+    while todo:
+        name = todo.pop()
+        parents = [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 2)]
+        for module in parents:
+            if module in loaded:
+                continue
+            loaded.add(module)
+            if module not in paths:
+                continue
+            path = paths[module]
+            package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+            for node in loaded_with(ast.parse(path.read_text(), str(path)).body):
+                if isinstance(node, ast.Import):
+                    todo += [alias.name for alias in node.names]
+                    continue
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[:len(package.split(".")) - node.level + 1]
+                    base = ".".join([*up, base] if base else up)
+                todo += [f"{base}.{a.name}" if f"{base}.{a.name}" in paths else base
+                         for a in node.names]
+    return loaded
+
+
+def test_the_walk_finds_what_the_server_loads() -> None:
+    assert {"fastapi", "uvicorn", "sunarchive.api.app"} <= loaded_by("sunarchive.app")
+
+
+@pytest.mark.parametrize("module", ["sunarchive.cli", "sunarchive.stores"])
+def test_opening_the_store_loads_no_web_server_nor_pandas(module: str) -> None:
+    heavy = {m for m in loaded_by(module) if m.startswith(HEAVY)}
+    assert heavy == set(), f"{module} loads {sorted(heavy)} when imported"
