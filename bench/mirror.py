@@ -86,7 +86,7 @@ def sender(batches: list[SampleBatch], url: str, batch_size: int, workdir: Path
            ) -> dict[str, Any]:
     settings = load_settings(env={}, dotenv_file=None, overrides={"influxdb": {
         "enabled": True, "host": url, "token": "bench", "batch_size": batch_size,
-        "queue_max_points": 10**9}}).influxdb
+        "queue_max_points": 10**8}}).influxdb
     mirror = Mirror(settings, load_profiles(), DiskBuffer(workdir / "sender-buffer", 2**34))
     points = sum(len(b) for b in batches)
     mirror.start()

@@ -134,6 +134,15 @@ def test_lp_write_smoke() -> None:
     assert positive(result["end_to_end_values_per_s"]) and positive(result["rows_written"])
 
 
+def test_mirror_smoke() -> None:
+    """A few minutes of 2 panels through the InfluxDB mirror (``make bench`` stopped here:
+    the sender asked for a queue larger than the settings allow)."""
+    result = run_bench("mirror.py", "--panels", "2", "--hours", "0.05", "--repeat", "1")
+    assert result["benchmark"] == "mirror"
+    assert positive(result["sender"]["points_per_s"])
+    assert positive(result["ingest"]["values_per_s_without_mirror"])
+
+
 def test_api_smoke(tmp_path: Path) -> None:
     result = run_bench("api.py", "--db", str(tmp_path / "s.duckdb"), "--days", "1",
                        "--panels", "2", "--reps", "3", "--warmup", "1", timeout=300)
