@@ -25,7 +25,15 @@ from sunarchive.profiles.spec import NamedRollup, Profile
 from sunarchive.storage.duckdb.store import DuckDBStore
 from sunarchive.storage.postgres.store import PostgresStore
 from tests.support.pg_server import drop_database, fresh_database
-from tests.support.reference import NS, EngineStore, Harness, RawSample, differences, reference_rows
+from tests.support.reference import (
+    NS,
+    EngineStore,
+    Harness,
+    RawSample,
+    differences,
+    reference_rows,
+    same_value,
+)
 from tests.support.scenarios import (
     LATENESS_S,
     ZONES,
@@ -451,3 +459,38 @@ def test_tag_filtered_1s_reads_select_the_matching_series(stores: Stores) -> Non
     every = store.query_tier(profile.name, "1s", start, start + seconds,
                              {"site_id": "site_1"}, ["cpu_percent_avg"])
     assert every.num_rows == 2 * seconds
+
+
+def test_a_read_of_some_columns_equals_those_columns_of_a_read_of_all(stores: Stores) -> None:
+    """A tier read computes only the columns asked for (and what they merge from): every
+    statistics column read alone, and each field's columns together, equal the same columns
+    of a read of every column, over materialized buckets and open ones (never rolled up)."""
+    profile = make_profile(5.0)
+    base = utc(2026, 5, 4, 11, 50)
+    rng = random.Random(13)
+    harness = Harness(profile, stores.folder, series=range(2), lateness_s=LATENESS_S,
+                      open_store=lambda p, zone: stores.open({p.name: p}, zone))
+    for second in range(0, 1500, 10):   # 25 minutes across an hour boundary, at 1 Hz
+        harness.add(RawSample(sid, (base + second + k) * NS + sid * 1000, {
+            "volts": round(rng.uniform(220, 240), 2), "watts": round(rng.uniform(0, 500), 1),
+            "today": float(second + k), "lifetime": float(9000 + second + k),
+            "mode": float(second // 300 % 3), "alarm": float(second // 600 % 2)})
+            for sid in (0, 1) for k in range(10))
+        harness.close()
+    store = harness.stores["UTC"]
+    horizon = store.horizon(profile.name, "5min")
+    assert horizon is not None and base < horizon < base + 1500   # some buckets still open
+    lo, hi = base - 86400, base + 86400
+    for tier in ("1s", "5min", "1hour", "daily"):
+        full = store.query_tier(profile.name, tier, lo, hi, {}, None).to_pylist()
+        assert full, tier
+        for spec in profile.fields:
+            names = [c.name for c in spec.columns()]
+            for wanted in [names, *([n] for n in names)]:
+                part = store.query_tier(profile.name, tier, lo, hi, {}, wanted).to_pylist()
+                assert len(part) == len(full), (tier, wanted)
+                for got, want in zip(part, full, strict=True):
+                    assert got["time"] == want["time"] and got["site"] == want["site"]
+                    assert set(got) == {"time", "site", *(["day"] if tier == "daily" else []),
+                                        *wanted}
+                    assert all(same_value(want[n], got[n]) for n in wanted), (tier, wanted, got)
