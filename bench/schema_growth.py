@@ -27,9 +27,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from _common import emit, log, machine_facts, quiet_library_logs, timing_summary
-from sunarchive.api.limits import WriteLimits
 from sunarchive.api.growth import plan_growth
 from sunarchive.api.inferred import spec_of
+from sunarchive.api.limits import WriteLimits
 from sunarchive.lineprotocol import ParsedMeasurement, parse_lines
 from sunarchive.profiles import load_profiles
 from sunarchive.profiles.loader import parse_profile

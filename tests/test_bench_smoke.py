@@ -185,6 +185,7 @@ def test_read_under_write_smoke() -> None:
     result = run_bench("read_under_write.py", "--writers", "2", "--lines", "50",
                        "--seconds", "1", "--idle-seconds", "0.3")
     assert result["benchmark"] == "read_under_write"
+    assert result["reader"] == "own process"
     assert result["goal_read_p99_ms"] == 100.0 and result["goal_health_p99_ms"] == 50.0
     assert result["goal_values_per_s"] == 1_000_000
     assert result["errors"] == []
