@@ -69,6 +69,21 @@ def test_an_unknown_measurement_is_one_line(demo_db: Path) -> None:
                 call("nope")
 
 
+def test_two_readers_of_one_store_may_be_open_at_once(demo_db: Path) -> None:
+    """A notebook that runs its cell again opens a second reader before the first is
+    closed: DuckDB shares one database per file in a process, whose configuration the first
+    reader locked; the second must open and read the same, not fail on the lock."""
+    first = sunarchive.open_reader(str(demo_db))
+    second = sunarchive.open_reader(str(demo_db))
+    try:
+        assert first.latest("ps100_readings").equals(second.latest("ps100_readings"))
+        assert second.latest("ps100_readings").num_rows > 0
+    finally:
+        first.close()
+    assert second.sql("SELECT COUNT(*) AS n FROM ps100_readings_1s").column("n")[0].as_py() > 0
+    second.close()
+
+
 def _python_blocks(markdown: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", markdown, flags=re.DOTALL)
 

@@ -43,8 +43,12 @@ CLOSED_CONFIG: dict[str, Any] = {"enable_external_access": False}
 
 
 def lock_down(con: duckdb.DuckDBPyConnection) -> None:
-    """Lock the database's configuration (after the store's own ``SET`` statements)."""
-    con.execute("SET lock_configuration = true")
+    """Lock the database's configuration (after the store's own ``SET`` statements). A
+    file this process has open already (a second reader of it: DuckDB keeps one database
+    per file and process) is locked already, and setting the lock again is refused."""
+    locked = con.execute("SELECT current_setting('lock_configuration')").fetchone()
+    if not (locked and locked[0]):
+        con.execute("SET lock_configuration = true")
 
 
 def one_select(text: str) -> duckdb.Statement:
