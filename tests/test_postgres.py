@@ -13,6 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from sunarchive.model import SeriesKey, StatsRows
 from sunarchive.pipeline.accumulator import Accumulator
 from sunarchive.pipeline.agent import Agent
 from sunarchive.pipeline.spool import Spool
@@ -23,6 +24,7 @@ from sunarchive.storage.duckdb.store import DuckDBStore
 from sunarchive.storage.postgres.store import PostgresStore
 from tests.support.cli import cli
 from tests.support.pg_server import fresh_database, throwaway_postgres
+from tests.support.stats_rows import stats_rows
 
 pytestmark = pytest.mark.integration
 
@@ -161,3 +163,29 @@ def test_plain_postgresql_keeps_decimal_values(pg_url: str) -> None:
     plain.setup()
     assert plain.layout == "plain" and plain.value_grid == "decimal"
     plain.close()
+
+
+def test_stores_in_two_schemas_of_one_database_keep_their_own_partitions(pg_url: str) -> None:
+    """A store lives in the schema its URL's search_path names; another store of the same
+    profiles in another schema of the database has partitions of the same names there. A
+    day the first store made a partition for is not one the second store has: its rows go
+    into a partition of its own schema, and each store reads only its own rows."""
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        for schema in ("site_a", "site_b"):
+            con.execute(f"CREATE SCHEMA {schema}")
+    profiles = {"ps100_readings": PROFILES["ps100_readings"]}
+    day = int(datetime(2026, 5, 4, 12, tzinfo=UTC).timestamp())   # long before "today"
+    stores = [PostgresStore(f"{pg_url}?options=-csearch_path%3D{schema}", profiles)
+              for schema in ("site_a", "site_b")]
+    try:
+        for store, seconds in zip(stores, (60, 90), strict=True):
+            store.setup()
+            store.add_series(SeriesKey("ps100_readings", ("p1",)), 1)
+            store.write(stats_rows("ps100_readings", day, seconds),
+                        StatsRows.empty("ps100_readings"), {1: ("p1",)})
+        for store, seconds in zip(stores, (60, 90), strict=True):
+            count = store.sql("SELECT COUNT(*) AS n FROM ps100_readings_1s").rows()
+            assert count == [(seconds,)]
+    finally:
+        for store in stores:
+            store.close()

@@ -354,6 +354,27 @@ def test_chunks_and_compression_of_every_tier(site: Site) -> None:
     assert len(rows) == 2 * 2 * 3600
 
 
+def test_chunks_are_those_of_the_stores_own_schema(pglite_url: str, schema: str) -> None:
+    """Another store of the same profiles in another schema of the database has a hypertable
+    of the same name: `chunks` lists only those of the schema the store works in."""
+    start = int(datetime(2026, 6, 10, 10, tzinfo=UTC).timestamp())
+    set_up(pglite_url, {PS100.name: PS100}, "UTC")
+    with psycopg.connect(pglite_url, autocommit=True) as con:
+        insert(con, seconds(start, 3600))
+        insert(con, seconds(start + 86400, 3600))
+        assert len(timescale.chunks(con, PS100.table("1s"))) == 2
+    other = fresh_schema(pglite_url)   # the working schema from here on
+    try:
+        set_up(pglite_url, {PS100.name: PS100}, "UTC")
+        with psycopg.connect(pglite_url, autocommit=True) as con:
+            assert timescale.chunks(con, PS100.table("1s")) == []
+            insert(con, seconds(start, 60))
+            listed = timescale.chunks(con, PS100.table("1s"))
+            assert len(listed) == 1 and listed[0]["bytes"] > 0
+    finally:
+        drop_schema(pglite_url, other)
+
+
 def test_setup_brings_policies_to_changed_settings(pglite_url: str, schema: str) -> None:
     """Issue 15 point 11: a changed compress_after_days or retention reaches the jobs."""
     set_up(pglite_url, {PS100.name: PS100}, "UTC", {"1s": 30.0})

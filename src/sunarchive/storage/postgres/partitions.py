@@ -88,9 +88,12 @@ class Partitions:
 
     def load(self, con: Con, profile: Profile) -> None:
         table = profile.table("1s")
+        # the store's own schema: another store of the same profiles in another schema of
+        # the database has tables of the same names (and partitions of the same days)
         rows = con.execute("SELECT c.relname FROM pg_inherits i JOIN pg_class c "
                            "ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent "
-                           "WHERE p.relname = %s", [table]).fetchall()
+                           "WHERE p.relname = %s AND p.relnamespace = "
+                           "current_schema()::regnamespace", [table]).fetchall()
         starts = set()
         for (name,) in rows:
             stamp = str(name)[len(table) + 2:]

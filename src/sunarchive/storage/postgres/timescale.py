@@ -401,25 +401,23 @@ def relation_bytes(con: Con, name: str) -> int:
 
 
 def chunks(con: Con, table: str) -> list[dict[str, Any]]:
-    """Chunks of a hypertable or of an aggregate's materialization, oldest first."""
-    target = _materialization(con, table) or table
+    """Chunks of a hypertable or of an aggregate's materialization, oldest first: those of
+    the store's own schema (another store in another schema of the database may have a
+    hypertable of the same name)."""
+    found = con.execute(drops.HYPERTABLE_SQL, {"name": table}).fetchone()
+    if found is None:
+        return []
+    schema, target = str(found[0]), str(found[1])
     sizes = {str(r[0]): int(str(r[1])) for r in con.execute(
         "SELECT chunk_name, total_bytes FROM chunks_detailed_size(%s::regclass)",
-        [_qualified(con, target)]).fetchall()}
+        [f"{Q(schema)}.{Q(target)}"]).fetchall()}
     rows = con.execute("SELECT chunk_name, range_start, range_end, is_compressed FROM "
-                       "timescaledb_information.chunks WHERE hypertable_name = %s "
-                       "ORDER BY range_start", [target]).fetchall()
+                       "timescaledb_information.chunks WHERE hypertable_schema = %s AND "
+                       "hypertable_name = %s ORDER BY range_start",
+                       [schema, target]).fetchall()
     return [{"chunk": str(name), "range_start": start, "range_end": end,
              "bytes": sizes.get(str(name), 0), "compressed": bool(compressed)}
             for name, start, end, compressed in rows]
-
-
-def _qualified(con: Con, hypertable: str) -> str:
-    """Schema-qualified name of a hypertable, an aggregate's materialized one included
-    (``timescaledb_information.hypertables`` does not list those)."""
-    row = con.execute("SELECT schema_name FROM _timescaledb_catalog.hypertable "
-                      "WHERE table_name = %s", [hypertable]).fetchone()
-    return f"{Q(str(row[0]))}.{Q(hypertable)}" if row else Q(hypertable)
 
 
 def _finite(stamp: object) -> str | None:
