@@ -55,20 +55,24 @@ def bodies(requests: int, lines: int) -> list[bytes]:
 
 
 def start_server(db: Path, port: int) -> subprocess.Popen[bytes]:
+    """``sunarchive serve`` on ``db``; its stderr goes to ``<db>.serve.log`` beside it (a pipe
+    nobody reads would stop a server that logs more than the pipe holds)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUNARCHIVE_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sunarchive", "serve", "--db", str(db), "--http-port", str(port),
-         ], env=env, cwd=db.parent, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE)
+    log_path = db.with_name(db.name + ".serve.log")
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sunarchive", "serve", "--db", str(db), "--http-port",
+             str(port)], env=env, cwd=db.parent, stdout=subprocess.DEVNULL, stderr=log_file)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and process.poll() is None:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
                 return process
         except httpx.HTTPError:
             time.sleep(0.2)
     process.kill()
-    raise SystemExit("serve did not come up")
+    tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+    raise SystemExit("serve did not come up" + "".join(f"\n  {line}" for line in tail))
 
 
 def send_all(url: str, payloads: list[bytes], senders: int) -> list[str]:
