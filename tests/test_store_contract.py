@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from sunarchive.model import Event, SeriesKey, StatsRows
 from sunarchive.profiles import load_profiles
 from sunarchive.profiles.spec import NamedRollup, Profile
+from sunarchive.storage import capabilities
 from sunarchive.storage.duckdb.store import DuckDBStore
 from sunarchive.storage.postgres.store import PostgresStore
 from tests.support.pg_server import drop_database, fresh_database
@@ -478,8 +479,9 @@ def test_a_read_of_some_columns_equals_those_columns_of_a_read_of_all(stores: St
             for sid in (0, 1) for k in range(10))
         harness.close()
     store = harness.stores["UTC"]
-    horizon = store.horizon(profile.name, "5min")
-    assert horizon is not None and base < horizon < base + 1500   # some buckets still open
+    if capabilities.continuous_aggregates(store) is None:   # rollups the program maintains
+        horizon = store.horizon(profile.name, "5min")
+        assert horizon is not None and base < horizon < base + 1500   # some still open
     lo, hi = base - 86400, base + 86400
     for tier in ("1s", "5min", "1hour", "daily"):
         full = store.query_tier(profile.name, tier, lo, hi, {}, None).to_pylist()
