@@ -496,3 +496,21 @@ def test_a_read_of_some_columns_equals_those_columns_of_a_read_of_all(stores: St
                     assert set(got) == {"time", "site", *(["day"] if tier == "daily" else []),
                                         *wanted}
                     assert all(same_value(want[n], got[n]) for n in wanted), (tier, wanted, got)
+
+
+def test_a_read_of_no_named_columns_reads_them_all(stores: Stores) -> None:
+    """An empty list of columns reads every column, as None does (the narrowing applies only
+    to a read that names some)."""
+    profile = make_profile(5.0)
+    base = utc(2026, 5, 4, 11, 50)
+    harness = Harness(profile, stores.folder, lateness_s=LATENESS_S,
+                      open_store=lambda p, zone: stores.open({p.name: p}, zone))
+    harness.add(RawSample(0, (base + k) * NS, {"volts": 230.0, "watts": 100.0, "today": None,
+                                              "lifetime": None, "mode": None, "alarm": None})
+                for k in range(600))
+    harness.close()
+    store = harness.stores["UTC"]
+    every = store.query_tier(profile.name, "5min", base - 3600, base + 3600, {}, None)
+    assert every.num_rows > 0
+    assert store.query_tier(profile.name, "5min", base - 3600, base + 3600, {}, []) \
+        .column_names == every.column_names

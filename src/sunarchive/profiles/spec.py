@@ -206,7 +206,8 @@ class Profile:
         """A copy of this profile for a read of ``columns`` only: its statistics columns are
         those, what they are merged from (a mean its count; a standard deviation its mean
         and count) and the common ones, so the SQL that merges open buckets computes no
-        other field (a dashboard curve of one field costs a third of a read of all).
+        other field (the dashboard's curve of one field took half the time of a read of all
+        fields, its daily energy a quarter: bench/README.md, read_under_write).
         Names that are not statistics columns are left to the read to refuse."""
         by_name = {c.name: c for c in self.stats_columns()}
         wanted: set[str] = set()

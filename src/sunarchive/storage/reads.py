@@ -114,7 +114,7 @@ class Reads(Retention):
     def query_tier(self, measurement: str, tier: str, start_s: int, end_s: int,
                    where: dict[str, str], columns: list[str] | None) -> pa.Table:
         profile = self.profiles[measurement]
-        if columns is not None:
+        if columns:   # none or an empty list: every column, as before
             profile = profile.narrowed_to(columns)   # the open buckets' SQL merges only those
         newest = self.last_time_s(measurement) if tier != "1s" else start_s
         relation = self.tier_relation(profile, tier, start_s, end_s,
