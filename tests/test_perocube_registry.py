@@ -306,10 +306,13 @@ def test_a_store_of_step_4_gets_the_registries_with_its_rows_unchanged(
 
 
 def test_registries_and_lab_views_on_timescaledb(pglite_url: str) -> None:
-    """TimescaleDB (PGlite): step 6 makes the registries beside the hypertables, and the
-    plain-named view ``mpp_measurement`` reads the hypertable ``mpp_measurement_1s``."""
+    """TimescaleDB (PGlite): step 6 makes the registries beside the hypertables, and
+    ``mpp_measurement`` is a hypertable of its own, as the lab's document has it, derived
+    from ``mpp_measurement_1s`` by every write."""
+    import numpy as np
     import psycopg
 
+    from sunarchive.storage.postgres import view_tables
     from sunarchive.storage.postgres.store import PostgresStore
     from sunarchive.storage.postgres.user_sql import ReaderRole
     from tests.support.pglite_server import drop_schema, fresh_schema
@@ -333,6 +336,8 @@ def test_registries_and_lab_views_on_timescaledb(pglite_url: str) -> None:
             con.execute("INSERT INTO mpp_measurement_1s (time, series_id, device_id, board, "
                         "channel, sample_count, voltage_avg, current_avg, power_avg) VALUES "
                         "('2024-03-01T12:00:00Z', 1, '1', '1', '2', 1, 0.5, 0.1, 0.05)")
+            with con.transaction():   # the write's step (PGlite has no COPY for store.write)
+                view_tables.sync(con, mpp, [np.array([1709294400])])
             rows = con.execute(
                 "SELECT d.name, m.voltage, m.power FROM mpp_measurement m JOIN "
                 "solar_cell_device d ON m.device_id = d.id").fetchall()
@@ -341,6 +346,11 @@ def test_registries_and_lab_views_on_timescaledb(pglite_url: str) -> None:
                 "SELECT table_name, table_type FROM information_schema.tables WHERE "
                 "table_schema = %s AND table_name IN ('mpp_measurement', 'experiment_device')",
                 [name]).fetchall())
-            assert kinds == {"mpp_measurement": "VIEW", "experiment_device": "BASE TABLE"}
+            assert kinds == {"mpp_measurement": "BASE TABLE", "experiment_device": "BASE TABLE"}
+            hypertables = con.execute(
+                "SELECT hypertable_name FROM timescaledb_information.hypertables WHERE "
+                "hypertable_schema = %s AND hypertable_name LIKE '%%measurement' ORDER BY 1",
+                [name]).fetchall()
+            assert hypertables == [("mpp_measurement",)]
     finally:
         drop_schema(pglite_url, name)

@@ -277,3 +277,45 @@ def test_collector_stores_statistics_on_the_configured_grid(timescale_url: str, 
         assert off_binary == 0 and off_decimal > total // 2
     else:
         assert off_decimal == 0 and off_binary > total // 2
+
+
+def test_health_checks_hypertable_follows_every_import(timescale_url: str,
+                                                       tmp_path: Path) -> None:
+    """HOMEPOT's ``health_checks`` is a hypertable (storage/postgres/view_tables.py) equal to
+    what the 1 s tier gives after each write through ``sunarchive import`` (COPY and the
+    writer's batches): the first import, the same file again, and checks that arrive late
+    into seconds already stored (merged there)."""
+    from sunarchive.rollup import POSTGRES
+    from sunarchive.storage.plain_views import view_select
+    from tests.support.homepot_data import HomepotData
+
+    health = PROFILES["health_checks"]
+    order = ' ORDER BY "timestamp", device_id'
+
+    def in_step(con: psycopg.Connection[tuple[object, ...]]) -> list[tuple[object, ...]]:
+        table = con.execute("SELECT * FROM health_checks" + order).fetchall()
+        derived = con.execute(f"SELECT * FROM ({view_select(health, POSTGRES)}) AS v"
+                              + order).fetchall()
+        assert table == derived
+        return table
+
+    data = HomepotData(int(time.time()), hours=4)
+    path = tmp_path / "checks.lp"
+    path.write_text(data.line_protocol())
+    cli("import", "--database-url", timescale_url, str(path), "--precision", "s")
+    with psycopg.connect(timescale_url, autocommit=True) as con:
+        first = in_step(con)
+        assert len(first) == len(data.checks)
+        assert con.execute("SELECT COUNT(*) FROM timescaledb_information.chunks WHERE "
+                           "hypertable_name = 'health_checks'").fetchall()[0][0] >= 1
+    cli("import", "--database-url", timescale_url, str(path), "--precision", "s")
+    late = data.of(123)[0]
+    path.write_text(f"health_checks,device_id=123,site_id={late.site_id} cpu_percent=1.5 "
+                    f"{late.time_s}\n")
+    cli("import", "--database-url", timescale_url, str(path), "--precision", "s")
+    with psycopg.connect(timescale_url, autocommit=True) as con:
+        last = in_step(con)
+        assert len(last) == len(first) and last != first   # the late check merged in
+        cpu = con.execute("SELECT cpu_percent FROM health_checks WHERE device_id = 123 AND "
+                          '"timestamp" = to_timestamp(%s)', [late.time_s]).fetchall()
+        assert cpu == [(pytest.approx((late.fields["cpu_percent"] + 1.5) / 2),)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import unicodedata
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -19,7 +20,7 @@ from sunarchive.profiles.spec import (
 
 PROFILE_KEYS = {"name", "description", "tags", "fields", "sample_rate_hz", "max_gap_s",
                 "chunk_interval", "extra", "rollups", "table", "tag_columns", "tag_types", "view",
-                "view_json", "view_time"}
+                "view_hypertable", "view_json", "view_time"}
 ROLLUP_KEYS = {"tier", "group_by"}
 ROLLUP_TIERS = ("5min", "1hour", "daily")
 FIELD_KEYS = {"unit", "kind", "description", "energy_column", "max_rate_per_s", "decimals",
@@ -152,6 +153,7 @@ def parse_profile(data: object, source: str) -> Profile:
         tag_types=_tag_types(source, data.get("tag_types"), tags),
         view_json=(None if data.get("view_json") is None
                    else _identifier(source, "view_json", data.get("view_json"))),
+        view_hypertable=_view_hypertable(source, data),
     )
     _check_columns(profile)
     return profile
@@ -169,6 +171,16 @@ def _tag_columns(source: str, raw: object, tags: tuple[str, ...],
             raise _fail(source, f"tag_columns.{tag}", "is not a tag of this profile")
         _name(source, f"tag_columns.{tag}", column, exact)
     return tuple(str(raw.get(t, t)) for t in tags)
+
+
+def _view_hypertable(source: str, data: dict[str, Any]) -> bool:
+    """The ``view_hypertable`` key: true or false, and true only with a ``view``."""
+    raw = data.get("view_hypertable", False)
+    if not isinstance(raw, bool):
+        raise _fail(source, "view_hypertable", "must be true or false")
+    if raw and data.get("view") is None:
+        raise _fail(source, "view_hypertable", "needs a `view` (the hypertable's name)")
+    return raw
 
 
 TAG_TYPES = ("text", "int")

@@ -174,6 +174,11 @@ class Profile:
     view_json: str | None = None
     """Name of a JSON column of the view holding the row's fields as one object (profile key
     ``view_json``; HOMEPOT's ``response_data``)."""
+    view_hypertable: bool = False
+    """On TimescaleDB, the view is a hypertable of its own under that name, derived from the
+    1 s tier and kept in step with it (profile key ``view_hypertable``; HOMEPOT's
+    ``health_checks`` and Perocube's measurement tables are hypertables in their documents:
+    :mod:`sunarchive.storage.postgres.view_tables`). Elsewhere it is the view."""
     only_columns: frozenset[str] | None = field(default=None, compare=False)
     """Set only on a copy made for one read (:meth:`narrowed_to`): the statistics columns
     it has besides the common ones; None (every profile of the store): all."""

@@ -15,6 +15,9 @@ A field whose line-protocol type is ``int`` or ``uint`` comes as ``BIGINT`` (rou
 upstream system wrote it. Nothing is stored twice: the view reads ``<m>_1s`` (on TimescaleDB
 the hypertable), so the 1 s tier's retention is the view's.
 
+On TimescaleDB a profile with ``view_hypertable`` gets a hypertable under that name instead,
+derived from the 1 s tier (:mod:`sunarchive.storage.postgres.view_tables`).
+
 Names: the view is ours only when ``sunarchive_meta`` records it (``plain_view:<name>``). A
 relation of that name that sunarchive did not make (a table the user made, a named rollup of
 a profile, a measurement's table) is left alone and wins; setup says so. A profile that
@@ -148,7 +151,8 @@ def ensure(s: Schema, layout: str | None) -> list[str]:
         if not exists[0][0]:
             changes.append("created function time_bucket(interval, timestamptz) (plain "
                            "PostgreSQL)")
-    wanted = [p for p in s.profiles if p.view is not None]
+    wanted = [p for p in s.profiles if p.view is not None
+              and not (p.view_hypertable and layout == "timescaledb")]   # view_tables
     if not wanted:
         return changes
     claimed = claimed_names(s.profiles)

@@ -11,6 +11,8 @@ concern                :class:`PlainLayout` (``plain``)   :class:`TimescaleLayou
 =====================  =================================  ====================================
 1 s tables             range partitions, BRIN on time     a hypertable
                        (:mod:`.partitions`)               (:mod:`.timescale`)
+upstream tables        views (:mod:`..plain_views`)       ``view_hypertable`` profiles: a
+                                                          hypertable (:mod:`.view_tables`)
 rollup tiers           tables the program maintains, as   hierarchical continuous aggregates
                        on DuckDB, read through views      that TimescaleDB's policies refresh;
                        with the open buckets              refreshes owed after a crash are
@@ -40,7 +42,7 @@ from sunarchive.model import ConfigError, Event, StatsRows
 from sunarchive.profiles.spec import Profile
 from sunarchive.resolution import ValueGrid
 from sunarchive.storage.migrations import rename_rollup_tables
-from sunarchive.storage.postgres import drops, timescale
+from sunarchive.storage.postgres import drops, timescale, view_tables
 from sunarchive.storage.postgres.partitions import create_plain_layout, table_bytes
 from sunarchive.storage.tiered import TieredStore, iso_seconds
 from sunarchive.upstream.homepot import schema as homepot_schema
@@ -335,6 +337,7 @@ class TimescaleLayout:
     # -- catalog -----------------------------------------------------------------------------
     def set_up(self, store: PostgresStore, why: str) -> list[str]:
         changes = store.create_aggregates()
+        changes.extend(view_tables.ensure_all(store._con, store.profiles.values()))
         self.owing.update(store.profiles)
         changes.extend(self.settle_owed(store))
         return changes
@@ -351,14 +354,17 @@ class TimescaleLayout:
         return changes
 
     def create_tables(self, store: PostgresStore, profile: Profile) -> list[str]:
-        return store._guarded(lambda: timescale.create_layout(
-            store._con, profile, store.tz.key, store._retention_for(profile),
-            policies=store._timescale_policies))
+        return store._guarded(lambda: [
+            *timescale.create_layout(store._con, profile, store.tz.key,
+                                     store._retention_for(profile),
+                                     policies=store._timescale_policies),
+            *view_tables.ensure_all(store._con, [profile])])
 
     def grow_tables(self, store: PostgresStore, old: Profile, new: Profile) -> list[str]:
         changes = store._guarded(lambda: timescale.grow_layout(
             store._con, new, store.tz, store._retention_for(new),
             policies=store._timescale_policies, remade=homepot_schema.aggregate_names()))
+        changes.extend(store._guarded(lambda: view_tables.ensure_all(store._con, [new])))
         with store._transaction():   # aggregates on the remade ones (HOMEPOT's) again
             changes.extend(homepot_schema.ensure(store._schema(), store._homepot_layout()))
         return changes
@@ -400,10 +406,13 @@ class TimescaleLayout:
 
     def after_write(self, store: PostgresStore, profile: Profile, times: Times,
                     merged: bool) -> None:
-        """Owe a refresh for writes the policies will not see (s: [min, max + 1))."""
+        """Owe a refresh for writes the policies will not see (s: [min, max + 1)); derive
+        the profile's view hypertable (:mod:`.view_tables`) again over the seconds written."""
         stamps = np.concatenate(times)
         if not len(stamps):
             return
+        if view_tables.kept(profile, self.name):
+            view_tables.sync(store._con, profile, times)
         lo, hi = int(stamps.min()), int(stamps.max()) + 1
         if merged or lo < time.time() - timescale.REFRESH_LOOKBACK_S:
             timescale.owe_refresh(store._con, profile.name, lo, hi)

@@ -34,7 +34,7 @@ from sunarchive.resolution import ValueGrid
 from sunarchive.rollup import ALL_TIERS, POSTGRES
 from sunarchive.storage import plain_views, upstream_schema
 from sunarchive.storage.base import QueryResult, rows_to_arrow
-from sunarchive.storage.postgres import layouts, parallel, timescale, user_sql
+from sunarchive.storage.postgres import layouts, parallel, timescale, user_sql, view_tables
 from sunarchive.storage.postgres.arrow_reader import ArrowReader
 from sunarchive.storage.postgres.copy import copy_chunks
 from sunarchive.storage.postgres.layouts import Layout
@@ -559,11 +559,12 @@ class PostgresStore(TieredStore):
         """Chunks (TimescaleDB) or partitions (plain) of a table, oldest first."""
         profile = next((p for p in self.profiles.values() if table in
                         (p.table(t) for t in ALL_TIERS)), None)
-        if profile is None:   # a profile's plain view (health_checks, dtu): its 1 s table
+        if profile is None:   # a profile's plain view (dtu): its 1 s table
             profile = next((p for p in self.profiles.values() if p.view == table), None)
             if profile is None:
                 raise ConfigError(f"unknown table {table!r}")
-            table = profile.table("1s")
+            if not view_tables.kept(profile, self.layout):   # else a hypertable of its own
+                table = profile.table("1s")
         return self.layout_impl.chunks(self, profile, table)
 
     def compress(self, older_than_s: int) -> list[str]:

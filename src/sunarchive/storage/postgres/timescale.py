@@ -38,7 +38,7 @@ from sunarchive.rollup import (
     tier_floor,
 )
 from sunarchive.rollup import tier_next as next_bucket
-from sunarchive.storage.postgres import drops
+from sunarchive.storage.postgres import drops, view_tables
 from sunarchive.storage.postgres.partitions import interval_seconds
 from sunarchive.storage.postgres.schema import (
     add_missing_columns,
@@ -72,6 +72,11 @@ DECLARE
     reader TEXT;
 BEGIN
     FOR item IN SELECT * FROM jsonb_array_elements(config -> 'tiers') LOOP
+        -- a profile's view kept as a hypertable (view_tables) only where it is one
+        CONTINUE WHEN COALESCE((item ->> 'if_hypertable')::BOOLEAN, FALSE) AND NOT EXISTS (
+            SELECT 1 FROM timescaledb_information.hypertables h
+             WHERE h.hypertable_schema = current_schema()
+               AND h.hypertable_name = item ->> 'relation');
         cutoff := COALESCE((config ->> 'now')::TIMESTAMPTZ, now())
                   - (item ->> 'keep_days')::DOUBLE PRECISION * INTERVAL '1 day';
         -- never below what the refresh policies of the aggregates reading the tier look at
@@ -267,6 +272,8 @@ def retention_config(profile: Profile, retention_days: dict[str, float | None]
         tiers.append({"relation": profile.table(tier), "keep_days": days,
                       "read_by": [profile.table(t) for t in reading],
                       "policy_reach_s": max((POLICY_REACH_S[t] for t in reading), default=0)})
+        if tier == "1s" and view_tables.kept(profile, view_tables.LAYOUT):
+            tiers.append(view_tables.retention_item(profile, tiers[-1]))
     return {"measurement": profile.name, "tiers": tiers}
 
 
