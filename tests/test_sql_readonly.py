@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -332,6 +333,31 @@ def test_decimal_blob_and_numeric_become_json(store: SqlStore) -> None:
                 "list": [1.5]}
     body = orjson.loads(json_response(table_json(store.read_sql(statement).table)).body)
     assert dict(zip(body["columns"], body["rows"][0], strict=True)) == want
+
+
+def test_a_call_after_comment_lines_is_refused_as_not_a_query(store: SqlStore) -> None:
+    """HOMEPOT's document gives ``CALL refresh_continuous_aggregate(…)`` after ``-- name:``
+    lines: refused as a statement that is not a query on both engines (PostgreSQL said only
+    "syntax error" once comments came first)."""
+    for text in ("-- name: refresh_hourly\n-- engines: timescaledb\n"
+                 "CALL refresh_continuous_aggregate('device_metrics_hourly', NULL, NULL);",
+                 "/* a note */ CALL refresh_continuous_aggregate('x', NULL, NULL)"):
+        with pytest.raises(UserSqlError, match=r"^SQL refused: exactly one read statement"):
+            store.read_sql(text)
+
+
+def test_infinite_times_read_as_the_words(store: SqlStore) -> None:
+    """±infinity times and dates (TimescaleDB's ``job_stats`` has them) read as ``infinity``
+    and ``-infinity``, the column's other values in ISO 8601, on both engines; PostgreSQL
+    refused them ("timestamp too small"), DuckDB's rows failed to print with a traceback."""
+    statement = ("SELECT * FROM (VALUES ('-infinity'::TIMESTAMPTZ, 'infinity'::DATE, 1), "
+                 "('2026-01-01 00:00:00+00'::TIMESTAMPTZ, '2026-01-02'::DATE, 2)) "
+                 "AS v(stamp, day, n) ORDER BY n")
+    body = orjson.loads(json_response(table_json(store.read_sql(statement).table)).body)
+    assert body["rows"] == [["-infinity", "infinity", 1],
+                            ["2026-01-01T00:00:00+00:00", "2026-01-02", 2]]
+    finite = store.read_sql("SELECT '2026-01-02'::DATE AS day").rows()
+    assert finite == [(date(2026, 1, 2),)]   # a column without them keeps its type
 
 
 # -- the PostgreSQL reader role --------------------------------------------------------------

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -175,6 +176,71 @@ def test_block_runs_unchanged_with_sunarchives_figures(
     rows = site.sql(block.sql)
     assert rows, f"{block.name} returned no rows"
     FIGURES[(system, block.name)](site, rows)
+
+
+# -- the TimescaleDB-only blocks on a real TimescaleDB ----------------------------------------
+TIMESCALE_ONLY = [b for b in blocks("homepot") if b.engines == ("timescaledb",)]
+
+
+def _hypertables(site: Site, rows: list[dict[str, Any]]) -> None:
+    assert [(r["hypertable_name"], r["num_dimensions"]) for r in rows] == [("health_checks", 1)]
+
+
+def _chunks(site: Site, rows: list[dict[str, Any]]) -> None:
+    """The chunks of health_checks hold every check written (ranges cover each time)."""
+    assert {r["hypertable_name"] for r in rows} == {"health_checks"}
+    ranges = [(r["range_start"], r["range_end"]) for r in rows]
+    for check in site.data.checks:
+        at = datetime.fromtimestamp(check.time_s, UTC)
+        assert any(lo <= at < hi for lo, hi in ranges), at
+
+
+def _jobs(site: Site, rows: list[dict[str, Any]]) -> None:
+    """HOMEPOT's schedules on its aggregates, and the retention job of health_checks."""
+    refresh = {r["hypertable_name"]: r["schedule_interval"] for r in rows
+               if r["proc_name"] == "policy_refresh_continuous_aggregate"}
+    assert refresh["device_metrics_hourly"] == refresh["site_metrics_hourly"] == \
+        timedelta(hours=1)
+    assert refresh["device_metrics_daily"] == timedelta(hours=6)
+    retention = [r["config"] for r in rows if r["proc_name"] == "sunarchive_retention"]
+    relations = {t["relation"] for c in retention for t in c["tiers"]}
+    assert {"health_checks_1s", "health_checks"} <= relations
+
+
+def _job_stats(site: Site, rows: list[dict[str, Any]]) -> None:
+    assert {"job_id", "last_run_status", "total_runs"} <= set(rows[0])
+
+
+TIMESCALE_FIGURES: dict[str, Callable[[Site, list[dict[str, Any]]], None]] = {
+    "hypertables": _hypertables, "chunks_of_health_checks": _chunks, "jobs": _jobs,
+    "job_stats": _job_stats}
+
+
+@pytest.mark.parametrize("block", TIMESCALE_ONLY, ids=lambda b: f"homepot-timescaledb.{b.name}")
+def test_timescaledb_only_blocks_on_a_real_timescaledb(
+        stores: Callable[[str, str], Site], block: Block) -> None:
+    """The blocks meant for TimescaleDB alone (its information views, ``CALL
+    refresh_continuous_aggregate``) against the checks written by ``sunarchive import``: the
+    views through user SQL (what a read token may run), the CALL (it writes) as the
+    database's owner, as HOMEPOT's operator runs it. PGlite runs them in CI
+    (tests/test_timescale_pglite.py)."""
+    if not TIMESCALE_URL:
+        pytest.skip("SUNARCHIVE_TEST_TIMESCALE_URL is not set: no TimescaleDB server (CI runs "
+                    "these blocks on PGlite, tests/test_timescale_pglite.py)")
+    site = stores("homepot", "timescaledb")
+    if re.search(r"^CALL ", block.sql, re.MULTILINE):
+        with psycopg.connect(site.url, autocommit=True) as con:
+            con.execute(block.sql)
+            hours = con.execute("SELECT COUNT(*) FROM device_metrics_hourly").fetchall()
+        assert hours[0][0] >= 29 * len(DEVICES)   # 30 h of checks of every device
+        return
+    rows = site.sql(block.sql)
+    assert rows, f"{block.name} returned no rows"
+    TIMESCALE_FIGURES[block.name](site, rows)
+
+
+def test_every_timescaledb_only_block_has_its_figures() -> None:
+    assert {b.name for b in TIMESCALE_ONLY} == {*TIMESCALE_FIGURES, "refresh_hourly"}
 
 
 # -- sunarchive's own reads ------------------------------------------------------------------

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from datetime import UTC, date, datetime
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from sunarchive.storage import upstream_schema
 from sunarchive.storage.duckdb.read_functions import check_parsed, check_plan
@@ -96,7 +98,7 @@ def run(con: duckdb.DuckDBPyConnection, text: str, limits: SqlLimits) -> pa.Tabl
         cur.close()
     if table.num_rows > limits.max_rows:
         raise too_many_rows(limits)
-    return intervals_as_durations(table)
+    return infinities_as_text(intervals_as_durations(table))
 
 
 def use_upstream_schema(cur: duckdb.DuckDBPyConnection) -> None:
@@ -124,3 +126,45 @@ def intervals_as_durations(table: pa.Table) -> pa.Table:
         table = table.set_column(i, table.schema.names[i],
                                  pa.array(values, pa.int64()).cast(pa.duration("us")))
     return table
+
+
+def infinities_as_text(table: pa.Table) -> pa.Table:
+    """A time or date column holding DuckDB's ``infinity`` or ``-infinity`` (values beyond
+    any date Python can hold) as text: those words, the other values in ISO 8601, as the
+    PostgreSQL engine gives them (:func:`sunarchive.storage.postgres.rows.load_infinities`).
+    Other columns are left as they are."""
+    for i, kind in enumerate(table.schema.types):
+        if not (pa.types.is_timestamp(kind) or pa.types.is_date(kind)):
+            continue
+        column = table.column(i)
+        raw = column.cast(pa.int64() if pa.types.is_timestamp(kind) else pa.int32())
+        lo, hi = _python_range(kind)
+        bounds = pc.min_max(raw)
+        low, high = bounds["min"].as_py(), bounds["max"].as_py()
+        if low is None or (low >= lo and high <= hi):
+            continue
+        words = [None if r is None else "infinity" if r > hi else "-infinity" if r < lo
+                 else _iso(kind, r) for r in raw.to_pylist()]
+        table = table.set_column(i, table.schema.names[i], pa.array(words, pa.string()))
+    return table
+
+
+def _python_range(kind: pa.DataType) -> tuple[int, int]:
+    """The raw values (µs, ns ... or days since 1970) Python's dates can hold for ``kind``."""
+    if pa.types.is_date(kind):
+        return (date.min - EPOCH_DAY).days, (date.max - EPOCH_DAY).days
+    assert isinstance(kind, pa.TimestampType)
+    per_s = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[kind.unit]
+    return MIN_PYTHON_S * per_s, MAX_PYTHON_S * per_s
+
+
+def _iso(kind: pa.DataType, raw: int) -> str:
+    value = pa.scalar(raw, pa.int64() if pa.types.is_timestamp(kind) else pa.int32()).cast(kind)
+    return str(value.as_py().isoformat())
+
+
+EPOCH_DAY = date(1970, 1, 1)
+MIN_PYTHON_S = int((datetime.min.replace(tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC))
+                   .total_seconds())
+MAX_PYTHON_S = int((datetime.max.replace(tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC))
+                   .total_seconds())

@@ -18,6 +18,7 @@ other sessions or change settings.
 
 from __future__ import annotations
 
+import re
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,7 @@ from psycopg import sql
 from sunarchive.model import ConfigError, TransientStoreError
 from sunarchive.storage import upstream_schema
 from sunarchive.storage.postgres.refusals import refused_for_good
-from sunarchive.storage.postgres.rows import rows_table
+from sunarchive.storage.postgres.rows import load_infinities, rows_table
 from sunarchive.storage.user_sql import (
     SqlLimits,
     UserSqlError,
@@ -72,7 +73,7 @@ def run(url: str, owner_password: str | None, role: ReaderRole, limits: SqlLimit
             raise timed_out(limits) from None
         raise TransientStoreError(f"PostgreSQL connection lost: {_first(exc)}") from None
     except psycopg.Error as exc:
-        raise _refusal(exc) from None
+        raise _refusal(exc, text) from None
     finally:
         con.close()
 
@@ -85,6 +86,7 @@ def _connect(url: str, owner_password: str | None, role: ReaderRole,
         con: Con = psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout_s,
                                    options="-c TimeZone=UTC",
                                    **login)
+        load_infinities(con)
     except psycopg.OperationalError as exc:
         if role.as_owner or not refused_for_good(str(exc)):
             raise TransientStoreError(f"cannot connect to PostgreSQL for SQL: "
@@ -118,16 +120,26 @@ def _read(con: Con, text: str, role: ReaderRole, limits: SqlLimits,
     return table
 
 
-def _refusal(exc: psycopg.Error) -> UserSqlError:
+def _refusal(exc: psycopg.Error, text: str) -> UserSqlError:
     """The one-line message for a statement the server refused."""
     message = _first(exc)
     if "cannot insert multiple commands" in message:
         return not_one_read("more than one statement")
     position = exc.diag.statement_position
     if isinstance(exc, psycopg.errors.SyntaxError) and position is not None \
-            and int(position) == len(DECLARE) + 1:
+            and int(position) > len(DECLARE) \
+            and only_comments(text[:int(position) - len(DECLARE) - 1]):
         return not_one_read(f"a statement that is not a query ({message})")
     return failed(exc)
+
+
+COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
+
+
+def only_comments(text: str) -> bool:
+    """Is ``text`` nothing but whitespace and SQL comments? (The upstream documents'
+    statements start with ``-- name:`` lines.)"""
+    return not COMMENTS.sub("", text).strip()
 
 
 def _first(exc: BaseException) -> str:
