@@ -214,7 +214,7 @@ def test_setup_makes_the_timescaledb_layout_of_every_builtin_profile(
     assert sorted(kept) == ["health_checks", "irradiance_measurement", "mpp_measurement",
                             "temperature_measurement"]
     for name, interval in kept.items():   # the documents' hypertables under their names
-        assert chunks[name] == span(interval)
+        assert chunks[name] == span(interval) and name in compressed
     assert [c["measurement"] for c in retention] == ["health_checks"]
     tier, table = retention[0]["tiers"]   # health_checks cut with its 1 s tier
     assert (tier["relation"], tier["keep_days"], tier["read_by"]) == (
@@ -958,3 +958,38 @@ def test_a_health_checks_table_of_the_users_is_left_alone_and_retention_still_ru
                           ZoneInfo("Europe/Berlin"))
         timescale.apply_retention(con, HEALTH, {"1s": 0.01}, RETENTION_NOW)   # no error
         assert con.execute("SELECT * FROM health_checks").fetchall() == [("mine",)]
+
+
+def test_health_checks_compress_and_writes_into_compressed_chunks_stay_in_step(
+        pglite_url: str, schema: str) -> None:
+    """``sunarchive compress`` compresses the hypertable's old chunks with the 1 s tier's
+    (HOMEPOT's document compresses after 7 days); a late check into a compressed second
+    still leaves it equal to what the 1 s tier gives."""
+    set_up(pglite_url, {HEALTH.name: HEALTH}, "Europe/Berlin")
+    start = int(datetime(2026, 6, 3, 10, tzinfo=UTC).timestamp())
+    with psycopg.connect(pglite_url, autocommit=True) as con:
+        con.execute("SET TIME ZONE 'UTC'")
+        write(con, checks(start, 30))
+        settings = con.execute(
+            "SELECT attname, segmentby_column_index, orderby_column_index FROM "
+            "timescaledb_information.compression_settings WHERE hypertable_name = "
+            "'health_checks' AND hypertable_schema = current_schema() ORDER BY attname"
+        ).fetchall()
+        assert settings == [("device_id", 1, None), ("timestamp", None, 1)]
+    store = PostgresStore(pglite_url, {HEALTH.name: HEALTH}, timezone="Europe/Berlin",
+                          reader=ReaderRole(as_owner=True))
+    try:
+        store.setup()
+        done = store.compress(7 * DAY)
+        assert [c["compressed"] for c in store.chunks("health_checks")] == [True]
+        assert len(done) == 2   # a chunk of health_checks_1s and one of health_checks
+    finally:
+        store.close()
+    with psycopg.connect(pglite_url, autocommit=True) as con:
+        con.execute("SET TIME ZONE 'UTC'")
+        before = table_rows(con)
+        con.execute("UPDATE health_checks_1s SET cpu_percent_avg = 1.5 WHERE time = "
+                    "to_timestamp(%s) AND device_id = '123'", [start])
+        with con.transaction():
+            view_tables.sync(con, HEALTH, [np.array([start])])
+        assert table_rows(con) == derived_rows(con) != before

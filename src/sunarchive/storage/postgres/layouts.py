@@ -337,7 +337,8 @@ class TimescaleLayout:
     # -- catalog -----------------------------------------------------------------------------
     def set_up(self, store: PostgresStore, why: str) -> list[str]:
         changes = store.create_aggregates()
-        changes.extend(view_tables.ensure_all(store._con, store.profiles.values()))
+        changes.extend(timescale.view_hypertables(store._con, store.profiles.values(),
+                                                  store._timescale_policies))
         self.owing.update(store.profiles)
         changes.extend(self.settle_owed(store))
         return changes
@@ -358,13 +359,14 @@ class TimescaleLayout:
             *timescale.create_layout(store._con, profile, store.tz.key,
                                      store._retention_for(profile),
                                      policies=store._timescale_policies),
-            *view_tables.ensure_all(store._con, [profile])])
+            *timescale.view_hypertables(store._con, [profile], store._timescale_policies)])
 
     def grow_tables(self, store: PostgresStore, old: Profile, new: Profile) -> list[str]:
         changes = store._guarded(lambda: timescale.grow_layout(
             store._con, new, store.tz, store._retention_for(new),
             policies=store._timescale_policies, remade=homepot_schema.aggregate_names()))
-        changes.extend(store._guarded(lambda: view_tables.ensure_all(store._con, [new])))
+        changes.extend(store._guarded(lambda: timescale.view_hypertables(
+            store._con, [new], store._timescale_policies)))
         with store._transaction():   # aggregates on the remade ones (HOMEPOT's) again
             changes.extend(homepot_schema.ensure(store._schema(), store._homepot_layout()))
         return changes
@@ -511,6 +513,8 @@ class TimescaleLayout:
         done: list[str] = []
         for profile in store.profiles.values():
             done.extend(timescale.compress(store._con, profile.table("1s"), older_than_s))
+        for table in view_tables.tables(store._con, store.profiles.values()):
+            done.extend(timescale.compress(store._con, table, older_than_s))
         return done
 
 

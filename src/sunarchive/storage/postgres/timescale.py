@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -234,27 +234,57 @@ def _job_count(con: Con) -> int:
 
 
 def _compression(con: Con, profile: Profile) -> list[str]:
-    table = profile.table("1s")
-    days = profile.extra.get("compress_after_days", DEFAULT_COMPRESS_AFTER_DAYS)
+    return compression(con, profile.table("1s"), "series_id", "time", compress_after_days(profile))
+
+
+def compress_after_days(profile: Profile) -> int:
+    """Days after which the profile's chunks are compressed (``extra.compress_after_days``)."""
+    return int(str(profile.extra.get("compress_after_days", DEFAULT_COMPRESS_AFTER_DAYS)))
+
+
+def view_hypertables(con: Con, profiles: Iterable[Profile], policies: bool = True) -> list[str]:
+    """The profiles' views kept as hypertables (:mod:`.view_tables`), each in a transaction
+    of its own, compressed after the same days as the 1 s tier, segmented by the first tag
+    (HOMEPOT's ``device_id``; the document compresses ``health_checks`` after 7 days) when
+    ``policies``. What changed."""
+    changes: list[str] = []
+    for profile in profiles:
+        if not view_tables.kept(profile, view_tables.LAYOUT):
+            continue
+        with con.transaction():
+            changes.extend(view_tables.ensure(con, profile))
+            if policies and view_tables.is_ours(con, profile):
+                changes.extend(compression(
+                    con, str(profile.view), profile.tags[0] if profile.tags else None,
+                    profile.view_time, compress_after_days(profile)))
+    return changes
+
+
+def compression(con: Con, table: str, segment_by: str | None, order_by: str,
+                days: int) -> list[str]:
+    """Compression of hypertable ``table`` segmented by ``segment_by`` (None: not
+    segmented), ordered by ``order_by`` (column names), and its policy after ``days``
+    (idempotent; what changed)."""
     enabled = con.execute("SELECT compression_enabled FROM timescaledb_information.hypertables"
                           " WHERE hypertable_name = %s AND hypertable_schema = "
                           "current_schema()", [table]).fetchone()
     changes: list[str] = []
     if enabled is None or not enabled[0]:
-        con.execute(f"ALTER TABLE {Q(table)} SET (timescaledb.compress, "
-                    "timescaledb.compress_segmentby = 'series_id', "
-                    "timescaledb.compress_orderby = 'time')")
-        changes.append(f"compression enabled on {table} (segment by series_id)")
+        segments = "" if segment_by is None else \
+            f"timescaledb.compress_segmentby = '{Q(segment_by)}', "
+        con.execute(f"ALTER TABLE {Q(table)} SET (timescaledb.compress, {segments}"
+                    f"timescaledb.compress_orderby = '{Q(order_by)}')")
+        changes.append(f"compression enabled on {table} (segment by {segment_by or 'nothing'})")
     stale = con.execute("SELECT 1 FROM timescaledb_information.jobs WHERE proc_name = "
                         "'policy_compression' AND hypertable_name = %s AND "
                         "hypertable_schema = current_schema() AND "
                         "(config ->> 'compress_after')::INTERVAL <> make_interval(days => %s)",
-                        [table, int(str(days))]).fetchone()
+                        [table, days]).fetchone()
     if stale is not None:
         con.execute("SELECT remove_compression_policy(%s::regclass)", [Q(table)])
     before = _job_count(con)
     con.execute("SELECT add_compression_policy(%s::regclass, compress_after => "
-                "make_interval(days => %s), if_not_exists => TRUE)", [Q(table), int(str(days))])
+                "make_interval(days => %s), if_not_exists => TRUE)", [Q(table), days])
     if _job_count(con) > before:
         changes.append(f"compression policy on {table}: after {days} days")
     return changes

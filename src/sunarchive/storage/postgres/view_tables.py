@@ -18,13 +18,17 @@ and retention work on it as for every profile), and it follows the 1 s tier exac
   committed write is in both or in neither, and a replayed batch changes nothing;
 * **retention** drops its chunks with those of the 1 s tier, with the same cutoff (an item of
   the retention job's config: :func:`retention_item`);
+* **compression**: as the 1 s tier's, after ``compress_after_days`` (7 by default, as HOMEPOT's
+  document has it), segmented by the first tag (``device_id``), ordered by time
+  (:func:`sunarchive.storage.postgres.timescale.view_hypertables`); ``sunarchive compress``
+  compresses it with the 1 s tiers;
 * **setup** creates it, filled from the 1 s tier, in one transaction; in a store from before it
   replaces the view of that name (``plain_view:<name>`` in ``sunarchive_meta``); when the
   profile's columns changed it gains the new ones and is derived again. A relation of that name
   that sunarchive did not make is left alone, as with views.
 
 The cost is that these profiles' rows are stored twice on TimescaleDB (a check every minute
-or so per device: small beside a 10 Hz panel's 1 s tier); the table is not compressed.
+or so per device: small beside a 10 Hz panel's 1 s tier).
 Writing into it with your own SQL is not a way in: the next write over those seconds derives
 them again from the 1 s tier (sunarchive's write paths and ``sunarchive import`` are).
 """
@@ -63,15 +67,15 @@ def kept(profile: Profile, layout: str | None) -> bool:
     return profile.view_hypertable and profile.view is not None and layout == LAYOUT
 
 
-def ensure_all(con: Con, profiles: Iterable[Profile]) -> list[str]:
-    """:func:`ensure` for every profile that keeps its view as a hypertable (TimescaleDB
-    layout), each in its own transaction. What changed."""
-    changes: list[str] = []
-    for profile in profiles:
-        if kept(profile, LAYOUT):
-            with con.transaction():
-                changes.extend(ensure(con, profile))
-    return changes
+def is_ours(con: Con, profile: Profile) -> bool:
+    """Is the relation under ``profile``'s view name the table this module keeps?"""
+    name = str(profile.view)
+    return relation_kind(con, name) == "r" and _meta(con, META_PREFIX + name) is not None
+
+
+def tables(con: Con, profiles: Iterable[Profile]) -> list[str]:
+    """The view hypertables of ``profiles`` that this module keeps in the store."""
+    return [str(p.view) for p in profiles if kept(p, LAYOUT) and is_ours(con, p)]
 
 
 def ensure(con: Con, profile: Profile) -> list[str]:
