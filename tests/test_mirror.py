@@ -207,7 +207,10 @@ def test_500s_back_off_and_keep_order(fake: FakeInflux3, tmp_path: Path) -> None
     mirror.close()
     assert [r.status for r in fake.requests[:4]] == [500, 503, 500, 204]
     gaps = [b.at - a.at for a, b in zip(fake.requests[:3], fake.requests[1:4], strict=True)]
-    assert gaps[1] > gaps[0] * 1.5  # exponential backoff
+    # exponential backoff from retry_min_s 0.05 (capped at 0.2): each wait at least doubles.
+    # Lower bounds only: a busy machine makes waits longer, never shorter (a ratio of two
+    # measured gaps failed in CI when the first gap was stretched)
+    assert [g >= want for g, want in zip(gaps, (0.05, 0.1, 0.2), strict=True)] == [True] * 3
     assert_exactly_once_in_order(fake, batches)
     assert mirror.status()["state"] == "connected"
 
