@@ -435,6 +435,28 @@ def test_retention_drops_only_raw_chunks_the_aggregates_have_read(site: Site) ->
                     expected(rows, tier, site.tz))
 
 
+def test_retention_keeps_raw_rows_a_write_still_owes_a_refresh(site: Site) -> None:
+    """A refresh policy moves the watermark past old rows whose refresh a write still owes
+    (a backfill older than the policies' windows, in ``sunarchive_refresh_owed`` until the
+    writer's next rollup): the retention job keeps them until that refresh has run. It
+    dropped them before (a real TimescaleDB's policy ran between a test's write and its
+    rollup)."""
+    rows = retention_site(site.con)
+    recent = int(RECENT.timestamp())
+    timescale.refresh(site.con, PS100, recent, recent + 3600, site.tz)   # a policy's window
+    timescale.owe_refresh(site.con, PS100.name, int(OLD_DAYS[0].timestamp()),
+                          int(OLD_DAYS[1].timestamp()) + 7200)
+    keep: dict[str, float | None] = {"1s": 3.0}
+    timescale.apply_retention(site.con, PS100, keep, RETENTION_NOW)
+    assert count_1s(site.con) == len(rows.times)            # owed: kept
+    assert timescale.settle_owed(site.con, PS100, site.tz) == 1
+    timescale.apply_retention(site.con, PS100, keep, RETENTION_NOW)
+    assert count_1s(site.con) == 2 * 3600                   # materialized now: dropped
+    for tier in ROLLUP_TIERS:
+        assert_same(read(site.con, materialized(site.con, tier)[0]),
+                    expected(rows, tier, site.tz))
+
+
 def test_a_refresh_over_dropped_raw_data_keeps_the_rollups(site: Site) -> None:
     """Issue 15 point 9: after retention dropped old raw chunks, a refresh over that range
     (``sunarchive refresh``) recomputed the aggregates from nothing and deleted them."""

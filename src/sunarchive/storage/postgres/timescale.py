@@ -9,8 +9,9 @@ Per profile:
   refresh policy and real-time aggregation switched on explicitly; the daily one buckets by the
   site's local day (``time_bucket('1 day', time, '<zone>')``);
 * retention — one job per profile (``sunarchive_retention``) dropping chunks older than each
-  tier's retention, but never past the watermark of an aggregate that reads the tier: raw data
-  that is not yet materialized is never dropped;
+  tier's retention, but never past the watermark of an aggregate that reads the tier, nor
+  past the oldest refresh a write still owes (``sunarchive_refresh_owed``: a backfill below a
+  watermark a policy moved): raw data that is not yet materialized is never dropped;
 * refreshes never recompute a bucket whose source chunks were dropped, by that job or by hand
   (:mod:`.drops`).
 """
@@ -91,6 +92,14 @@ BEGIN
              WHERE ca.user_view_name = reader AND ca.user_view_schema = current_schema();
             cutoff := LEAST(cutoff, COALESCE(guard, '-infinity'::TIMESTAMPTZ));
         END LOOP;
+        -- nor below a refresh a write still owes (a backfill older than the policies'
+        -- windows): its rows are in no aggregate yet, even where a policy has moved the
+        -- watermark past them
+        IF jsonb_array_length(COALESCE(item -> 'read_by', '[]'::JSONB)) > 0 THEN
+            SELECT to_timestamp(MIN(o.lo_s)) INTO guard FROM sunarchive_refresh_owed o
+             WHERE o.measurement = config ->> 'measurement';
+            cutoff := LEAST(cutoff, COALESCE(guard, 'infinity'::TIMESTAMPTZ));
+        END IF;
         IF cutoff > '-infinity'::TIMESTAMPTZ AND EXISTS (
                 SELECT 1 FROM show_chunks(item ->> 'relation', older_than => cutoff)) THEN
             PERFORM drop_chunks(item ->> 'relation', older_than => cutoff);
