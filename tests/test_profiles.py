@@ -92,6 +92,10 @@ def test_ps100_table_has_upstream_columns(tmp_path: Path) -> None:
      "'float' is not one of text, int"),
     ("name: x\nview: x\nview_time: Time\nfields: {a: {kind: gauge}}", "view_time",
      "not a valid name"),
+    ("name: x\nview: y\nview_hypertable: 'yes'\nfields: {a: {kind: gauge}}",
+     "view_hypertable", "must be true or false"),
+    ("name: x\nview_hypertable: true\nfields: {a: {kind: gauge}}", "view_hypertable",
+     "needs a `view`"),
 ])
 def test_bad_profile_names_file_and_field(tmp_path: Path, text: str, key: str,
                                           why: str) -> None:
